@@ -1,0 +1,719 @@
+/*
+ * codec.c - encoders and bounds-checked decoders for the wire formats.
+ * See codec.h for the layouts.
+ */
+#include <string.h>
+
+#include "codec.h"
+#include "limits.h"
+
+/* Offsets of the u32 count in messages built incrementally. */
+#define BATCH_COUNT_OFF 10 /* ver type seq:u64 */
+#define LOAD_COUNT_OFF  3  /* ver type op */
+#define LIST_COUNT_OFF  4  /* ver type op status */
+
+int
+lww_op_writes(int op)
+{
+	return op == LWW_OP_ADD || op == LWW_OP_REMOVE || op == LWW_OP_LOAD;
+}
+
+lww_err
+lww_msg_peek(const uint8_t *p, size_t n, uint8_t *type)
+{
+	if (n < 2) {
+		return LWW_EPROTO;
+	}
+	if (p[0] != LWW_WIRE_VERSION) {
+		return LWW_EVERSION;
+	}
+	*type = p[1];
+	return LWW_OK;
+}
+
+static lww_err
+rd_header(lww_rd *r, uint8_t want)
+{
+	uint8_t type;
+	lww_err rv;
+
+	if ((rv = lww_msg_peek(r->p, r->len, &type)) != LWW_OK) {
+		return rv;
+	}
+	if (type != want) {
+		return LWW_EUNKNOWN;
+	}
+	r->off = 2;
+	return LWW_OK;
+}
+
+static lww_err
+put_header(lww_buf *b, uint8_t type)
+{
+	uint8_t hdr[2] = {LWW_WIRE_VERSION, type};
+	return lww_buf_put(b, hdr, 2);
+}
+
+/* Key and value of an entry or item, after its flags (and stamp). */
+static lww_err
+rd_kv(lww_rd *r, lww_entry *e)
+{
+	uint64_t len;
+	lww_err rv;
+
+	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
+		return LWW_EPROTO;
+	}
+	if (len < LWW_KEY_MIN || len > LWW_KEY_MAX) {
+		return LWW_EKEYSIZE;
+	}
+	if ((rv = lww_rd_bytes(r, (size_t)len, &e->key)) != LWW_OK) {
+		return rv;
+	}
+	e->klen = (size_t)len;
+	e->val = NULL;
+	e->vlen = 0;
+	if (lww_entry_is_tombstone(e)) {
+		return LWW_OK;
+	}
+	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
+		return LWW_EPROTO;
+	}
+	if (len > LWW_VAL_MAX) {
+		return LWW_EVALSIZE;
+	}
+	if ((rv = lww_rd_bytes(r, (size_t)len, &e->val)) != LWW_OK) {
+		return rv;
+	}
+	e->vlen = (size_t)len;
+	return LWW_OK;
+}
+
+/* One entry (stamped) or item (unstamped) at the reader's position. */
+static lww_err
+rd_entry(lww_rd *r, int stamped, lww_entry *e)
+{
+	lww_err rv;
+
+	if (lww_rd_u8(r, &e->flags) != LWW_OK) {
+		return LWW_EPROTO;
+	}
+	if ((e->flags & ~LWW_ENTRY_FLAGS_KNOWN) != 0) {
+		return LWW_EPROTO;
+	}
+	e->hlc = 0;
+	e->node = 0;
+	if (stamped) {
+		if ((rv = lww_rd_u64(r, &e->hlc)) != LWW_OK ||
+		    (rv = lww_rd_u64(r, &e->node)) != LWW_OK) {
+			return rv;
+		}
+	}
+	return rd_kv(r, e);
+}
+
+static lww_err
+put_entry(lww_buf *b, const lww_entry *e, int stamped)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (lww_entry_check(e) != LWW_OK) {
+		return LWW_EINVAL;
+	}
+	if ((rv = lww_buf_put_u8(b, e->flags)) != LWW_OK) {
+		goto fail;
+	}
+	if (stamped && ((rv = lww_buf_put_u64(b, e->hlc)) != LWW_OK ||
+	                (rv = lww_buf_put_u64(b, e->node)) != LWW_OK)) {
+		goto fail;
+	}
+	if ((rv = lww_buf_put_lbytes(b, e->key, e->klen)) != LWW_OK) {
+		goto fail;
+	}
+	if (!lww_entry_is_tombstone(e) &&
+	    (rv = lww_buf_put_lbytes(b, e->val, e->vlen)) != LWW_OK) {
+		goto fail;
+	}
+	return LWW_OK;
+fail:
+	b->len = mark;
+	return rv;
+}
+
+/* Validates `count` entries at the reader and records where they are. */
+static lww_err
+rd_entries(lww_rd *r, uint32_t count, int stamped, lww_entries *out)
+{
+	size_t start = r->off;
+	lww_entry e;
+	lww_err rv;
+
+	for (uint32_t i = 0; i < count; i++) {
+		if ((rv = rd_entry(r, stamped, &e)) != LWW_OK) {
+			return rv;
+		}
+	}
+	out->p = r->p + start;
+	out->n = r->off - start;
+	out->count = count;
+	out->stamped = stamped;
+	return LWW_OK;
+}
+
+int
+lww_entries_next(const lww_entries *es, size_t *off, lww_entry *e)
+{
+	lww_rd r;
+
+	if (*off >= es->n) {
+		return 0;
+	}
+	lww_rd_init(&r, es->p, es->n);
+	r.off = *off;
+	if (rd_entry(&r, es->stamped, e) != LWW_OK) {
+		return 0; /* not reached for a validated run */
+	}
+	*off = r.off;
+	return 1;
+}
+
+lww_err
+lww_entry_encode(lww_buf *b, const lww_entry *e)
+{
+	return put_entry(b, e, 1);
+}
+
+lww_err
+lww_entry_decode(const uint8_t *p, size_t n, lww_entry *e)
+{
+	lww_entry tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_entry(&r, 1, &tmp)) != LWW_OK) {
+		return rv;
+	}
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*e = tmp;
+	return LWW_OK;
+}
+
+static size_t
+uvarint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+size_t
+lww_entry_size(const lww_entry *e)
+{
+	size_t n = 1 + 8 + 8 + uvarint_size(e->klen) + e->klen;
+	if (!lww_entry_is_tombstone(e)) {
+		n += uvarint_size(e->vlen) + e->vlen;
+	}
+	return n;
+}
+
+/* Increments the u32 count at `off` of a message under construction. */
+static lww_err
+bump_count(lww_buf *b, size_t off, uint32_t max)
+{
+	uint32_t c;
+
+	if (b->len < off + 4) {
+		return LWW_EINVAL;
+	}
+	c = lww_get_u32le(b->p + off);
+	if (c >= max) {
+		return LWW_ETOOBIG;
+	}
+	lww_put_u32le(b->p + off, c + 1);
+	return LWW_OK;
+}
+
+static lww_err
+counted_add(lww_buf *b, size_t off, uint32_t max, const lww_entry *e,
+            int stamped)
+{
+	lww_err rv;
+
+	if (b->len < off + 4) {
+		return LWW_EINVAL;
+	}
+	if (lww_get_u32le(b->p + off) >= max) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = put_entry(b, e, stamped)) != LWW_OK) {
+		return rv;
+	}
+	return bump_count(b, off, max);
+}
+
+lww_err
+lww_batch_begin(lww_buf *b, uint64_t seq)
+{
+	lww_err rv;
+
+	lww_buf_reset(b);
+	if ((rv = put_header(b, LWW_MSG_BATCH)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, seq)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		lww_buf_reset(b);
+	}
+	return rv;
+}
+
+lww_err
+lww_batch_add(lww_buf *b, const lww_entry *e)
+{
+	return counted_add(b, BATCH_COUNT_OFF, LWW_BATCH_ENTRIES_MAX, e, 1);
+}
+
+uint32_t
+lww_batch_count(const lww_buf *b)
+{
+	return b->len < BATCH_COUNT_OFF + 4
+	           ? 0
+	           : lww_get_u32le(b->p + BATCH_COUNT_OFF);
+}
+
+lww_err
+lww_batch_decode(const uint8_t *p, size_t n, lww_batch *out)
+{
+	lww_batch tmp;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_BATCH)) != LWW_OK) {
+		return rv;
+	}
+	if ((rv = lww_rd_u64(&r, &tmp.seq)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+		return rv;
+	}
+	if (count > LWW_BATCH_ENTRIES_MAX) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_heartbeat_encode(lww_buf *b, const lww_heartbeat *hb)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_HEARTBEAT)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, hb->seq)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, hb->hlc)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_heartbeat_decode(const uint8_t *p, size_t n, lww_heartbeat *out)
+{
+	lww_heartbeat tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_HEARTBEAT)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.seq)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.hlc)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+static lww_err
+check_key(size_t klen)
+{
+	return (klen < LWW_KEY_MIN || klen > LWW_KEY_MAX) ? LWW_EKEYSIZE
+	                                                  : LWW_OK;
+}
+
+lww_err
+lww_req_encode(lww_buf *b, const lww_req *r)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	switch (r->op) {
+	case LWW_OP_ADD:
+		if (r->vlen > LWW_VAL_MAX) {
+			return LWW_EVALSIZE;
+		}
+		/* fall through */
+	case LWW_OP_REMOVE:
+	case LWW_OP_LOOKUP:
+		if ((rv = check_key(r->klen)) != LWW_OK) {
+			return rv;
+		}
+		break;
+	case LWW_OP_LIST:
+		if (r->klen > LWW_KEY_MAX || r->alen > LWW_KEY_MAX) {
+			return LWW_EKEYSIZE;
+		}
+		if (r->limit < 1 || r->limit > LWW_LIST_LIMIT_MAX) {
+			return LWW_EINVAL;
+		}
+		break;
+	case LWW_OP_STATS:
+	case LWW_OP_PEERS:
+		break;
+	default:
+		/* LOAD is built with lww_load_begin/lww_load_add. */
+		return LWW_EINVAL;
+	}
+	if ((rv = put_header(b, LWW_MSG_REQUEST)) != LWW_OK ||
+	    (rv = lww_buf_put_u8(b, r->op)) != LWW_OK) {
+		goto fail;
+	}
+	switch (r->op) {
+	case LWW_OP_ADD:
+		if ((rv = lww_buf_put_lbytes(b, r->key, r->klen)) != LWW_OK ||
+		    (rv = lww_buf_put_lbytes(b, r->val, r->vlen)) != LWW_OK) {
+			goto fail;
+		}
+		break;
+	case LWW_OP_REMOVE:
+	case LWW_OP_LOOKUP:
+		if ((rv = lww_buf_put_lbytes(b, r->key, r->klen)) != LWW_OK) {
+			goto fail;
+		}
+		break;
+	case LWW_OP_LIST:
+		if ((rv = lww_buf_put_lbytes(b, r->key, r->klen)) != LWW_OK ||
+		    (rv = lww_buf_put_lbytes(b, r->after, r->alen)) != LWW_OK ||
+		    (rv = lww_buf_put_uvarint(b, r->limit)) != LWW_OK) {
+			goto fail;
+		}
+		break;
+	default:
+		break;
+	}
+	return LWW_OK;
+fail:
+	b->len = mark;
+	return rv;
+}
+
+/* A key of klen in [min, LWW_KEY_MAX]: LWW_EKEYSIZE if out of range. */
+static lww_err
+rd_key(lww_rd *r, size_t min, const uint8_t **key, size_t *klen)
+{
+	uint64_t len;
+	lww_err rv;
+
+	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
+		return LWW_EPROTO;
+	}
+	if (len < min || len > LWW_KEY_MAX) {
+		return LWW_EKEYSIZE;
+	}
+	if ((rv = lww_rd_bytes(r, (size_t)len, key)) != LWW_OK) {
+		return rv;
+	}
+	*klen = (size_t)len;
+	return LWW_OK;
+}
+
+lww_err
+lww_req_decode(const uint8_t *p, size_t n, lww_req *out)
+{
+	lww_req tmp;
+	uint64_t v;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	memset(&tmp, 0, sizeof(tmp));
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_REQUEST)) != LWW_OK ||
+	    (rv = lww_rd_u8(&r, &tmp.op)) != LWW_OK) {
+		return rv;
+	}
+	switch (tmp.op) {
+	case LWW_OP_ADD:
+		if ((rv = rd_key(&r, LWW_KEY_MIN, &tmp.key, &tmp.klen)) !=
+		    LWW_OK) {
+			return rv;
+		}
+		if (lww_rd_uvarint(&r, UINT64_MAX, &v) != LWW_OK) {
+			return LWW_EPROTO;
+		}
+		if (v > LWW_VAL_MAX) {
+			return LWW_EVALSIZE;
+		}
+		if ((rv = lww_rd_bytes(&r, (size_t)v, &tmp.val)) != LWW_OK) {
+			return rv;
+		}
+		tmp.vlen = (size_t)v;
+		break;
+	case LWW_OP_REMOVE:
+	case LWW_OP_LOOKUP:
+		if ((rv = rd_key(&r, LWW_KEY_MIN, &tmp.key, &tmp.klen)) !=
+		    LWW_OK) {
+			return rv;
+		}
+		break;
+	case LWW_OP_LIST:
+		if ((rv = rd_key(&r, 0, &tmp.key, &tmp.klen)) != LWW_OK ||
+		    (rv = rd_key(&r, 0, &tmp.after, &tmp.alen)) != LWW_OK) {
+			return rv;
+		}
+		if (lww_rd_uvarint(&r, LWW_LIST_LIMIT_MAX, &v) != LWW_OK ||
+		    v < 1) {
+			return LWW_EPROTO;
+		}
+		tmp.limit = (uint32_t)v;
+		break;
+	case LWW_OP_STATS:
+	case LWW_OP_PEERS:
+		break;
+	case LWW_OP_LOAD:
+		if ((rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+			return rv;
+		}
+		if (count < 1) {
+			return LWW_EPROTO;
+		}
+		if (count > LWW_BATCH_ENTRIES_MAX) {
+			return LWW_ETOOBIG;
+		}
+		if ((rv = rd_entries(&r, count, 0, &tmp.items)) != LWW_OK) {
+			return rv;
+		}
+		break;
+	default:
+		return LWW_EUNKNOWN;
+	}
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_load_begin(lww_buf *b)
+{
+	lww_err rv;
+
+	lww_buf_reset(b);
+	if ((rv = put_header(b, LWW_MSG_REQUEST)) != LWW_OK ||
+	    (rv = lww_buf_put_u8(b, LWW_OP_LOAD)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		lww_buf_reset(b);
+	}
+	return rv;
+}
+
+lww_err
+lww_load_add(lww_buf *b, const lww_entry *e)
+{
+	return counted_add(b, LOAD_COUNT_OFF, LWW_BATCH_ENTRIES_MAX, e, 0);
+}
+
+uint32_t
+lww_load_count(const lww_buf *b)
+{
+	return b->len < LOAD_COUNT_OFF + 4
+	           ? 0
+	           : lww_get_u32le(b->p + LOAD_COUNT_OFF);
+}
+
+static lww_err
+put_rep_header(lww_buf *b, uint8_t op, uint8_t status)
+{
+	lww_err rv;
+	if ((rv = put_header(b, LWW_MSG_REPLY)) != LWW_OK ||
+	    (rv = lww_buf_put_u8(b, op)) != LWW_OK) {
+		return rv;
+	}
+	return lww_buf_put_u8(b, status);
+}
+
+lww_err
+lww_rep_encode(lww_buf *b, const lww_rep *r)
+{
+	size_t mark = b->len;
+	size_t mlen;
+	lww_err rv;
+
+	if (r->status > LWW_ERR_LAST || r->op < 1 || r->op > LWW_OP_LAST) {
+		return LWW_EINVAL;
+	}
+	if (r->op == LWW_OP_LIST && r->status == LWW_OK) {
+		return LWW_EINVAL; /* built with lww_list_begin/add/end */
+	}
+	if ((rv = put_rep_header(b, r->op, r->status)) != LWW_OK) {
+		goto fail;
+	}
+	if (r->status != LWW_OK) {
+		/* Messages are truncated, never refused: an error must reach
+		 * the client. */
+		mlen = r->msglen > LWW_ERRMSG_MAX ? LWW_ERRMSG_MAX : r->msglen;
+		if ((rv = lww_buf_put_lbytes(b, r->msg, mlen)) != LWW_OK) {
+			goto fail;
+		}
+		return LWW_OK;
+	}
+	switch (r->op) {
+	case LWW_OP_ADD:
+	case LWW_OP_REMOVE:
+	case LWW_OP_LOAD:
+		if ((rv = lww_buf_put_u64(b, r->hlc)) != LWW_OK ||
+		    (rv = lww_buf_put_u64(b, r->node)) != LWW_OK ||
+		    (rv = lww_buf_put_u32(b, r->count)) != LWW_OK) {
+			goto fail;
+		}
+		break;
+	case LWW_OP_LOOKUP:
+		if ((rv = lww_entry_encode(b, &r->entry)) != LWW_OK) {
+			goto fail;
+		}
+		break;
+	case LWW_OP_STATS:
+	case LWW_OP_PEERS:
+		if (r->textlen > LWW_JSON_MAX) {
+			rv = LWW_ETOOBIG;
+			goto fail;
+		}
+		if ((rv = lww_buf_put_lbytes(b, r->text, r->textlen)) !=
+		    LWW_OK) {
+			goto fail;
+		}
+		break;
+	default:
+		break;
+	}
+	return LWW_OK;
+fail:
+	b->len = mark;
+	return rv;
+}
+
+lww_err
+lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
+{
+	const uint8_t *bytes;
+	lww_rep tmp;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	memset(&tmp, 0, sizeof(tmp));
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_REPLY)) != LWW_OK ||
+	    (rv = lww_rd_u8(&r, &tmp.op)) != LWW_OK ||
+	    (rv = lww_rd_u8(&r, &tmp.status)) != LWW_OK) {
+		return rv;
+	}
+	if (tmp.op < 1 || tmp.op > LWW_OP_LAST) {
+		return LWW_EUNKNOWN;
+	}
+	if (tmp.status > LWW_ERR_LAST) {
+		return LWW_EPROTO;
+	}
+	if (tmp.status != LWW_OK) {
+		if (lww_rd_lbytes(&r, LWW_ERRMSG_MAX, &bytes, &tmp.msglen) !=
+		    LWW_OK) {
+			return LWW_EPROTO;
+		}
+		tmp.msg = (const char *)bytes;
+		goto end;
+	}
+	switch (tmp.op) {
+	case LWW_OP_ADD:
+	case LWW_OP_REMOVE:
+	case LWW_OP_LOAD:
+		if ((rv = lww_rd_u64(&r, &tmp.hlc)) != LWW_OK ||
+		    (rv = lww_rd_u64(&r, &tmp.node)) != LWW_OK ||
+		    (rv = lww_rd_u32(&r, &tmp.count)) != LWW_OK) {
+			return rv;
+		}
+		break;
+	case LWW_OP_LOOKUP:
+		if ((rv = rd_entry(&r, 1, &tmp.entry)) != LWW_OK) {
+			return rv;
+		}
+		break;
+	case LWW_OP_LIST:
+		if ((rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+			return rv;
+		}
+		if (count > LWW_LIST_LIMIT_MAX) {
+			return LWW_ETOOBIG;
+		}
+		if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
+		    (rv = lww_rd_u8(&r, &tmp.more)) != LWW_OK) {
+			return rv;
+		}
+		if (tmp.more > 1) {
+			return LWW_EPROTO;
+		}
+		break;
+	case LWW_OP_STATS:
+	case LWW_OP_PEERS:
+		if (lww_rd_lbytes(&r, LWW_JSON_MAX, &bytes, &tmp.textlen) !=
+		    LWW_OK) {
+			return LWW_EPROTO;
+		}
+		tmp.text = (const char *)bytes;
+		break;
+	default:
+		break;
+	}
+end:
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_list_begin(lww_buf *b)
+{
+	lww_err rv;
+
+	lww_buf_reset(b);
+	if ((rv = put_rep_header(b, LWW_OP_LIST, LWW_OK)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		lww_buf_reset(b);
+	}
+	return rv;
+}
+
+lww_err
+lww_list_add(lww_buf *b, const lww_entry *e)
+{
+	return counted_add(b, LIST_COUNT_OFF, LWW_LIST_LIMIT_MAX, e, 1);
+}
+
+lww_err
+lww_list_end(lww_buf *b, int more)
+{
+	return lww_buf_put_u8(b, more ? 1 : 0);
+}

@@ -1,0 +1,47 @@
+/*
+ * err.c - strings for lww_err. Kept as a table indexed by code so that a
+ * new code without a string fails to compile the static assertion below.
+ */
+#include <stddef.h>
+
+#include "err.h"
+
+static const char *const lww_errstr[] = {
+    [LWW_OK] = "ok",
+    [LWW_EINVAL] = "invalid argument",
+    [LWW_ENOMEM] = "out of memory",
+    [LWW_EPROTO] = "malformed message",
+    [LWW_EVERSION] = "unsupported format version",
+    [LWW_EKEYSIZE] = "key must be 1 to 1024 bytes",
+    [LWW_EVALSIZE] = "value longer than 1048576 bytes",
+    [LWW_ETOOBIG] = "message too large",
+    [LWW_ENOTFOUND] = "not found",
+    [LWW_EDRIFT] = "stamp too far ahead of local clock",
+    [LWW_EBADSIG] = "bad signature",
+    [LWW_EUNTRUSTED] = "signer not trusted",
+    [LWW_EFORGED] = "entry stamped with another node's id",
+    [LWW_EFULL] = "store full",
+    [LWW_EIO] = "I/O error",
+    [LWW_ECORRUPT] = "corrupt record",
+    [LWW_EEXIST] = "file exists",
+    [LWW_EPERM] = "file permissions too open or wrong owner",
+    [LWW_ESYNTAX] = "syntax error",
+    [LWW_EOVERFLOW] = "counter overflow",
+    [LWW_EUNKNOWN] = "unknown request type",
+    [LWW_EREADONLY] = "client is read-only",
+    [LWW_EBUSY] = "node busy",
+    [LWW_ECLOSED] = "node shutting down",
+    [LWW_ENOENT] = "no such file",
+};
+
+_Static_assert(sizeof(lww_errstr) / sizeof(lww_errstr[0]) == LWW_ERR_LAST + 1,
+               "every lww_err needs a string");
+
+const char *
+lww_strerror(int err)
+{
+	if (err < 0 || err > LWW_ERR_LAST || lww_errstr[err] == NULL) {
+		return "unknown error";
+	}
+	return lww_errstr[err];
+}

@@ -1,0 +1,1010 @@
+/*
+ * store.c - the dictionary in LMDB. See store.h for the layout and the
+ * contract. Only this file includes lmdb.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "limits.h"
+#include "store.h"
+
+#define STORE_FORMAT 1
+#define REC_VERSION  1
+#define REC_HDR      (1 + 1 + 8 + 8) /* ver flags hlc node */
+#define LKEY_HASH    16
+#define LKEY_MAX     (LWW_STORE_INLINE_KEY + LKEY_HASH)
+#define IDX_KEY_MAX  (4 + LKEY_MAX)
+
+static const char META_FORMAT[] = "format";
+static const char META_HLC[] = "hlc";
+static const char META_TOMB[] = "tombstones";
+#define META_SEQ_PREFIX 's'
+
+struct lww_store {
+	MDB_env *env;
+	MDB_dbi kv;
+	MDB_dbi idx;
+	MDB_dbi tree;
+	MDB_dbi meta;
+};
+
+struct lww_txn {
+	lww_store *s;
+	MDB_txn *txn;
+	int failed;
+	lww_digest_delta delta;
+	int64_t dtomb;
+	uint64_t hlc;
+	lww_buf rec;
+};
+
+static lww_err
+mdb_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return LWW_OK;
+	case MDB_NOTFOUND:
+		return LWW_ENOTFOUND;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+	case MDB_DBS_FULL:
+		return LWW_EFULL;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+	case MDB_BAD_VALSIZE:
+		return LWW_ECORRUPT;
+	case MDB_READERS_FULL:
+		return LWW_EBUSY;
+	case ENOMEM:
+		return LWW_ENOMEM;
+	case ENOENT:
+		return LWW_ENOENT;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return LWW_EPERM;
+	default:
+		return LWW_EIO;
+	}
+}
+
+/* The LMDB key of an lww key: itself, or a prefix and a hash when long. */
+static size_t
+lkey(const uint8_t *key, size_t klen, uint8_t out[LKEY_MAX])
+{
+	if (klen <= LWW_STORE_INLINE_KEY) {
+		memcpy(out, key, klen);
+		return klen;
+	}
+	memcpy(out, key, LWW_STORE_INLINE_KEY);
+	crypto_generichash(out + LWW_STORE_INLINE_KEY, LKEY_HASH, key, klen,
+	                   NULL, 0);
+	return LKEY_MAX;
+}
+
+static lww_err
+rec_encode(lww_buf *b, const lww_entry *e)
+{
+	uint8_t hdr[REC_HDR];
+	lww_err rv;
+
+	lww_buf_reset(b);
+	hdr[0] = REC_VERSION;
+	hdr[1] = e->flags;
+	lww_put_u64le(hdr + 2, e->hlc);
+	lww_put_u64le(hdr + 10, e->node);
+	if ((rv = lww_buf_put(b, hdr, sizeof(hdr))) != LWW_OK) {
+		return rv;
+	}
+	if (e->klen > LWW_STORE_INLINE_KEY) {
+		uint8_t kl[2] = {(uint8_t)e->klen, (uint8_t)(e->klen >> 8)};
+		if ((rv = lww_buf_put(b, kl, 2)) != LWW_OK ||
+		    (rv = lww_buf_put(b, e->key, e->klen)) != LWW_OK) {
+			return rv;
+		}
+	}
+	return lww_buf_put(b, e->val, e->vlen);
+}
+
+/* Decodes a stored record; the entry borrows from k and d. */
+static lww_err
+rec_decode(const MDB_val *k, const MDB_val *d, lww_entry *e)
+{
+	const uint8_t *p = d->mv_data;
+	size_t n = d->mv_size, off = REC_HDR;
+
+	if (n < REC_HDR || p[0] != REC_VERSION ||
+	    (p[1] & ~LWW_ENTRY_FLAGS_KNOWN) != 0) {
+		return LWW_ECORRUPT;
+	}
+	e->flags = p[1];
+	e->hlc = lww_get_u64le(p + 2);
+	e->node = lww_get_u64le(p + 10);
+	if (k->mv_size > LWW_STORE_INLINE_KEY) {
+		size_t klen;
+		if (k->mv_size != LKEY_MAX || n - off < 2) {
+			return LWW_ECORRUPT;
+		}
+		klen = (size_t)p[off] | ((size_t)p[off + 1] << 8);
+		off += 2;
+		if (klen <= LWW_STORE_INLINE_KEY || klen > LWW_KEY_MAX ||
+		    klen > n - off ||
+		    memcmp(p + off, k->mv_data, LWW_STORE_INLINE_KEY) != 0) {
+			return LWW_ECORRUPT;
+		}
+		e->key = p + off;
+		e->klen = klen;
+		off += klen;
+	} else {
+		if (k->mv_size < LWW_KEY_MIN) {
+			return LWW_ECORRUPT;
+		}
+		e->key = k->mv_data;
+		e->klen = k->mv_size;
+	}
+	e->val = p + off;
+	e->vlen = n - off;
+	if (e->vlen > LWW_VAL_MAX ||
+	    (lww_entry_is_tombstone(e) && e->vlen != 0)) {
+		return LWW_ECORRUPT;
+	}
+	return LWW_OK;
+}
+
+static lww_err
+meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+             uint64_t *out)
+{
+	MDB_val k = {klen, (void *)key}, d;
+	int rc = mdb_get(txn, dbi, &k, &d);
+
+	if (rc == MDB_NOTFOUND) {
+		*out = 0;
+		return LWW_OK;
+	}
+	if (rc != 0) {
+		return mdb_err(rc);
+	}
+	if (d.mv_size != 8) {
+		return LWW_ECORRUPT;
+	}
+	*out = lww_get_u64le(d.mv_data);
+	return LWW_OK;
+}
+
+static lww_err
+meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+             uint64_t v)
+{
+	uint8_t buf[8];
+	MDB_val k = {klen, (void *)key}, d = {8, buf};
+
+	lww_put_u64le(buf, v);
+	return mdb_err(mdb_put(txn, dbi, &k, &d, 0));
+}
+
+static void
+seq_key(uint64_t node, uint8_t out[9])
+{
+	out[0] = META_SEQ_PREFIX;
+	for (int i = 0; i < 8; i++) {
+		out[1 + i] = (uint8_t)(node >> (56 - 8 * i));
+	}
+}
+
+static void
+tree_key(unsigned level, uint32_t index, uint8_t out[5])
+{
+	out[0] = (uint8_t)level;
+	out[1] = (uint8_t)(index >> 24);
+	out[2] = (uint8_t)(index >> 16);
+	out[3] = (uint8_t)(index >> 8);
+	out[4] = (uint8_t)index;
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t
+get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+
+lww_err
+lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
+{
+	size_t map_size = LWW_STORE_MAP_SIZE_DEFAULT;
+	unsigned flags = MDB_NOTLS;
+	lww_store *s;
+	MDB_txn *txn = NULL;
+	uint64_t fmt;
+	int rc;
+	lww_err rv;
+
+	if (dir == NULL) {
+		return LWW_EINVAL;
+	}
+	if (opts != NULL) {
+		if (opts->map_size != 0) {
+			map_size = opts->map_size;
+		}
+		if (opts->nosync) {
+			flags |= MDB_NOSYNC;
+		}
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return LWW_ENOMEM;
+	}
+	if ((rc = mdb_env_create(&s->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, 512)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
+	    (rc = mdb_env_open(s->env, dir, flags, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "kv", MDB_CREATE, &s->kv)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idx", MDB_CREATE, &s->idx)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "tree", MDB_CREATE, &s->tree)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0) {
+		rv = mdb_err(rc);
+		goto fail;
+	}
+	if ((rv = meta_get_u64(txn, s->meta, META_FORMAT,
+	                       sizeof(META_FORMAT) - 1, &fmt)) != LWW_OK) {
+		goto fail;
+	}
+	if (fmt == 0) {
+		rv = meta_put_u64(txn, s->meta, META_FORMAT,
+		                  sizeof(META_FORMAT) - 1, STORE_FORMAT);
+		if (rv != LWW_OK) {
+			goto fail;
+		}
+	} else if (fmt != STORE_FORMAT) {
+		rv = LWW_EVERSION;
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		rv = mdb_err(rc);
+		goto fail;
+	}
+	*out = s;
+	return LWW_OK;
+fail:
+	if (txn != NULL) {
+		mdb_txn_abort(txn);
+	}
+	if (s->env != NULL) {
+		mdb_env_close(s->env);
+	}
+	free(s);
+	return rv;
+}
+
+void
+lww_store_close(lww_store *s)
+{
+	if (s != NULL) {
+		mdb_env_close(s->env);
+		free(s);
+	}
+}
+
+lww_err
+lww_store_begin(lww_store *s, lww_txn **out)
+{
+	lww_txn *t;
+	int rc;
+
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		return LWW_ENOMEM;
+	}
+	t->s = s;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &t->txn)) != 0) {
+		free(t);
+		return mdb_err(rc);
+	}
+	*out = t;
+	return LWW_OK;
+}
+
+static void
+txn_free(lww_txn *t)
+{
+	lww_digest_delta_fini(&t->delta);
+	lww_buf_fini(&t->rec);
+	free(t);
+}
+
+void
+lww_txn_abort(lww_txn *t)
+{
+	if (t != NULL) {
+		mdb_txn_abort(t->txn);
+		txn_free(t);
+	}
+}
+
+/* Marks the transaction failed: from now on only abort is possible. */
+static lww_err
+txn_fail(lww_txn *t, lww_err rv)
+{
+	t->failed = 1;
+	return rv;
+}
+
+lww_err
+lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
+{
+	uint8_t lk[LKEY_MAX], ik[IDX_KEY_MAX];
+	lww_digest oldh, newh;
+	int have = 0, oldtomb = 0, rc;
+	uint32_t bucket;
+	MDB_val k, d;
+	lww_err rv;
+
+	if (t->failed) {
+		return LWW_EINVAL;
+	}
+	if ((rv = lww_entry_check(e)) != LWW_OK) {
+		return rv;
+	}
+	k.mv_size = lkey(e->key, e->klen, lk);
+	k.mv_data = lk;
+	rc = mdb_get(t->txn, t->s->kv, &k, &d);
+	if (rc == 0) {
+		lww_entry cur;
+		if (rec_decode(&k, &d, &cur) != LWW_OK) {
+			return txn_fail(t, LWW_ECORRUPT);
+		}
+		if (!lww_entry_wins(e, &cur)) {
+			if (won != NULL) {
+				*won = 0;
+			}
+			return LWW_OK;
+		}
+		/* Hash the loser now: the put below may move its page. */
+		lww_digest_entry(&cur, &oldh);
+		oldtomb = lww_entry_is_tombstone(&cur);
+		have = 1;
+	} else if (rc != MDB_NOTFOUND) {
+		return txn_fail(t, mdb_err(rc));
+	}
+	if ((rv = rec_encode(&t->rec, e)) != LWW_OK) {
+		return txn_fail(t, rv);
+	}
+	d.mv_size = t->rec.len;
+	d.mv_data = t->rec.p;
+	if ((rc = mdb_put(t->txn, t->s->kv, &k, &d, 0)) != 0) {
+		return txn_fail(t, mdb_err(rc));
+	}
+	bucket = lww_digest_bucket(e->key, e->klen);
+	if (!have) {
+		MDB_val ikv = {4 + k.mv_size, ik}, empty = {0, NULL};
+		put_be32(ik, bucket);
+		memcpy(ik + 4, lk, k.mv_size);
+		if ((rc = mdb_put(t->txn, t->s->idx, &ikv, &empty, 0)) != 0) {
+			return txn_fail(t, mdb_err(rc));
+		}
+	}
+	lww_digest_entry(e, &newh);
+	if (have) {
+		lww_digest_xor(&newh, &oldh); /* one delta: old out, new in */
+	}
+	if ((rv = lww_digest_delta_add(&t->delta, bucket, &newh)) != LWW_OK) {
+		return txn_fail(t, rv);
+	}
+	t->dtomb += lww_entry_is_tombstone(e) - oldtomb;
+	if (e->hlc > t->hlc) {
+		t->hlc = e->hlc;
+	}
+	if (won != NULL) {
+		*won = 1;
+	}
+	return LWW_OK;
+}
+
+lww_err
+lww_txn_set_seq(lww_txn *t, uint64_t node, uint64_t seq)
+{
+	uint8_t key[9];
+	uint64_t cur;
+	lww_err rv;
+
+	if (t->failed) {
+		return LWW_EINVAL;
+	}
+	seq_key(node, key);
+	if ((rv = meta_get_u64(t->txn, t->s->meta, key, sizeof(key), &cur)) !=
+	    LWW_OK) {
+		return txn_fail(t, rv);
+	}
+	if (seq <= cur) {
+		return LWW_OK;
+	}
+	if ((rv = meta_put_u64(t->txn, t->s->meta, key, sizeof(key), seq)) !=
+	    LWW_OK) {
+		return txn_fail(t, rv);
+	}
+	return LWW_OK;
+}
+
+void
+lww_txn_note_hlc(lww_txn *t, uint64_t hlc)
+{
+	if (hlc > t->hlc) {
+		t->hlc = hlc;
+	}
+}
+
+static lww_err
+tree_fold(unsigned level, uint32_t index, const lww_digest *delta, void *arg)
+{
+	lww_txn *t = arg;
+	uint8_t key[5];
+	lww_digest h;
+	MDB_val k = {sizeof(key), key}, d;
+	int rc;
+
+	tree_key(level, index, key);
+	rc = mdb_get(t->txn, t->s->tree, &k, &d);
+	if (rc == 0 && d.mv_size == LWW_DIGEST_BYTES) {
+		memcpy(h.h, d.mv_data, LWW_DIGEST_BYTES);
+	} else if (rc == MDB_NOTFOUND) {
+		memset(h.h, 0, sizeof(h.h));
+	} else {
+		return rc ? mdb_err(rc) : LWW_ECORRUPT;
+	}
+	lww_digest_xor(&h, delta);
+	if (lww_digest_is_zero(&h)) {
+		rc = mdb_del(t->txn, t->s->tree, &k, NULL);
+		return rc == MDB_NOTFOUND ? LWW_OK : mdb_err(rc);
+	}
+	d.mv_size = LWW_DIGEST_BYTES;
+	d.mv_data = h.h;
+	return mdb_err(mdb_put(t->txn, t->s->tree, &k, &d, 0));
+}
+
+lww_err
+lww_txn_commit(lww_txn *t)
+{
+	uint64_t v;
+	lww_err rv;
+	int rc;
+
+	if (t->failed) {
+		rv = LWW_EINVAL;
+		goto fail;
+	}
+	if ((rv = lww_digest_delta_fold(&t->delta, tree_fold, t)) != LWW_OK) {
+		goto fail;
+	}
+	if (t->dtomb != 0) {
+		if ((rv = meta_get_u64(t->txn, t->s->meta, META_TOMB,
+		                       sizeof(META_TOMB) - 1, &v)) != LWW_OK) {
+			goto fail;
+		}
+		v = (uint64_t)((int64_t)v + t->dtomb);
+		if ((rv = meta_put_u64(t->txn, t->s->meta, META_TOMB,
+		                       sizeof(META_TOMB) - 1, v)) != LWW_OK) {
+			goto fail;
+		}
+	}
+	if (t->hlc != 0) {
+		if ((rv = meta_get_u64(t->txn, t->s->meta, META_HLC,
+		                       sizeof(META_HLC) - 1, &v)) != LWW_OK) {
+			goto fail;
+		}
+		if (t->hlc > v &&
+		    (rv = meta_put_u64(t->txn, t->s->meta, META_HLC,
+		                       sizeof(META_HLC) - 1, t->hlc)) !=
+		        LWW_OK) {
+			goto fail;
+		}
+	}
+	rc = mdb_txn_commit(t->txn); /* frees the LMDB txn, also on error */
+	txn_free(t);
+	return mdb_err(rc);
+fail:
+	lww_txn_abort(t);
+	return rv;
+}
+
+lww_err
+lww_store_apply(lww_store *s, const lww_entry *e, size_t n, size_t *won)
+{
+	size_t count = 0;
+	lww_txn *t;
+	lww_err rv;
+
+	if ((rv = lww_store_begin(s, &t)) != LWW_OK) {
+		return rv;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int w;
+		if ((rv = lww_txn_apply(t, &e[i], &w)) != LWW_OK) {
+			lww_txn_abort(t);
+			return rv;
+		}
+		count += (size_t)w;
+	}
+	if ((rv = lww_txn_commit(t)) != LWW_OK) {
+		return rv;
+	}
+	if (won != NULL) {
+		*won = count;
+	}
+	return LWW_OK;
+}
+
+static lww_err
+read_begin(lww_store *s, MDB_txn **txn)
+{
+	return mdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
+}
+
+lww_err
+lww_store_get(lww_store *s, const uint8_t *key, size_t klen, lww_buf *vbuf,
+              lww_entry *out)
+{
+	uint8_t lk[LKEY_MAX];
+	MDB_txn *txn;
+	MDB_val k, d;
+	lww_entry e;
+	lww_err rv;
+	int rc;
+
+	if (key == NULL || klen < LWW_KEY_MIN || klen > LWW_KEY_MAX) {
+		return LWW_EKEYSIZE;
+	}
+	k.mv_size = lkey(key, klen, lk);
+	k.mv_data = lk;
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rc = mdb_get(txn, s->kv, &k, &d)) != 0) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+		goto out;
+	}
+	if (e.klen != klen || memcmp(e.key, key, klen) != 0) {
+		rv = LWW_ENOTFOUND; /* a different key with the same hash */
+		goto out;
+	}
+	lww_buf_reset(vbuf);
+	if ((rv = lww_buf_put(vbuf, e.val, e.vlen)) != LWW_OK) {
+		goto out;
+	}
+	e.key = key;
+	e.val = vbuf->p;
+	*out = e;
+out:
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Byte order: memcmp, then shorter first. */
+static int
+bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	size_t m = an < bn ? an : bn;
+	int c = m ? memcmp(a, b, m) : 0;
+	if (c != 0) {
+		return c;
+	}
+	return (an > bn) - (an < bn);
+}
+
+static int
+entry_key_cmp(const void *a, const void *b)
+{
+	const lww_entry *x = a, *y = b;
+	return bytes_cmp(x->key, x->klen, y->key, y->klen);
+}
+
+typedef struct scan_state {
+	const lww_scan *q;
+	lww_scan_fn fn;
+	void *arg;
+	size_t emitted;
+	int more;
+	int stop;
+} scan_state;
+
+/* Offers one entry in key order to the caller, applying the filters. */
+static void
+scan_offer(scan_state *st, const lww_entry *e)
+{
+	const lww_scan *q = st->q;
+
+	if (e->klen < q->plen ||
+	    (q->plen && memcmp(e->key, q->prefix, q->plen) != 0)) {
+		return;
+	}
+	if (q->alen > 0 && bytes_cmp(e->key, e->klen, q->after, q->alen) <= 0) {
+		return;
+	}
+	if (lww_entry_is_tombstone(e) && !q->tombstones) {
+		return;
+	}
+	if (q->limit != 0 && st->emitted == q->limit) {
+		st->more = 1;
+		st->stop = 1;
+		return;
+	}
+	st->emitted++;
+	if (st->fn(e, st->arg) != 0) {
+		st->stop = 1;
+	}
+}
+
+lww_err
+lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
+               int *more)
+{
+	size_t tp =
+	    q->plen < LWW_STORE_INLINE_KEY ? q->plen : LWW_STORE_INLINE_KEY;
+	size_t ta =
+	    q->alen < LWW_STORE_INLINE_KEY ? q->alen : LWW_STORE_INLINE_KEY;
+	scan_state st = {q, fn, arg, 0, 0, 0};
+	lww_entry *run = NULL;
+	size_t nrun = 0, caprun = 0;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, d;
+	lww_err rv;
+	int rc;
+
+	if (q->plen > LWW_KEY_MAX || q->alen > LWW_KEY_MAX ||
+	    (q->plen && !q->prefix) || (q->alen && !q->after)) {
+		return LWW_EINVAL;
+	}
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rc = mdb_cursor_open(txn, s->kv, &cur)) != 0) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	/* Seek to the greater of the truncated prefix and continuation: no
+	 * key after the continuation sorts below its first bytes. */
+	k.mv_data = (void *)q->prefix;
+	k.mv_size = tp;
+	if (ta > 0 && bytes_cmp(q->after, ta, q->prefix, tp) > 0) {
+		k.mv_data = (void *)q->after;
+		k.mv_size = ta;
+	}
+	rc = k.mv_size ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+	               : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	while (rc == 0 && !st.stop) {
+		lww_entry e;
+		if (k.mv_size < tp ||
+		    (tp && memcmp(k.mv_data, q->prefix, tp) != 0)) {
+			break; /* past every key with the prefix */
+		}
+		if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+			goto out;
+		}
+		if (k.mv_size <= LWW_STORE_INLINE_KEY) {
+			scan_offer(&st, &e);
+			rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			continue;
+		}
+		/* Long keys sharing their first bytes sort by hash in LMDB:
+		 * gather the run and offer it in byte order. */
+		nrun = 0;
+		do {
+			if (nrun == caprun) {
+				size_t nc = caprun ? caprun * 2 : 16;
+				lww_entry *nr = realloc(run, nc * sizeof(*nr));
+				if (nr == NULL) {
+					rv = LWW_ENOMEM;
+					goto out;
+				}
+				run = nr;
+				caprun = nc;
+			}
+			run[nrun++] = e;
+			rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			if (rc != 0 || k.mv_size <= LWW_STORE_INLINE_KEY ||
+			    memcmp(k.mv_data, run[0].key,
+			           LWW_STORE_INLINE_KEY) != 0) {
+				break;
+			}
+			if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+				goto out;
+			}
+		} while (1);
+		qsort(run, nrun, sizeof(*run), entry_key_cmp);
+		for (size_t i = 0; i < nrun && !st.stop; i++) {
+			scan_offer(&st, &run[i]);
+		}
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	if (more != NULL) {
+		*more = st.more;
+	}
+	rv = LWW_OK;
+out:
+	free(run);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Non-zero if (level, index) names a node of the digest tree. */
+static int
+valid_node(unsigned level, uint32_t index)
+{
+	if (level > LWW_DIGEST_LEVELS) {
+		return 0;
+	}
+	return level == LWW_DIGEST_LEVELS || (index >> (4 * level)) == 0;
+}
+
+/* Walks the bucket index under a digest node, resolving each key to its
+ * entry; cb gets the bucket too. */
+typedef lww_err (*bucket_fn)(uint32_t bucket, const lww_entry *e, void *arg);
+
+static lww_err
+bucket_walk(lww_store *s, unsigned level, uint32_t index, bucket_fn cb,
+            void *arg)
+{
+	uint32_t first = lww_digest_first(level, index);
+	uint32_t span = lww_digest_span(level);
+	uint8_t start[4];
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, d;
+	lww_err rv;
+	int rc;
+
+	if (!valid_node(level, index)) {
+		return LWW_EINVAL;
+	}
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rc = mdb_cursor_open(txn, s->idx, &cur)) != 0) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	put_be32(start, first);
+	k.mv_size = sizeof(start);
+	k.mv_data = start;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		MDB_val kk, dd;
+		uint32_t b;
+		lww_entry e;
+		if (k.mv_size <= 4) {
+			rv = LWW_ECORRUPT;
+			goto out;
+		}
+		b = get_be32(k.mv_data);
+		if (b - first > span || b < first) {
+			break;
+		}
+		kk.mv_size = k.mv_size - 4;
+		kk.mv_data = (uint8_t *)k.mv_data + 4;
+		if ((rc = mdb_get(txn, s->kv, &kk, &dd)) != 0) {
+			rv = rc == MDB_NOTFOUND ? LWW_ECORRUPT : mdb_err(rc);
+			goto out;
+		}
+		if ((rv = rec_decode(&kk, &dd, &e)) != LWW_OK ||
+		    (rv = cb(b, &e, arg)) != LWW_OK) {
+			goto out;
+		}
+	}
+	rv = (rc == 0 || rc == MDB_NOTFOUND) ? LWW_OK : mdb_err(rc);
+out:
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+typedef struct scan_cb {
+	lww_scan_fn fn;
+	void *arg;
+} scan_cb;
+
+static lww_err
+bucket_scan_cb(uint32_t bucket, const lww_entry *e, void *arg)
+{
+	scan_cb *c = arg;
+	(void)bucket;
+	return c->fn(e, c->arg) ? LWW_ECLOSED : LWW_OK;
+}
+
+lww_err
+lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
+                      lww_scan_fn fn, void *arg)
+{
+	scan_cb c = {fn, arg};
+	lww_err rv = bucket_walk(s, level, index, bucket_scan_cb, &c);
+	return rv == LWW_ECLOSED ? LWW_OK : rv; /* stopped by the caller */
+}
+
+typedef struct children_acc {
+	unsigned level; /* of the children */
+	lww_digest *out;
+} children_acc;
+
+static lww_err
+children_cb(uint32_t bucket, const lww_entry *e, void *arg)
+{
+	children_acc *a = arg;
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	lww_digest_xor(&a->out[lww_digest_index(bucket, a->level) & 15], &h);
+	return LWW_OK;
+}
+
+static lww_err
+tree_get(lww_store *s, MDB_txn *txn, unsigned level, uint32_t index,
+         lww_digest *out)
+{
+	uint8_t key[5];
+	MDB_val k = {sizeof(key), key}, d;
+	int rc;
+
+	(void)s;
+	tree_key(level, index, key);
+	rc = mdb_get(txn, s->tree, &k, &d);
+	if (rc == MDB_NOTFOUND) {
+		memset(out->h, 0, sizeof(out->h));
+		return LWW_OK;
+	}
+	if (rc != 0) {
+		return mdb_err(rc);
+	}
+	if (d.mv_size != LWW_DIGEST_BYTES) {
+		return LWW_ECORRUPT;
+	}
+	memcpy(out->h, d.mv_data, LWW_DIGEST_BYTES);
+	return LWW_OK;
+}
+
+lww_err
+lww_store_digest_children(lww_store *s, unsigned level, uint32_t index,
+                          lww_digest out[LWW_DIGEST_FANOUT])
+{
+	lww_digest tmp[LWW_DIGEST_FANOUT];
+	MDB_txn *txn;
+	lww_err rv = LWW_OK;
+
+	if (level >= LWW_DIGEST_LEVELS || !valid_node(level, index)) {
+		return LWW_EINVAL;
+	}
+	memset(tmp, 0, sizeof(tmp));
+	if (level + 1 <= LWW_DIGEST_STORED) {
+		if ((rv = read_begin(s, &txn)) != LWW_OK) {
+			return rv;
+		}
+		for (uint32_t i = 0; i < LWW_DIGEST_FANOUT && rv == LWW_OK;
+		     i++) {
+			rv = tree_get(s, txn, level + 1, (index << 4) | i,
+			              &tmp[i]);
+		}
+		mdb_txn_abort(txn);
+	} else {
+		children_acc a = {level + 1, tmp};
+		rv = bucket_walk(s, level, index, children_cb, &a);
+	}
+	if (rv == LWW_OK) {
+		memcpy(out, tmp, sizeof(tmp));
+	}
+	return rv;
+}
+
+lww_err
+lww_store_digest(lww_store *s, unsigned level, uint32_t index, lww_digest *out)
+{
+	lww_digest tmp[LWW_DIGEST_FANOUT];
+	MDB_txn *txn;
+	lww_err rv;
+
+	if (!valid_node(level, index)) {
+		return LWW_EINVAL;
+	}
+	if (level <= LWW_DIGEST_STORED) {
+		if ((rv = read_begin(s, &txn)) != LWW_OK) {
+			return rv;
+		}
+		rv = tree_get(s, txn, level, index, out);
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	/* A computed level: the XOR of its entries, via its parent's view. */
+	if ((rv = lww_store_digest_children(s, level - 1, index >> 4, tmp)) !=
+	    LWW_OK) {
+		return rv;
+	}
+	*out = tmp[index & 15];
+	return LWW_OK;
+}
+
+lww_err
+lww_store_hlc(lww_store *s, uint64_t *out)
+{
+	MDB_txn *txn;
+	lww_err rv;
+
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	rv = meta_get_u64(txn, s->meta, META_HLC, sizeof(META_HLC) - 1, out);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+lww_err
+lww_store_seq(lww_store *s, uint64_t node, uint64_t *out)
+{
+	uint8_t key[9];
+	MDB_txn *txn;
+	lww_err rv;
+
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	seq_key(node, key);
+	rv = meta_get_u64(txn, s->meta, key, sizeof(key), out);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+lww_err
+lww_store_stats_get(lww_store *s, lww_store_stats *out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_txn *txn;
+	uint64_t tomb;
+	lww_err rv;
+	int rc;
+
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rc = mdb_stat(txn, s->kv, &st)) != 0) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	if ((rv = meta_get_u64(txn, s->meta, META_TOMB, sizeof(META_TOMB) - 1,
+	                       &tomb)) != LWW_OK) {
+		goto out;
+	}
+	if ((rc = mdb_env_info(s->env, &info)) != 0) {
+		rv = mdb_err(rc);
+		goto out;
+	}
+	out->entries = st.ms_entries;
+	out->tombstones = tomb;
+	out->bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	out->map_size = info.me_mapsize;
+out:
+	mdb_txn_abort(txn);
+	return rv;
+}

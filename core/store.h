@@ -1,0 +1,137 @@
+/*
+ * store.h - the dictionary in LMDB.
+ *
+ * A store is a directory holding one LMDB environment with four databases:
+ *   kv    key -> record (flags, stamp, value): the winning write per key
+ *   idx   bucket:u32be + key -> "" : the keys under each hash-tree bucket
+ *   tree  level:u8 + index:u32be -> 16-byte hash: the stored digest levels
+ *   meta  clock high-water mark, per-origin sequence numbers, counters
+ *
+ * LMDB keys are at most 511 bytes, lww keys up to 1024. A key longer than
+ * LWW_STORE_INLINE_KEY is stored under its first LWW_STORE_INLINE_KEY bytes
+ * followed by 16 bytes of its BLAKE2b hash, with the full key kept in the
+ * record; scans re-sort such keys so callers always see byte order.
+ *
+ * Writes go through a transaction: every entry applied keeps only the
+ * winner under the total order (entry.h), and the digest, counters and
+ * sequence numbers change in the same LMDB transaction. A failed apply or
+ * commit (store full, I/O error) changes nothing: LMDB aborts the whole
+ * transaction. Durability follows opts.nosync: by default a commit returns
+ * only after fsync.
+ *
+ * Thread-safety: one transaction at a time (the caller's single writer);
+ * reads (get, scan, digest) may run from any thread concurrently with it.
+ */
+#ifndef LWW_STORE_H
+#define LWW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "digest.h"
+#include "entry.h"
+#include "err.h"
+
+#define LWW_STORE_INLINE_KEY       480
+#define LWW_STORE_MAP_SIZE_DEFAULT ((size_t)1 << 30)
+
+typedef struct lww_store lww_store;
+typedef struct lww_txn lww_txn;
+
+typedef struct lww_store_opts {
+	size_t map_size; /* bytes; 0 means LWW_STORE_MAP_SIZE_DEFAULT */
+	int nosync;      /* non-zero: commits do not fsync (opt-out) */
+} lww_store_opts;
+
+/* Opens (creating if needed) the store in directory `dir`, which must
+ * exist. opts may be NULL. LWW_EIO / LWW_EPERM / LWW_ENOENT with details
+ * from errno; LWW_ECORRUPT if the files are not an lww store. */
+lww_err lww_store_open(const char *dir, const lww_store_opts *opts,
+                       lww_store **out);
+
+/* Closes the store; accepts NULL. No transaction may be open. */
+void lww_store_close(lww_store *s);
+
+/* Begins the write transaction. */
+lww_err lww_store_begin(lww_store *s, lww_txn **out);
+
+/* Merges one entry: stores it if it beats the current write for its key.
+ * *won (may be NULL) is set to 1 if stored, 0 if it lost or was a
+ * duplicate. Errors: the lww_entry_check codes (transaction still usable),
+ * LWW_EFULL, LWW_EIO, LWW_ECORRUPT, LWW_ENOMEM (transaction failed: only
+ * abort is left). */
+lww_err lww_txn_apply(lww_txn *t, const lww_entry *e, int *won);
+
+/* Records the highest batch sequence number seen from `node`. Keeps the
+ * greater of the stored and the given value. */
+lww_err lww_txn_set_seq(lww_txn *t, uint64_t node, uint64_t seq);
+
+/* Raises the persisted clock high-water mark to at least hlc. */
+void lww_txn_note_hlc(lww_txn *t, uint64_t hlc);
+
+/* Commits and frees the transaction. On error nothing of it is stored. */
+lww_err lww_txn_commit(lww_txn *t);
+
+/* Aborts and frees the transaction; accepts NULL. */
+void lww_txn_abort(lww_txn *t);
+
+/* Applies n entries in one transaction; *won (may be NULL) counts winners.
+ * All or nothing. */
+lww_err lww_store_apply(lww_store *s, const lww_entry *e, size_t n,
+                        size_t *won);
+
+/* Reads the current write for key, tombstones included. The value is
+ * copied into vbuf (reset first); out->key points to `key`, out->val into
+ * vbuf. LWW_ENOTFOUND if the key was never written. */
+lww_err lww_store_get(lww_store *s, const uint8_t *key, size_t klen,
+                      lww_buf *vbuf, lww_entry *out);
+
+/* Called for each entry of a scan; the entry is valid only during the
+ * call. Return non-zero to stop the scan. */
+typedef int (*lww_scan_fn)(const lww_entry *e, void *arg);
+
+typedef struct lww_scan {
+	const uint8_t *prefix; /* keys starting with these bytes */
+	size_t plen;
+	const uint8_t *after; /* keys strictly greater (continuation) */
+	size_t alen;
+	size_t limit;   /* at most this many calls; 0 means no limit */
+	int tombstones; /* non-zero: include removed keys */
+} lww_scan;
+
+/* Calls fn for matching entries in key byte order. *more (may be NULL) is
+ * set to 1 if the scan stopped at the limit with matching entries left. */
+lww_err lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn,
+                       void *arg, int *more);
+
+/* Calls fn for every entry (tombstones included) whose bucket lies under
+ * digest node (level, index), in no particular order. */
+lww_err lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
+                              lww_scan_fn fn, void *arg);
+
+/* The hash of digest node (level 0..LWW_DIGEST_LEVELS, index). */
+lww_err lww_store_digest(lww_store *s, unsigned level, uint32_t index,
+                         lww_digest *out);
+
+/* The hashes of the 16 children of node (level < LWW_DIGEST_LEVELS,
+ * index), at level + 1. */
+lww_err lww_store_digest_children(lww_store *s, unsigned level, uint32_t index,
+                                  lww_digest out[LWW_DIGEST_FANOUT]);
+
+/* The persisted clock high-water mark (0 for a new store). */
+lww_err lww_store_hlc(lww_store *s, uint64_t *out);
+
+/* The highest sequence number recorded for node (0 if none). */
+lww_err lww_store_seq(lww_store *s, uint64_t node, uint64_t *out);
+
+typedef struct lww_store_stats {
+	uint64_t entries;    /* keys with a write, tombstones included */
+	uint64_t tombstones; /* keys whose winner is a remove */
+	uint64_t bytes;      /* size of the data file in use */
+	uint64_t map_size;   /* LMDB map size (store capacity) */
+} lww_store_stats;
+
+lww_err lww_store_stats_get(lww_store *s, lww_store_stats *out);
+
+#endif /* LWW_STORE_H */

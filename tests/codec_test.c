@@ -1,0 +1,417 @@
+/* codec_test.c - every wire message round-trips, and every decoder refuses
+ * truncation at every length, trailing bytes, unknown versions and types,
+ * oversized lengths, and survives every single-bit flip. Inputs are copied
+ * to exact-size heap buffers so ASan sees any read past the end. */
+#include "testutil.h"
+
+#include "codec.h"
+#include "err.h"
+#include "limits.h"
+
+typedef lww_err (*decode_fn)(const uint8_t *p, size_t n);
+
+static lww_err
+dec_batch(const uint8_t *p, size_t n)
+{
+	lww_batch b;
+	return lww_batch_decode(p, n, &b);
+}
+
+static lww_err
+dec_hb(const uint8_t *p, size_t n)
+{
+	lww_heartbeat h;
+	return lww_heartbeat_decode(p, n, &h);
+}
+
+static lww_err
+dec_req(const uint8_t *p, size_t n)
+{
+	lww_req r;
+	return lww_req_decode(p, n, &r);
+}
+
+static lww_err
+dec_rep(const uint8_t *p, size_t n)
+{
+	lww_rep r;
+	return lww_rep_decode(p, n, &r);
+}
+
+static lww_err
+dec_exact(decode_fn fn, const uint8_t *p, size_t n)
+{
+	uint8_t *copy = malloc(n ? n : 1);
+	lww_err rv;
+	assert_non_null(copy);
+	memcpy(copy, p, n);
+	rv = fn(copy, n);
+	free(copy);
+	return rv;
+}
+
+/* The negative checks every decoder gets. */
+static void
+check_hostile(decode_fn fn, const lww_buf *b)
+{
+	uint8_t *m = malloc(b->len + 1);
+	assert_non_null(m);
+
+	assert_ok(dec_exact(fn, b->p, b->len));
+	for (size_t len = 0; len < b->len; len++) {
+		lww_err rv = dec_exact(fn, b->p, len);
+		if (rv == LWW_OK) {
+			fail_msg("truncated to %zu of %zu bytes: accepted", len,
+			         b->len);
+		}
+	}
+	memcpy(m, b->p, b->len);
+	m[b->len] = 0;
+	assert_err(dec_exact(fn, m, b->len + 1), LWW_EPROTO);
+	m[0] = LWW_WIRE_VERSION + 1;
+	assert_err(dec_exact(fn, m, b->len), LWW_EVERSION);
+	m[0] = LWW_WIRE_VERSION;
+	m[1] = 0x7f;
+	assert_err(dec_exact(fn, m, b->len), LWW_EUNKNOWN);
+	/* Any single bit flip: decoded or refused, never a crash. */
+	for (size_t i = 0; i < b->len * 8; i++) {
+		memcpy(m, b->p, b->len);
+		m[i / 8] ^= (uint8_t)(1u << (i % 8));
+		(void)dec_exact(fn, m, b->len);
+	}
+	free(m);
+}
+
+static lww_entry
+ent(const char *k, const char *v, uint64_t hlc, uint64_t node)
+{
+	lww_entry e = {(const uint8_t *)k, strlen(k), NULL, 0, hlc, node, 0};
+	if (v == NULL) {
+		e.flags = LWW_ENTRY_TOMBSTONE;
+	} else {
+		e.val = (const uint8_t *)v;
+		e.vlen = strlen(v);
+	}
+	return e;
+}
+
+static void
+assert_entry_eq(const lww_entry *a, const lww_entry *b)
+{
+	assert_int_equal(a->klen, b->klen);
+	assert_memory_equal(a->key, b->key, a->klen);
+	assert_int_equal(a->vlen, b->vlen);
+	if (a->vlen) {
+		assert_memory_equal(a->val, b->val, a->vlen);
+	}
+	assert_true(a->hlc == b->hlc && a->node == b->node);
+	assert_int_equal(a->flags, b->flags);
+}
+
+static void
+test_batch_round_trip(void **state)
+{
+	lww_entry in[3] = {ent("alpha", "1", 10, 7), ent("beta", NULL, 11, 7),
+	                   ent("gamma", "", UINT64_MAX, UINT64_MAX)};
+	lww_buf b = LWW_BUF_INIT;
+	lww_batch out;
+	lww_entry e;
+	size_t off = 0, i = 0;
+	(void)state;
+
+	assert_ok(lww_batch_begin(&b, 42));
+	for (size_t j = 0; j < 3; j++) {
+		assert_ok(lww_batch_add(&b, &in[j]));
+	}
+	assert_int_equal(lww_batch_count(&b), 3);
+	assert_ok(lww_batch_decode(b.p, b.len, &out));
+	assert_int_equal(out.seq, 42);
+	assert_int_equal(out.entries.count, 3);
+	while (lww_entries_next(&out.entries, &off, &e)) {
+		assert_entry_eq(&e, &in[i++]);
+	}
+	assert_int_equal(i, 3);
+	check_hostile(dec_batch, &b);
+	lww_buf_fini(&b);
+}
+
+static void
+test_batch_limits(void **state)
+{
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e = ent("k", "v", 1, 1);
+	lww_batch out;
+	(void)state;
+
+	assert_ok(lww_batch_begin(&b, 1));
+	for (int i = 0; i < LWW_BATCH_ENTRIES_MAX; i++) {
+		assert_ok(lww_batch_add(&b, &e));
+	}
+	assert_err(lww_batch_add(&b, &e), LWW_ETOOBIG);
+	assert_ok(lww_batch_decode(b.p, b.len, &out));
+	/* A count over the limit is refused before reading entries. */
+	lww_put_u32le(b.p + 10, LWW_BATCH_ENTRIES_MAX + 1);
+	assert_err(lww_batch_decode(b.p, b.len, &out), LWW_ETOOBIG);
+	/* A count larger than the entries present is truncation. */
+	lww_put_u32le(b.p + 10, 5);
+	assert_err(lww_batch_decode(b.p, 10 + 4 + 3, &out), LWW_EPROTO);
+	/* An entry with unknown flags is refused. */
+	assert_ok(lww_batch_begin(&b, 1));
+	assert_ok(lww_batch_add(&b, &e));
+	b.p[14] = 0x02;
+	assert_err(lww_batch_decode(b.p, b.len, &out), LWW_EPROTO);
+	/* An entry that fails its check is not encoded. */
+	e.klen = 0;
+	assert_ok(lww_batch_begin(&b, 1));
+	assert_err(lww_batch_add(&b, &e), LWW_EINVAL);
+	assert_int_equal(lww_batch_count(&b), 0);
+	lww_buf_fini(&b);
+}
+
+static void
+test_oversized_lengths(void **state)
+{
+	lww_buf b = LWW_BUF_INIT;
+	lww_req r;
+	(void)state;
+
+	/* An ADD whose key length field says 1025. */
+	assert_ok(lww_buf_put_u8(&b, LWW_WIRE_VERSION));
+	assert_ok(lww_buf_put_u8(&b, LWW_MSG_REQUEST));
+	assert_ok(lww_buf_put_u8(&b, LWW_OP_ADD));
+	assert_ok(lww_buf_put_uvarint(&b, LWW_KEY_MAX + 1));
+	assert_err(lww_req_decode(b.p, b.len, &r), LWW_EKEYSIZE);
+	/* A value length of 1 MiB + 1, with no bytes behind it. */
+	lww_buf_reset(&b);
+	assert_ok(lww_buf_put_u8(&b, LWW_WIRE_VERSION));
+	assert_ok(lww_buf_put_u8(&b, LWW_MSG_REQUEST));
+	assert_ok(lww_buf_put_u8(&b, LWW_OP_ADD));
+	assert_ok(lww_buf_put_lbytes(&b, "k", 1));
+	assert_ok(lww_buf_put_uvarint(&b, LWW_VAL_MAX + 1));
+	assert_err(lww_req_decode(b.p, b.len, &r), LWW_EVALSIZE);
+	/* A huge length: no overflow, just refused. */
+	lww_buf_reset(&b);
+	assert_ok(lww_buf_put_u8(&b, LWW_WIRE_VERSION));
+	assert_ok(lww_buf_put_u8(&b, LWW_MSG_REQUEST));
+	assert_ok(lww_buf_put_u8(&b, LWW_OP_LOOKUP));
+	assert_ok(lww_buf_put_uvarint(&b, UINT64_MAX));
+	assert_err(lww_req_decode(b.p, b.len, &r), LWW_EKEYSIZE);
+	/* Unknown op. */
+	lww_buf_reset(&b);
+	assert_ok(lww_buf_put_u8(&b, LWW_WIRE_VERSION));
+	assert_ok(lww_buf_put_u8(&b, LWW_MSG_REQUEST));
+	assert_ok(lww_buf_put_u8(&b, 99));
+	assert_err(lww_req_decode(b.p, b.len, &r), LWW_EUNKNOWN);
+	/* Encoders refuse what decoders would. */
+	{
+		lww_req bad = {
+		    .op = LWW_OP_ADD, .key = (const uint8_t *)"k", .klen = 0};
+		assert_err(lww_req_encode(&b, &bad), LWW_EKEYSIZE);
+		bad.klen = 1;
+		bad.vlen = LWW_VAL_MAX + 1;
+		assert_err(lww_req_encode(&b, &bad), LWW_EVALSIZE);
+		bad.op = LWW_OP_LIST;
+		bad.vlen = 0;
+		bad.limit = 0;
+		assert_err(lww_req_encode(&b, &bad), LWW_EINVAL);
+	}
+	lww_buf_fini(&b);
+}
+
+static void
+test_heartbeat(void **state)
+{
+	lww_heartbeat in = {77, UINT64_C(0x123456789)}, out;
+	lww_buf b = LWW_BUF_INIT;
+	(void)state;
+
+	assert_ok(lww_heartbeat_encode(&b, &in));
+	assert_ok(lww_heartbeat_decode(b.p, b.len, &out));
+	assert_true(out.seq == 77 && out.hlc == in.hlc);
+	check_hostile(dec_hb, &b);
+	/* A heartbeat is not a batch. */
+	{
+		lww_batch bt;
+		assert_err(lww_batch_decode(b.p, b.len, &bt), LWW_EUNKNOWN);
+	}
+	lww_buf_fini(&b);
+}
+
+static void
+test_requests(void **state)
+{
+	uint8_t bin[4] = {0, 1, 0, 255};
+	lww_req reqs[] = {
+	    {.op = LWW_OP_ADD,
+	     .key = (const uint8_t *)"k1",
+	     .klen = 2,
+	     .val = bin,
+	     .vlen = 4},
+	    {.op = LWW_OP_REMOVE, .key = (const uint8_t *)"k2", .klen = 2},
+	    {.op = LWW_OP_LOOKUP, .key = (const uint8_t *)"k3", .klen = 2},
+	    {.op = LWW_OP_LIST,
+	     .key = (const uint8_t *)"pre",
+	     .klen = 3,
+	     .after = (const uint8_t *)"pre5",
+	     .alen = 4,
+	     .limit = 100},
+	    {.op = LWW_OP_LIST, .limit = 1},
+	    {.op = LWW_OP_STATS},
+	    {.op = LWW_OP_PEERS},
+	};
+	lww_buf b = LWW_BUF_INIT;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		lww_req out;
+		lww_buf_reset(&b);
+		assert_ok(lww_req_encode(&b, &reqs[i]));
+		assert_ok(lww_req_decode(b.p, b.len, &out));
+		assert_int_equal(out.op, reqs[i].op);
+		assert_int_equal(out.klen, reqs[i].klen);
+		if (out.klen)
+			assert_memory_equal(out.key, reqs[i].key, out.klen);
+		assert_int_equal(out.vlen, reqs[i].vlen);
+		if (out.vlen)
+			assert_memory_equal(out.val, reqs[i].val, out.vlen);
+		assert_int_equal(out.alen, reqs[i].alen);
+		assert_int_equal(out.limit, reqs[i].limit);
+		check_hostile(dec_req, &b);
+	}
+	lww_buf_fini(&b);
+}
+
+static void
+test_load_request(void **state)
+{
+	lww_entry in[2] = {ent("a", "x", 5, 5), ent("b", NULL, 6, 6)};
+	lww_buf b = LWW_BUF_INIT;
+	lww_req out;
+	lww_entry e;
+	size_t off = 0, i = 0;
+	(void)state;
+
+	assert_ok(lww_load_begin(&b));
+	assert_ok(lww_load_add(&b, &in[0]));
+	assert_ok(lww_load_add(&b, &in[1]));
+	assert_int_equal(lww_load_count(&b), 2);
+	assert_ok(lww_req_decode(b.p, b.len, &out));
+	assert_int_equal(out.op, LWW_OP_LOAD);
+	assert_int_equal(out.items.count, 2);
+	while (lww_entries_next(&out.items, &off, &e)) {
+		/* Items carry no stamp: the node stamps them. */
+		assert_true(e.hlc == 0 && e.node == 0);
+		assert_int_equal(e.flags, in[i].flags);
+		assert_memory_equal(e.key, in[i].key, e.klen);
+		i++;
+	}
+	assert_int_equal(i, 2);
+	check_hostile(dec_req, &b);
+	/* An empty load is refused. */
+	assert_ok(lww_load_begin(&b));
+	assert_err(lww_req_decode(b.p, b.len, &out), LWW_EPROTO);
+	lww_buf_fini(&b);
+}
+
+static void
+test_replies(void **state)
+{
+	lww_entry e = ent("key", "value", 99, 3);
+	const char *json = "{\"keys\":1}";
+	lww_rep reps[] = {
+	    {.op = LWW_OP_ADD, .hlc = 5, .node = 6},
+	    {.op = LWW_OP_REMOVE, .hlc = 7, .node = 8},
+	    {.op = LWW_OP_LOAD, .hlc = 9, .node = 10, .count = 4096},
+	    {.op = LWW_OP_LOOKUP, .entry = e},
+	    {.op = LWW_OP_STATS, .text = json, .textlen = strlen(json)},
+	    {.op = LWW_OP_PEERS, .text = "[]", .textlen = 2},
+	    {.op = LWW_OP_LOOKUP,
+	     .status = LWW_ENOTFOUND,
+	     .msg = "no such key",
+	     .msglen = 11},
+	    {.op = LWW_OP_ADD, .status = LWW_EKEYSIZE, .msg = "", .msglen = 0},
+	};
+	lww_buf b = LWW_BUF_INIT;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(reps) / sizeof(reps[0]); i++) {
+		lww_rep out;
+		lww_buf_reset(&b);
+		assert_ok(lww_rep_encode(&b, &reps[i]));
+		assert_ok(lww_rep_decode(b.p, b.len, &out));
+		assert_int_equal(out.op, reps[i].op);
+		assert_int_equal(out.status, reps[i].status);
+		assert_int_equal(out.msglen, reps[i].msglen);
+		assert_true(out.hlc == reps[i].hlc && out.node == reps[i].node);
+		assert_int_equal(out.count, reps[i].count);
+		assert_int_equal(out.textlen, reps[i].textlen);
+		if (reps[i].op == LWW_OP_LOOKUP && reps[i].status == LWW_OK) {
+			assert_entry_eq(&out.entry, &e);
+		}
+		check_hostile(dec_rep, &b);
+	}
+	lww_buf_fini(&b);
+}
+
+static void
+test_list_reply(void **state)
+{
+	lww_entry in[2] = {ent("a", "1", 1, 1), ent("b", NULL, 2, 1)};
+	lww_buf b = LWW_BUF_INIT;
+	lww_rep out;
+	lww_entry e;
+	size_t off = 0, i = 0;
+	(void)state;
+
+	assert_ok(lww_list_begin(&b));
+	assert_ok(lww_list_add(&b, &in[0]));
+	assert_ok(lww_list_add(&b, &in[1]));
+	assert_ok(lww_list_end(&b, 1));
+	assert_ok(lww_rep_decode(b.p, b.len, &out));
+	assert_int_equal(out.op, LWW_OP_LIST);
+	assert_int_equal(out.more, 1);
+	while (lww_entries_next(&out.entries, &off, &e)) {
+		assert_entry_eq(&e, &in[i++]);
+	}
+	assert_int_equal(i, 2);
+	check_hostile(dec_rep, &b);
+	b.p[b.len - 1] = 2; /* "more" is a boolean */
+	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
+	lww_buf_fini(&b);
+}
+
+static void
+test_long_error_message_is_truncated(void **state)
+{
+	char msg[LWW_ERRMSG_MAX * 2];
+	lww_rep r = {.op = LWW_OP_ADD,
+	             .status = LWW_EIO,
+	             .msg = msg,
+	             .msglen = sizeof(msg)};
+	lww_buf b = LWW_BUF_INIT;
+	lww_rep out;
+	(void)state;
+
+	memset(msg, 'x', sizeof(msg));
+	assert_ok(lww_rep_encode(&b, &r));
+	assert_ok(lww_rep_decode(b.p, b.len, &out));
+	assert_int_equal(out.msglen, LWW_ERRMSG_MAX);
+	lww_buf_fini(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_batch_round_trip),
+	    cmocka_unit_test(test_batch_limits),
+	    cmocka_unit_test(test_oversized_lengths),
+	    cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_requests),
+	    cmocka_unit_test(test_load_request),
+	    cmocka_unit_test(test_replies),
+	    cmocka_unit_test(test_list_reply),
+	    cmocka_unit_test(test_long_error_message_is_truncated),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

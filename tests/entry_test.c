@@ -1,0 +1,135 @@
+/* entry_test.c - the total order of writes and the entry limits. */
+#include "testutil.h"
+
+#include "entry.h"
+#include "err.h"
+#include "limits.h"
+
+static lww_entry
+mk(uint64_t hlc, uint64_t node, int tomb, const char *val)
+{
+	lww_entry e = {(const uint8_t *)"k", 1, NULL, 0, hlc, node, 0};
+	if (tomb) {
+		e.flags = LWW_ENTRY_TOMBSTONE;
+	} else {
+		e.val = (const uint8_t *)val;
+		e.vlen = strlen(val);
+	}
+	return e;
+}
+
+static void
+test_order_hlc_first(void **state)
+{
+	lww_entry a = mk(2, 1, 0, "a"), b = mk(1, 9, 1, "");
+	(void)state;
+	assert_true(lww_entry_cmp(&a, &b) > 0);
+	assert_true(lww_entry_cmp(&b, &a) < 0);
+	assert_true(lww_entry_wins(&a, &b));
+	assert_false(lww_entry_wins(&b, &a));
+}
+
+static void
+test_order_node_second(void **state)
+{
+	lww_entry a = mk(5, 2, 0, "a"), b = mk(5, 1, 1, "");
+	(void)state;
+	assert_true(lww_entry_cmp(&a, &b) > 0);
+	assert_true(lww_entry_cmp(&b, &a) < 0);
+}
+
+static void
+test_order_tombstone_over_value(void **state)
+{
+	lww_entry a = mk(5, 1, 1, ""), b = mk(5, 1, 0, "zzzz");
+	(void)state;
+	assert_true(lww_entry_cmp(&a, &b) > 0);
+	assert_true(lww_entry_cmp(&b, &a) < 0);
+}
+
+static void
+test_order_value_shorter_first_then_bytes(void **state)
+{
+	lww_entry a = mk(5, 1, 0, "zz"), b = mk(5, 1, 0, "aaa");
+	lww_entry c = mk(5, 1, 0, "aab"), empty = mk(5, 1, 0, "");
+	(void)state;
+	assert_true(lww_entry_cmp(&b, &a) > 0);
+	assert_true(lww_entry_cmp(&c, &b) > 0);
+	assert_true(lww_entry_cmp(&a, &empty) > 0);
+	assert_int_equal(lww_entry_cmp(&c, &c), 0);
+	assert_false(lww_entry_wins(&c, &c)); /* a duplicate never wins */
+}
+
+static void
+test_order_is_total_and_antisymmetric(void **state)
+{
+	const char *vals[] = {"", "a", "b", "ab", "ba"};
+	lww_entry es[2 * 2 * 2 * 5];
+	size_t n = 0;
+	(void)state;
+
+	for (uint64_t h = 1; h <= 2; h++)
+		for (uint64_t nd = 1; nd <= 2; nd++) {
+			es[n++] = mk(h, nd, 1, "");
+			for (size_t v = 0; v < 5; v++) {
+				es[n++] = mk(h, nd, 0, vals[v]);
+			}
+		}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < n; j++) {
+			int c1 = lww_entry_cmp(&es[i], &es[j]);
+			int c2 = lww_entry_cmp(&es[j], &es[i]);
+			assert_int_equal(c1, -c2);
+			assert_int_equal(c1 == 0, i == j);
+			for (size_t k = 0; k < n; k++) {
+				if (c1 < 0 &&
+				    lww_entry_cmp(&es[j], &es[k]) < 0) {
+					assert_true(
+					    lww_entry_cmp(&es[i], &es[k]) < 0);
+				}
+			}
+		}
+}
+
+static void
+test_check_limits(void **state)
+{
+	static uint8_t big[LWW_VAL_MAX + 1];
+	static uint8_t key[LWW_KEY_MAX + 1];
+	lww_entry e = {key, 1, big, 0, 1, 1, 0};
+	(void)state;
+
+	assert_ok(lww_entry_check(&e));
+	e.klen = 0;
+	assert_err(lww_entry_check(&e), LWW_EKEYSIZE);
+	e.klen = LWW_KEY_MAX;
+	assert_ok(lww_entry_check(&e));
+	e.klen = LWW_KEY_MAX + 1;
+	assert_err(lww_entry_check(&e), LWW_EKEYSIZE);
+	e.klen = 1;
+	e.vlen = LWW_VAL_MAX;
+	assert_ok(lww_entry_check(&e));
+	e.vlen = LWW_VAL_MAX + 1;
+	assert_err(lww_entry_check(&e), LWW_EVALSIZE);
+	e.vlen = 1;
+	e.flags = LWW_ENTRY_TOMBSTONE;
+	assert_err(lww_entry_check(&e), LWW_EPROTO);
+	e.vlen = 0;
+	assert_ok(lww_entry_check(&e));
+	e.flags = 0x80;
+	assert_err(lww_entry_check(&e), LWW_EPROTO);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_order_hlc_first),
+	    cmocka_unit_test(test_order_node_second),
+	    cmocka_unit_test(test_order_tombstone_over_value),
+	    cmocka_unit_test(test_order_value_shorter_first_then_bytes),
+	    cmocka_unit_test(test_order_is_total_and_antisymmetric),
+	    cmocka_unit_test(test_check_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

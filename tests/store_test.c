@@ -1,0 +1,571 @@
+/* store_test.c - the LMDB store: merge keeps winners, scans are in byte
+ * order (long keys too), state persists, failures change nothing, and the
+ * incremental digest equals one computed from scratch. */
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "testutil.h"
+
+#include "digest.h"
+#include "err.h"
+#include "limits.h"
+#include "store.h"
+
+static int
+setup(void **state)
+{
+	(void)state;
+	return sodium_init() < 0 ? -1 : 0;
+}
+
+static lww_entry
+ent(const void *k, size_t kl, const char *v, uint64_t hlc, uint64_t node)
+{
+	lww_entry e = {k, kl, NULL, 0, hlc, node, 0};
+	if (v == NULL) {
+		e.flags = LWW_ENTRY_TOMBSTONE;
+	} else {
+		e.val = (const uint8_t *)v;
+		e.vlen = strlen(v);
+	}
+	return e;
+}
+
+#define ENT(k, v, h, n) ent(k, strlen(k), v, h, n)
+
+static void
+expect_val(lww_store *s, const char *k, const char *v)
+{
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e;
+
+	assert_ok(lww_store_get(s, (const uint8_t *)k, strlen(k), &b, &e));
+	if (v == NULL) {
+		assert_true(lww_entry_is_tombstone(&e));
+	} else {
+		assert_false(lww_entry_is_tombstone(&e));
+		assert_int_equal(e.vlen, strlen(v));
+		assert_memory_equal(e.val, v, e.vlen);
+	}
+	lww_buf_fini(&b);
+}
+
+static void
+test_apply_keeps_winner(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store *s;
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e, x;
+	size_t won;
+	int w;
+	lww_txn *t;
+	(void)state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_err(lww_store_get(s, (const uint8_t *)"a", 1, &b, &e),
+	           LWW_ENOTFOUND);
+	e = ENT("a", "one", 10, 1);
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	assert_int_equal(won, 1);
+	expect_val(s, "a", "one");
+	e = ENT("a", "older", 9, 5);
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	assert_int_equal(won, 0);
+	expect_val(s, "a", "one");
+	e = ENT("a", "one", 10, 1); /* duplicate */
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	assert_int_equal(won, 0);
+	e = ENT("a", NULL, 10, 1); /* same stamp: tombstone wins */
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	assert_int_equal(won, 1);
+	expect_val(s, "a", NULL);
+	e = ENT("a", "back", 11, 1);
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	expect_val(s, "a", "back");
+	/* An invalid entry is refused and the transaction stays usable. */
+	assert_ok(lww_store_begin(s, &t));
+	x = ent("k", 0, "v", 1, 1);
+	assert_err(lww_txn_apply(t, &x, &w), LWW_EKEYSIZE);
+	x = ENT("b", "bee", 12, 1);
+	assert_ok(lww_txn_apply(t, &x, &w));
+	assert_ok(lww_txn_commit(t));
+	expect_val(s, "b", "bee");
+	/* An aborted transaction leaves nothing. */
+	assert_ok(lww_store_begin(s, &t));
+	x = ENT("c", "sea", 13, 1);
+	assert_ok(lww_txn_apply(t, &x, &w));
+	lww_txn_abort(t);
+	assert_err(lww_store_get(s, (const uint8_t *)"c", 1, &b, &e),
+	           LWW_ENOTFOUND);
+	{
+		lww_store_stats st;
+		assert_ok(lww_store_stats_get(s, &st));
+		assert_int_equal(st.entries, 2);
+		assert_int_equal(st.tombstones, 0);
+		assert_true(st.bytes > 0 && st.map_size >= st.bytes);
+	}
+	lww_buf_fini(&b);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+typedef struct collect {
+	char keys[64][1100];
+	size_t klen[64];
+	size_t n;
+} collect;
+
+static int
+collect_cb(const lww_entry *e, void *arg)
+{
+	collect *c = arg;
+	assert_true(c->n < 64);
+	memcpy(c->keys[c->n], e->key, e->klen);
+	c->klen[c->n] = e->klen;
+	c->n++;
+	return 0;
+}
+
+static void
+test_scan_prefix_continuation_limit(void **state)
+{
+	char *dir = tu_tmpdir();
+	const char *ks[] = {"b", "a/2", "a/1", "a", "a/10", "c", "a/3"};
+	lww_store *s;
+	lww_scan q = {0};
+	collect c;
+	char last[16];
+	int more;
+	(void)state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	for (size_t i = 0; i < 7; i++) {
+		lww_entry e = ENT(ks[i], "v", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	{
+		lww_entry e = ENT("a/3", NULL, 2, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	memset(&c, 0, sizeof(c));
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_int_equal(c.n, 6); /* a/3 is removed */
+	assert_false(more);
+	assert_memory_equal(c.keys[0], "a", 1);
+	assert_memory_equal(c.keys[1], "a/1", 3);
+	assert_memory_equal(c.keys[2], "a/10", 4);
+	assert_memory_equal(c.keys[3], "a/2", 3);
+	assert_memory_equal(c.keys[4], "b", 1);
+
+	memset(&c, 0, sizeof(c));
+	q.prefix = (const uint8_t *)"a/";
+	q.plen = 2;
+	q.limit = 2;
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_int_equal(c.n, 2);
+	assert_true(more);
+	memcpy(last, c.keys[1], c.klen[1]);
+	q.after = (const uint8_t *)last;
+	q.alen = c.klen[1];
+	memset(&c, 0, sizeof(c));
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_int_equal(c.n, 1);
+	assert_memory_equal(c.keys[0], "a/2", 3);
+	assert_false(more);
+
+	q.after = NULL;
+	q.alen = 0;
+	q.limit = 0;
+	q.tombstones = 1;
+	memset(&c, 0, sizeof(c));
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_int_equal(c.n, 4);
+	assert_memory_equal(c.keys[3], "a/3", 3);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+static void
+test_long_keys_in_byte_order(void **state)
+{
+	char *dir = tu_tmpdir();
+	static uint8_t keys[20][LWW_KEY_MAX];
+	size_t lens[20];
+	lww_store *s;
+	lww_scan q = {0};
+	collect c;
+	uint64_t seed = 99;
+	int more;
+	(void)state;
+
+	/* Keys sharing a 600-byte prefix, longer than LMDB's key limit. */
+	assert_ok(lww_store_open(dir, NULL, &s));
+	for (int i = 0; i < 20; i++) {
+		memset(keys[i], 'p', 600);
+		lens[i] = 601 + tu_below(&seed, LWW_KEY_MAX - 601);
+		for (size_t j = 600; j < lens[i]; j++) {
+			keys[i][j] = (uint8_t)('a' + tu_below(&seed, 3));
+		}
+		lww_entry e = ent(keys[i], lens[i], "v", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	/* A short key and one at exactly the inline limit. */
+	{
+		static uint8_t k480[LWW_STORE_INLINE_KEY];
+		memset(k480, 'p', sizeof(k480));
+		lww_entry e = ent(k480, sizeof(k480), "v", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+		e = ent("p", 1, "v", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	memset(&c, 0, sizeof(c));
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_int_equal(c.n, 22);
+	for (size_t i = 1; i < c.n; i++) {
+		size_t m =
+		    c.klen[i] < c.klen[i - 1] ? c.klen[i] : c.klen[i - 1];
+		int cmp = memcmp(c.keys[i - 1], c.keys[i], m);
+		assert_true(cmp < 0 || (cmp == 0 && c.klen[i - 1] < c.klen[i]));
+	}
+	/* Each long key reads back exactly. */
+	for (int i = 0; i < 20; i++) {
+		lww_buf b = LWW_BUF_INIT;
+		lww_entry e;
+		assert_ok(lww_store_get(s, keys[i], lens[i], &b, &e));
+		lww_buf_fini(&b);
+	}
+	/* Paging through the run with limit 3 gives the same order. */
+	{
+		collect all = c;
+		size_t got = 0;
+		q.limit = 3;
+		do {
+			memset(&c, 0, sizeof(c));
+			assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+			for (size_t i = 0; i < c.n; i++, got++) {
+				assert_int_equal(c.klen[i], all.klen[got]);
+				assert_memory_equal(c.keys[i], all.keys[got],
+				                    c.klen[i]);
+			}
+			q.after = (const uint8_t *)all.keys[got - 1];
+			q.alen = all.klen[got - 1];
+		} while (more);
+		assert_int_equal(got, 22);
+	}
+	/* A prefix longer than the inline part. */
+	memset(&c, 0, sizeof(c));
+	q.after = NULL;
+	q.alen = 0;
+	q.limit = 0;
+	q.prefix = keys[0];
+	q.plen = 601;
+	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
+	assert_true(c.n >= 1);
+	for (size_t i = 0; i < c.n; i++) {
+		assert_memory_equal(c.keys[i], keys[0], 601);
+	}
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+static void
+test_persistence(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store *s;
+	lww_txn *t;
+	uint64_t v;
+	lww_entry e = ENT("k", "v", 500, 9);
+	(void)state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_hlc(s, &v));
+	assert_int_equal(v, 0);
+	assert_ok(lww_store_begin(s, &t));
+	assert_ok(lww_txn_apply(t, &e, NULL));
+	assert_ok(lww_txn_set_seq(t, 9, 77));
+	assert_ok(lww_txn_set_seq(t, 9, 70)); /* never lowered */
+	lww_txn_note_hlc(t, 400);
+	assert_ok(lww_txn_commit(t));
+	lww_store_close(s);
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_hlc(s, &v));
+	assert_int_equal(v, 500);
+	assert_ok(lww_store_seq(s, 9, &v));
+	assert_int_equal(v, 77);
+	assert_ok(lww_store_seq(s, 10, &v));
+	assert_int_equal(v, 0);
+	expect_val(s, "k", "v");
+	assert_ok(lww_store_begin(s, &t));
+	lww_txn_note_hlc(t, 900);
+	assert_ok(lww_txn_commit(t));
+	assert_ok(lww_store_hlc(s, &v));
+	assert_int_equal(v, 900);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+static void
+test_full_store_changes_nothing(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {256 * 1024, 1};
+	static char val[60000];
+	lww_store *s;
+	lww_digest root_before, root_after;
+	lww_store_stats st_before, st_after;
+	lww_entry batch[8];
+	char keys[8][16];
+	int i, full = 0;
+	(void)state;
+
+	memset(val, 'x', sizeof(val) - 1);
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (i = 0; i < 100 && !full; i++) {
+		lww_err rv;
+		snprintf(keys[0], 16, "k%d", i);
+		batch[0] = ENT(keys[0], val, (uint64_t)i + 1, 1);
+		rv = lww_store_apply(s, batch, 1, NULL);
+		if (rv == LWW_EFULL) {
+			full = 1;
+		} else {
+			assert_ok(rv);
+		}
+	}
+	assert_true(full);
+	assert_ok(lww_store_digest(s, 0, 0, &root_before));
+	assert_ok(lww_store_stats_get(s, &st_before));
+	/* A batch that cannot fit: none of it is stored. */
+	for (int j = 0; j < 8; j++) {
+		snprintf(keys[j], 16, "new%d", j);
+		batch[j] = ENT(keys[j], val, 1000, 1);
+	}
+	batch[0].val = (const uint8_t *)"small";
+	batch[0].vlen = 5;
+	assert_err(lww_store_apply(s, batch, 8, NULL), LWW_EFULL);
+	{
+		lww_buf b = LWW_BUF_INIT;
+		lww_entry e;
+		assert_err(lww_store_get(s, (const uint8_t *)"new0", 4, &b, &e),
+		           LWW_ENOTFOUND);
+		lww_buf_fini(&b);
+	}
+	assert_ok(lww_store_digest(s, 0, 0, &root_after));
+	assert_memory_equal(root_before.h, root_after.h, LWW_DIGEST_BYTES);
+	assert_ok(lww_store_stats_get(s, &st_after));
+	assert_int_equal(st_before.entries, st_after.entries);
+	/* Everything stored before still reads back. */
+	for (int j = 0; j < i - 1; j++) {
+		char k[16];
+		snprintf(k, 16, "k%d", j);
+		expect_val(s, k, val);
+	}
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+/* Recomputes the stored digest levels from a full scan and compares every
+ * node with what the store kept incrementally. */
+typedef struct recompute {
+	lww_digest (*lvl)[1 << 16];
+	size_t n;
+} recompute;
+
+static int
+recompute_cb(const lww_entry *e, void *arg)
+{
+	recompute *r = arg;
+	uint32_t b = lww_digest_bucket(e->key, e->klen);
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	for (unsigned l = 0; l <= LWW_DIGEST_STORED; l++) {
+		lww_digest_xor(&r->lvl[l][lww_digest_index(b, l)], &h);
+	}
+	r->n++;
+	return 0;
+}
+
+static void
+check_digest(lww_store *s)
+{
+	recompute r = {calloc(LWW_DIGEST_STORED + 1, sizeof(*r.lvl)), 0};
+	lww_scan q = {.tombstones = 1};
+	lww_digest kids[LWW_DIGEST_FANOUT], root;
+
+	assert_non_null(r.lvl);
+	assert_ok(lww_store_scan(s, &q, recompute_cb, &r, NULL));
+	assert_ok(lww_store_digest(s, 0, 0, &root));
+	assert_memory_equal(root.h, r.lvl[0][0].h, LWW_DIGEST_BYTES);
+	for (unsigned l = 0; l < LWW_DIGEST_STORED; l++) {
+		for (uint32_t i = 0; i < (1u << (4 * l)); i++) {
+			assert_ok(lww_store_digest_children(s, l, i, kids));
+			for (uint32_t c = 0; c < 16; c++) {
+				assert_memory_equal(
+				    kids[c].h, r.lvl[l + 1][(i << 4) | c].h,
+				    LWW_DIGEST_BYTES);
+			}
+		}
+	}
+	free(r.lvl);
+}
+
+static void
+test_digest_incremental_equals_recomputed(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {0, 1};
+	lww_store *s;
+	uint64_t seed = 4242;
+	(void)state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	check_digest(s); /* empty: all zero */
+	for (int round = 0; round < 20; round++) {
+		lww_txn *t;
+		assert_ok(lww_store_begin(s, &t));
+		for (int i = 0; i < 50; i++) {
+			char k[16], v[16];
+			snprintf(k, 16, "key%u",
+			         (unsigned)tu_below(&seed, 300));
+			snprintf(v, 16, "v%u", (unsigned)tu_below(&seed, 5));
+			lww_entry e = ENT(k, tu_below(&seed, 4) ? v : NULL,
+			                  1 + tu_below(&seed, 40),
+			                  1 + tu_below(&seed, 3));
+			assert_ok(lww_txn_apply(t, &e, NULL));
+		}
+		assert_ok(lww_txn_commit(t));
+	}
+	check_digest(s);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+static void
+test_digest_finds_the_difference(void **state)
+{
+	char *d1 = tu_tmpdir(), *d2 = tu_tmpdir();
+	lww_store_opts o = {0, 1};
+	lww_store *a, *b;
+	lww_digest ha, hb, ka[16], kb[16];
+	uint32_t index = 0;
+	unsigned level;
+	collect c;
+	(void)state;
+
+	assert_ok(lww_store_open(d1, &o, &a));
+	assert_ok(lww_store_open(d2, &o, &b));
+	for (int i = 0; i < 200; i++) {
+		char k[16];
+		snprintf(k, 16, "key%d", i);
+		lww_entry e = ENT(k, "v", 5, 1);
+		assert_ok(lww_store_apply(a, &e, 1, NULL));
+		assert_ok(lww_store_apply(b, &e, 1, NULL));
+	}
+	assert_ok(lww_store_digest(a, 0, 0, &ha));
+	assert_ok(lww_store_digest(b, 0, 0, &hb));
+	assert_memory_equal(ha.h, hb.h, LWW_DIGEST_BYTES);
+	{
+		lww_entry e = ENT("key77", "changed", 6, 1);
+		assert_ok(lww_store_apply(b, &e, 1, NULL));
+	}
+	assert_ok(lww_store_digest(b, 0, 0, &hb));
+	assert_memory_not_equal(ha.h, hb.h, LWW_DIGEST_BYTES);
+	/* Descend: exactly one child differs at each level, down to the
+	 * single bucket of key77 (levels 5..8 are computed). */
+	for (level = 0; level < LWW_DIGEST_LEVELS; level++) {
+		int diff = -1;
+		assert_ok(lww_store_digest_children(a, level, index, ka));
+		assert_ok(lww_store_digest_children(b, level, index, kb));
+		for (int i = 0; i < 16; i++) {
+			if (memcmp(ka[i].h, kb[i].h, LWW_DIGEST_BYTES) != 0) {
+				assert_int_equal(diff, -1);
+				diff = i;
+			}
+		}
+		assert_int_not_equal(diff, -1);
+		index = (index << 4) | (uint32_t)diff;
+	}
+	assert_int_equal(index, lww_digest_bucket((const uint8_t *)"key77", 5));
+	assert_ok(lww_store_digest(b, 8, index, &hb));
+	assert_memory_equal(hb.h, kb[index & 15].h, LWW_DIGEST_BYTES);
+	memset(&c, 0, sizeof(c));
+	assert_ok(
+	    lww_store_scan_bucket(b, 8, index, (lww_scan_fn)collect_cb, &c));
+	assert_int_equal(c.n, 1);
+	assert_memory_equal(c.keys[0], "key77", 5);
+	/* Whole-tree bucket scan sees every key. */
+	memset(&c, 0, sizeof(c));
+	assert_ok(lww_store_scan_bucket(b, 4, index >> 16,
+	                                (lww_scan_fn)collect_cb, &c));
+	assert_true(c.n >= 1);
+	/* Bad addresses are refused. */
+	assert_err(lww_store_digest_children(a, 8, 0, ka), LWW_EINVAL);
+	assert_err(lww_store_digest_children(a, 1, 16, ka), LWW_EINVAL);
+	assert_err(lww_store_digest(a, 0, 1, &ha), LWW_EINVAL);
+	assert_err(lww_store_digest(a, 9, 0, &ha), LWW_EINVAL);
+	lww_store_close(a);
+	lww_store_close(b);
+	tu_rmdir(d1);
+	tu_rmdir(d2);
+}
+
+static void
+test_corrupt_record_is_reported(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store *s;
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e = ENT("good", "v", 1, 1), x;
+	lww_scan q = {0};
+	collect c;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {3, "bad"}, d = {3, "\x07\x00\x01"};
+	(void)state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_apply(s, &e, 1, NULL));
+	lww_store_close(s);
+	/* Write a garbage record behind the store's back. */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "kv", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_err(lww_store_get(s, (const uint8_t *)"bad", 3, &b, &x),
+	           LWW_ECORRUPT);
+	memset(&c, 0, sizeof(c));
+	assert_err(lww_store_scan(s, &q, collect_cb, &c, NULL), LWW_ECORRUPT);
+	x = ENT("bad", "new", 2, 1);
+	assert_err(lww_store_apply(s, &x, 1, NULL), LWW_ECORRUPT);
+	/* Other keys still serve. */
+	expect_val(s, "good", "v");
+	lww_buf_fini(&b);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_apply_keeps_winner),
+	    cmocka_unit_test(test_scan_prefix_continuation_limit),
+	    cmocka_unit_test(test_long_keys_in_byte_order),
+	    cmocka_unit_test(test_persistence),
+	    cmocka_unit_test(test_full_store_changes_nothing),
+	    cmocka_unit_test(test_digest_incremental_equals_recomputed),
+	    cmocka_unit_test(test_digest_finds_the_difference),
+	    cmocka_unit_test(test_corrupt_record_is_reported),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
