@@ -561,7 +561,9 @@ lww_rep_encode(lww_buf *b, const lww_rep *r)
 	size_t mlen;
 	lww_err rv;
 
-	if (r->status > LWW_ERR_LAST || r->op < 1 || r->op > LWW_OP_LAST) {
+	/* op 0 answers a request whose op could not be read: errors only. */
+	if (r->status > LWW_ERR_LAST || r->op > LWW_OP_LAST ||
+	    (r->op == 0 && r->status == LWW_OK)) {
 		return LWW_EINVAL;
 	}
 	if (r->op == LWW_OP_LIST && r->status == LWW_OK) {
@@ -630,10 +632,10 @@ lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
 	    (rv = lww_rd_u8(&r, &tmp.status)) != LWW_OK) {
 		return rv;
 	}
-	if (tmp.op < 1 || tmp.op > LWW_OP_LAST) {
+	if (tmp.op > LWW_OP_LAST) {
 		return LWW_EUNKNOWN;
 	}
-	if (tmp.status > LWW_ERR_LAST) {
+	if (tmp.status > LWW_ERR_LAST || (tmp.op == 0 && tmp.status == 0)) {
 		return LWW_EPROTO;
 	}
 	if (tmp.status != LWW_OK) {

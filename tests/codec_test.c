@@ -330,6 +330,7 @@ test_replies(void **state)
 	     .msg = "no such key",
 	     .msglen = 11},
 	    {.op = LWW_OP_ADD, .status = LWW_EKEYSIZE, .msg = "", .msglen = 0},
+	    {.op = 0, .status = LWW_EVERSION, .msg = "v", .msglen = 1},
 	};
 	lww_buf b = LWW_BUF_INIT;
 	(void)state;
@@ -393,6 +394,10 @@ test_long_error_message_is_truncated(void **state)
 	(void)state;
 
 	memset(msg, 'x', sizeof(msg));
+	{
+		lww_rep ok0 = {.op = 0, .status = LWW_OK};
+		assert_err(lww_rep_encode(&b, &ok0), LWW_EINVAL);
+	}
 	assert_ok(lww_rep_encode(&b, &r));
 	assert_ok(lww_rep_decode(b.p, b.len, &out));
 	assert_int_equal(out.msglen, LWW_ERRMSG_MAX);

@@ -1,0 +1,882 @@
+/*
+ * lwwctl - the lww command-line client.
+ *
+ * Talks to one lwwd over its API socket (nng req/rep) with the versioned
+ * binary format of core/codec.h. Output is for people by default and, with
+ * --json, one JSON object per line for scripts. Exit codes: 0 ok, 1 lookup
+ * found no value, 2 usage error, 3 node unreachable or timed out, 4 the
+ * node (or this client, checking the same limits) refused the request.
+ * Errors are one line on stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <sodium.h>
+
+#include "codec.h"
+#include "envelope.h"
+#include "err.h"
+#include "hlc.h"
+#include "limits.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_NOTFOUND = 1,
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3,
+	EXIT_REFUSED = 4,
+};
+
+static const char usage[] =
+    "usage: lwwctl [--api URL] [--timeout MS] [--json] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  add KEY VALUE   write VALUE under KEY; VALUE '-' reads stdin\n"
+    "                  (binary-safe); prints nothing (--json: the stamp)\n"
+    "  remove KEY      remove KEY (a tombstone that replicates)\n"
+    "  lookup KEY      print the value and a newline; exit 1 if absent\n"
+    "  list [PREFIX]   keys in byte order, one a line (--json: one object\n"
+    "                  a line with key, value and stamp)\n"
+    "  load            bulk writes from stdin: KEY<TAB>VALUE lines, or with\n"
+    "                  --json the objects that list prints\n"
+    "  stats           node counters, as JSON\n"
+    "  peers           peers with last contact, sequence and lag\n"
+    "  keygen FILE     make an Ed25519 key pair: FILE (secret, mode 0600)\n"
+    "                  and FILE.pub (the public key for trust files)\n"
+    "\n"
+    "options:\n"
+    "  --api URL       the node's API (ipc:///path or tcp://host:port);\n"
+    "                  default $LWW_API\n"
+    "  --timeout MS    give up after MS milliseconds (default 5000)\n"
+    "  --json          machine-readable output\n"
+    "  -h, --help      this text; COMMAND --help for one command\n"
+    "  --version       the version\n"
+    "\n"
+    "exit codes: 0 ok, 1 lookup found no value, 2 usage error, 3 node\n"
+    "unreachable or timed out, 4 request refused (limits, bad input, store\n"
+    "full, file exists).\n";
+
+static struct {
+	const char *api;
+	int timeout_ms;
+	int json;
+	nng_socket sock;
+	int open;
+} g = {NULL, 5000, 0, NNG_SOCKET_INITIALIZER, 0};
+
+static int die(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("lwwctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (g.open) {
+		nng_close(g.sock);
+	}
+	exit(code);
+}
+
+static void usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("lwwctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n", stderr);
+	fputs(usage, stderr);
+	exit(EXIT_USAGE);
+}
+
+/* ---- JSON output ---- */
+
+static int
+utf8_valid(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t len;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len > n - i) {
+			return 0;
+		}
+		for (size_t j = 1; j < len; j++) {
+			if ((p[i + j] & 0xc0) != 0x80) {
+				return 0;
+			}
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff)) {
+			return 0;
+		}
+		i += len;
+	}
+	return 1;
+}
+
+static void
+json_str(FILE *f, const uint8_t *p, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (c == '"' || c == '\\') {
+			fputc('\\', f);
+			fputc(c, f);
+		} else if (c == '\n') {
+			fputs("\\n", f);
+		} else if (c == '\t') {
+			fputs("\\t", f);
+		} else if (c == '\r') {
+			fputs("\\r", f);
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\u%04x", c);
+		} else {
+			fputc(c, f);
+		}
+	}
+	fputc('"', f);
+}
+
+/* "NAME":"text" if p is UTF-8, else "NAME":"base64" + NAME_encoding. */
+static void
+json_bytes(FILE *f, const char *name, const uint8_t *p, size_t n)
+{
+	if (utf8_valid(p, n)) {
+		fprintf(f, "\"%s\":", name);
+		json_str(f, p, n);
+		fprintf(f, ",\"%s_encoding\":\"utf8\"", name);
+		return;
+	}
+	size_t blen =
+	    sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+	char *b = malloc(blen);
+	if (b == NULL) {
+		die(EXIT_REFUSED, "out of memory");
+	}
+	sodium_bin2base64(b, blen, p, n, sodium_base64_VARIANT_ORIGINAL);
+	fprintf(f, "\"%s\":\"%s\",\"%s_encoding\":\"base64\"", name, b, name);
+	free(b);
+}
+
+static void
+json_stamp(FILE *f, uint64_t hlc, uint64_t node)
+{
+	fprintf(f,
+	        "\"hlc\":%" PRIu64 ",\"wall_ms\":%" PRIu64
+	        ",\"logical\":%" PRIu64 ",\"node\":\"%016" PRIx64 "\"",
+	        hlc, lww_hlc_wall(hlc), lww_hlc_logical(hlc), node);
+}
+
+static void
+json_entry(FILE *f, const lww_entry *e)
+{
+	fputc('{', f);
+	json_bytes(f, "key", e->key, e->klen);
+	fputc(',', f);
+	if (lww_entry_is_tombstone(e)) {
+		fputs("\"removed\":true,", f);
+	} else {
+		json_bytes(f, "value", e->val, e->vlen);
+		fputc(',', f);
+	}
+	json_stamp(f, e->hlc, e->node);
+	fputs("}\n", f);
+}
+
+/* ---- talking to the node ---- */
+
+static void
+connect_api(void)
+{
+	int rv;
+
+	if (g.api == NULL || *g.api == '\0') {
+		usage_error("%s", "no node to talk to: give --api URL or set "
+		                  "$LWW_API");
+	}
+	if ((rv = nng_req0_open(&g.sock)) != 0) {
+		die(EXIT_UNREACHABLE, "cannot open socket: %s",
+		    nng_strerror(rv));
+	}
+	g.open = 1;
+	nng_socket_set_ms(g.sock, NNG_OPT_RECVTIMEO, g.timeout_ms);
+	nng_socket_set_ms(g.sock, NNG_OPT_SENDTIMEO, g.timeout_ms);
+	nng_socket_set_size(g.sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
+	/* A req socket resends after this long; our writes are not
+	 * idempotent in their stamps, so never resend within a timeout. */
+	nng_socket_set_ms(g.sock, NNG_OPT_REQ_RESENDTIME,
+	                  NNG_DURATION_INFINITE);
+	rv = nng_dial(g.sock, g.api, NULL, 0);
+	if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL) {
+		nng_close(g.sock);
+		g.open = 0;
+		usage_error("bad --api URL (want ipc:///path or "
+		            "tcp://host:port): %s",
+		            g.api);
+	}
+	if (rv != 0) {
+		die(EXIT_UNREACHABLE, "cannot reach %s: %s", g.api,
+		    nng_strerror(rv));
+	}
+}
+
+/* Sends a request, waits for the reply, decodes it into *rep (borrowing
+ * from *msg, which the caller frees). Exits on transport errors. */
+static void
+call(const lww_buf *req, nng_msg **msg, lww_rep *rep)
+{
+	nng_msg *m;
+	int rv;
+
+	if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
+	    (rv = nng_msg_append(m, req->p, req->len)) != 0) {
+		die(EXIT_REFUSED, "cannot build request: %s", nng_strerror(rv));
+	}
+	if ((rv = nng_sendmsg(g.sock, m, 0)) != 0) {
+		nng_msg_free(m);
+		die(EXIT_UNREACHABLE, "cannot send to %s: %s", g.api,
+		    nng_strerror(rv));
+	}
+	if ((rv = nng_recvmsg(g.sock, &m, 0)) != 0) {
+		die(EXIT_UNREACHABLE, "no reply from %s: %s", g.api,
+		    rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
+	}
+	if (lww_rep_decode(nng_msg_body(m), nng_msg_len(m), rep) != LWW_OK) {
+		nng_msg_free(m);
+		die(EXIT_UNREACHABLE, "malformed reply from %s", g.api);
+	}
+	*msg = m;
+}
+
+/* Exits with the node's error, if the reply carries one. */
+static void
+check_reply(nng_msg *m, const lww_rep *rep)
+{
+	if (rep->status == LWW_OK) {
+		return;
+	}
+	int code = rep->status == LWW_ENOTFOUND ? EXIT_NOTFOUND : EXIT_REFUSED;
+	char msg[LWW_ERRMSG_MAX + 1];
+	size_t n = rep->msglen;
+	memcpy(msg, rep->msg, n);
+	msg[n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (msg[i] == '\n' || msg[i] == '\r') {
+			msg[i] = ' ';
+		}
+	}
+	nng_msg_free(m);
+	die(code, "%s", n ? msg : lww_strerror(rep->status));
+}
+
+static void
+check_key(const uint8_t *k, size_t n)
+{
+	(void)k;
+	if (n < LWW_KEY_MIN) {
+		die(EXIT_REFUSED, "key is empty (keys are 1 to %d bytes)",
+		    LWW_KEY_MAX);
+	}
+	if (n > LWW_KEY_MAX) {
+		die(EXIT_REFUSED, "key longer than %d bytes (%zu given)",
+		    LWW_KEY_MAX, n);
+	}
+}
+
+static uint8_t *
+read_stdin(size_t max, size_t *n)
+{
+	size_t cap = 65536, len = 0;
+	uint8_t *p = malloc(cap);
+
+	if (p == NULL) {
+		die(EXIT_REFUSED, "out of memory");
+	}
+	for (;;) {
+		size_t r;
+		if (len == cap) {
+			if (cap > max) {
+				free(p);
+				die(EXIT_REFUSED,
+				    "value longer than %zu bytes on stdin",
+				    max);
+			}
+			cap *= 2;
+			uint8_t *np = realloc(p, cap);
+			if (np == NULL) {
+				free(p);
+				die(EXIT_REFUSED, "out of memory");
+			}
+			p = np;
+		}
+		r = fread(p + len, 1, cap - len, stdin);
+		len += r;
+		if (r == 0) {
+			break;
+		}
+	}
+	if (ferror(stdin)) {
+		free(p);
+		die(EXIT_REFUSED, "cannot read stdin: %s", strerror(errno));
+	}
+	if (len > max) {
+		free(p);
+		die(EXIT_REFUSED, "value longer than %zu bytes on stdin", max);
+	}
+	*n = len;
+	return p;
+}
+
+/* ---- commands ---- */
+
+static void
+need_args(const char *cmd, int have, int min, int max, const char *what)
+{
+	if (have < min || have > max) {
+		fprintf(stderr, "lwwctl: %s: %s\nusage: lwwctl %s\n", cmd,
+		        have < min ? "missing argument" : "too many arguments",
+		        what);
+		exit(EXIT_USAGE);
+	}
+}
+
+static int
+cmd_write(int op, int argc, char **argv)
+{
+	lww_req q = {.op = (uint8_t)op};
+	lww_buf b = LWW_BUF_INIT;
+	uint8_t *stdin_val = NULL;
+	nng_msg *m;
+	lww_rep rep;
+
+	if (op == LWW_OP_ADD) {
+		need_args("add", argc, 2, 2,
+		          "add KEY VALUE  (VALUE - reads stdin)");
+	} else {
+		need_args("remove", argc, 1, 1, "remove KEY");
+	}
+	q.key = (const uint8_t *)argv[0];
+	q.klen = strlen(argv[0]);
+	check_key(q.key, q.klen);
+	if (op == LWW_OP_ADD) {
+		if (strcmp(argv[1], "-") == 0) {
+			stdin_val = read_stdin(LWW_VAL_MAX, &q.vlen);
+			q.val = stdin_val;
+		} else {
+			q.val = (const uint8_t *)argv[1];
+			q.vlen = strlen(argv[1]);
+		}
+		if (q.vlen > LWW_VAL_MAX) {
+			die(EXIT_REFUSED,
+			    "value longer than %d bytes (%zu given)",
+			    LWW_VAL_MAX, q.vlen);
+		}
+	}
+	if (lww_req_encode(&b, &q) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot encode request");
+	}
+	connect_api();
+	call(&b, &m, &rep);
+	check_reply(m, &rep);
+	if (g.json) {
+		fputc('{', stdout);
+		json_bytes(stdout, "key", q.key, q.klen);
+		fputc(',', stdout);
+		json_stamp(stdout, rep.hlc, rep.node);
+		fputs("}\n", stdout);
+	}
+	nng_msg_free(m);
+	free(stdin_val);
+	lww_buf_fini(&b);
+	return EXIT_OK;
+}
+
+static int
+cmd_lookup(int argc, char **argv)
+{
+	lww_req q = {.op = LWW_OP_LOOKUP};
+	lww_buf b = LWW_BUF_INIT;
+	nng_msg *m;
+	lww_rep rep;
+
+	need_args("lookup", argc, 1, 1, "lookup KEY");
+	q.key = (const uint8_t *)argv[0];
+	q.klen = strlen(argv[0]);
+	check_key(q.key, q.klen);
+	if (lww_req_encode(&b, &q) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot encode request");
+	}
+	connect_api();
+	call(&b, &m, &rep);
+	check_reply(m, &rep);
+	if (g.json) {
+		json_entry(stdout, &rep.entry);
+	} else {
+		fwrite(rep.entry.val, 1, rep.entry.vlen, stdout);
+		fputc('\n', stdout);
+	}
+	nng_msg_free(m);
+	lww_buf_fini(&b);
+	return EXIT_OK;
+}
+
+static int
+cmd_list(int argc, char **argv)
+{
+	lww_req q = {.op = LWW_OP_LIST, .limit = LWW_LIST_LIMIT_MAX};
+	lww_buf b = LWW_BUF_INIT;
+	uint8_t after[LWW_KEY_MAX];
+	size_t total = 0;
+	int more;
+
+	need_args("list", argc, 0, 1, "list [PREFIX]");
+	if (argc == 1) {
+		q.key = (const uint8_t *)argv[0];
+		q.klen = strlen(argv[0]);
+		if (q.klen > LWW_KEY_MAX) {
+			die(EXIT_REFUSED, "prefix longer than %d bytes",
+			    LWW_KEY_MAX);
+		}
+	}
+	connect_api();
+	do {
+		nng_msg *m;
+		lww_rep rep;
+		lww_entry e;
+		size_t off = 0;
+
+		lww_buf_reset(&b);
+		if (lww_req_encode(&b, &q) != LWW_OK) {
+			die(EXIT_REFUSED, "cannot encode request");
+		}
+		call(&b, &m, &rep);
+		check_reply(m, &rep);
+		if (rep.op != LWW_OP_LIST) {
+			nng_msg_free(m);
+			die(EXIT_UNREACHABLE, "unexpected reply from %s",
+			    g.api);
+		}
+		while (lww_entries_next(&rep.entries, &off, &e)) {
+			if (g.json) {
+				json_entry(stdout, &e);
+			} else {
+				fwrite(e.key, 1, e.klen, stdout);
+				fputc('\n', stdout);
+			}
+			memcpy(after, e.key, e.klen);
+			q.after = after;
+			q.alen = e.klen;
+			total++;
+		}
+		more = rep.more && rep.entries.count > 0;
+		nng_msg_free(m);
+	} while (more);
+	lww_buf_fini(&b);
+	(void)total;
+	return EXIT_OK;
+}
+
+static int
+cmd_text(int op, int argc, char **argv)
+{
+	lww_req q = {.op = (uint8_t)op};
+	lww_buf b = LWW_BUF_INIT;
+	nng_msg *m;
+	lww_rep rep;
+
+	(void)argv;
+	need_args(op == LWW_OP_STATS ? "stats" : "peers", argc, 0, 0,
+	          op == LWW_OP_STATS ? "stats" : "peers");
+	if (lww_req_encode(&b, &q) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot encode request");
+	}
+	connect_api();
+	call(&b, &m, &rep);
+	check_reply(m, &rep);
+	fwrite(rep.text, 1, rep.textlen, stdout);
+	fputc('\n', stdout);
+	nng_msg_free(m);
+	lww_buf_fini(&b);
+	return EXIT_OK;
+}
+
+/* Sends one LOAD request and checks its reply. */
+static void
+load_flush(lww_buf *b, size_t *loaded)
+{
+	nng_msg *m;
+	lww_rep rep;
+
+	if (lww_load_count(b) == 0) {
+		return;
+	}
+	call(b, &m, &rep);
+	check_reply(m, &rep);
+	*loaded += rep.count;
+	nng_msg_free(m);
+	if (isatty(STDERR_FILENO)) {
+		fprintf(stderr, "\rlwwctl: loaded %zu", *loaded);
+	}
+	lww_load_begin(b);
+}
+
+/* Finds "name": in a JSON object line and returns the start of its value. */
+static const char *
+json_find(const char *line, const char *name)
+{
+	char pat[32];
+	const char *p;
+	snprintf(pat, sizeof(pat), "\"%s\":", name);
+	p = strstr(line, pat);
+	return p ? p + strlen(pat) : NULL;
+}
+
+/* Decodes a JSON string value (as list prints it) into out. */
+static int
+json_unstr(const char *p, uint8_t *out, size_t max, size_t *n)
+{
+	size_t len = 0;
+	if (p == NULL || *p != '"') {
+		return -1;
+	}
+	for (p++; *p && *p != '"'; p++) {
+		int c = (unsigned char)*p;
+		if (c == '\\') {
+			p++;
+			switch (*p) {
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case '"':
+				c = '"';
+				break;
+			case '\\':
+				c = '\\';
+				break;
+			case '/':
+				c = '/';
+				break;
+			case 'u': {
+				unsigned v;
+				if (sscanf(p + 1, "%4x", &v) != 1 || v > 0x7f) {
+					return -1; /* list escapes only ASCII */
+				}
+				c = (int)v;
+				p += 4;
+				break;
+			}
+			default:
+				return -1;
+			}
+		}
+		if (len >= max) {
+			return -1;
+		}
+		out[len++] = (uint8_t)c;
+	}
+	if (*p != '"') {
+		return -1;
+	}
+	*n = len;
+	return 0;
+}
+
+/* Reads key or value from a JSON line: text, or base64 per NAME_encoding. */
+static int
+json_field_bytes(const char *line, const char *name, uint8_t *out, size_t max,
+                 size_t *n)
+{
+	char enc[32];
+	const char *e;
+	snprintf(enc, sizeof(enc), "%s_encoding", name);
+	e = json_find(line, enc);
+	if (json_unstr(json_find(line, name), out, max, n) != 0) {
+		return -1;
+	}
+	if (e != NULL && strncmp(e, "\"base64\"", 8) == 0) {
+		size_t bin;
+		uint8_t *tmp = malloc(*n + 1);
+		if (tmp == NULL) {
+			return -1;
+		}
+		if (sodium_base642bin(tmp, *n + 1, (const char *)out, *n, NULL,
+		                      &bin, NULL,
+		                      sodium_base64_VARIANT_ORIGINAL) != 0) {
+			free(tmp);
+			return -1;
+		}
+		memcpy(out, tmp, bin);
+		*n = bin;
+		free(tmp);
+	}
+	return 0;
+}
+
+static int
+cmd_load(int argc, char **argv)
+{
+	static uint8_t key[LWW_KEY_MAX * 2 + 8];
+	uint8_t *val = malloc(LWW_VAL_MAX * 2 + 8);
+	lww_buf b = LWW_BUF_INIT;
+	char *line = NULL;
+	size_t cap = 0, lineno = 0, loaded = 0;
+	ssize_t len;
+
+	(void)argv;
+	need_args("load", argc, 0, 0, "load  < KEY<TAB>VALUE lines");
+	if (val == NULL) {
+		die(EXIT_REFUSED, "out of memory");
+	}
+	connect_api();
+	lww_load_begin(&b);
+	while ((len = getline(&line, &cap, stdin)) != -1) {
+		lww_entry e = {0};
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		}
+		if (len == 0) {
+			continue;
+		}
+		if (g.json) {
+			size_t kl, vl = 0;
+			if (json_field_bytes(line, "key", key, sizeof(key),
+			                     &kl) != 0) {
+				die(EXIT_REFUSED,
+				    "stdin line %zu: no valid \"key\"", lineno);
+			}
+			e.key = key;
+			e.klen = kl;
+			if (json_find(line, "removed") != NULL) {
+				e.flags = LWW_ENTRY_TOMBSTONE;
+			} else if (json_field_bytes(line, "value", val,
+			                            LWW_VAL_MAX * 2,
+			                            &vl) != 0) {
+				die(EXIT_REFUSED,
+				    "stdin line %zu: no valid \"value\"",
+				    lineno);
+			}
+			e.val = val;
+			e.vlen = vl;
+		} else {
+			char *tab = memchr(line, '\t', (size_t)len);
+			if (tab == NULL) {
+				die(EXIT_REFUSED,
+				    "stdin line %zu: want KEY<TAB>VALUE",
+				    lineno);
+			}
+			e.key = (const uint8_t *)line;
+			e.klen = (size_t)(tab - line);
+			e.val = (const uint8_t *)tab + 1;
+			e.vlen = (size_t)(line + len - tab - 1);
+		}
+		if (e.klen < LWW_KEY_MIN || e.klen > LWW_KEY_MAX) {
+			die(EXIT_REFUSED,
+			    "stdin line %zu: key must be 1 to %d bytes", lineno,
+			    LWW_KEY_MAX);
+		}
+		if (e.vlen > LWW_VAL_MAX) {
+			die(EXIT_REFUSED,
+			    "stdin line %zu: value longer than %d bytes",
+			    lineno, LWW_VAL_MAX);
+		}
+		if (b.len + lww_entry_size(&e) > LWW_BATCH_BYTES_TARGET * 4 ||
+		    lww_load_count(&b) == LWW_BATCH_ENTRIES_MAX) {
+			load_flush(&b, &loaded);
+		}
+		if (lww_load_add(&b, &e) != LWW_OK) {
+			die(EXIT_REFUSED, "stdin line %zu: cannot encode",
+			    lineno);
+		}
+	}
+	load_flush(&b, &loaded);
+	if (isatty(STDERR_FILENO) && loaded > 0) {
+		fputc('\n', stderr);
+	}
+	if (g.json) {
+		printf("{\"loaded\":%zu}\n", loaded);
+	}
+	free(line);
+	free(val);
+	lww_buf_fini(&b);
+	return EXIT_OK;
+}
+
+static int
+cmd_keygen(int argc, char **argv)
+{
+	char text[LWW_PK_TEXT_LEN + 1];
+	lww_key k;
+	lww_err rv;
+
+	need_args("keygen", argc, 1, 1, "keygen FILE");
+	if (lww_key_generate(&k) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot generate a key");
+	}
+	rv = lww_key_save(&k, argv[0]);
+	lww_key_wipe(&k);
+	if (rv != LWW_OK) {
+		die(EXIT_REFUSED, "cannot write %s: %s%s", argv[0],
+		    lww_strerror(rv),
+		    rv == LWW_EEXIST ? " (will not overwrite a key)" : "");
+	}
+	lww_pk_to_text(k.pk, text, sizeof(text));
+	if (g.json) {
+		printf("{\"file\":");
+		json_str(stdout, (const uint8_t *)argv[0], strlen(argv[0]));
+		printf(",\"public_key\":\"%s\",\"node\":\"%016" PRIx64 "\"}\n",
+		       text, lww_node_id(k.pk));
+	} else {
+		printf("%s\n", text);
+	}
+	return EXIT_OK;
+}
+
+static const struct {
+	const char *name;
+	const char *help;
+} cmd_help[] = {
+    {"add", "add KEY VALUE    write VALUE under KEY; VALUE '-' reads stdin"},
+    {"remove", "remove KEY       remove KEY"},
+    {"lookup", "lookup KEY       print the value and a newline; exit 1 if "
+               "absent"},
+    {"list", "list [PREFIX]    keys in byte order, one a line"},
+    {"load", "load             bulk writes: KEY<TAB>VALUE lines on stdin "
+             "(--json: list's objects)"},
+    {"stats", "stats            node counters, as JSON"},
+    {"peers", "peers            peers with last contact and lag, as JSON"},
+    {"keygen", "keygen FILE      make a key pair: FILE (0600) and FILE.pub"},
+};
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"api", required_argument, NULL, 'a'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *cmd;
+	int ch;
+
+	g.api = getenv("LWW_API");
+	/* '+': stop at the command, so its arguments may start with '-'. */
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			g.api = optarg;
+			break;
+		case 't': {
+			char *end;
+			long v;
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 1 || v > 3600000) {
+				usage_error(
+				    "--timeout '%s': want 1..3600000 ms",
+				    optarg);
+			}
+			g.timeout_ms = (int)v;
+			break;
+		}
+		case 'j':
+			g.json = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("lwwctl %s\n", LWW_VERSION);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage_error("%s", "missing COMMAND");
+	}
+	if (sodium_init() < 0) {
+		die(EXIT_REFUSED, "libsodium failed to initialise");
+	}
+	cmd = argv[optind++];
+	argc -= optind;
+	argv += optind;
+	if (argc == 1 &&
+	    (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+		for (size_t i = 0; i < sizeof(cmd_help) / sizeof(cmd_help[0]);
+		     i++) {
+			if (strcmp(cmd, cmd_help[i].name) == 0) {
+				printf("usage: lwwctl [--api URL] [--timeout "
+				       "MS] [--json] %s\n",
+				       cmd_help[i].help);
+				return EXIT_OK;
+			}
+		}
+	}
+	if (strcmp(cmd, "add") == 0) {
+		return cmd_write(LWW_OP_ADD, argc, argv);
+	} else if (strcmp(cmd, "remove") == 0) {
+		return cmd_write(LWW_OP_REMOVE, argc, argv);
+	} else if (strcmp(cmd, "lookup") == 0) {
+		return cmd_lookup(argc, argv);
+	} else if (strcmp(cmd, "list") == 0) {
+		return cmd_list(argc, argv);
+	} else if (strcmp(cmd, "load") == 0) {
+		return cmd_load(argc, argv);
+	} else if (strcmp(cmd, "stats") == 0) {
+		return cmd_text(LWW_OP_STATS, argc, argv);
+	} else if (strcmp(cmd, "peers") == 0) {
+		return cmd_text(LWW_OP_PEERS, argc, argv);
+	} else if (strcmp(cmd, "keygen") == 0) {
+		return cmd_keygen(argc, argv);
+	}
+	usage_error("unknown command '%s'", cmd);
+	return EXIT_USAGE;
+}

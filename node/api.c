@@ -1,0 +1,335 @@
+/*
+ * api.c - the client API: an nng REP socket served by many contexts, so
+ * many clients are served at once.
+ *
+ * Each context loops: receive, decode (bounds-checked; a bad request gets
+ * an error reply, is counted and changes nothing), then either answer a
+ * read at once from an LMDB read transaction, or hand a write to the
+ * writer and answer when its group commit is durable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "lwwd.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/ipc/ipc.h>
+
+#define API_CONTEXTS 128
+
+enum { API_RECV, API_WAIT, API_SEND };
+
+struct lwwd_api {
+	lwwd *d;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state;
+	lwwd_op op;
+	lww_buf out;
+	lww_buf val;
+};
+
+static void
+send_reply(struct lwwd_api *a)
+{
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, 0) != 0 ||
+	    nng_msg_append(m, a->out.p, a->out.len) != 0) {
+		/* No memory for a reply: drop it; the client times out. */
+		if (m != NULL) {
+			nng_msg_free(m);
+		}
+		a->state = API_RECV;
+		nng_ctx_recv(a->ctx, a->aio);
+		return;
+	}
+	a->state = API_SEND;
+	nng_aio_set_msg(a->aio, m);
+	nng_ctx_send(a->ctx, a->aio);
+}
+
+static void
+reply_error(struct lwwd_api *a, uint8_t op, lww_err rv, const char *msg)
+{
+	lww_rep r = {.op = op, .status = (uint8_t)rv};
+
+	if (msg == NULL) {
+		msg = lww_strerror(rv);
+	}
+	r.msg = msg;
+	r.msglen = strlen(msg);
+	lww_buf_reset(&a->out);
+	if (lww_rep_encode(&a->out, &r) != LWW_OK) {
+		lww_buf_reset(&a->out);
+	}
+	send_reply(a);
+}
+
+static void
+write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
+{
+	struct lwwd_api *a = op->arg;
+	uint8_t opcode = op->req.op;
+
+	nng_msg_free(op->msg);
+	op->msg = NULL;
+	if (rv != LWW_OK) {
+		atomic_fetch_add(&a->d->stats.api_refused, 1);
+		reply_error(a, opcode, rv, NULL);
+		return;
+	}
+	lww_rep r = {
+	    .op = opcode, .hlc = hlc, .node = a->d->self, .count = count};
+	lww_buf_reset(&a->out);
+	(void)lww_rep_encode(&a->out, &r);
+	send_reply(a);
+}
+
+typedef struct list_state {
+	lww_buf *out;
+	int truncated;
+} list_state;
+
+static int
+list_cb(const lww_entry *e, void *arg)
+{
+	list_state *ls = arg;
+
+	/* Keep the reply under the message limit; the client continues. */
+	if (ls->out->len + lww_entry_size(e) + 64 > LWW_MSG_MAX) {
+		ls->truncated = 1;
+		return 1;
+	}
+	if (lww_list_add(ls->out, e) != LWW_OK) {
+		ls->truncated = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+do_read(struct lwwd_api *a, const lww_req *q)
+{
+	lwwd *d = a->d;
+	lww_rep r = {.op = q->op};
+	lww_buf text = LWW_BUF_INIT;
+	lww_err rv = LWW_OK;
+
+	lww_buf_reset(&a->out);
+	switch (q->op) {
+	case LWW_OP_LOOKUP:
+		rv =
+		    lww_store_get(d->store, q->key, q->klen, &a->val, &r.entry);
+		if (rv == LWW_OK && lww_entry_is_tombstone(&r.entry)) {
+			rv = LWW_ENOTFOUND;
+		}
+		if (rv == LWW_ENOTFOUND) {
+			reply_error(a, q->op, rv, "key not found");
+			return;
+		}
+		break;
+	case LWW_OP_LIST: {
+		lww_scan s = {q->key, q->klen, q->after, q->alen, q->limit, 0};
+		list_state ls = {&a->out, 0};
+		int more = 0;
+		if ((rv = lww_list_begin(&a->out)) != LWW_OK ||
+		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, &more)) !=
+		        LWW_OK ||
+		    (rv = lww_list_end(&a->out, more || ls.truncated)) !=
+		        LWW_OK) {
+			break;
+		}
+		send_reply(a);
+		return;
+	}
+	case LWW_OP_STATS:
+	case LWW_OP_PEERS:
+		rv = q->op == LWW_OP_STATS ? lwwd_stats_json(d, &text)
+		                           : lwwd_peers_json(d, &text);
+		r.text = (const char *)text.p;
+		r.textlen = text.len;
+		break;
+	default:
+		rv = LWW_EUNKNOWN;
+		break;
+	}
+	if (rv == LWW_OK) {
+		rv = lww_rep_encode(&a->out, &r);
+	}
+	lww_buf_fini(&text);
+	if (rv != LWW_OK) {
+		atomic_fetch_add(&d->stats.api_refused, 1);
+		if (rv == LWW_ECORRUPT || rv == LWW_EIO) {
+			lwwd_log(LWWD_LOG_ERROR, "read_failed", "reason=\"%s\"",
+			         lww_strerror(rv));
+		}
+		reply_error(a, q->op, rv, NULL);
+		return;
+	}
+	send_reply(a);
+}
+
+static void
+handle(struct lwwd_api *a, nng_msg *msg)
+{
+	lwwd *d = a->d;
+	const uint8_t *p = nng_msg_body(msg);
+	size_t n = nng_msg_len(msg);
+	lww_req q;
+	lww_err rv;
+
+	atomic_fetch_add(&d->stats.api_requests, 1);
+	if ((rv = lww_req_decode(p, n, &q)) != LWW_OK) {
+		uint8_t op =
+		    (n >= 3 && p[2] >= 1 && p[2] <= LWW_OP_LAST) ? p[2] : 0;
+		atomic_fetch_add(&d->stats.api_bad_requests, 1);
+		lwwd_log(LWWD_LOG_DEBUG, "bad_request", "reason=\"%s\" len=%zu",
+		         lww_strerror(rv), n);
+		nng_msg_free(msg);
+		reply_error(a, op, rv, NULL);
+		return;
+	}
+	if (!lww_op_writes(q.op)) {
+		do_read(a, &q);
+		nng_msg_free(msg);
+		return;
+	}
+	memset(&a->op, 0, sizeof(a->op));
+	a->op.req = q;
+	a->op.msg = msg;
+	a->op.done = write_done;
+	a->op.arg = a;
+	a->state = API_WAIT;
+	if ((rv = lwwd_writer_submit(d, &a->op)) != LWW_OK) {
+		nng_msg_free(msg);
+		reply_error(a, q.op, rv, "node shutting down");
+	}
+}
+
+static void
+api_cb(void *arg)
+{
+	struct lwwd_api *a = arg;
+	int rv = nng_aio_result(a->aio);
+
+	switch (a->state) {
+	case API_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+				return;
+			}
+			nng_ctx_recv(a->ctx, a->aio);
+			return;
+		}
+		handle(a, nng_aio_get_msg(a->aio));
+		return;
+	case API_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(a->aio));
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+				return;
+			}
+		}
+		a->state = API_RECV;
+		nng_ctx_recv(a->ctx, a->aio);
+		return;
+	default:
+		return;
+	}
+}
+
+/* 127.0.0.0/8, ::1 and localhost are loopback. */
+static int
+is_loopback(const char *host)
+{
+	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+	       strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
+}
+
+int
+lwwd_api_start(lwwd *d)
+{
+	nng_listener l;
+	nng_url *url;
+	int rv;
+
+	if ((rv = nng_url_parse(&url, d->cfg.api)) != 0) {
+		fprintf(stderr, "lwwd: bad --api URL %s: %s\n", d->cfg.api,
+		        nng_strerror(rv));
+		return -1;
+	}
+	if (strcmp(url->u_scheme, "tcp") == 0 ||
+	    strcmp(url->u_scheme, "tcp4") == 0 ||
+	    strcmp(url->u_scheme, "tcp6") == 0) {
+		if (!is_loopback(url->u_hostname) && !d->cfg.insecure_api) {
+			fprintf(stderr,
+			        "lwwd: refusing --api %s: a tcp API on a "
+			        "non-loopback address needs client "
+			        "authentication; use 127.0.0.1 or ipc://, or "
+			        "pass --insecure-api\n",
+			        d->cfg.api);
+			nng_url_free(url);
+			return -1;
+		}
+	} else if (strcmp(url->u_scheme, "ipc") != 0) {
+		fprintf(stderr, "lwwd: --api %s: want ipc:// or tcp://\n",
+		        d->cfg.api);
+		nng_url_free(url);
+		return -1;
+	}
+	nng_url_free(url);
+	if ((rv = nng_rep0_open(&d->api)) != 0 ||
+	    (rv = nng_socket_set_size(d->api, NNG_OPT_RECVMAXSZ,
+	                              LWW_MSG_MAX)) != 0 ||
+	    (rv = nng_listener_create(&l, d->api, d->cfg.api)) != 0) {
+		fprintf(stderr, "lwwd: cannot open --api %s: %s\n", d->cfg.api,
+		        nng_strerror(rv));
+		return -1;
+	}
+	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {
+		/* Owner-only: file permissions are the ipc API's access
+		 * control. */
+		(void)nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+	}
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		fprintf(stderr, "lwwd: cannot listen on --api %s: %s\n",
+		        d->cfg.api, nng_strerror(rv));
+		return -1;
+	}
+	if ((d->apis = calloc(API_CONTEXTS, sizeof(*d->apis))) == NULL) {
+		return -1;
+	}
+	for (size_t i = 0; i < API_CONTEXTS; i++) {
+		struct lwwd_api *a = &d->apis[i];
+		a->d = d;
+		if (nng_aio_alloc(&a->aio, api_cb, a) != 0 ||
+		    nng_ctx_open(&a->ctx, d->api) != 0) {
+			return -1;
+		}
+		d->napis++;
+		a->state = API_RECV;
+		nng_ctx_recv(a->ctx, a->aio);
+	}
+	return 0;
+}
+
+void
+lwwd_api_stop(lwwd *d)
+{
+	for (size_t i = 0; i < d->napis; i++) {
+		nng_aio_stop(d->apis[i].aio);
+	}
+	nng_close(d->api);
+	for (size_t i = 0; i < d->napis; i++) {
+		nng_ctx_close(d->apis[i].ctx);
+		nng_aio_free(d->apis[i].aio);
+		lww_buf_fini(&d->apis[i].out);
+		lww_buf_fini(&d->apis[i].val);
+	}
+	free(d->apis);
+	d->apis = NULL;
+	d->napis = 0;
+}

@@ -1,0 +1,300 @@
+/*
+ * gossip.c - signed delta batches and heartbeats over nng pub/sub.
+ *
+ * The PUB socket publishes this node's batches (from the writer) and a
+ * heartbeat every second. One SUB socket dials every --peer. A received
+ * message is checked cheapest first: size (nng refuses anything over
+ * LWW_MSG_MAX before allocating it), version and type, a trusted signer,
+ * then the Ed25519 signature over the exact bytes, then the payload is
+ * decoded and every entry must carry the signer's node id. Only then is a
+ * batch queued for the writer. Every rejection is counted by reason.
+ *
+ * pub/sub drops messages when a subscriber is slow or away: gossip is the
+ * fast path; anti-entropy repair is what makes replicas converge.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "limits.h"
+#include "lwwd.h"
+
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+
+#define HEARTBEAT_MS 1000
+#define PUB_SENDBUF  8192
+
+void
+lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n)
+{
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, p, n) != 0) {
+		if (m != NULL) {
+			nng_msg_free(m);
+		}
+		return;
+	}
+	if (nng_sendmsg(d->pub, m, NNG_FLAG_NONBLOCK) != 0) {
+		nng_msg_free(m);
+	}
+}
+
+static lwwd_peer_state *
+peer_find(lwwd *d, uint64_t node)
+{
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node) {
+			return &d->peers[i];
+		}
+	}
+	return NULL;
+}
+
+/* Counts one rejection, and logs the first and then every 1000th. */
+static void
+reject(_Atomic uint64_t *ctr, const char *why, const char *who)
+{
+	uint64_t n = atomic_fetch_add(ctr, 1);
+	if (n % 1000 == 0) {
+		lwwd_log(LWWD_LOG_WARN, "gossip_rejected",
+		         "reason=%s peer=%s count=%llu", why, who,
+		         (unsigned long long)n + 1);
+	}
+}
+
+static void
+handle(lwwd *d, nng_msg *msg)
+{
+	const uint8_t *p = nng_msg_body(msg);
+	size_t n = nng_msg_len(msg);
+	lww_envelope env;
+	lww_heartbeat hb;
+	lwwd_peer_state *ps;
+	char name[65];
+	uint64_t node;
+	uint8_t type;
+	lww_err rv;
+	lwwd_op *op;
+
+	pthread_mutex_lock(&d->mtx);
+	rv = lww_envelope_open(p, n, d->trust, &env);
+	if (rv == LWW_OK) {
+		node = env.peer->node;
+		memcpy(name, env.peer->name, sizeof(name));
+	}
+	pthread_mutex_unlock(&d->mtx);
+	switch (rv) {
+	case LWW_OK:
+		break;
+	case LWW_EUNTRUSTED:
+		reject(&d->stats.rejected_untrusted, "untrusted", "unknown");
+		goto drop;
+	case LWW_EBADSIG:
+		reject(&d->stats.rejected_badsig, "bad_signature", "unknown");
+		goto drop;
+	default:
+		reject(&d->stats.rejected_malformed, "malformed", "unknown");
+		goto drop;
+	}
+	if (node == d->self) {
+		reject(&d->stats.rejected_self, "own_key", name);
+		goto drop;
+	}
+	if (lww_msg_peek(env.payload, env.plen, &type) != LWW_OK) {
+		reject(&d->stats.rejected_malformed, "malformed", name);
+		goto drop;
+	}
+	if (type == LWW_MSG_HEARTBEAT) {
+		if (lww_heartbeat_decode(env.payload, env.plen, &hb) !=
+		    LWW_OK) {
+			reject(&d->stats.rejected_malformed, "malformed", name);
+			goto drop;
+		}
+		atomic_fetch_add(&d->stats.heartbeats_received, 1);
+		pthread_mutex_lock(&d->mtx);
+		if ((ps = peer_find(d, node)) != NULL) {
+			ps->last_contact_ms = lwwd_now_ms();
+			if (hb.seq > ps->seq_announced) {
+				ps->seq_announced = hb.seq;
+			}
+		}
+		pthread_mutex_unlock(&d->mtx);
+		goto drop;
+	}
+	if ((op = calloc(1, sizeof(*op))) == NULL) {
+		goto drop;
+	}
+	if (type != LWW_MSG_BATCH ||
+	    lww_batch_decode(env.payload, env.plen, &op->batch) != LWW_OK) {
+		free(op);
+		reject(&d->stats.rejected_malformed, "malformed", name);
+		goto drop;
+	}
+	{
+		/* No trusted node may write in another's name. */
+		size_t off = 0;
+		lww_entry e;
+		while (lww_entries_next(&op->batch.entries, &off, &e)) {
+			if (e.node != node) {
+				free(op);
+				reject(&d->stats.rejected_forged,
+				       "forged_node_id", name);
+				goto drop;
+			}
+		}
+	}
+	atomic_fetch_add(&d->stats.batches_received, 1);
+	pthread_mutex_lock(&d->mtx);
+	if ((ps = peer_find(d, node)) != NULL) {
+		ps->last_contact_ms = lwwd_now_ms();
+		if (ps->seq_applied != 0 &&
+		    op->batch.seq > ps->seq_applied + 1) {
+			atomic_fetch_add(&d->stats.seq_gaps, 1);
+		}
+		if (op->batch.seq > ps->seq_applied) {
+			ps->seq_applied = op->batch.seq;
+		}
+		if (op->batch.seq > ps->seq_announced) {
+			ps->seq_announced = op->batch.seq;
+		}
+		ps->batches++;
+	}
+	pthread_mutex_unlock(&d->mtx);
+	op->remote = 1;
+	op->owned = 1;
+	op->origin = node;
+	memcpy(op->origin_name, name, sizeof(name));
+	op->msg = msg;
+	if (lwwd_writer_submit(d, op) != LWW_OK) {
+		free(op);
+		goto drop;
+	}
+	return;
+drop:
+	nng_msg_free(msg);
+}
+
+static void
+sub_cb(void *arg)
+{
+	lwwd *d = arg;
+
+	if (nng_aio_result(d->sub_aio) != 0) {
+		return; /* closed */
+	}
+	handle(d, nng_aio_get_msg(d->sub_aio));
+	nng_recv_aio(d->sub, d->sub_aio);
+}
+
+static void *
+heartbeat_main(void *arg)
+{
+	lwwd *d = arg;
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+
+	for (;;) {
+		struct timespec ts;
+		lww_heartbeat h;
+		int stop;
+
+		pthread_mutex_lock(&d->mtx);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += HEARTBEAT_MS / 1000;
+		while (!d->stopping) {
+			if (pthread_cond_timedwait(&d->hb_cv, &d->mtx, &ts) !=
+			    0) {
+				break;
+			}
+		}
+		stop = d->stopping;
+		pthread_mutex_unlock(&d->mtx);
+		if (stop) {
+			break;
+		}
+		h.seq = atomic_load(&d->seq_pub);
+		h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
+		lww_buf_reset(&hb);
+		lww_buf_reset(&env);
+		if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
+		    lww_envelope_seal(&d->key, hb.p, hb.len, &env) == LWW_OK) {
+			lwwd_gossip_publish(d, env.p, env.len);
+			atomic_fetch_add(&d->stats.heartbeats_sent, 1);
+		}
+	}
+	lww_buf_fini(&hb);
+	lww_buf_fini(&env);
+	return NULL;
+}
+
+int
+lwwd_gossip_start(lwwd *d)
+{
+	int rv;
+
+	if ((rv = nng_pub0_open(&d->pub)) != 0 ||
+	    (rv = nng_socket_set_int(d->pub, NNG_OPT_SENDBUF, PUB_SENDBUF)) !=
+	        0) {
+		fprintf(stderr, "lwwd: cannot open gossip socket: %s\n",
+		        nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_listen(d->pub, d->cfg.gossip, NULL, 0)) != 0) {
+		fprintf(stderr, "lwwd: cannot listen on --gossip %s: %s\n",
+		        d->cfg.gossip, nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_sub0_open(&d->sub)) != 0 ||
+	    (rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
+	    (rv = nng_socket_set_size(d->sub, NNG_OPT_RECVMAXSZ,
+	                              LWW_MSG_MAX)) != 0 ||
+	    (rv = nng_socket_set_int(d->sub, NNG_OPT_RECVBUF, 1024)) != 0 ||
+	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMINT, 100)) != 0 ||
+	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
+		fprintf(stderr, "lwwd: cannot open subscriber socket: %s\n",
+		        nng_strerror(rv));
+		return -1;
+	}
+	for (size_t i = 0; i < d->cfg.npeers; i++) {
+		/* Non-blocking: a peer that is down now is redialled. */
+		rv = nng_dial(d->sub, d->cfg.peers[i], NULL, NNG_FLAG_NONBLOCK);
+		if (rv != 0) {
+			fprintf(stderr, "lwwd: bad --peer %s: %s\n",
+			        d->cfg.peers[i], nng_strerror(rv));
+			return -1;
+		}
+	}
+	if ((rv = nng_aio_alloc(&d->sub_aio, sub_cb, d)) != 0) {
+		return -1;
+	}
+	nng_recv_aio(d->sub, d->sub_aio);
+	if (pthread_create(&d->heartbeat, NULL, heartbeat_main, d) != 0) {
+		return -1;
+	}
+	d->heartbeat_started = 1;
+	return 0;
+}
+
+void
+lwwd_gossip_stop(lwwd *d)
+{
+	if (d->sub_aio != NULL) {
+		nng_aio_stop(d->sub_aio);
+	}
+	nng_close(d->sub);
+	if (d->sub_aio != NULL) {
+		nng_aio_free(d->sub_aio);
+		d->sub_aio = NULL;
+	}
+	if (d->heartbeat_started) {
+		pthread_mutex_lock(&d->mtx);
+		d->stopping = 1;
+		pthread_cond_broadcast(&d->cv);
+		pthread_cond_broadcast(&d->hb_cv);
+		pthread_mutex_unlock(&d->mtx);
+		pthread_join(d->heartbeat, NULL);
+		d->heartbeat_started = 0;
+	}
+}

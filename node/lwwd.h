@@ -1,0 +1,170 @@
+/*
+ * lwwd.h - the peer node's modules and the state they share.
+ *
+ * Threads: nng's own threads run the API and gossip callbacks; one writer
+ * thread owns the store's write transaction and the hybrid logical clock;
+ * one heartbeat thread publishes liveness. Counters are atomics; the peer
+ * table and the trust set are behind a mutex.
+ */
+#ifndef LWWD_H
+#define LWWD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "codec.h"
+#include "envelope.h"
+#include "err.h"
+#include "hlc.h"
+#include "store.h"
+
+/* ---- logging (log.c) ---- */
+enum { LWWD_LOG_ERROR, LWWD_LOG_WARN, LWWD_LOG_INFO, LWWD_LOG_DEBUG };
+extern int lwwd_log_level;
+int lwwd_log_parse_level(const char *s);
+/* One line on stderr: time, level, event keyword, then key=value text. */
+void lwwd_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- configuration (config.c) ---- */
+typedef struct lwwd_config {
+	char *data;
+	char *key;
+	char *trust;
+	char *api;
+	char *gossip;
+	char *sync;
+	char **peers;
+	size_t npeers;
+	uint64_t max_drift;
+	int fsync_always;
+	size_t map_size;
+	int insecure_api;
+} lwwd_config;
+
+/* Parses flags and the config file. Returns 0 to run, 1 after --help or
+ * --version (exit 0), -1 on error (message printed, exit 2). */
+int lwwd_config_parse(lwwd_config *c, int argc, char **argv);
+void lwwd_config_fini(lwwd_config *c);
+/* The sync URL a gossip URL implies: tcp port + 1, or ipc path + ".sync". */
+char *lwwd_config_default_sync(const char *gossip);
+
+/* ---- counters (stats.c) ---- */
+typedef struct lwwd_stats {
+	_Atomic uint64_t writes_local;
+	_Atomic uint64_t writes_remote;
+	_Atomic uint64_t writes_failed;
+	_Atomic uint64_t batches_sent;
+	_Atomic uint64_t batches_received;
+	_Atomic uint64_t batches_applied;
+	_Atomic uint64_t rejected_malformed;
+	_Atomic uint64_t rejected_untrusted;
+	_Atomic uint64_t rejected_badsig;
+	_Atomic uint64_t rejected_forged;
+	_Atomic uint64_t rejected_self;
+	_Atomic uint64_t entries_drift;
+	_Atomic uint64_t heartbeats_received;
+	_Atomic uint64_t heartbeats_sent;
+	_Atomic uint64_t api_requests;
+	_Atomic uint64_t api_bad_requests;
+	_Atomic uint64_t api_refused;
+	_Atomic uint64_t commits;
+	_Atomic uint64_t fsyncs;
+	_Atomic uint64_t fsync_us_total;
+	_Atomic uint64_t fsync_us_max;
+	_Atomic uint64_t seq_gaps;
+} lwwd_stats;
+
+/* ---- peers seen on gossip ---- */
+typedef struct lwwd_peer_state {
+	uint64_t node;
+	char name[65];
+	uint64_t last_contact_ms; /* wall ms, 0 = never */
+	uint64_t seq_applied;     /* highest batch seq received */
+	uint64_t seq_announced;   /* highest seq named by a heartbeat */
+	uint64_t batches;
+} lwwd_peer_state;
+
+/* ---- one queued write (writer.c) ---- */
+typedef struct lwwd_op lwwd_op;
+typedef void (*lwwd_op_done)(lwwd_op *op, lww_err rv, uint64_t hlc,
+                             uint32_t count);
+
+struct lwwd_op {
+	int remote;
+	/* local: an API request (ADD, REMOVE, LOAD); remote: a batch */
+	lww_req req;
+	lww_batch batch;
+	uint64_t origin;      /* remote: signer's node id */
+	char origin_name[65]; /* remote: signer's name in the trust file */
+	nng_msg *msg;         /* owns the bytes req/batch point into */
+	lwwd_op_done done;    /* local: called once, from the writer */
+	void *arg;
+	int owned;          /* the writer frees the op (remote ops) */
+	uint64_t res_hlc;   /* stamp of the op's last write */
+	uint32_t res_count; /* writes that won */
+	lwwd_op *next;
+};
+
+/* ---- the node ---- */
+typedef struct lwwd {
+	lwwd_config cfg;
+	lww_key key;
+	uint64_t self;
+	char self_name[65];
+	lww_store *store;
+	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
+	lwwd_stats stats;
+
+	pthread_mutex_t mtx;  /* guards trust, peers, the op queue */
+	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
+	pthread_cond_t hb_cv; /* heartbeat: stopping */
+	lww_trust *trust;
+	lwwd_peer_state *peers;
+	size_t npeers;
+	lwwd_op *qhead, *qtail;
+	size_t qlen;
+	int stopping;
+	uint64_t seq; /* last published batch seq (writer) */
+	_Atomic uint64_t seq_pub;
+
+	nng_socket pub;
+	nng_socket sub;
+	nng_socket api;
+	pthread_t writer;
+	pthread_t heartbeat;
+	int writer_started;
+	int heartbeat_started;
+	struct lwwd_api *apis;
+	size_t napis;
+	nng_aio *sub_aio;
+} lwwd;
+
+uint64_t lwwd_now_ms(void);
+
+int lwwd_writer_start(lwwd *d);
+/* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */
+lww_err lwwd_writer_submit(lwwd *d, lwwd_op *op);
+/* Stops after applying everything queued, and joins. */
+void lwwd_writer_stop(lwwd *d);
+
+int lwwd_api_start(lwwd *d);
+void lwwd_api_stop(lwwd *d);
+
+int lwwd_gossip_start(lwwd *d);
+void lwwd_gossip_stop(lwwd *d);
+/* Publishes a signed payload on the PUB socket. */
+void lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n);
+
+/* JSON for the stats and peers requests, into b. */
+lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
+lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
+void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
+
+/* Loads the trust file and rebuilds the peer table (SIGHUP). */
+int lwwd_trust_reload(lwwd *d);
+
+#endif /* LWWD_H */

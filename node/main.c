@@ -1,0 +1,159 @@
+/*
+ * main.c - lwwd start-up and shutdown.
+ *
+ * Start-up checks everything a user can get wrong (flags, key file and its
+ * permissions, trust file, data directory, addresses in use) and fails with
+ * one line naming the cause. Signals are handled synchronously in the main
+ * thread (sigwait): SIGTERM/SIGINT stop the node after the writer applied
+ * and published everything queued; SIGHUP re-reads the trust file.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "limits.h"
+#include "lwwd.h"
+
+static uint64_t
+wall_ms(void *arg)
+{
+	(void)arg;
+	return lwwd_now_ms();
+}
+
+static int
+open_store(lwwd *d)
+{
+	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always};
+	uint64_t hlc;
+	lww_err rv;
+
+	if (mkdir(d->cfg.data, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "lwwd: cannot create --data %s: %s\n",
+		        d->cfg.data, strerror(errno));
+		return -1;
+	}
+	if ((rv = lww_store_open(d->cfg.data, &o, &d->store)) != LWW_OK) {
+		fprintf(stderr, "lwwd: cannot open store in %s: %s\n",
+		        d->cfg.data,
+		        rv == LWW_EPERM ? "permission denied (is --data "
+		                          "writable?)"
+		                        : lww_strerror(rv));
+		return -1;
+	}
+	if ((rv = lww_store_hlc(d->store, &hlc)) != LWW_OK ||
+	    (rv = lww_store_seq(d->store, d->self, &d->seq)) != LWW_OK) {
+		fprintf(stderr, "lwwd: cannot read store state: %s\n",
+		        lww_strerror(rv));
+		return -1;
+	}
+	lww_hlc_init(&d->hlc, wall_ms, NULL, d->cfg.max_drift);
+	lww_hlc_restore(&d->hlc, hlc);
+	atomic_store(&d->seq_pub, d->seq);
+	return 0;
+}
+
+static int
+load_identity(lwwd *d)
+{
+	char err[256];
+	lww_err rv;
+
+	rv = lww_key_load(d->cfg.key, &d->key);
+	if (rv != LWW_OK) {
+		fprintf(stderr, "lwwd: cannot load --key %s: %s%s\n",
+		        d->cfg.key, lww_strerror(rv),
+		        rv == LWW_EPERM ? " (chmod 600 it, as its owner)"
+		        : rv == LWW_ENOENT
+		            ? " (make one with: lwwctl keygen FILE)"
+		            : "");
+		return -1;
+	}
+	d->self = lww_node_id(d->key.pk);
+	snprintf(d->self_name, sizeof(d->self_name), "%016llx",
+	         (unsigned long long)d->self);
+	if ((rv = lww_trust_load(d->cfg.trust, &d->trust, err, sizeof(err))) !=
+	    LWW_OK) {
+		fprintf(stderr, "lwwd: --trust %s: %s\n", d->cfg.trust, err);
+		return -1;
+	}
+	/* Builds the peer table; the loaded set is swapped in again. */
+	return lwwd_trust_reload(d);
+}
+
+int
+main(int argc, char **argv)
+{
+	static lwwd node;
+	lwwd *d = &node;
+	sigset_t set;
+	int rc, sig, status = 1;
+
+	if ((rc = lwwd_config_parse(&d->cfg, argc, argv)) != 0) {
+		lwwd_config_fini(&d->cfg);
+		return rc > 0 ? 0 : 2;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "lwwd: libsodium failed to initialise\n");
+		return 1;
+	}
+	pthread_mutex_init(&d->mtx, NULL);
+	pthread_cond_init(&d->cv, NULL);
+	pthread_cond_init(&d->hb_cv, NULL);
+
+	/* Block the signals before any thread starts; main waits for them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (load_identity(d) != 0 || open_store(d) != 0 ||
+	    lwwd_writer_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
+	    lwwd_api_start(d) != 0) {
+		goto out;
+	}
+	lwwd_log(LWWD_LOG_INFO, "start",
+	         "node=%016llx name=%s api=%s gossip=%s peers=%zu fsync=%s "
+	         "seq=%llu",
+	         (unsigned long long)d->self, d->self_name, d->cfg.api,
+	         d->cfg.gossip, d->cfg.npeers,
+	         d->cfg.fsync_always ? "always" : "none",
+	         (unsigned long long)d->seq);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0) {
+			continue;
+		}
+		if (sig == SIGHUP) {
+			lwwd_log(LWWD_LOG_INFO, "reload", "file=%s",
+			         d->cfg.trust);
+			(void)lwwd_trust_reload(d);
+			continue;
+		}
+		lwwd_log(LWWD_LOG_INFO, "stopping", "signal=%s",
+		         sig == SIGTERM ? "TERM" : "INT");
+		break;
+	}
+	status = 0;
+out:
+	lwwd_gossip_stop(d);
+	lwwd_writer_stop(d);
+	lwwd_api_stop(d);
+	nng_close(d->pub);
+	lww_store_close(d->store);
+	lww_trust_free(d->trust);
+	free(d->peers);
+	lww_key_wipe(&d->key);
+	if (status == 0) {
+		lwwd_log(LWWD_LOG_INFO, "stopped", "node=%016llx",
+		         (unsigned long long)d->self);
+	}
+	lwwd_config_fini(&d->cfg);
+	return status;
+}

@@ -1,0 +1,334 @@
+/*
+ * writer.c - the single writer: applies local writes and remote batches in
+ * group commits, then publishes the local ones as one signed delta batch.
+ *
+ * Whatever queued up while the previous commit was syncing becomes the next
+ * group, so under load many writes share one fsync, and with one client a
+ * write pays exactly one. A client's reply is sent only after the commit
+ * that holds its write returned (durable with fsync = always), and the
+ * batch is published only after that commit, so gossip never carries a
+ * write that a crash could take back. If a group fails (store full, I/O
+ * error) its ops are retried one by one so each gets its own answer; a
+ * failed commit leaves the store as it was.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "limits.h"
+#include "lwwd.h"
+
+#define GROUP_OPS_MAX    1024
+#define QUEUE_REMOTE_MAX 4096
+
+uint64_t
+lwwd_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
+{
+	uint64_t cur = atomic_load(v);
+	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
+	}
+}
+
+/* Applies a group in one transaction. Local entries are stamped and added
+ * to the outgoing batch gb (sequence seq). */
+static lww_err
+apply_group(lwwd *d, lwwd_op *ops, lww_buf *gb, uint64_t seq)
+{
+	lww_txn *t;
+	lww_err rv;
+	uint64_t t0;
+
+	if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+		return rv;
+	}
+	if ((rv = lww_batch_begin(gb, seq)) != LWW_OK) {
+		goto fail;
+	}
+	for (lwwd_op *op = ops; op != NULL; op = op->next) {
+		lww_entry e;
+		size_t off = 0;
+		int won;
+
+		op->res_count = 0;
+		if (op->remote) {
+			while (lww_entries_next(&op->batch.entries, &off, &e)) {
+				if (lww_hlc_check(&d->hlc, e.hlc) != LWW_OK) {
+					atomic_fetch_add(
+					    &d->stats.entries_drift, 1);
+					lwwd_log(
+					    LWWD_LOG_WARN, "drift_refused",
+					    "peer=%s key_len=%zu "
+					    "stamp_ms=%llu now_ms=%llu",
+					    op->origin_name, e.klen,
+					    (unsigned long long)lww_hlc_wall(
+					        e.hlc),
+					    (unsigned long long)lwwd_now_ms());
+					continue;
+				}
+				if ((rv = lww_txn_apply(t, &e, &won)) !=
+				    LWW_OK) {
+					goto fail;
+				}
+				lww_hlc_observe(&d->hlc, e.hlc);
+				op->res_count += (uint32_t)won;
+			}
+			if ((rv = lww_txn_set_seq(t, op->origin,
+			                          op->batch.seq)) != LWW_OK) {
+				goto fail;
+			}
+			continue;
+		}
+		if (op->req.op == LWW_OP_LOAD) {
+			while (lww_entries_next(&op->req.items, &off, &e)) {
+				if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) !=
+				    LWW_OK) {
+					goto fail;
+				}
+				e.node = d->self;
+				if ((rv = lww_txn_apply(t, &e, NULL)) !=
+				        LWW_OK ||
+				    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
+					goto fail;
+				}
+				op->res_hlc = e.hlc;
+				op->res_count++;
+			}
+			continue;
+		}
+		e.key = op->req.key;
+		e.klen = op->req.klen;
+		e.val = op->req.val;
+		e.vlen = op->req.vlen;
+		e.flags = op->req.op == LWW_OP_REMOVE ? LWW_ENTRY_TOMBSTONE : 0;
+		e.node = d->self;
+		if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK ||
+		    (rv = lww_txn_apply(t, &e, NULL)) != LWW_OK ||
+		    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
+			goto fail;
+		}
+		op->res_hlc = e.hlc;
+		op->res_count = 1;
+	}
+	if (lww_batch_count(gb) > 0 &&
+	    (rv = lww_txn_set_seq(t, d->self, seq)) != LWW_OK) {
+		goto fail;
+	}
+	t0 = mono_us();
+	rv = lww_txn_commit(t);
+	atomic_fetch_add(&d->stats.commits, 1);
+	if (rv == LWW_OK && d->cfg.fsync_always) {
+		uint64_t us = mono_us() - t0;
+		atomic_fetch_add(&d->stats.fsyncs, 1);
+		atomic_fetch_add(&d->stats.fsync_us_total, us);
+		lwwd_stat_max(&d->stats.fsync_us_max, us);
+	}
+	return rv;
+fail:
+	lww_txn_abort(t);
+	return rv;
+}
+
+/* Publishes the committed local batch, signed. */
+static void
+publish(lwwd *d, const lww_buf *gb, lww_buf *env)
+{
+	lww_buf_reset(env);
+	if (lww_envelope_seal(&d->key, gb->p, gb->len, env) != LWW_OK) {
+		lwwd_log(LWWD_LOG_ERROR, "publish_failed", "reason=seal");
+		return;
+	}
+	lwwd_gossip_publish(d, env->p, env->len);
+	atomic_fetch_add(&d->stats.batches_sent, 1);
+}
+
+/* Answers and releases every op of a group. */
+static void
+finish(lwwd *d, lwwd_op *ops, lww_err rv)
+{
+	lwwd_op *next;
+
+	for (lwwd_op *op = ops; op != NULL; op = next) {
+		next = op->next;
+		op->next = NULL;
+		if (op->remote) {
+			if (rv == LWW_OK) {
+				atomic_fetch_add(&d->stats.writes_remote,
+				                 op->res_count);
+				atomic_fetch_add(&d->stats.batches_applied, 1);
+			}
+		} else if (rv == LWW_OK) {
+			atomic_fetch_add(&d->stats.writes_local, op->res_count);
+		} else {
+			atomic_fetch_add(&d->stats.writes_failed, 1);
+		}
+		if (op->done != NULL) {
+			op->done(op, rv, op->res_hlc, op->res_count);
+		}
+		if (op->owned) {
+			nng_msg_free(op->msg);
+			free(op);
+		}
+	}
+}
+
+/* Commits one group; on failure retries its ops one at a time. */
+static void
+commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
+{
+	uint64_t seq = d->seq + 1;
+	lww_err rv = apply_group(d, ops, gb, seq);
+
+	if (rv == LWW_OK) {
+		if (lww_batch_count(gb) > 0) {
+			d->seq = seq;
+			atomic_store(&d->seq_pub, seq);
+			publish(d, gb, env);
+		}
+		finish(d, ops, rv);
+		return;
+	}
+	if (ops->next == NULL) {
+		lwwd_log(LWWD_LOG_ERROR, "commit_failed", "reason=\"%s\"",
+		         lww_strerror(rv));
+		if (ops->remote) {
+			lwwd_log(LWWD_LOG_WARN, "batch_not_applied",
+			         "peer=%s seq=%llu (repair will fetch it)",
+			         ops->origin_name,
+			         (unsigned long long)ops->batch.seq);
+		}
+		finish(d, ops, rv);
+		return;
+	}
+	while (ops != NULL) {
+		lwwd_op *next = ops->next;
+		ops->next = NULL;
+		commit_group(d, ops, gb, env);
+		ops = next;
+	}
+}
+
+static size_t
+op_local_items(const lwwd_op *op)
+{
+	if (op->remote) {
+		return 0;
+	}
+	return op->req.op == LWW_OP_LOAD ? op->req.items.count : 1;
+}
+
+static void *
+writer_main(void *arg)
+{
+	lwwd *d = arg;
+	lww_buf gb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+
+	for (;;) {
+		lwwd_op *group, *last;
+		size_t items, bytes, nops;
+
+		pthread_mutex_lock(&d->mtx);
+		while (d->qhead == NULL && !d->stopping) {
+			pthread_cond_wait(&d->cv, &d->mtx);
+		}
+		if (d->qhead == NULL) {
+			pthread_mutex_unlock(&d->mtx);
+			break;
+		}
+		/* Take ops while the outgoing batch stays within limits. */
+		group = last = d->qhead;
+		items = op_local_items(group);
+		bytes = nng_msg_len(group->msg);
+		nops = 1;
+		while (last->next != NULL && nops < GROUP_OPS_MAX) {
+			lwwd_op *n = last->next;
+			size_t ni = op_local_items(n);
+			size_t nb = n->remote ? 0 : nng_msg_len(n->msg);
+			if (items + ni > LWW_BATCH_ENTRIES_MAX ||
+			    bytes + nb > LWW_BATCH_BYTES_TARGET) {
+				break;
+			}
+			items += ni;
+			bytes += nb;
+			nops++;
+			last = n;
+		}
+		d->qhead = last->next;
+		if (d->qhead == NULL) {
+			d->qtail = NULL;
+		}
+		d->qlen -= nops;
+		last->next = NULL;
+		pthread_mutex_unlock(&d->mtx);
+		commit_group(d, group, &gb, &env);
+	}
+	lww_buf_fini(&gb);
+	lww_buf_fini(&env);
+	return NULL;
+}
+
+int
+lwwd_writer_start(lwwd *d)
+{
+	if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
+		return -1;
+	}
+	d->writer_started = 1;
+	return 0;
+}
+
+lww_err
+lwwd_writer_submit(lwwd *d, lwwd_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&d->mtx);
+	if (d->stopping) {
+		pthread_mutex_unlock(&d->mtx);
+		return LWW_ECLOSED;
+	}
+	/* Remote batches beyond the bound are dropped: repair brings them
+	 * later, while memory stays bounded under a flood. */
+	if (op->remote && d->qlen >= QUEUE_REMOTE_MAX) {
+		pthread_mutex_unlock(&d->mtx);
+		return LWW_EBUSY;
+	}
+	if (d->qtail != NULL) {
+		d->qtail->next = op;
+	} else {
+		d->qhead = op;
+	}
+	d->qtail = op;
+	d->qlen++;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mtx);
+	return LWW_OK;
+}
+
+void
+lwwd_writer_stop(lwwd *d)
+{
+	if (!d->writer_started) {
+		return;
+	}
+	pthread_mutex_lock(&d->mtx);
+	d->stopping = 1;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mtx);
+	pthread_join(d->writer, NULL);
+	d->writer_started = 0;
+}
