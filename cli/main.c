@@ -561,7 +561,7 @@ load_flush(lww_buf *b, size_t *loaded)
 static const char *
 json_find(const char *line, const char *name)
 {
-	char pat[32];
+	char pat[64];
 	const char *p;
 	snprintf(pat, sizeof(pat), "\"%s\":", name);
 	p = strstr(line, pat);

@@ -250,37 +250,44 @@ is_loopback(const char *host)
 }
 
 int
-lwwd_api_start(lwwd *d)
+lwwd_api_check_url(const lwwd_config *c)
 {
-	nng_listener l;
 	nng_url *url;
-	int rv;
+	int rv, ok = 0;
 
-	if ((rv = nng_url_parse(&url, d->cfg.api)) != 0) {
-		fprintf(stderr, "lwwd: bad --api URL %s: %s\n", d->cfg.api,
+	if ((rv = nng_url_parse(&url, c->api)) != 0) {
+		fprintf(stderr, "lwwd: bad --api URL %s: %s\n", c->api,
 		        nng_strerror(rv));
 		return -1;
 	}
 	if (strcmp(url->u_scheme, "tcp") == 0 ||
 	    strcmp(url->u_scheme, "tcp4") == 0 ||
 	    strcmp(url->u_scheme, "tcp6") == 0) {
-		if (!is_loopback(url->u_hostname) && !d->cfg.insecure_api) {
+		ok = is_loopback(url->u_hostname) || c->insecure_api;
+		if (!ok) {
 			fprintf(stderr,
 			        "lwwd: refusing --api %s: a tcp API on a "
 			        "non-loopback address needs client "
 			        "authentication; use 127.0.0.1 or ipc://, or "
 			        "pass --insecure-api\n",
-			        d->cfg.api);
-			nng_url_free(url);
-			return -1;
+			        c->api);
 		}
-	} else if (strcmp(url->u_scheme, "ipc") != 0) {
+	} else if (strcmp(url->u_scheme, "ipc") == 0) {
+		ok = 1;
+	} else {
 		fprintf(stderr, "lwwd: --api %s: want ipc:// or tcp://\n",
-		        d->cfg.api);
-		nng_url_free(url);
-		return -1;
+		        c->api);
 	}
 	nng_url_free(url);
+	return ok ? 0 : -1;
+}
+
+int
+lwwd_api_start(lwwd *d)
+{
+	nng_listener l;
+	int rv;
+
 	if ((rv = nng_rep0_open(&d->api)) != 0 ||
 	    (rv = nng_socket_set_size(d->api, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||

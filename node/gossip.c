@@ -73,8 +73,8 @@ handle(lwwd *d, nng_msg *msg)
 	lww_envelope env;
 	lww_heartbeat hb;
 	lwwd_peer_state *ps;
-	char name[65];
-	uint64_t node;
+	char name[LWW_TRUST_NAME_MAX + 1];
+	uint64_t node = 0;
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
@@ -90,7 +90,9 @@ handle(lwwd *d, nng_msg *msg)
 	case LWW_OK:
 		break;
 	case LWW_EUNTRUSTED:
-		reject(&d->stats.rejected_untrusted, "untrusted", "unknown");
+		/* Name the unknown key, so an operator can trust it. */
+		lww_pk_to_text(p + 2, name, sizeof(name));
+		reject(&d->stats.rejected_untrusted, "untrusted", name);
 		goto drop;
 	case LWW_EBADSIG:
 		reject(&d->stats.rejected_badsig, "bad_signature", "unknown");

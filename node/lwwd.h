@@ -164,7 +164,12 @@ lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
 lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
 
-/* Loads the trust file and rebuilds the peer table (SIGHUP). */
-int lwwd_trust_reload(lwwd *d);
+/* Loads the trust file and rebuilds the peer table (start-up, SIGHUP);
+ * logs what changed unless `initial`. */
+int lwwd_trust_reload(lwwd *d, int initial);
+
+/* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
+ * --insecure-api; prints why. 0 if fine. */
+int lwwd_api_check_url(const lwwd_config *c);
 
 #endif /* LWWD_H */

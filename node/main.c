@@ -82,8 +82,8 @@ load_identity(lwwd *d)
 		fprintf(stderr, "lwwd: --trust %s: %s\n", d->cfg.trust, err);
 		return -1;
 	}
-	/* Builds the peer table; the loaded set is swapped in again. */
-	return lwwd_trust_reload(d);
+	/* Builds the peer table (loading the file once more). */
+	return lwwd_trust_reload(d, 1);
 }
 
 int
@@ -114,9 +114,9 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (load_identity(d) != 0 || open_store(d) != 0 ||
-	    lwwd_writer_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0) {
+	if (lwwd_api_check_url(&d->cfg) != 0 || load_identity(d) != 0 ||
+	    open_store(d) != 0 || lwwd_writer_start(d) != 0 ||
+	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
@@ -133,7 +133,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			lwwd_log(LWWD_LOG_INFO, "reload", "file=%s",
 			         d->cfg.trust);
-			(void)lwwd_trust_reload(d);
+			(void)lwwd_trust_reload(d, 0);
 			continue;
 		}
 		lwwd_log(LWWD_LOG_INFO, "stopping", "signal=%s",

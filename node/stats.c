@@ -132,7 +132,7 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 }
 
 int
-lwwd_trust_reload(lwwd *d)
+lwwd_trust_reload(lwwd *d, int initial)
 {
 	char err[256];
 	lww_trust *t, *old;
@@ -169,13 +169,13 @@ lwwd_trust_reload(lwwd *d)
 		}
 		n++;
 	}
-	for (size_t j = 0; j < d->npeers; j++) {
+	for (size_t j = 0; j < d->npeers && !initial; j++) {
 		if (lww_trust_find_node(t, d->peers[j].node) == NULL) {
 			lwwd_log(LWWD_LOG_INFO, "peer_removed", "peer=%s",
 			         d->peers[j].name);
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !initial; i++) {
 		if (lww_trust_find_node(d->trust, np[i].node) == NULL) {
 			lwwd_log(LWWD_LOG_INFO, "peer_added", "peer=%s",
 			         np[i].name);
@@ -187,8 +187,12 @@ lwwd_trust_reload(lwwd *d)
 	d->peers = np;
 	d->npeers = n;
 	pthread_mutex_unlock(&d->mtx);
-	lww_trust_free(old);
-	lwwd_log(LWWD_LOG_INFO, "trust_loaded", "file=%s peers=%zu",
-	         d->cfg.trust, n);
+	if (old != t) {
+		lww_trust_free(old);
+	}
+	if (!initial) {
+		lwwd_log(LWWD_LOG_INFO, "trust_loaded", "file=%s peers=%zu",
+		         d->cfg.trust, n);
+	}
 	return 0;
 }

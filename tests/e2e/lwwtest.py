@@ -1,0 +1,214 @@
+"""Helpers for end-to-end tests: real lwwd processes in a temporary
+directory, driven by the real lwwctl. Every wait is bounded in time.
+
+Binaries come from $LWWD, $LWWCTL and $LWWFORGE (set by ctest)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+LWWD = os.environ.get("LWWD", "build/node/lwwd")
+LWWCTL = os.environ.get("LWWCTL", "build/cli/lwwctl")
+LWWFORGE = os.environ.get("LWWFORGE", "build/tests/lwwforge")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
+                   "ERROR: LeakSanitizer")
+
+
+def wait_until(pred, timeout=10.0, step=0.05, what="condition"):
+    """Polls pred() until it returns a true value, or fails the test."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                         f" (last: {last!r})")
+
+
+class Result:
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+
+    def json(self):
+        return json.loads(self.out)
+
+    def json_lines(self):
+        return [json.loads(l) for l in self.out.splitlines() if l.strip()]
+
+    def __repr__(self):
+        return f"Result(rc={self.rc}, out={self.out[:200]!r}, err={self.err!r})"
+
+
+def ctl(*args, api=None, stdin=None, timeout=30, env=None):
+    """Runs lwwctl; returns Result with bytes decoded as UTF-8 (or raw
+    bytes in .raw)."""
+    cmd = [LWWCTL]
+    if api:
+        cmd += ["--api", api]
+    cmd += list(args)
+    p = subprocess.run(cmd, input=stdin, capture_output=True,
+                       timeout=timeout, env=env)
+    r = Result(p.returncode, p.stdout.decode("utf-8", "replace"),
+               p.stderr.decode("utf-8", "replace"))
+    r.raw = p.stdout
+    return r
+
+
+class Node:
+    def __init__(self, cluster, idx, name):
+        self.cluster, self.idx, self.name = cluster, idx, name
+        d = cluster.dir
+        self.keyfile = os.path.join(d, f"{name}.key")
+        self.data = os.path.join(d, f"{name}.data")
+        self.logfile = os.path.join(d, f"{name}.log")
+        if cluster.transport == "tcp":
+            base = cluster.port_base + 10 * idx
+            self.api = f"tcp://127.0.0.1:{base}"
+            self.gossip = f"tcp://127.0.0.1:{base + 1}"
+        else:
+            self.api = f"ipc://{d}/{name}.api"
+            self.gossip = f"ipc://{d}/{name}.gossip"
+        self.proc = None
+        self.peers = []
+        self.extra = []
+        r = ctl("keygen", self.keyfile)
+        assert r.rc == 0, r
+        self.pubkey = r.out.strip()
+
+    def start(self, wait=True, extra=None):
+        args = [LWWD, "--data", self.data, "--key", self.keyfile,
+                "--trust", self.cluster.trustfile, "--api", self.api,
+                "--gossip", self.gossip]
+        for p in self.peers:
+            args += ["--peer", p]
+        args += self.extra + (extra or [])
+        self.log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if wait:
+            wait_until(lambda: self.proc.poll() is not None or
+                       ctl("stats", api=self.api).rc == 0,
+                       what=f"{self.name} API")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self.logtext()}")
+        return self
+
+    def ctl(self, *args, **kw):
+        return ctl(*args, api=self.api, **kw)
+
+    def stats(self):
+        r = self.ctl("stats")
+        assert r.rc == 0, r
+        return r.json()
+
+    def lookup(self, key):
+        r = self.ctl("lookup", key)
+        return r.out[:-1] if r.rc == 0 else None
+
+    def logtext(self):
+        with open(self.logfile, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops the node; returns its exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError(f"{self.name} did not stop within {timeout}s")
+        finally:
+            self.log.close()
+            self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+
+class Cluster:
+    """N nodes that trust each other, each subscribed to all others."""
+
+    def __init__(self, n=3, transport="ipc", trusted=None):
+        base = os.environ.get("LWW_TEST_TMP") or None
+        if base:
+            os.makedirs(base, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="lwwe2e.", dir=base)
+        self.transport = transport
+        self.port_base = 20000 + (os.getpid() * 37) % 30000
+        self.trustfile = os.path.join(self.dir, "trust")
+        self.nodes = [Node(self, i, f"n{i + 1}") for i in range(n)]
+        trusted = range(n) if trusted is None else trusted
+        with open(self.trustfile, "w") as f:
+            f.write("# test cluster\n")
+            for i in trusted:
+                f.write(f"{self.nodes[i].name} {self.nodes[i].pubkey}\n")
+        for a in self.nodes:
+            a.peers = [b.gossip for b in self.nodes if b is not a]
+
+    def start(self):
+        for n in self.nodes:
+            n.start(wait=False)
+        for n in self.nodes:
+            wait_until(lambda: n.proc.poll() is not None or
+                       ctl("stats", api=n.api).rc == 0,
+                       what=f"{n.name} API")
+        # Subscribers connect asynchronously: wait for heartbeats.
+        for n in self.nodes:
+            wait_until(lambda: n.stats()["heartbeats_received"] >=
+                       len(self.nodes) - 1, what=f"{n.name} heartbeats")
+        return self
+
+    def close(self, check=True):
+        """Stops every node with SIGTERM; checks each exited 0 with no
+        sanitizer report in its log."""
+        problems = []
+        for n in self.nodes:
+            if n.proc is not None:
+                rc = n.stop()
+                if rc != 0:
+                    problems.append(f"{n.name} exited {rc}")
+            if os.path.exists(n.logfile):
+                text = n.logtext()
+                for mark in SANITIZER_MARKS:
+                    if mark in text:
+                        problems.append(f"{n.name}: {mark}\n{text[-3000:]}")
+        if check and problems:
+            raise AssertionError("; ".join(problems))
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ClusterTest(unittest.TestCase):
+    """A test case that closes (and checks) its clusters at the end."""
+
+    def setUp(self):
+        self.clusters = []
+
+    def cluster(self, *a, **kw):
+        c = Cluster(*a, **kw)
+        self.clusters.append(c)
+        return c
+
+    def tearDown(self):
+        errors = []
+        for c in self.clusters:
+            try:
+                c.close()
+            except AssertionError as e:
+                errors.append(str(e))
+        if errors:
+            self.fail("; ".join(errors))

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""End-to-end tests of lwwd: replication, durability across kill -9,
+trust, forged and malformed gossip, malformed API requests, start-up
+errors. Real processes, real sockets, a temporary directory."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import (LWWD, LWWFORGE, ClusterTest, ctl,  # noqa: E402
+                     wait_until)
+
+
+def forge(url, keyfile, mode, key, value, until, what):
+    """Publishes lwwforge's message every 50 ms on url (a --peer of the
+    node under test) until until() holds, for at most 15 s: the node's
+    subscriber reconnects with back-off, so it may join late."""
+    p = subprocess.Popen([LWWFORGE, url, keyfile, mode, key, value, "300",
+                          "50"], stderr=subprocess.PIPE)
+    try:
+        wait_until(until, timeout=15, what=what)
+    finally:
+        p.kill()
+        p.wait()
+
+
+class Replication(ClusterTest):
+    def test_write_on_one_node_is_read_from_the_others(self):
+        c = self.cluster(3).start()
+        n1, n2, n3 = c.nodes
+        r = n1.ctl("add", "greeting", "hello")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(n1.lookup("greeting"), "hello")
+        for n in (n2, n3):
+            wait_until(lambda: n.lookup("greeting") == "hello",
+                       what=f"greeting on {n.name}")
+        s = n2.stats()
+        self.assertEqual(s["writes_remote"], 1)
+        self.assertEqual(n1.stats()["writes_local"], 1)
+
+    def test_remove_replicates(self):
+        c = self.cluster(3).start()
+        n1, n2, n3 = c.nodes
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+        wait_until(lambda: n3.lookup("k") == "v", what="k on n3")
+        self.assertEqual(n3.ctl("remove", "k").rc, 0)
+        for n in (n1, n2):
+            wait_until(lambda: n.ctl("lookup", "k").rc == 1,
+                       what=f"k removed on {n.name}")
+        self.assertEqual(n1.stats()["tombstones"], 1)
+        self.assertEqual(n1.stats()["keys"], 0)
+
+    def test_concurrent_writes_converge_to_one_winner(self):
+        c = self.cluster(3).start()
+        for i, n in enumerate(c.nodes):
+            self.assertEqual(n.ctl("add", "contested", f"from-{n.name}").rc,
+                             0)
+        # Every node ends with the same value, the one with the greatest
+        # stamp.
+        def same():
+            vals = [n.ctl("--json", "lookup", "contested") for n in c.nodes]
+            if any(v.rc != 0 for v in vals):
+                return False
+            objs = [v.json() for v in vals]
+            return len({(o["value"], o["hlc"], o["node"]) for o in objs}) == 1
+        wait_until(same, what="one winner everywhere")
+
+
+class Durability(ClusterTest):
+    def test_acknowledged_writes_survive_kill9_and_clock_moves_on(self):
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        last = None
+        for i in range(30):
+            r = n1.ctl("--json", "add", f"key{i}", f"value{i}")
+            self.assertEqual(r.rc, 0, r)
+            last = r.json()["hlc"]
+        n1.kill9()
+        n1.start()
+        for i in range(30):
+            self.assertEqual(n1.lookup(f"key{i}"), f"value{i}")
+        r = n1.ctl("--json", "add", "after", "restart")
+        self.assertGreater(r.json()["hlc"], last)
+
+    def test_sigterm_exits_zero_and_keeps_data(self):
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        self.assertEqual(n1.ctl("add", "a", "1").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        self.assertIn("event=stopped", n1.logtext())
+        n1.start()
+        self.assertEqual(n1.lookup("a"), "1")
+
+
+class Trust(ClusterTest):
+    def test_untrusted_node_cannot_change_data(self):
+        c = self.cluster(3, trusted=[0, 1])
+        n1, n2, n3 = c.nodes
+        for n in c.nodes:
+            n.start()
+        wait_until(lambda: n1.stats()["rejected"]["untrusted"] > 0,
+                   what="n1 rejecting n3's heartbeats")
+        wait_until(lambda: n1.stats()["heartbeats_received"] > 0,
+                   what="n1 hearing n2")
+        self.assertEqual(n3.ctl("add", "owned", "by-mallory").rc, 0)
+        wait_until(lambda: n3.stats()["batches_sent"] >= 1,
+                   what="n3 sent its batch")
+        before = n1.stats()["rejected"]["untrusted"]
+        # A trusted write after the untrusted one still arrives, so the
+        # channel works; the untrusted one never does.
+        self.assertEqual(n2.ctl("add", "marker", "ok").rc, 0)
+        wait_until(lambda: n1.lookup("marker") == "ok", what="marker")
+        wait_until(lambda: n1.stats()["rejected"]["untrusted"] > before,
+                   what="more rejections")
+        self.assertIsNone(n1.lookup("owned"))
+        self.assertIsNone(n2.lookup("owned"))
+
+    def test_forged_node_id_is_rejected(self):
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        fake = f"ipc://{c.dir}/forge.gossip"
+        n1.peers.append(fake)
+        c.start()
+        # Control: a valid batch signed with n2's key arrives.
+        forge(fake, n2.keyfile, "valid", "control", "yes",
+              lambda: n1.lookup("control") == "yes", "control")
+        # The same key signing an entry stamped with another node's id.
+        forge(fake, n2.keyfile, "forged", "forged", "yes",
+              lambda: n1.stats()["rejected"]["forged_node_id"] > 0,
+              "forged rejection")
+        self.assertIsNone(n1.lookup("forged"))
+
+    def test_malformed_gossip_is_dropped_and_counted(self):
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        fake = f"ipc://{c.dir}/forge.gossip"
+        n1.peers.append(fake)
+        c.start()
+        for mode, counter in (("garbage", "malformed"),
+                              ("truncated", "bad_signature"),
+                              ("badsig", "bad_signature")):
+            forge(fake, n2.keyfile, mode, f"bad-{mode}", "x",
+                  lambda: n1.stats()["rejected"][counter] > 0,
+                  f"{mode} counted")
+            self.assertIsNone(n1.lookup(f"bad-{mode}"))
+        self.assertEqual(n1.stats()["keys"], 0)
+        self.assertEqual(n1.ctl("add", "still", "serving").rc, 0)
+
+    def test_stamp_beyond_max_drift_is_refused(self):
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        fake = f"ipc://{c.dir}/forge.gossip"
+        n1.peers.append(fake)
+        c.start()
+        forge(fake, n2.keyfile, "drift", "future", "x",
+              lambda: n1.stats()["drift_refused"] > 0, "drift")
+        self.assertIsNone(n1.lookup("future"))
+        self.assertIn("event=drift_refused peer=n2", n1.logtext())
+        # The refused stamp did not drag n1's clock an hour ahead.
+        r = n1.ctl("--json", "add", "now", "x")
+        self.assertLess(r.json()["wall_ms"], time.time() * 1000 + 60000)
+
+
+class HostileApi(ClusterTest):
+    def nngcat(self, api, *args):
+        return subprocess.run(["nngcat", "--req", "--dial", api,
+                               "--recv-timeout", "2", "--format", "raw",
+                               *args], capture_output=True, timeout=30)
+
+    def test_garbage_and_truncated_requests_store_nothing(self):
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        # Bytes of a valid ADD, then every truncation of it, then junk.
+        valid = bytes([1, 0x20, 1, 3]) + b"abc" + bytes([2]) + b"xy"
+        cases = [valid[:i] for i in range(len(valid))]
+        cases += [b"\xff" * 40, bytes(range(256)), valid + b"\x00",
+                  bytes([2, 0x20, 1, 1]) + b"k" + bytes([0]),
+                  bytes([1, 0x20, 99])]
+        for i, case in enumerate(cases):
+            path = os.path.join(c.dir, f"case{i}")
+            with open(path, "wb") as f:
+                f.write(case)
+            p = self.nngcat(n1.api, "--file", path)
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+        s = n1.stats()
+        self.assertEqual(s["keys"], 0)
+        self.assertEqual(s["tombstones"], 0)
+        self.assertGreaterEqual(s["api_bad_requests"], len(cases) - 1)
+        self.assertEqual(n1.ctl("list").out, "")
+        # The full valid request does store, so the cases above were
+        # close to real.
+        path = os.path.join(c.dir, "valid")
+        with open(path, "wb") as f:
+            f.write(valid)
+        self.nngcat(n1.api, "--file", path)
+        self.assertEqual(n1.lookup("abc"), "xy")
+
+    def test_oversized_request_is_dropped(self):
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        path = os.path.join(c.dir, "big")
+        with open(path, "wb") as f:
+            f.write(bytes([1, 0x20, 1]) + b"\x00" * (3 << 20))
+        self.nngcat(n1.api, "--file", path)
+        self.assertEqual(n1.stats()["keys"], 0)
+        self.assertEqual(n1.ctl("add", "ok", "1").rc, 0)
+
+
+class StartupErrors(ClusterTest):
+    def run_lwwd(self, c, *args):
+        n = c.nodes[0]
+        base = ["--data", n.data, "--key", n.keyfile, "--trust",
+                c.trustfile, "--api", n.api, "--gossip", n.gossip]
+        p = subprocess.run([LWWD, *base, *args], capture_output=True,
+                           timeout=30)
+        return p.returncode, p.stderr.decode()
+
+    def assertOneLine(self, err, *words):
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        for w in words:
+            self.assertIn(w, lines[0])
+
+    def test_missing_key_file(self):
+        c = self.cluster(1)
+        rc, err = self.run_lwwd(c, "--key", os.path.join(c.dir, "nope"))
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "cannot load --key", "keygen")
+
+    def test_key_file_readable_by_others(self):
+        c = self.cluster(1)
+        os.chmod(c.nodes[0].keyfile, 0o644)
+        rc, err = self.run_lwwd(c)
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "permissions", "chmod 600")
+
+    def test_bad_trust_file_names_the_line(self):
+        c = self.cluster(1)
+        bad = os.path.join(c.dir, "badtrust")
+        with open(bad, "w") as f:
+            f.write("# ok\nn1 notakey\n")
+        rc, err = self.run_lwwd(c, "--trust", bad)
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "line 2", "public key")
+
+    def test_address_in_use(self):
+        c = self.cluster(2, transport="tcp")
+        n1, n2 = c.nodes
+        n1.start()
+        rc, err = self.run_lwwd(c, "--data", n2.data, "--key", n2.keyfile,
+                                "--gossip", n2.gossip, "--api", n1.api)
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "--api", "in use")
+
+    def test_data_dir_not_creatable(self):
+        c = self.cluster(1)
+        f = os.path.join(c.dir, "afile")
+        open(f, "w").close()
+        rc, err = self.run_lwwd(c, "--data", os.path.join(f, "sub"))
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "--data")
+
+    def test_public_tcp_api_refused_without_insecure_flag(self):
+        c = self.cluster(1)
+        rc, err = self.run_lwwd(c, "--api", "tcp://0.0.0.0:0")
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "non-loopback", "--insecure-api")
+
+    def test_usage_errors(self):
+        c = self.cluster(1)
+        rc, err = self.run_lwwd(c, "--fsync", "sometimes")
+        self.assertEqual(rc, 2)
+        self.assertIn("always or none", err)
+        p = subprocess.run([LWWD], capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"missing --data", p.stderr)
+        p = subprocess.run([LWWD, "--help"], capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        for flag in (b"--data", b"--key", b"--trust", b"--api", b"--gossip",
+                     b"--sync", b"--peer", b"--max-drift", b"--fsync",
+                     b"--log-level", b"--config"):
+            self.assertIn(flag, p.stdout)
+
+    def test_config_file_and_flag_override(self):
+        c = self.cluster(1)
+        n = c.nodes[0]
+        conf = os.path.join(c.dir, "lwwd.conf")
+        with open(conf, "w") as f:
+            f.write(f"[lwwd]\ndata = {n.data}\nkey = {n.keyfile}\n"
+                    f"trust = {c.trustfile}\napi = ipc://{c.dir}/wrong\n"
+                    f"gossip = {n.gossip}\nfsync = none\n")
+        n.proc = subprocess.Popen([LWWD, "--config", conf, "--api", n.api],
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=open(n.logfile, "ab"))
+        n.log = open(os.devnull, "ab")
+        wait_until(lambda: ctl("stats", api=n.api).rc == 0,
+                   what="API at the flag's URL")
+        self.assertIn("fsync=none", n.logtext())
+        self.assertFalse(os.path.exists(f"{c.dir}/wrong"))
+        bad = os.path.join(c.dir, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("[lwwd]\nbogus = 1\n")
+        p = subprocess.run([LWWD, "--config", bad], capture_output=True,
+                           timeout=10)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"line 2: unknown option 'bogus'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
