@@ -222,6 +222,18 @@ json_entry(FILE *f, const lww_entry *e)
 
 /* ---- talking to the node ---- */
 
+/* nng's error text, lower-cased to read well after a colon. */
+static const char *
+nerr(int rv)
+{
+	static char buf[128];
+	snprintf(buf, sizeof(buf), "%s", nng_strerror(rv));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z') {
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	}
+	return buf;
+}
+
 static void
 connect_api(void)
 {
@@ -252,8 +264,7 @@ connect_api(void)
 		            g.api);
 	}
 	if (rv != 0) {
-		die(EXIT_UNREACHABLE, "cannot reach %s: %s", g.api,
-		    nng_strerror(rv));
+		die(EXIT_UNREACHABLE, "cannot reach %s: %s", g.api, nerr(rv));
 	}
 }
 
@@ -271,12 +282,10 @@ call(const lww_buf *req, nng_msg **msg, lww_rep *rep)
 	}
 	if ((rv = nng_sendmsg(g.sock, m, 0)) != 0) {
 		nng_msg_free(m);
-		die(EXIT_UNREACHABLE, "cannot send to %s: %s", g.api,
-		    nng_strerror(rv));
+		die(EXIT_UNREACHABLE, "cannot send to %s: %s", g.api, nerr(rv));
 	}
 	if ((rv = nng_recvmsg(g.sock, &m, 0)) != 0) {
-		die(EXIT_UNREACHABLE, "no reply from %s: %s", g.api,
-		    rv == NNG_ETIMEDOUT ? "timed out" : nng_strerror(rv));
+		die(EXIT_UNREACHABLE, "no reply from %s: %s", g.api, nerr(rv));
 	}
 	if (lww_rep_decode(nng_msg_body(m), nng_msg_len(m), rep) != LWW_OK) {
 		nng_msg_free(m);

@@ -133,8 +133,8 @@ lww_err lww_load_add(lww_buf *b, const lww_entry *e);
 uint32_t lww_load_count(const lww_buf *b);
 
 /* API reply. status is an lww_err; op is the request's, or 0 in an error
- * reply to a request whose op could not be read. When status != LWW_OK, msg holds a
- * one-line message (may be empty). When LWW_OK, by op:
+ * reply to a request whose op could not be read. When status != LWW_OK,
+ * msg holds a one-line message (may be empty). When LWW_OK, by op:
  *   ADD, REMOVE, LOAD  hlc, node: the stamp of the (last) write;
  *                      count: writes applied (LOAD)
  *   LOOKUP  entry
