@@ -229,7 +229,7 @@ nerr(int rv)
 	static char buf[128];
 	snprintf(buf, sizeof(buf), "%s", nng_strerror(rv));
 	if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z') {
-		buf[0] = (char)(buf[0] - 'A' + 'a');
+		buf[0] = (char) (buf[0] - 'A' + 'a');
 	}
 	return buf;
 }
@@ -318,7 +318,7 @@ check_reply(nng_msg *m, const lww_rep *rep)
 static void
 check_key(const uint8_t *k, size_t n)
 {
-	(void)k;
+	(void) k;
 	if (n < LWW_KEY_MIN) {
 		die(EXIT_REFUSED, "key is empty (keys are 1 to %d bytes)",
 		    LWW_KEY_MAX);
@@ -389,7 +389,7 @@ need_args(const char *cmd, int have, int min, int max, const char *what)
 static int
 cmd_write(int op, int argc, char **argv)
 {
-	lww_req q = {.op = (uint8_t)op};
+	lww_req q = {.op = (uint8_t) op};
 	lww_buf b = LWW_BUF_INIT;
 	uint8_t *stdin_val = NULL;
 	nng_msg *m;
@@ -401,7 +401,7 @@ cmd_write(int op, int argc, char **argv)
 	} else {
 		need_args("remove", argc, 1, 1, "remove KEY");
 	}
-	q.key = (const uint8_t *)argv[0];
+	q.key = (const uint8_t *) argv[0];
 	q.klen = strlen(argv[0]);
 	check_key(q.key, q.klen);
 	if (op == LWW_OP_ADD) {
@@ -409,7 +409,7 @@ cmd_write(int op, int argc, char **argv)
 			stdin_val = read_stdin(LWW_VAL_MAX, &q.vlen);
 			q.val = stdin_val;
 		} else {
-			q.val = (const uint8_t *)argv[1];
+			q.val = (const uint8_t *) argv[1];
 			q.vlen = strlen(argv[1]);
 		}
 		if (q.vlen > LWW_VAL_MAX) {
@@ -446,7 +446,7 @@ cmd_lookup(int argc, char **argv)
 	lww_rep rep;
 
 	need_args("lookup", argc, 1, 1, "lookup KEY");
-	q.key = (const uint8_t *)argv[0];
+	q.key = (const uint8_t *) argv[0];
 	q.klen = strlen(argv[0]);
 	check_key(q.key, q.klen);
 	if (lww_req_encode(&b, &q) != LWW_OK) {
@@ -477,7 +477,7 @@ cmd_list(int argc, char **argv)
 
 	need_args("list", argc, 0, 1, "list [PREFIX]");
 	if (argc == 1) {
-		q.key = (const uint8_t *)argv[0];
+		q.key = (const uint8_t *) argv[0];
 		q.klen = strlen(argv[0]);
 		if (q.klen > LWW_KEY_MAX) {
 			die(EXIT_REFUSED, "prefix longer than %d bytes",
@@ -518,19 +518,19 @@ cmd_list(int argc, char **argv)
 		nng_msg_free(m);
 	} while (more);
 	lww_buf_fini(&b);
-	(void)total;
+	(void) total;
 	return EXIT_OK;
 }
 
 static int
 cmd_text(int op, int argc, char **argv)
 {
-	lww_req q = {.op = (uint8_t)op};
+	lww_req q = {.op = (uint8_t) op};
 	lww_buf b = LWW_BUF_INIT;
 	nng_msg *m;
 	lww_rep rep;
 
-	(void)argv;
+	(void) argv;
 	need_args(op == LWW_OP_STATS ? "stats" : "peers", argc, 0, 0,
 	          op == LWW_OP_STATS ? "stats" : "peers");
 	if (lww_req_encode(&b, &q) != LWW_OK) {
@@ -586,7 +586,7 @@ json_unstr(const char *p, uint8_t *out, size_t max, size_t *n)
 		return -1;
 	}
 	for (p++; *p && *p != '"'; p++) {
-		int c = (unsigned char)*p;
+		int c = (unsigned char) *p;
 		if (c == '\\') {
 			p++;
 			switch (*p) {
@@ -613,7 +613,7 @@ json_unstr(const char *p, uint8_t *out, size_t max, size_t *n)
 				if (sscanf(p + 1, "%4x", &v) != 1 || v > 0x7f) {
 					return -1; /* list escapes only ASCII */
 				}
-				c = (int)v;
+				c = (int) v;
 				p += 4;
 				break;
 			}
@@ -624,7 +624,7 @@ json_unstr(const char *p, uint8_t *out, size_t max, size_t *n)
 		if (len >= max) {
 			return -1;
 		}
-		out[len++] = (uint8_t)c;
+		out[len++] = (uint8_t) c;
 	}
 	if (*p != '"') {
 		return -1;
@@ -651,7 +651,7 @@ json_field_bytes(const char *line, const char *name, uint8_t *out, size_t max,
 		if (tmp == NULL) {
 			return -1;
 		}
-		if (sodium_base642bin(tmp, *n + 1, (const char *)out, *n, NULL,
+		if (sodium_base642bin(tmp, *n + 1, (const char *) out, *n, NULL,
 		                      &bin, NULL,
 		                      sodium_base64_VARIANT_ORIGINAL) != 0) {
 			free(tmp);
@@ -674,7 +674,7 @@ cmd_load(int argc, char **argv)
 	size_t cap = 0, lineno = 0, loaded = 0;
 	ssize_t len;
 
-	(void)argv;
+	(void) argv;
 	need_args("load", argc, 0, 0, "load  < KEY<TAB>VALUE lines");
 	if (val == NULL) {
 		die(EXIT_REFUSED, "out of memory");
@@ -711,16 +711,16 @@ cmd_load(int argc, char **argv)
 			e.val = val;
 			e.vlen = vl;
 		} else {
-			char *tab = memchr(line, '\t', (size_t)len);
+			char *tab = memchr(line, '\t', (size_t) len);
 			if (tab == NULL) {
 				die(EXIT_REFUSED,
 				    "stdin line %zu: want KEY<TAB>VALUE",
 				    lineno);
 			}
-			e.key = (const uint8_t *)line;
-			e.klen = (size_t)(tab - line);
-			e.val = (const uint8_t *)tab + 1;
-			e.vlen = (size_t)(line + len - tab - 1);
+			e.key = (const uint8_t *) line;
+			e.klen = (size_t) (tab - line);
+			e.val = (const uint8_t *) tab + 1;
+			e.vlen = (size_t) (line + len - tab - 1);
 		}
 		if (e.klen < LWW_KEY_MIN || e.klen > LWW_KEY_MAX) {
 			die(EXIT_REFUSED,
@@ -775,7 +775,7 @@ cmd_keygen(int argc, char **argv)
 	lww_pk_to_text(k.pk, text, sizeof(text));
 	if (g.json) {
 		printf("{\"file\":");
-		json_str(stdout, (const uint8_t *)argv[0], strlen(argv[0]));
+		json_str(stdout, (const uint8_t *) argv[0], strlen(argv[0]));
 		printf(",\"public_key\":\"%s\",\"node\":\"%016" PRIx64 "\"}\n",
 		       text, lww_node_id(k.pk));
 	} else {
@@ -831,7 +831,7 @@ main(int argc, char **argv)
 				    "--timeout '%s': want 1..3600000 ms",
 				    optarg);
 			}
-			g.timeout_ms = (int)v;
+			g.timeout_ms = (int) v;
 			break;
 		}
 		case 'j':

@@ -65,7 +65,7 @@ void
 lww_put_u32le(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++) {
-		p[i] = (uint8_t)(v >> (8 * i));
+		p[i] = (uint8_t) (v >> (8 * i));
 	}
 }
 
@@ -73,7 +73,7 @@ void
 lww_put_u64le(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++) {
-		p[i] = (uint8_t)(v >> (8 * i));
+		p[i] = (uint8_t) (v >> (8 * i));
 	}
 }
 
@@ -120,10 +120,10 @@ lww_buf_put_uvarint(lww_buf *b, uint64_t v)
 	size_t n = 0;
 
 	while (v >= 0x80) {
-		tmp[n++] = (uint8_t)(v | 0x80);
+		tmp[n++] = (uint8_t) (v | 0x80);
 		v >>= 7;
 	}
-	tmp[n++] = (uint8_t)v;
+	tmp[n++] = (uint8_t) v;
 	return lww_buf_put(b, tmp, n);
 }
 
@@ -201,7 +201,7 @@ lww_rd_uvarint(lww_rd *r, uint64_t max, uint64_t *out)
 		if (shift == 63 && b > 1) {
 			return LWW_EPROTO; /* more than 64 bits */
 		}
-		v |= (uint64_t)(b & 0x7f) << shift;
+		v |= (uint64_t) (b & 0x7f) << shift;
 		if ((b & 0x80) == 0) {
 			if (b == 0 && shift != 0) {
 				return LWW_EPROTO; /* non-minimal encoding */
@@ -224,11 +224,11 @@ lww_rd_lbytes(lww_rd *r, size_t max, const uint8_t **out, size_t *n)
 	uint64_t len;
 
 	if (lww_rd_uvarint(r, max, &len) != LWW_OK ||
-	    lww_rd_bytes(r, (size_t)len, out) != LWW_OK) {
+	    lww_rd_bytes(r, (size_t) len, out) != LWW_OK) {
 		r->off = save;
 		return LWW_EPROTO;
 	}
-	*n = (size_t)len;
+	*n = (size_t) len;
 	return LWW_OK;
 }
 

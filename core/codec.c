@@ -67,10 +67,10 @@ rd_kv(lww_rd *r, lww_entry *e)
 	if (len < LWW_KEY_MIN || len > LWW_KEY_MAX) {
 		return LWW_EKEYSIZE;
 	}
-	if ((rv = lww_rd_bytes(r, (size_t)len, &e->key)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, (size_t) len, &e->key)) != LWW_OK) {
 		return rv;
 	}
-	e->klen = (size_t)len;
+	e->klen = (size_t) len;
 	e->val = NULL;
 	e->vlen = 0;
 	if (lww_entry_is_tombstone(e)) {
@@ -82,10 +82,10 @@ rd_kv(lww_rd *r, lww_entry *e)
 	if (len > LWW_VAL_MAX) {
 		return LWW_EVALSIZE;
 	}
-	if ((rv = lww_rd_bytes(r, (size_t)len, &e->val)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, (size_t) len, &e->val)) != LWW_OK) {
 		return rv;
 	}
-	e->vlen = (size_t)len;
+	e->vlen = (size_t) len;
 	return LWW_OK;
 }
 
@@ -431,10 +431,10 @@ rd_key(lww_rd *r, size_t min, const uint8_t **key, size_t *klen)
 	if (len < min || len > LWW_KEY_MAX) {
 		return LWW_EKEYSIZE;
 	}
-	if ((rv = lww_rd_bytes(r, (size_t)len, key)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, (size_t) len, key)) != LWW_OK) {
 		return rv;
 	}
-	*klen = (size_t)len;
+	*klen = (size_t) len;
 	return LWW_OK;
 }
 
@@ -465,10 +465,10 @@ lww_req_decode(const uint8_t *p, size_t n, lww_req *out)
 		if (v > LWW_VAL_MAX) {
 			return LWW_EVALSIZE;
 		}
-		if ((rv = lww_rd_bytes(&r, (size_t)v, &tmp.val)) != LWW_OK) {
+		if ((rv = lww_rd_bytes(&r, (size_t) v, &tmp.val)) != LWW_OK) {
 			return rv;
 		}
-		tmp.vlen = (size_t)v;
+		tmp.vlen = (size_t) v;
 		break;
 	case LWW_OP_REMOVE:
 	case LWW_OP_LOOKUP:
@@ -486,7 +486,7 @@ lww_req_decode(const uint8_t *p, size_t n, lww_req *out)
 		    v < 1) {
 			return LWW_EPROTO;
 		}
-		tmp.limit = (uint32_t)v;
+		tmp.limit = (uint32_t) v;
 		break;
 	case LWW_OP_STATS:
 	case LWW_OP_PEERS:
@@ -643,7 +643,7 @@ lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
 		    LWW_OK) {
 			return LWW_EPROTO;
 		}
-		tmp.msg = (const char *)bytes;
+		tmp.msg = (const char *) bytes;
 		goto end;
 	}
 	switch (tmp.op) {
@@ -682,7 +682,7 @@ lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
 		    LWW_OK) {
 			return LWW_EPROTO;
 		}
-		tmp.text = (const char *)bytes;
+		tmp.text = (const char *) bytes;
 		break;
 	default:
 		break;
@@ -718,4 +718,329 @@ lww_err
 lww_list_end(lww_buf *b, int more)
 {
 	return lww_buf_put_u8(b, more ? 1 : 0);
+}
+
+/* ---- anti-entropy repair ---- */
+
+#define LEAF_REQ_COUNT_OFF 2 /* ver type */
+#define LEAF_REP_DONE_OFF  2
+#define LEAF_REP_COUNT_OFF 6
+#define TREE_LEVELS        8 /* the digest tree's depth (digest.h) */
+
+static int
+tree_index_ok(uint8_t level, uint32_t idx)
+{
+	return (idx >> (4 * level)) == 0;
+}
+
+lww_err
+lww_tree_req_encode(lww_buf *b, uint8_t level, const uint32_t *idx,
+                    uint32_t count)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (level >= TREE_LEVELS || count > LWW_SYNC_NODES_MAX) {
+		return LWW_EINVAL;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		if (!tree_index_ok(level, idx[i])) {
+			return LWW_EINVAL;
+		}
+	}
+	if ((rv = put_header(b, LWW_MSG_TREE_REQ)) != LWW_OK ||
+	    (rv = lww_buf_put_u8(b, level)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, count)) != LWW_OK) {
+		goto fail;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		if ((rv = lww_buf_put_u32(b, idx[i])) != LWW_OK) {
+			goto fail;
+		}
+	}
+	return LWW_OK;
+fail:
+	b->len = mark;
+	return rv;
+}
+
+lww_err
+lww_tree_req_decode(const uint8_t *p, size_t n, lww_tree_req *out)
+{
+	lww_tree_req tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_TREE_REQ)) != LWW_OK ||
+	    (rv = lww_rd_u8(&r, &tmp.level)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &tmp.count)) != LWW_OK) {
+		return rv;
+	}
+	if (tmp.level >= TREE_LEVELS || tmp.count > LWW_SYNC_NODES_MAX) {
+		return LWW_EPROTO;
+	}
+	if ((rv = lww_rd_bytes(&r, (size_t) tmp.count * 4, &tmp.idx)) !=
+	        LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	for (uint32_t i = 0; i < tmp.count; i++) {
+		if (!tree_index_ok(tmp.level, lww_get_u32le(tmp.idx + 4 * i))) {
+			return LWW_EPROTO;
+		}
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+uint32_t
+lww_tree_req_index(const lww_tree_req *r, uint32_t i)
+{
+	return lww_get_u32le(r->idx + 4 * (size_t) i);
+}
+
+lww_err
+lww_tree_rep_encode(lww_buf *b, uint8_t level, const uint8_t *hashes,
+                    uint32_t count)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (level >= TREE_LEVELS || count > LWW_SYNC_NODES_MAX) {
+		return LWW_EINVAL;
+	}
+	if ((rv = put_header(b, LWW_MSG_TREE_REP)) != LWW_OK ||
+	    (rv = lww_buf_put_u8(b, level)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, count)) != LWW_OK ||
+	    (rv = lww_buf_put(b, hashes,
+	                      (size_t) count * 16 * LWW_SYNC_HASH)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_tree_rep_decode(const uint8_t *p, size_t n, lww_tree_rep *out)
+{
+	lww_tree_rep tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_TREE_REP)) != LWW_OK ||
+	    (rv = lww_rd_u8(&r, &tmp.level)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &tmp.count)) != LWW_OK) {
+		return rv;
+	}
+	if (tmp.level >= TREE_LEVELS || tmp.count > LWW_SYNC_NODES_MAX) {
+		return LWW_EPROTO;
+	}
+	if ((rv = lww_rd_bytes(&r, (size_t) tmp.count * 16 * LWW_SYNC_HASH,
+	                       &tmp.hashes)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+void
+lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
+                 const uint8_t hash[16])
+{
+	lww_put_u32le(out, bucket);
+	memcpy(out + 4, hash, 8);
+}
+
+lww_err
+lww_leaf_req_begin(lww_buf *b)
+{
+	lww_err rv;
+
+	lww_buf_reset(b);
+	if ((rv = put_header(b, LWW_MSG_LEAF_REQ)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		lww_buf_reset(b);
+	}
+	return rv;
+}
+
+lww_err
+lww_leaf_req_add(lww_buf *b, uint32_t leaf, const uint8_t *sums, uint32_t nsum)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (b->len < LEAF_REQ_COUNT_OFF + 4 || leaf >= LWW_SYNC_LEAVES_MAX ||
+	    (nsum > 0 && sums == NULL)) {
+		return LWW_EINVAL;
+	}
+	if (lww_get_u32le(b->p + LEAF_REQ_COUNT_OFF) >= LWW_SYNC_LEAVES_MAX) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = lww_buf_put_u32(b, leaf)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, nsum)) != LWW_OK ||
+	    (rv = lww_buf_put(b, sums, (size_t) nsum * LWW_SYNC_SUMMARY)) !=
+	        LWW_OK) {
+		b->len = mark;
+		return rv;
+	}
+	return bump_count(b, LEAF_REQ_COUNT_OFF, LWW_SYNC_LEAVES_MAX);
+}
+
+uint32_t
+lww_leaf_req_count(const lww_buf *b)
+{
+	return b->len < LEAF_REQ_COUNT_OFF + 4
+	           ? 0
+	           : lww_get_u32le(b->p + LEAF_REQ_COUNT_OFF);
+}
+
+/* One leaf of a request at the reader. */
+static lww_err
+rd_leaf(lww_rd *r, uint32_t *leaf, uint32_t *nsum, const uint8_t **sums)
+{
+	uint32_t l, ns;
+	lww_err rv;
+
+	if ((rv = lww_rd_u32(r, &l)) != LWW_OK ||
+	    (rv = lww_rd_u32(r, &ns)) != LWW_OK) {
+		return rv;
+	}
+	if (l >= LWW_SYNC_LEAVES_MAX ||
+	    ns > lww_rd_left(r) / LWW_SYNC_SUMMARY) {
+		return LWW_EPROTO;
+	}
+	if ((rv = lww_rd_bytes(r, (size_t) ns * LWW_SYNC_SUMMARY, sums)) !=
+	    LWW_OK) {
+		return rv;
+	}
+	*leaf = l;
+	*nsum = ns;
+	return LWW_OK;
+}
+
+lww_err
+lww_leaf_req_decode(const uint8_t *p, size_t n, lww_leaf_req *out)
+{
+	lww_leaf_req tmp;
+	size_t start;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_LEAF_REQ)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &tmp.count)) != LWW_OK) {
+		return rv;
+	}
+	if (tmp.count > LWW_SYNC_LEAVES_MAX) {
+		return LWW_EPROTO;
+	}
+	start = r.off;
+	for (uint32_t i = 0; i < tmp.count; i++) {
+		uint32_t leaf, nsum;
+		const uint8_t *sums;
+		if ((rv = rd_leaf(&r, &leaf, &nsum, &sums)) != LWW_OK) {
+			return rv;
+		}
+	}
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	tmp.p = p + start;
+	tmp.n = n - start;
+	*out = tmp;
+	return LWW_OK;
+}
+
+int
+lww_leaf_req_next(const lww_leaf_req *r, size_t *off, uint32_t *leaf,
+                  uint32_t *nsum, const uint8_t **sums)
+{
+	lww_rd rd;
+
+	if (*off >= r->n) {
+		return 0;
+	}
+	lww_rd_init(&rd, r->p, r->n);
+	rd.off = *off;
+	if (rd_leaf(&rd, leaf, nsum, sums) != LWW_OK) {
+		return 0; /* not reached for a validated request */
+	}
+	*off = rd.off;
+	return 1;
+}
+
+lww_err
+lww_leaf_rep_begin(lww_buf *b)
+{
+	lww_err rv;
+
+	lww_buf_reset(b);
+	if ((rv = put_header(b, LWW_MSG_LEAF_REP)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		lww_buf_reset(b);
+	}
+	return rv;
+}
+
+lww_err
+lww_leaf_rep_add(lww_buf *b, const lww_entry *e)
+{
+	return counted_add(b, LEAF_REP_COUNT_OFF, LWW_BATCH_ENTRIES_MAX, e, 1);
+}
+
+void
+lww_leaf_rep_set_done(lww_buf *b, uint32_t done)
+{
+	if (b->len >= LEAF_REP_DONE_OFF + 4) {
+		lww_put_u32le(b->p + LEAF_REP_DONE_OFF, done);
+	}
+}
+
+void
+lww_leaf_rep_truncate(lww_buf *b, size_t len, uint32_t count)
+{
+	if (len >= LEAF_REP_COUNT_OFF + 4 && len <= b->len) {
+		b->len = len;
+		lww_put_u32le(b->p + LEAF_REP_COUNT_OFF, count);
+	}
+}
+
+uint32_t
+lww_leaf_rep_count(const lww_buf *b)
+{
+	return b->len < LEAF_REP_COUNT_OFF + 4
+	           ? 0
+	           : lww_get_u32le(b->p + LEAF_REP_COUNT_OFF);
+}
+
+lww_err
+lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out)
+{
+	lww_leaf_rep tmp;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_LEAF_REP)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &tmp.done)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+		return rv;
+	}
+	if (tmp.done > LWW_SYNC_LEAVES_MAX) {
+		return LWW_EPROTO;
+	}
+	if (count > LWW_BATCH_ENTRIES_MAX) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
 }

@@ -17,6 +17,11 @@
  *   request  ver type=REQUEST op:u8 body (see lww_req)
  *   reply    ver type=REPLY op:u8 status:u8 body (see lww_rep)
  *   item     flags:u8 key:lb [val:lb unless tombstone]   (unstamped, load)
+ *   treereq  ver type=TREE_REQ level:u8 count:u32 index:u32*count
+ *   treerep  ver type=TREE_REP level:u8 count:u32 (16 x hash:8)*count
+ *   leafreq  ver type=LEAF_REQ count:u32
+ *            (leaf:u32 nsum:u32 (bucket:u32 digest:u64)*nsum)*count
+ *   leafrep  ver type=LEAF_REP done:u32 count:u32 entry*count
  * The signed envelope that wraps gossip is in envelope.h.
  */
 #ifndef LWW_CODEC_H
@@ -36,6 +41,10 @@ enum lww_msg_type {
 	LWW_MSG_BATCH = 0x01,
 	LWW_MSG_HEARTBEAT = 0x02,
 	/* 0x10..0x1f: anti-entropy repair */
+	LWW_MSG_TREE_REQ = 0x10,
+	LWW_MSG_TREE_REP = 0x11,
+	LWW_MSG_LEAF_REQ = 0x12,
+	LWW_MSG_LEAF_REP = 0x13,
 	LWW_MSG_REQUEST = 0x20,
 	LWW_MSG_REPLY = 0x21,
 	LWW_MSG_ENVELOPE = 0x30,
@@ -162,5 +171,81 @@ lww_err lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out);
 lww_err lww_list_begin(lww_buf *b);
 lww_err lww_list_add(lww_buf *b, const lww_entry *e);
 lww_err lww_list_end(lww_buf *b, int more);
+
+/* ---- anti-entropy repair ----
+ * A repair session walks the hash tree (digest.h) of two stores: the
+ * asking node sends TREE_REQ for nodes at `level` and gets, for each, the
+ * first LWW_SYNC_HASH bytes of its 16 children's hashes. At the stored
+ * leaves it sends LEAF_REQ: per differing leaf, a summary (bucket and the
+ * first 8 bytes of the entry hash) of every entry it has there; the peer
+ * answers with its entries whose summary the asker lacks. A reply may stop
+ * early (done < count: only the first `done` leaves were served); the
+ * asker sends the rest again. */
+#define LWW_SYNC_HASH       8
+#define LWW_SYNC_NODES_MAX  4096
+#define LWW_SYNC_LEAVES_MAX 65536
+#define LWW_SYNC_SUMMARY    12 /* bucket:u32 + digest:u64 */
+
+typedef struct lww_tree_req {
+	uint8_t level;
+	uint32_t count;
+	const uint8_t *idx; /* count little-endian u32 */
+} lww_tree_req;
+
+/* Encodes a request for the children of `count` nodes at `level`
+ * (level < 8, each index < 16^level). LWW_EINVAL otherwise. */
+lww_err lww_tree_req_encode(lww_buf *b, uint8_t level, const uint32_t *idx,
+                            uint32_t count);
+lww_err lww_tree_req_decode(const uint8_t *p, size_t n, lww_tree_req *out);
+uint32_t lww_tree_req_index(const lww_tree_req *r, uint32_t i);
+
+typedef struct lww_tree_rep {
+	uint8_t level;
+	uint32_t count;
+	const uint8_t *hashes; /* count * 16 * LWW_SYNC_HASH bytes */
+} lww_tree_rep;
+
+/* hashes: count * 16 * LWW_SYNC_HASH bytes, node by node. */
+lww_err lww_tree_rep_encode(lww_buf *b, uint8_t level, const uint8_t *hashes,
+                            uint32_t count);
+lww_err lww_tree_rep_decode(const uint8_t *p, size_t n, lww_tree_rep *out);
+
+/* Writes one summary (LWW_SYNC_SUMMARY bytes) of an entry: its bucket and
+ * the first 8 bytes of its entry hash. */
+void lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
+                      const uint8_t hash[16]);
+
+typedef struct lww_leaf_req {
+	uint32_t count;
+	const uint8_t *p; /* the validated leaves */
+	size_t n;
+} lww_leaf_req;
+
+lww_err lww_leaf_req_begin(lww_buf *b);
+/* Appends a leaf (< LWW_SYNC_LEAVES_MAX) with nsum summaries (nsum *
+ * LWW_SYNC_SUMMARY bytes made by lww_sync_summary). */
+lww_err lww_leaf_req_add(lww_buf *b, uint32_t leaf, const uint8_t *sums,
+                         uint32_t nsum);
+uint32_t lww_leaf_req_count(const lww_buf *b);
+lww_err lww_leaf_req_decode(const uint8_t *p, size_t n, lww_leaf_req *out);
+/* Iterates the leaves of a validated request: returns 1 with the leaf,
+ * its summary count and its summaries, else 0. off starts at 0. */
+int lww_leaf_req_next(const lww_leaf_req *r, size_t *off, uint32_t *leaf,
+                      uint32_t *nsum, const uint8_t **sums);
+
+typedef struct lww_leaf_rep {
+	uint32_t done; /* leaves of the request fully served */
+	lww_entries entries;
+} lww_leaf_rep;
+
+lww_err lww_leaf_rep_begin(lww_buf *b);
+/* LWW_ETOOBIG after LWW_BATCH_ENTRIES_MAX entries. */
+lww_err lww_leaf_rep_add(lww_buf *b, const lww_entry *e);
+void lww_leaf_rep_set_done(lww_buf *b, uint32_t done);
+/* Cuts a reply under construction back to `len` bytes holding `count`
+ * entries (a length and count it had before). */
+void lww_leaf_rep_truncate(lww_buf *b, size_t len, uint32_t count);
+uint32_t lww_leaf_rep_count(const lww_buf *b);
+lww_err lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out);
 
 #endif /* LWW_CODEC_H */

@@ -20,8 +20,8 @@ lww_digest_bucket(const uint8_t *key, size_t klen)
 	uint8_t h[LWW_DIGEST_BYTES];
 
 	crypto_generichash(h, sizeof(h), key, klen, NULL, 0);
-	return ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
-	       ((uint32_t)h[2] << 8) | h[3];
+	return ((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16) |
+	       ((uint32_t) h[2] << 8) | h[3];
 }
 
 void
@@ -84,8 +84,8 @@ lww_digest_delta_add(lww_digest_delta *d, uint32_t bucket, const lww_digest *h)
 static int
 leaf_cmp(const void *a, const void *b)
 {
-	uint32_t x = ((const struct lww_digest_leaf *)a)->index;
-	uint32_t y = ((const struct lww_digest_leaf *)b)->index;
+	uint32_t x = ((const struct lww_digest_leaf *) a)->index;
+	uint32_t y = ((const struct lww_digest_leaf *) b)->index;
 	return (x > y) - (x < y);
 }
 
@@ -99,7 +99,7 @@ lww_digest_delta_fold(lww_digest_delta *d, lww_digest_fold_fn fn, void *arg)
 	/* Sorted by leaf, the leaves under any node are contiguous: one pass
 	 * per level groups them by the index's top bits. */
 	for (int level = LWW_DIGEST_STORED; level >= 0; level--) {
-		unsigned shift = 4 * (LWW_DIGEST_STORED - (unsigned)level);
+		unsigned shift = 4 * (LWW_DIGEST_STORED - (unsigned) level);
 		size_t i = 0;
 		while (i < d->n) {
 			uint32_t idx = d->v[i].index >> shift;
@@ -112,7 +112,7 @@ lww_digest_delta_fold(lww_digest_delta *d, lww_digest_fold_fn fn, void *arg)
 			if (lww_digest_is_zero(&acc)) {
 				continue;
 			}
-			if ((rv = fn((unsigned)level, idx, &acc, arg)) !=
+			if ((rv = fn((unsigned) level, idx, &acc, arg)) !=
 			    LWW_OK) {
 				return rv;
 			}

@@ -48,7 +48,7 @@ int lww_digest_is_zero(const lww_digest *d);
 static inline uint32_t
 lww_digest_index(uint32_t bucket, unsigned level)
 {
-	return level == 0 ? 0 : (uint32_t)(bucket >> (32 - 4 * level));
+	return level == 0 ? 0 : (uint32_t) (bucket >> (32 - 4 * level));
 }
 
 /* First bucket under node (level, index), and the number of buckets it

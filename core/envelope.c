@@ -120,7 +120,7 @@ write_new(const char *path, const char *buf, size_t n, mode_t mode)
 		if (w <= 0) {
 			goto fail;
 		}
-		off += (size_t)w;
+		off += (size_t) w;
 	}
 	if (fsync(fd) != 0) {
 		goto fail;
@@ -200,16 +200,16 @@ read_file(const char *path, size_t max, char **out, size_t *n, struct stat *st)
 		errno = EINVAL;
 		goto fail;
 	}
-	if ((size_t)st->st_size > max) {
+	if ((size_t) st->st_size > max) {
 		close(fd);
 		return LWW_ETOOBIG;
 	}
-	if ((buf = malloc((size_t)st->st_size + 1)) == NULL) {
+	if ((buf = malloc((size_t) st->st_size + 1)) == NULL) {
 		close(fd);
 		return LWW_ENOMEM;
 	}
-	while (off < (size_t)st->st_size) {
-		ssize_t r = read(fd, buf + off, (size_t)st->st_size - off);
+	while (off < (size_t) st->st_size) {
+		ssize_t r = read(fd, buf + off, (size_t) st->st_size - off);
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
@@ -219,7 +219,7 @@ read_file(const char *path, size_t max, char **out, size_t *n, struct stat *st)
 		if (r == 0) {
 			break;
 		}
-		off += (size_t)r;
+		off += (size_t) r;
 	}
 	close(fd);
 	buf[off] = '\0';
@@ -466,7 +466,7 @@ lww_trust_parse(const char *text, size_t n, lww_trust **out, char *err,
 	while (off < n) {
 		const char *s = text + off;
 		const char *nl = memchr(s, '\n', n - off);
-		size_t len = nl ? (size_t)(nl - s) : n - off;
+		size_t len = nl ? (size_t) (nl - s) : n - off;
 		const char *f[4];
 		size_t fl[4];
 		lww_peer p;

@@ -105,7 +105,7 @@ rec_encode(lww_buf *b, const lww_entry *e)
 		return rv;
 	}
 	if (e->klen > LWW_STORE_INLINE_KEY) {
-		uint8_t kl[2] = {(uint8_t)e->klen, (uint8_t)(e->klen >> 8)};
+		uint8_t kl[2] = {(uint8_t) e->klen, (uint8_t) (e->klen >> 8)};
 		if ((rv = lww_buf_put(b, kl, 2)) != LWW_OK ||
 		    (rv = lww_buf_put(b, e->key, e->klen)) != LWW_OK) {
 			return rv;
@@ -133,7 +133,7 @@ rec_decode(const MDB_val *k, const MDB_val *d, lww_entry *e)
 		if (k->mv_size != LKEY_MAX || n - off < 2) {
 			return LWW_ECORRUPT;
 		}
-		klen = (size_t)p[off] | ((size_t)p[off + 1] << 8);
+		klen = (size_t) p[off] | ((size_t) p[off + 1] << 8);
 		off += 2;
 		if (klen <= LWW_STORE_INLINE_KEY || klen > LWW_KEY_MAX ||
 		    klen > n - off ||
@@ -163,7 +163,7 @@ static lww_err
 meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
              uint64_t *out)
 {
-	MDB_val k = {klen, (void *)key}, d;
+	MDB_val k = {klen, (void *) key}, d;
 	int rc = mdb_get(txn, dbi, &k, &d);
 
 	if (rc == MDB_NOTFOUND) {
@@ -185,7 +185,7 @@ meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
              uint64_t v)
 {
 	uint8_t buf[8];
-	MDB_val k = {klen, (void *)key}, d = {8, buf};
+	MDB_val k = {klen, (void *) key}, d = {8, buf};
 
 	lww_put_u64le(buf, v);
 	return mdb_err(mdb_put(txn, dbi, &k, &d, 0));
@@ -196,34 +196,34 @@ seq_key(uint64_t node, uint8_t out[9])
 {
 	out[0] = META_SEQ_PREFIX;
 	for (int i = 0; i < 8; i++) {
-		out[1 + i] = (uint8_t)(node >> (56 - 8 * i));
+		out[1 + i] = (uint8_t) (node >> (56 - 8 * i));
 	}
 }
 
 static void
 tree_key(unsigned level, uint32_t index, uint8_t out[5])
 {
-	out[0] = (uint8_t)level;
-	out[1] = (uint8_t)(index >> 24);
-	out[2] = (uint8_t)(index >> 16);
-	out[3] = (uint8_t)(index >> 8);
-	out[4] = (uint8_t)index;
+	out[0] = (uint8_t) level;
+	out[1] = (uint8_t) (index >> 24);
+	out[2] = (uint8_t) (index >> 16);
+	out[3] = (uint8_t) (index >> 8);
+	out[4] = (uint8_t) index;
 }
 
 static void
 put_be32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
 }
 
 static uint32_t
 get_be32(const uint8_t *p)
 {
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
+	       ((uint32_t) p[2] << 8) | p[3];
 }
 
 lww_err
@@ -499,7 +499,7 @@ lww_txn_commit(lww_txn *t)
 		                       sizeof(META_TOMB) - 1, &v)) != LWW_OK) {
 			goto fail;
 		}
-		v = (uint64_t)((int64_t)v + t->dtomb);
+		v = (uint64_t) ((int64_t) v + t->dtomb);
 		if ((rv = meta_put_u64(t->txn, t->s->meta, META_TOMB,
 		                       sizeof(META_TOMB) - 1, v)) != LWW_OK) {
 			goto fail;
@@ -541,7 +541,7 @@ lww_store_apply(lww_store *s, const lww_entry *e, size_t n, size_t *won)
 			lww_txn_abort(t);
 			return rv;
 		}
-		count += (size_t)w;
+		count += (size_t) w;
 	}
 	if ((rv = lww_txn_commit(t)) != LWW_OK) {
 		return rv;
@@ -685,10 +685,10 @@ lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
 	}
 	/* Seek to the greater of the truncated prefix and continuation: no
 	 * key after the continuation sorts below its first bytes. */
-	k.mv_data = (void *)q->prefix;
+	k.mv_data = (void *) q->prefix;
 	k.mv_size = tp;
 	if (ta > 0 && bytes_cmp(q->after, ta, q->prefix, tp) > 0) {
-		k.mv_data = (void *)q->after;
+		k.mv_data = (void *) q->after;
 		k.mv_size = ta;
 	}
 	rc = k.mv_size ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
@@ -806,7 +806,7 @@ bucket_walk(lww_store *s, unsigned level, uint32_t index, bucket_fn cb,
 			break;
 		}
 		kk.mv_size = k.mv_size - 4;
-		kk.mv_data = (uint8_t *)k.mv_data + 4;
+		kk.mv_data = (uint8_t *) k.mv_data + 4;
 		if ((rc = mdb_get(txn, s->kv, &kk, &dd)) != 0) {
 			rv = rc == MDB_NOTFOUND ? LWW_ECORRUPT : mdb_err(rc);
 			goto out;
@@ -832,7 +832,7 @@ static lww_err
 bucket_scan_cb(uint32_t bucket, const lww_entry *e, void *arg)
 {
 	scan_cb *c = arg;
-	(void)bucket;
+	(void) bucket;
 	return c->fn(e, c->arg) ? LWW_ECLOSED : LWW_OK;
 }
 
@@ -869,7 +869,7 @@ tree_get(lww_store *s, MDB_txn *txn, unsigned level, uint32_t index,
 	MDB_val k = {sizeof(key), key}, d;
 	int rc;
 
-	(void)s;
+	(void) s;
 	tree_key(level, index, key);
 	rc = mdb_get(txn, s->tree, &k, &d);
 	if (rc == MDB_NOTFOUND) {
@@ -1002,7 +1002,7 @@ lww_store_stats_get(lww_store *s, lww_store_stats *out)
 	}
 	out->entries = st.ms_entries;
 	out->tombstones = tomb;
-	out->bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	out->bytes = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
 	out->map_size = info.me_mapsize;
 out:
 	mdb_txn_abort(txn);

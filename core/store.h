@@ -34,7 +34,7 @@
 #include "err.h"
 
 #define LWW_STORE_INLINE_KEY       480
-#define LWW_STORE_MAP_SIZE_DEFAULT ((size_t)1 << 30)
+#define LWW_STORE_MAP_SIZE_DEFAULT ((size_t) 1 << 30)
 
 typedef struct lww_store lww_store;
 typedef struct lww_txn lww_txn;

@@ -54,7 +54,7 @@ send_reply(struct lwwd_api *a)
 static void
 reply_error(struct lwwd_api *a, uint8_t op, lww_err rv, const char *msg)
 {
-	lww_rep r = {.op = op, .status = (uint8_t)rv};
+	lww_rep r = {.op = op, .status = (uint8_t) rv};
 
 	if (msg == NULL) {
 		msg = lww_strerror(rv);
@@ -84,7 +84,7 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 	lww_rep r = {
 	    .op = opcode, .hlc = hlc, .node = a->d->self, .count = count};
 	lww_buf_reset(&a->out);
-	(void)lww_rep_encode(&a->out, &r);
+	(void) lww_rep_encode(&a->out, &r);
 	send_reply(a);
 }
 
@@ -149,7 +149,7 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	case LWW_OP_PEERS:
 		rv = q->op == LWW_OP_STATS ? lwwd_stats_json(d, &text)
 		                           : lwwd_peers_json(d, &text);
-		r.text = (const char *)text.p;
+		r.text = (const char *) text.p;
 		r.textlen = text.len;
 		break;
 	default:
@@ -299,7 +299,7 @@ lwwd_api_start(lwwd *d)
 	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {
 		/* Owner-only: file permissions are the ipc API's access
 		 * control. */
-		(void)nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+		(void) nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
 	}
 	if ((rv = nng_listener_start(l, 0)) != 0) {
 		fprintf(stderr, "lwwd: cannot listen on --api %s: %s\n",

@@ -18,6 +18,7 @@ static const char usage[] =
     "usage: lwwd [--config FILE] --data DIR --key FILE --trust FILE\n"
     "            --api URL --gossip URL [--sync URL] [--peer URL]...\n"
     "            [--max-drift MS] [--fsync always|none] [--map-size MIB]\n"
+    "            [--repair-interval MS]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
     "\n"
     "lwwd is the lww peer node: it holds the whole dictionary in LMDB,\n"
@@ -40,6 +41,9 @@ static const char usage[] =
     "  --fsync MODE      always (default): reply after the write is on disk;\n"
     "                    none: do not fsync (a crash may lose recent writes)\n"
     "  --map-size MIB    largest store size in MiB (default 1024)\n"
+    "  --repair-interval MS  anti-entropy round with a peer every MS\n"
+    "                    (+-25% jitter; default 5000; 0: only when gossip\n"
+    "                    shows a lost batch)\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
     "  --insecure-api    allow a tcp API on a non-loopback address\n"
     "  -h, --help        this text;  --version  the version\n"
@@ -134,7 +138,7 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 			         "map-size '%s': want MiB, 1..4194304", v);
 			return -1;
 		}
-		c->map_size = (size_t)x << 20;
+		c->map_size = (size_t) x << 20;
 		return 0;
 	} else if (strcmp(name, "log-level") == 0) {
 		int l = lwwd_log_parse_level(v);
@@ -146,6 +150,17 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 			return -1;
 		}
 		lwwd_log_level = l;
+		return 0;
+	} else if (strcmp(name, "repair-interval") == 0) {
+		if (parse_u64(v, UINT64_C(86400000), &x) != 0) {
+			snprintf(
+			    err, errlen,
+			    "repair-interval '%s': want milliseconds, "
+			    "0..86400000 (0: only when gossip shows a loss)",
+			    v);
+			return -1;
+		}
+		c->repair_interval = x;
 		return 0;
 	} else if (strcmp(name, "insecure-api") == 0) {
 		c->insecure_api =
@@ -200,8 +215,8 @@ lwwd_config_default_sync(const char *gossip)
 			return NULL;
 		}
 		if ((s = malloc(n + 2)) != NULL) {
-			snprintf(s, n + 2, "%.*s:%u", (int)(colon - gossip),
-			         gossip, (unsigned)port + 1);
+			snprintf(s, n + 2, "%.*s:%u", (int) (colon - gossip),
+			         gossip, (unsigned) port + 1);
 		}
 		return s;
 	}
@@ -225,6 +240,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"map-size", required_argument, NULL, 'M'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"insecure-api", no_argument, NULL, 'i'},
+	    {"repair-interval", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -236,6 +252,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	c->max_drift = LWW_MAX_DRIFT_MS_DEFAULT;
 	c->fsync_always = 1;
+	c->repair_interval = LWWD_REPAIR_INTERVAL_DEFAULT;
 
 	/* First pass: --help, --version and --config only. */
 	opterr = 0;

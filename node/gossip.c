@@ -61,7 +61,7 @@ reject(_Atomic uint64_t *ctr, const char *why, const char *who)
 	if (n % 1000 == 0) {
 		lwwd_log(LWWD_LOG_WARN, "gossip_rejected",
 		         "reason=%s peer=%s count=%llu", why, who,
-		         (unsigned long long)n + 1);
+		         (unsigned long long) n + 1);
 	}
 }
 
@@ -119,6 +119,12 @@ handle(lwwd *d, nng_msg *msg)
 		pthread_mutex_lock(&d->mtx);
 		if ((ps = peer_find(d, node)) != NULL) {
 			ps->last_contact_ms = lwwd_now_ms();
+			/* A batch announced a heartbeat ago and still not
+			 * here was lost: repair fetches it. */
+			if (ps->seq_announced > ps->seq_applied &&
+			    hb.seq > ps->seq_applied) {
+				lwwd_repair_trigger(d, node);
+			}
 			if (hb.seq > ps->seq_announced) {
 				ps->seq_announced = hb.seq;
 			}
@@ -155,6 +161,7 @@ handle(lwwd *d, nng_msg *msg)
 		if (ps->seq_applied != 0 &&
 		    op->batch.seq > ps->seq_applied + 1) {
 			atomic_fetch_add(&d->stats.seq_gaps, 1);
+			lwwd_repair_trigger(d, node);
 		}
 		if (op->batch.seq > ps->seq_applied) {
 			ps->seq_applied = op->batch.seq;

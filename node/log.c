@@ -41,9 +41,9 @@ lwwd_log(int level, const char *event, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(line + n, sizeof(line) - n,
-	                      ".%03ldZ level=%s event=%s ",
-	                      ts.tv_nsec / 1000000, level_names[level], event);
+	n += (size_t) snprintf(line + n, sizeof(line) - n,
+	                       ".%03ldZ level=%s event=%s ",
+	                       ts.tv_nsec / 1000000, level_names[level], event);
 	if (n < sizeof(line)) {
 		va_start(ap, fmt);
 		vsnprintf(line + n, sizeof(line) - n, fmt, ap);

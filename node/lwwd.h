@@ -30,6 +30,7 @@ void lwwd_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- configuration (config.c) ---- */
+#define LWWD_REPAIR_INTERVAL_DEFAULT 5000
 typedef struct lwwd_config {
 	char *data;
 	char *key;
@@ -43,6 +44,7 @@ typedef struct lwwd_config {
 	int fsync_always;
 	size_t map_size;
 	int insecure_api;
+	uint64_t repair_interval; /* ms between periodic rounds; 0: none */
 } lwwd_config;
 
 /* Parses flags and the config file. Returns 0 to run, 1 after --help or
@@ -76,6 +78,16 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t fsync_us_total;
 	_Atomic uint64_t fsync_us_max;
 	_Atomic uint64_t seq_gaps;
+	_Atomic uint64_t repair_rounds;
+	_Atomic uint64_t repair_rounds_failed;
+	_Atomic uint64_t repair_rounds_in_sync;
+	_Atomic uint64_t repair_keys_fetched;
+	_Atomic uint64_t repair_keys_sent;
+	_Atomic uint64_t repair_bytes_sent;
+	_Atomic uint64_t repair_bytes_received;
+	_Atomic uint64_t repair_requests_served;
+	_Atomic uint64_t repair_rejected;
+	_Atomic uint64_t repair_last_ms;
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -86,6 +98,9 @@ typedef struct lwwd_peer_state {
 	uint64_t seq_applied;     /* highest batch seq received */
 	uint64_t seq_announced;   /* highest seq named by a heartbeat */
 	uint64_t batches;
+	uint64_t
+	    last_repair_ms;   /* wall ms of the last repair round, 0 = never */
+	uint64_t repair_keys; /* entries fetched from it by repair */
 } lwwd_peer_state;
 
 /* ---- one queued write (writer.c) ---- */
@@ -95,6 +110,8 @@ typedef void (*lwwd_op_done)(lwwd_op *op, lww_err rv, uint64_t hlc,
 
 struct lwwd_op {
 	int remote;
+	int repair;  /* remote entries from repair: no sequence */
+	lww_buf own; /* bytes the op owns (repair), freed with it */
 	/* local: an API request (ADD, REMOVE, LOAD); remote: a batch */
 	lww_req req;
 	lww_batch batch;
@@ -141,6 +158,7 @@ typedef struct lwwd {
 	struct lwwd_api *apis;
 	size_t napis;
 	nng_aio *sub_aio;
+	struct lwwd_repair *repair;
 } lwwd;
 
 uint64_t lwwd_now_ms(void);
@@ -158,6 +176,14 @@ int lwwd_gossip_start(lwwd *d);
 void lwwd_gossip_stop(lwwd *d);
 /* Publishes a signed payload on the PUB socket. */
 void lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n);
+
+/* Anti-entropy repair (repair.c): the --sync REP server and the rounds
+ * against each peer. */
+int lwwd_repair_start(lwwd *d);
+void lwwd_repair_stop(lwwd *d);
+/* Asks for a round with the peer whose node id is given (0: any) soon;
+ * called when gossip shows a lost batch. Rate-limited. */
+void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);

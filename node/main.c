@@ -22,7 +22,7 @@
 static uint64_t
 wall_ms(void *arg)
 {
-	(void)arg;
+	(void) arg;
 	return lwwd_now_ms();
 }
 
@@ -76,7 +76,7 @@ load_identity(lwwd *d)
 	}
 	d->self = lww_node_id(d->key.pk);
 	snprintf(d->self_name, sizeof(d->self_name), "%016llx",
-	         (unsigned long long)d->self);
+	         (unsigned long long) d->self);
 	if ((rv = lww_trust_load(d->cfg.trust, &d->trust, err, sizeof(err))) !=
 	    LWW_OK) {
 		fprintf(stderr, "lwwd: --trust %s: %s\n", d->cfg.trust, err);
@@ -116,16 +116,17 @@ main(int argc, char **argv)
 
 	if (lwwd_api_check_url(&d->cfg) != 0 || load_identity(d) != 0 ||
 	    open_store(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0) {
+	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
+	    lwwd_repair_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
 	         "node=%016llx name=%s api=%s gossip=%s peers=%zu fsync=%s "
 	         "seq=%llu",
-	         (unsigned long long)d->self, d->self_name, d->cfg.api,
+	         (unsigned long long) d->self, d->self_name, d->cfg.api,
 	         d->cfg.gossip, d->cfg.npeers,
 	         d->cfg.fsync_always ? "always" : "none",
-	         (unsigned long long)d->seq);
+	         (unsigned long long) d->seq);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0) {
 			continue;
@@ -133,7 +134,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			lwwd_log(LWWD_LOG_INFO, "reload", "file=%s",
 			         d->cfg.trust);
-			(void)lwwd_trust_reload(d, 0);
+			(void) lwwd_trust_reload(d, 0);
 			continue;
 		}
 		lwwd_log(LWWD_LOG_INFO, "stopping", "signal=%s",
@@ -142,6 +143,7 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
+	lwwd_repair_stop(d);
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);
 	lwwd_api_stop(d);
@@ -152,7 +154,7 @@ out:
 	lww_key_wipe(&d->key);
 	if (status == 0) {
 		lwwd_log(LWWD_LOG_INFO, "stopped", "node=%016llx",
-		         (unsigned long long)d->self);
+		         (unsigned long long) d->self);
 	}
 	lwwd_config_fini(&d->cfg);
 	return status;

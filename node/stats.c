@@ -21,16 +21,16 @@ put_fmt(lww_buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+	if (n < 0 || (size_t) n >= sizeof(tmp)) {
 		return LWW_EINVAL;
 	}
-	return lww_buf_put(b, tmp, (size_t)n);
+	return lww_buf_put(b, tmp, (size_t) n);
 }
 
 static unsigned long long
 ld(_Atomic uint64_t *p)
 {
-	return (unsigned long long)atomic_load(p);
+	return (unsigned long long) atomic_load(p);
 }
 
 #define U(x) ld(&s->x)
@@ -54,15 +54,15 @@ lwwd_stats_json(lwwd *d, lww_buf *b)
 	             "{\"node\":\"%016" PRIx64 "\",\"name\":\"%s\","
 	             "\"keys\":%llu,\"tombstones\":%llu,",
 	             d->self, d->self_name,
-	             (unsigned long long)(st.entries - st.tombstones),
-	             (unsigned long long)st.tombstones);
+	             (unsigned long long) (st.entries - st.tombstones),
+	             (unsigned long long) st.tombstones);
 	if (rv == LWW_OK)
 		rv = put_fmt(b,
 		             "\"store_bytes\":%llu,\"store_capacity\":%llu,"
 		             "\"writes_local\":%llu,\"writes_remote\":%llu,"
 		             "\"writes_failed\":%llu,\"write_queue\":%zu,",
-		             (unsigned long long)st.bytes,
-		             (unsigned long long)st.map_size, U(writes_local),
+		             (unsigned long long) st.bytes,
+		             (unsigned long long) st.map_size, U(writes_local),
 		             U(writes_remote), U(writes_failed), qlen);
 	if (rv == LWW_OK)
 		rv = put_fmt(b,
@@ -92,10 +92,23 @@ lwwd_stats_json(lwwd *d, lww_buf *b)
 	if (rv == LWW_OK)
 		rv = put_fmt(b,
 		             "\"commits\":%llu,\"fsyncs\":%llu,"
-		             "\"fsync_avg_us\":%llu,\"fsync_max_us\":%llu}",
-		             U(commits), (unsigned long long)fs,
+		             "\"fsync_avg_us\":%llu,\"fsync_max_us\":%llu,",
+		             U(commits), (unsigned long long) fs,
 		             fs ? U(fsync_us_total) / fs : 0ULL,
 		             U(fsync_us_max));
+	if (rv == LWW_OK)
+		rv =
+		    put_fmt(b,
+		            "\"repair\":{\"rounds\":%llu,\"in_sync\":%llu,"
+		            "\"failed\":%llu,\"keys_fetched\":%llu,"
+		            "\"keys_sent\":%llu,\"bytes_sent\":%llu,"
+		            "\"bytes_received\":%llu,\"served\":%llu,"
+		            "\"rejected\":%llu,\"last_ms\":%llu}}",
+		            U(repair_rounds), U(repair_rounds_in_sync),
+		            U(repair_rounds_failed), U(repair_keys_fetched),
+		            U(repair_keys_sent), U(repair_bytes_sent),
+		            U(repair_bytes_received), U(repair_requests_served),
+		            U(repair_rejected), U(repair_last_ms));
 	return rv;
 }
 
@@ -116,13 +129,17 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    "%s{\"name\":\"%s\",\"node\":\"%016" PRIx64 "\","
 		    "\"last_contact_ms_ago\":%lld,\"seq\":%llu,"
 		    "\"seq_announced\":%llu,\"lag\":%llu,"
-		    "\"batches\":%llu}",
+		    "\"batches\":%llu,\"last_repair_ms_ago\":%lld,"
+		    "\"repair_keys\":%llu}",
 		    i ? "," : "", p->name, p->node,
-		    p->last_contact_ms ? (long long)(now - p->last_contact_ms)
+		    p->last_contact_ms ? (long long) (now - p->last_contact_ms)
 		                       : -1LL,
-		    (unsigned long long)p->seq_applied,
-		    (unsigned long long)p->seq_announced,
-		    (unsigned long long)lag, (unsigned long long)p->batches);
+		    (unsigned long long) p->seq_applied,
+		    (unsigned long long) p->seq_announced,
+		    (unsigned long long) lag, (unsigned long long) p->batches,
+		    p->last_repair_ms ? (long long) (now - p->last_repair_ms)
+		                      : -1LL,
+		    (unsigned long long) p->repair_keys);
 	}
 	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_OK) {

@@ -26,7 +26,7 @@ lwwd_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
 static uint64_t
@@ -34,7 +34,7 @@ mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
 void
@@ -76,9 +76,9 @@ apply_group(lwwd *d, lwwd_op *ops, lww_buf *gb, uint64_t seq)
 					    "peer=%s key_len=%zu "
 					    "stamp_ms=%llu now_ms=%llu",
 					    op->origin_name, e.klen,
-					    (unsigned long long)lww_hlc_wall(
+					    (unsigned long long) lww_hlc_wall(
 					        e.hlc),
-					    (unsigned long long)lwwd_now_ms());
+					    (unsigned long long) lwwd_now_ms());
 					continue;
 				}
 				if ((rv = lww_txn_apply(t, &e, &won)) !=
@@ -86,9 +86,10 @@ apply_group(lwwd *d, lwwd_op *ops, lww_buf *gb, uint64_t seq)
 					goto fail;
 				}
 				lww_hlc_observe(&d->hlc, e.hlc);
-				op->res_count += (uint32_t)won;
+				op->res_count += (uint32_t) won;
 			}
-			if ((rv = lww_txn_set_seq(t, op->origin,
+			if (!op->repair &&
+			    (rv = lww_txn_set_seq(t, op->origin,
 			                          op->batch.seq)) != LWW_OK) {
 				goto fail;
 			}
@@ -170,7 +171,10 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
 			if (rv == LWW_OK) {
 				atomic_fetch_add(&d->stats.writes_remote,
 				                 op->res_count);
-				atomic_fetch_add(&d->stats.batches_applied, 1);
+				if (!op->repair) {
+					atomic_fetch_add(
+					    &d->stats.batches_applied, 1);
+				}
 			}
 		} else if (rv == LWW_OK) {
 			atomic_fetch_add(&d->stats.writes_local, op->res_count);
@@ -182,6 +186,7 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
 		}
 		if (op->owned) {
 			nng_msg_free(op->msg);
+			lww_buf_fini(&op->own);
 			free(op);
 		}
 	}
@@ -206,11 +211,11 @@ commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
 	if (ops->next == NULL) {
 		lwwd_log(LWWD_LOG_ERROR, "commit_failed", "reason=\"%s\"",
 		         lww_strerror(rv));
-		if (ops->remote) {
+		if (ops->remote && !ops->repair) {
 			lwwd_log(LWWD_LOG_WARN, "batch_not_applied",
 			         "peer=%s seq=%llu (repair will fetch it)",
 			         ops->origin_name,
-			         (unsigned long long)ops->batch.seq);
+			         (unsigned long long) ops->batch.seq);
 		}
 		finish(d, ops, rv);
 		return;
@@ -253,7 +258,7 @@ writer_main(void *arg)
 		/* Take ops while the outgoing batch stays within limits. */
 		group = last = d->qhead;
 		items = op_local_items(group);
-		bytes = nng_msg_len(group->msg);
+		bytes = group->remote ? 0 : nng_msg_len(group->msg);
 		nops = 1;
 		while (last->next != NULL && nops < GROUP_OPS_MAX) {
 			lwwd_op *n = last->next;

@@ -14,7 +14,7 @@ test_varint_round_trip(void **state)
 	                         UINT64_MAX};
 	lww_buf b = LWW_BUF_INIT;
 	lww_rd r;
-	(void)state;
+	(void) state;
 
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		assert_ok(lww_buf_put_uvarint(&b, vals[i]));
@@ -41,7 +41,7 @@ test_varint_rejects_bad_encodings(void **state)
 	const uint8_t big[] = {0x80, 0x01}; /* 128 */
 	uint64_t v = 42;
 	lww_rd r;
-	(void)state;
+	(void) state;
 
 	lww_rd_init(&r, nonmin, sizeof(nonmin));
 	assert_err(lww_rd_uvarint(&r, UINT64_MAX, &v), LWW_EPROTO);
@@ -67,7 +67,7 @@ test_fixed_and_bytes(void **state)
 	uint8_t v8;
 	size_t n;
 	lww_rd r;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_buf_put_u8(&b, 0xab));
 	assert_ok(lww_buf_put_u32(&b, 0x01020304));
@@ -107,10 +107,10 @@ static void
 test_grow_and_reset(void **state)
 {
 	lww_buf b = LWW_BUF_INIT;
-	(void)state;
+	(void) state;
 
 	for (int i = 0; i < 10000; i++) {
-		assert_ok(lww_buf_put_u32(&b, (uint32_t)i));
+		assert_ok(lww_buf_put_u32(&b, (uint32_t) i));
 	}
 	assert_int_equal(b.len, 40000);
 	assert_int_equal(lww_get_u32le(b.p + 4 * 9999), 9999);

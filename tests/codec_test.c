@@ -76,8 +76,8 @@ check_hostile(decode_fn fn, const lww_buf *b)
 	/* Any single bit flip: decoded or refused, never a crash. */
 	for (size_t i = 0; i < b->len * 8; i++) {
 		memcpy(m, b->p, b->len);
-		m[i / 8] ^= (uint8_t)(1u << (i % 8));
-		(void)dec_exact(fn, m, b->len);
+		m[i / 8] ^= (uint8_t) (1u << (i % 8));
+		(void) dec_exact(fn, m, b->len);
 	}
 	free(m);
 }
@@ -85,11 +85,11 @@ check_hostile(decode_fn fn, const lww_buf *b)
 static lww_entry
 ent(const char *k, const char *v, uint64_t hlc, uint64_t node)
 {
-	lww_entry e = {(const uint8_t *)k, strlen(k), NULL, 0, hlc, node, 0};
+	lww_entry e = {(const uint8_t *) k, strlen(k), NULL, 0, hlc, node, 0};
 	if (v == NULL) {
 		e.flags = LWW_ENTRY_TOMBSTONE;
 	} else {
-		e.val = (const uint8_t *)v;
+		e.val = (const uint8_t *) v;
 		e.vlen = strlen(v);
 	}
 	return e;
@@ -117,7 +117,7 @@ test_batch_round_trip(void **state)
 	lww_batch out;
 	lww_entry e;
 	size_t off = 0, i = 0;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_batch_begin(&b, 42));
 	for (size_t j = 0; j < 3; j++) {
@@ -141,7 +141,7 @@ test_batch_limits(void **state)
 	lww_buf b = LWW_BUF_INIT;
 	lww_entry e = ent("k", "v", 1, 1);
 	lww_batch out;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_batch_begin(&b, 1));
 	for (int i = 0; i < LWW_BATCH_ENTRIES_MAX; i++) {
@@ -173,7 +173,7 @@ test_oversized_lengths(void **state)
 {
 	lww_buf b = LWW_BUF_INIT;
 	lww_req r;
-	(void)state;
+	(void) state;
 
 	/* An ADD whose key length field says 1025. */
 	assert_ok(lww_buf_put_u8(&b, LWW_WIRE_VERSION));
@@ -205,7 +205,7 @@ test_oversized_lengths(void **state)
 	/* Encoders refuse what decoders would. */
 	{
 		lww_req bad = {
-		    .op = LWW_OP_ADD, .key = (const uint8_t *)"k", .klen = 0};
+		    .op = LWW_OP_ADD, .key = (const uint8_t *) "k", .klen = 0};
 		assert_err(lww_req_encode(&b, &bad), LWW_EKEYSIZE);
 		bad.klen = 1;
 		bad.vlen = LWW_VAL_MAX + 1;
@@ -223,7 +223,7 @@ test_heartbeat(void **state)
 {
 	lww_heartbeat in = {77, UINT64_C(0x123456789)}, out;
 	lww_buf b = LWW_BUF_INIT;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_heartbeat_encode(&b, &in));
 	assert_ok(lww_heartbeat_decode(b.p, b.len, &out));
@@ -243,16 +243,16 @@ test_requests(void **state)
 	uint8_t bin[4] = {0, 1, 0, 255};
 	lww_req reqs[] = {
 	    {.op = LWW_OP_ADD,
-	     .key = (const uint8_t *)"k1",
+	     .key = (const uint8_t *) "k1",
 	     .klen = 2,
 	     .val = bin,
 	     .vlen = 4},
-	    {.op = LWW_OP_REMOVE, .key = (const uint8_t *)"k2", .klen = 2},
-	    {.op = LWW_OP_LOOKUP, .key = (const uint8_t *)"k3", .klen = 2},
+	    {.op = LWW_OP_REMOVE, .key = (const uint8_t *) "k2", .klen = 2},
+	    {.op = LWW_OP_LOOKUP, .key = (const uint8_t *) "k3", .klen = 2},
 	    {.op = LWW_OP_LIST,
-	     .key = (const uint8_t *)"pre",
+	     .key = (const uint8_t *) "pre",
 	     .klen = 3,
-	     .after = (const uint8_t *)"pre5",
+	     .after = (const uint8_t *) "pre5",
 	     .alen = 4,
 	     .limit = 100},
 	    {.op = LWW_OP_LIST, .limit = 1},
@@ -260,7 +260,7 @@ test_requests(void **state)
 	    {.op = LWW_OP_PEERS},
 	};
 	lww_buf b = LWW_BUF_INIT;
-	(void)state;
+	(void) state;
 
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		lww_req out;
@@ -289,7 +289,7 @@ test_load_request(void **state)
 	lww_req out;
 	lww_entry e;
 	size_t off = 0, i = 0;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_load_begin(&b));
 	assert_ok(lww_load_add(&b, &in[0]));
@@ -333,7 +333,7 @@ test_replies(void **state)
 	    {.op = 0, .status = LWW_EVERSION, .msg = "v", .msglen = 1},
 	};
 	lww_buf b = LWW_BUF_INIT;
-	(void)state;
+	(void) state;
 
 	for (size_t i = 0; i < sizeof(reps) / sizeof(reps[0]); i++) {
 		lww_rep out;
@@ -362,7 +362,7 @@ test_list_reply(void **state)
 	lww_rep out;
 	lww_entry e;
 	size_t off = 0, i = 0;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_list_begin(&b));
 	assert_ok(lww_list_add(&b, &in[0]));
@@ -391,7 +391,7 @@ test_long_error_message_is_truncated(void **state)
 	             .msglen = sizeof(msg)};
 	lww_buf b = LWW_BUF_INIT;
 	lww_rep out;
-	(void)state;
+	(void) state;
 
 	memset(msg, 'x', sizeof(msg));
 	{
@@ -401,6 +401,121 @@ test_long_error_message_is_truncated(void **state)
 	assert_ok(lww_rep_encode(&b, &r));
 	assert_ok(lww_rep_decode(b.p, b.len, &out));
 	assert_int_equal(out.msglen, LWW_ERRMSG_MAX);
+	lww_buf_fini(&b);
+}
+
+static lww_err
+dec_treq(const uint8_t *p, size_t n)
+{
+	lww_tree_req r;
+	return lww_tree_req_decode(p, n, &r);
+}
+
+static lww_err
+dec_trep(const uint8_t *p, size_t n)
+{
+	lww_tree_rep r;
+	return lww_tree_rep_decode(p, n, &r);
+}
+
+static lww_err
+dec_lreq(const uint8_t *p, size_t n)
+{
+	lww_leaf_req r;
+	return lww_leaf_req_decode(p, n, &r);
+}
+
+static lww_err
+dec_lrep(const uint8_t *p, size_t n)
+{
+	lww_leaf_rep r;
+	return lww_leaf_rep_decode(p, n, &r);
+}
+
+static void
+test_tree_messages(void **state)
+{
+	uint32_t idx[3] = {0, 7, 255};
+	uint8_t hashes[3 * 16 * LWW_SYNC_HASH];
+	lww_buf b = LWW_BUF_INIT;
+	lww_tree_req q;
+	lww_tree_rep r;
+	(void) state;
+
+	for (size_t i = 0; i < sizeof(hashes); i++) {
+		hashes[i] = (uint8_t) i;
+	}
+	assert_ok(lww_tree_req_encode(&b, 2, idx, 3));
+	assert_ok(lww_tree_req_decode(b.p, b.len, &q));
+	assert_int_equal(q.level, 2);
+	assert_int_equal(q.count, 3);
+	assert_int_equal(lww_tree_req_index(&q, 2), 255);
+	check_hostile(dec_treq, &b);
+	/* An index outside its level is refused both ways. */
+	idx[0] = 256;
+	assert_err(lww_tree_req_encode(&b, 2, idx, 3), LWW_EINVAL);
+	lww_put_u32le(b.p + 7, 256);
+	assert_err(lww_tree_req_decode(b.p, b.len, &q), LWW_EPROTO);
+	assert_err(lww_tree_req_encode(&b, 8, idx, 0), LWW_EINVAL);
+
+	lww_buf_reset(&b);
+	assert_ok(lww_tree_rep_encode(&b, 1, hashes, 3));
+	assert_ok(lww_tree_rep_decode(b.p, b.len, &r));
+	assert_int_equal(r.count, 3);
+	assert_memory_equal(r.hashes, hashes, sizeof(hashes));
+	check_hostile(dec_trep, &b);
+	/* A count beyond the limit, with no bytes behind it. */
+	lww_put_u32le(b.p + 3, LWW_SYNC_NODES_MAX + 1);
+	assert_err(lww_tree_rep_decode(b.p, b.len, &r), LWW_EPROTO);
+	lww_buf_fini(&b);
+}
+
+static void
+test_leaf_messages(void **state)
+{
+	uint8_t sums[2 * LWW_SYNC_SUMMARY], h[16] = {9, 8, 7};
+	lww_entry e = ent("k", "v", 3, 4);
+	lww_buf b = LWW_BUF_INIT;
+	lww_leaf_req q;
+	lww_leaf_rep r;
+	uint32_t leaf, nsum, n = 0;
+	const uint8_t *s;
+	size_t off = 0;
+	(void) state;
+
+	lww_sync_summary(sums, 0xabcdef01, h);
+	lww_sync_summary(sums + LWW_SYNC_SUMMARY, 2, h);
+	assert_ok(lww_leaf_req_begin(&b));
+	assert_ok(lww_leaf_req_add(&b, 5, sums, 2));
+	assert_ok(lww_leaf_req_add(&b, 65535, NULL, 0));
+	assert_err(lww_leaf_req_add(&b, 65536, NULL, 0), LWW_EINVAL);
+	assert_int_equal(lww_leaf_req_count(&b), 2);
+	assert_ok(lww_leaf_req_decode(b.p, b.len, &q));
+	while (lww_leaf_req_next(&q, &off, &leaf, &nsum, &s)) {
+		if (n++ == 0) {
+			assert_int_equal(leaf, 5);
+			assert_int_equal(nsum, 2);
+			assert_int_equal(lww_get_u32le(s), 0xabcdef01);
+			assert_memory_equal(s + 4, h, 8);
+		} else {
+			assert_int_equal(leaf, 65535);
+			assert_int_equal(nsum, 0);
+		}
+	}
+	assert_int_equal(n, 2);
+	check_hostile(dec_lreq, &b);
+	/* A summary count larger than the bytes left. */
+	lww_put_u32le(b.p + 10, 1000000);
+	assert_err(lww_leaf_req_decode(b.p, b.len, &q), LWW_EPROTO);
+
+	assert_ok(lww_leaf_rep_begin(&b));
+	assert_ok(lww_leaf_rep_add(&b, &e));
+	lww_leaf_rep_set_done(&b, 2);
+	assert_int_equal(lww_leaf_rep_count(&b), 1);
+	assert_ok(lww_leaf_rep_decode(b.p, b.len, &r));
+	assert_int_equal(r.done, 2);
+	assert_int_equal(r.entries.count, 1);
+	check_hostile(dec_lrep, &b);
 	lww_buf_fini(&b);
 }
 
@@ -417,6 +532,8 @@ main(void)
 	    cmocka_unit_test(test_replies),
 	    cmocka_unit_test(test_list_reply),
 	    cmocka_unit_test(test_long_error_message_is_truncated),
+	    cmocka_unit_test(test_tree_messages),
+	    cmocka_unit_test(test_leaf_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 static int
 setup(void **state)
 {
-	(void)state;
+	(void) state;
 	return sodium_init() < 0 ? -1 : 0;
 }
 
@@ -18,16 +18,16 @@ static void
 test_entry_hash_covers_every_field(void **state)
 {
 	lww_entry base = {
-	    (const uint8_t *)"key", 3, (const uint8_t *)"v", 1, 100, 7, 0};
+	    (const uint8_t *) "key", 3, (const uint8_t *) "v", 1, 100, 7, 0};
 	lww_entry v[6];
 	lww_digest h[7];
-	(void)state;
+	(void) state;
 
 	for (int i = 0; i < 6; i++) {
 		v[i] = base;
 	}
-	v[0].key = (const uint8_t *)"kez";
-	v[1].val = (const uint8_t *)"w";
+	v[0].key = (const uint8_t *) "kez";
+	v[1].val = (const uint8_t *) "w";
 	v[2].hlc = 101;
 	v[3].node = 8;
 	v[4].flags = LWW_ENTRY_TOMBSTONE;
@@ -50,11 +50,11 @@ test_entry_hash_covers_every_field(void **state)
 static void
 test_bucket_and_addressing(void **state)
 {
-	uint32_t b = lww_digest_bucket((const uint8_t *)"hello", 5);
+	uint32_t b = lww_digest_bucket((const uint8_t *) "hello", 5);
 	unsigned counts[16] = {0};
-	(void)state;
+	(void) state;
 
-	assert_int_equal(b, lww_digest_bucket((const uint8_t *)"hello", 5));
+	assert_int_equal(b, lww_digest_bucket((const uint8_t *) "hello", 5));
 	assert_int_equal(lww_digest_index(b, 0), 0);
 	assert_int_equal(lww_digest_index(b, 1), b >> 28);
 	assert_int_equal(lww_digest_index(b, 8), b);
@@ -66,7 +66,7 @@ test_bucket_and_addressing(void **state)
 		char k[16];
 		int n = snprintf(k, sizeof(k), "key%d", i);
 		counts[lww_digest_index(
-		    lww_digest_bucket((const uint8_t *)k, (size_t)n), 1)]++;
+		    lww_digest_bucket((const uint8_t *) k, (size_t) n), 1)]++;
 	}
 	for (int i = 0; i < 16; i++) {
 		assert_true(counts[i] > 50 && counts[i] < 150);
@@ -97,22 +97,22 @@ test_fold_matches_brute_force(void **state)
 	static fold_check c;
 	lww_digest_delta d = LWW_DIGEST_DELTA_INIT;
 	uint64_t seed = 12345;
-	(void)state;
+	(void) state;
 
 	memset(&c, 0, sizeof(c));
 	for (int i = 0; i < 500; i++) {
 		/* Leaf indexes 0..255, so bucket's top 16 bits < 256. */
-		uint32_t leaf = (uint32_t)tu_below(&seed, 256);
+		uint32_t leaf = (uint32_t) tu_below(&seed, 256);
 		uint32_t bucket =
-		    (leaf << 16) | (uint32_t)tu_below(&seed, 65536);
+		    (leaf << 16) | (uint32_t) tu_below(&seed, 65536);
 		lww_digest h;
 		for (int j = 0; j < LWW_DIGEST_BYTES; j++) {
-			h.h[j] = (uint8_t)tu_rand(&seed);
+			h.h[j] = (uint8_t) tu_rand(&seed);
 		}
 		assert_ok(lww_digest_delta_add(&d, bucket, &h));
 		for (int level = 0; level <= LWW_DIGEST_STORED; level++) {
 			uint32_t idx =
-			    lww_digest_index(bucket, (unsigned)level);
+			    lww_digest_index(bucket, (unsigned) level);
 			lww_digest_xor(&c.expect[level][idx], &h);
 		}
 	}
@@ -130,7 +130,7 @@ static void
 test_xor_cancels(void **state)
 {
 	lww_digest a = {{1, 2, 3}}, b = a;
-	(void)state;
+	(void) state;
 	assert_false(lww_digest_is_zero(&a));
 	lww_digest_xor(&a, &b);
 	assert_true(lww_digest_is_zero(&a));

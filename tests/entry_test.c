@@ -8,11 +8,11 @@
 static lww_entry
 mk(uint64_t hlc, uint64_t node, int tomb, const char *val)
 {
-	lww_entry e = {(const uint8_t *)"k", 1, NULL, 0, hlc, node, 0};
+	lww_entry e = {(const uint8_t *) "k", 1, NULL, 0, hlc, node, 0};
 	if (tomb) {
 		e.flags = LWW_ENTRY_TOMBSTONE;
 	} else {
-		e.val = (const uint8_t *)val;
+		e.val = (const uint8_t *) val;
 		e.vlen = strlen(val);
 	}
 	return e;
@@ -22,7 +22,7 @@ static void
 test_order_hlc_first(void **state)
 {
 	lww_entry a = mk(2, 1, 0, "a"), b = mk(1, 9, 1, "");
-	(void)state;
+	(void) state;
 	assert_true(lww_entry_cmp(&a, &b) > 0);
 	assert_true(lww_entry_cmp(&b, &a) < 0);
 	assert_true(lww_entry_wins(&a, &b));
@@ -33,7 +33,7 @@ static void
 test_order_node_second(void **state)
 {
 	lww_entry a = mk(5, 2, 0, "a"), b = mk(5, 1, 1, "");
-	(void)state;
+	(void) state;
 	assert_true(lww_entry_cmp(&a, &b) > 0);
 	assert_true(lww_entry_cmp(&b, &a) < 0);
 }
@@ -42,7 +42,7 @@ static void
 test_order_tombstone_over_value(void **state)
 {
 	lww_entry a = mk(5, 1, 1, ""), b = mk(5, 1, 0, "zzzz");
-	(void)state;
+	(void) state;
 	assert_true(lww_entry_cmp(&a, &b) > 0);
 	assert_true(lww_entry_cmp(&b, &a) < 0);
 }
@@ -52,7 +52,7 @@ test_order_value_shorter_first_then_bytes(void **state)
 {
 	lww_entry a = mk(5, 1, 0, "zz"), b = mk(5, 1, 0, "aaa");
 	lww_entry c = mk(5, 1, 0, "aab"), empty = mk(5, 1, 0, "");
-	(void)state;
+	(void) state;
 	assert_true(lww_entry_cmp(&b, &a) > 0);
 	assert_true(lww_entry_cmp(&c, &b) > 0);
 	assert_true(lww_entry_cmp(&a, &empty) > 0);
@@ -66,7 +66,7 @@ test_order_is_total_and_antisymmetric(void **state)
 	const char *vals[] = {"", "a", "b", "ab", "ba"};
 	lww_entry es[2 * 2 * 2 * 5];
 	size_t n = 0;
-	(void)state;
+	(void) state;
 
 	for (uint64_t h = 1; h <= 2; h++)
 		for (uint64_t nd = 1; nd <= 2; nd++) {
@@ -97,7 +97,7 @@ test_check_limits(void **state)
 	static uint8_t big[LWW_VAL_MAX + 1];
 	static uint8_t key[LWW_KEY_MAX + 1];
 	lww_entry e = {key, 1, big, 0, 1, 1, 0};
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_entry_check(&e));
 	e.klen = 0;

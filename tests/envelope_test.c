@@ -10,7 +10,7 @@
 static int
 setup(void **state)
 {
-	(void)state;
+	(void) state;
 	return sodium_init() < 0 ? -1 : 0;
 }
 
@@ -33,11 +33,11 @@ test_seal_open(void **state)
 	lww_buf b = LWW_BUF_INIT;
 	lww_envelope env;
 	lww_trust *t;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_key_generate(&k));
 	t = trust_of(&k, "n1");
-	assert_ok(lww_envelope_seal(&k, (const uint8_t *)"payload", 7, &b));
+	assert_ok(lww_envelope_seal(&k, (const uint8_t *) "payload", 7, &b));
 	assert_int_equal(b.len, 7 + LWW_ENVELOPE_OVERHEAD);
 	assert_ok(lww_envelope_open(b.p, b.len, t, &env));
 	assert_int_equal(env.plen, 7);
@@ -56,11 +56,11 @@ test_tampering_is_refused(void **state)
 	lww_envelope env;
 	lww_trust *t;
 	uint8_t *m;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_key_generate(&k));
 	t = trust_of(&k, "n1");
-	assert_ok(lww_envelope_seal(&k, (const uint8_t *)"abcdefgh", 8, &b));
+	assert_ok(lww_envelope_seal(&k, (const uint8_t *) "abcdefgh", 8, &b));
 	m = malloc(b.len + 1);
 	/* Every truncation. */
 	for (size_t len = 0; len < b.len; len++) {
@@ -71,7 +71,7 @@ test_tampering_is_refused(void **state)
 	/* Every bit flip: header, signer, payload, signature. */
 	for (size_t i = 0; i < b.len * 8; i++) {
 		memcpy(m, b.p, b.len);
-		m[i / 8] ^= (uint8_t)(1u << (i % 8));
+		m[i / 8] ^= (uint8_t) (1u << (i % 8));
 		assert_int_not_equal(lww_envelope_open(m, b.len, t, &env),
 		                     LWW_OK);
 	}
@@ -95,12 +95,12 @@ test_untrusted_and_impersonation(void **state)
 	lww_buf b = LWW_BUF_INIT;
 	lww_envelope env;
 	lww_trust *t;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_key_generate(&a));
 	assert_ok(lww_key_generate(&mallory));
 	t = trust_of(&a, "a");
-	assert_ok(lww_envelope_seal(&mallory, (const uint8_t *)"x", 1, &b));
+	assert_ok(lww_envelope_seal(&mallory, (const uint8_t *) "x", 1, &b));
 	assert_err(lww_envelope_open(b.p, b.len, t, &env), LWW_EUNTRUSTED);
 	/* Mallory writes a's public key into the header: bad signature. */
 	memcpy(b.p + 2, a.pk, LWW_PK_BYTES);
@@ -115,7 +115,7 @@ test_node_id_and_text(void **state)
 	lww_key a, b;
 	char text[LWW_PK_TEXT_LEN + 1];
 	uint8_t pk[LWW_PK_BYTES];
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_key_generate(&a));
 	assert_ok(lww_key_generate(&b));
@@ -139,7 +139,7 @@ test_key_files(void **state)
 	lww_key k, k2;
 	struct stat st;
 	FILE *f;
-	(void)state;
+	(void) state;
 
 	snprintf(path, sizeof(path), "%s/node.key", dir);
 	snprintf(pub, sizeof(pub), "%s.pub", path);
@@ -200,7 +200,7 @@ test_trust_file(void **state)
 	char pa[LWW_PK_TEXT_LEN + 1], pb[LWW_PK_TEXT_LEN + 1];
 	char text[1024], err[128];
 	lww_trust *t = NULL;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_key_generate(&a));
 	assert_ok(lww_key_generate(&b));

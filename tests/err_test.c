@@ -7,7 +7,7 @@
 static void
 test_every_code_has_a_distinct_string(void **state)
 {
-	(void)state;
+	(void) state;
 	for (int i = 0; i <= LWW_ERR_LAST; i++) {
 		const char *a = lww_strerror(i);
 		assert_non_null(a);
@@ -21,7 +21,7 @@ test_every_code_has_a_distinct_string(void **state)
 static void
 test_out_of_range(void **state)
 {
-	(void)state;
+	(void) state;
 	assert_string_equal(lww_strerror(-1), "unknown error");
 	assert_string_equal(lww_strerror(LWW_ERR_LAST + 1), "unknown error");
 	assert_string_equal(lww_strerror(LWW_OK), "ok");

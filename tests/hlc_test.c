@@ -8,7 +8,7 @@
 static uint64_t
 fake_wall(void *arg)
 {
-	return *(uint64_t *)arg;
+	return *(uint64_t *) arg;
 }
 
 static void
@@ -16,7 +16,7 @@ test_now_follows_wall_clock(void **state)
 {
 	uint64_t wall = 1000000, s1, s2;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	assert_ok(lww_hlc_now(&c, &s1));
@@ -36,12 +36,12 @@ test_monotonic_when_wall_steps_back(void **state)
 {
 	uint64_t wall = 5000000, prev = 0, s;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	for (int i = 0; i < 1000; i++) {
 		/* A wall clock that jumps around, back by up to an hour. */
-		wall = (i % 7 == 0) ? wall - 3600000 : wall + (uint64_t)i;
+		wall = (i % 7 == 0) ? wall - 3600000 : wall + (uint64_t) i;
 		assert_ok(lww_hlc_now(&c, &s));
 		assert_true(s > prev);
 		prev = s;
@@ -53,7 +53,7 @@ test_logical_overflow_carries_into_wall(void **state)
 {
 	uint64_t wall = 777, s, prev = 0;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	for (uint64_t i = 0; i <= LWW_HLC_LOGICAL_MASK + 10; i++) {
@@ -71,7 +71,7 @@ test_overflow_at_end_of_time(void **state)
 {
 	uint64_t wall = LWW_HLC_WALL_MAX, s;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	lww_hlc_restore(&c, UINT64_MAX);
@@ -84,7 +84,7 @@ test_restore_never_lowers(void **state)
 {
 	uint64_t wall = 1000, s;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	lww_hlc_restore(&c, lww_hlc_make(5000, 3));
@@ -98,7 +98,7 @@ test_observe_within_drift_raises_clock(void **state)
 {
 	uint64_t wall = 100000, s;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	assert_ok(lww_hlc_observe(&c, lww_hlc_make(101000, 7)));
@@ -115,7 +115,7 @@ test_observe_beyond_drift_is_refused(void **state)
 {
 	uint64_t wall = 100000, s, before;
 	lww_hlc c;
-	(void)state;
+	(void) state;
 
 	lww_hlc_init(&c, fake_wall, &wall, 1000);
 	assert_ok(lww_hlc_now(&c, &s));

@@ -42,7 +42,7 @@ static const char *const vals[] = {"", "a", "b", "ab", "ba"};
 static int
 setup(void **state)
 {
-	(void)state;
+	(void) state;
 	return sodium_init() < 0 ? -1 : 0;
 }
 
@@ -66,12 +66,12 @@ deliver(lww_store *s, op *ops, int n, uint64_t *rng)
 		}
 	}
 	for (int i = m - 1; i > 0; i--) {
-		int j = (int)tu_below(rng, (uint64_t)i + 1), t = order[i];
+		int j = (int) tu_below(rng, (uint64_t) i + 1), t = order[i];
 		order[i] = order[j];
 		order[j] = t;
 	}
 	for (int i = 0; i < m;) {
-		int len = 1 + (int)tu_below(rng, 4);
+		int len = 1 + (int) tu_below(rng, 4);
 		lww_txn *t;
 		CHECK(lww_store_begin(s, &t) == LWW_OK);
 		for (; len > 0 && i < m; len--, i++) {
@@ -90,31 +90,31 @@ test_random_schedules_converge(void **state)
 	lww_store *st[NSTORES];
 	lww_store_opts o = {0, 1};
 	lww_buf vb = LWW_BUF_INIT;
-	(void)state;
+	(void) state;
 
-	g_seed = env_u64("LWW_MERGE_SEED", (uint64_t)time(NULL));
+	g_seed = env_u64("LWW_MERGE_SEED", (uint64_t) time(NULL));
 	printf("merge: %" PRIu64 " schedules, seed %" PRIu64 "\n", schedules,
 	       g_seed);
 	for (int i = 0; i < NSTORES; i++) {
 		dirs[i] = tu_tmpdir();
 		assert_ok(lww_store_open(dirs[i], &o, &st[i]));
 	}
-	for (g_schedule = 0; (uint64_t)g_schedule < schedules; g_schedule++) {
+	for (g_schedule = 0; (uint64_t) g_schedule < schedules; g_schedule++) {
 		uint64_t rng =
-		    g_seed * 0x9E3779B97F4A7C15u + (uint64_t)g_schedule + 1;
-		int nkeys = 1 + (int)tu_below(&rng, MAXKEYS);
-		int nops = 1 + (int)tu_below(&rng, MAXOPS);
+		    g_seed * 0x9E3779B97F4A7C15u + (uint64_t) g_schedule + 1;
+		int nkeys = 1 + (int) tu_below(&rng, MAXKEYS);
+		int nops = 1 + (int) tu_below(&rng, MAXOPS);
 		op ops[MAXOPS];
 		const lww_entry *model[MAXKEYS] = {NULL};
 
 		for (int i = 0; i < nops; i++) {
-			int k = (int)tu_below(&rng, (uint64_t)nkeys);
+			int k = (int) tu_below(&rng, (uint64_t) nkeys);
 			const char *v = vals[tu_below(&rng, 5)];
 			snprintf(ops[i].key, sizeof(ops[i].key), "s%d/k%d",
 			         g_schedule, k);
-			ops[i].e = (lww_entry){(const uint8_t *)ops[i].key,
+			ops[i].e = (lww_entry){(const uint8_t *) ops[i].key,
 			                       strlen(ops[i].key),
-			                       (const uint8_t *)v,
+			                       (const uint8_t *) v,
 			                       strlen(v),
 			                       1 + tu_below(&rng, 3),
 			                       1 + tu_below(&rng, 2),
@@ -139,7 +139,7 @@ test_random_schedules_converge(void **state)
 			for (int s = 0; s < NSTORES; s++) {
 				lww_entry got;
 				lww_err rv =
-				    lww_store_get(st[s], (const uint8_t *)key,
+				    lww_store_get(st[s], (const uint8_t *) key,
 				                  strlen(key), &vb, &got);
 				if (model[k] == NULL) {
 					CHECK(rv == LWW_ENOTFOUND);
@@ -152,7 +152,7 @@ test_random_schedules_converge(void **state)
 			}
 		}
 		if (g_schedule % 1000 == 999 ||
-		    (uint64_t)g_schedule == schedules - 1) {
+		    (uint64_t) g_schedule == schedules - 1) {
 			lww_digest r0, r;
 			CHECK(lww_store_digest(st[0], 0, 0, &r0) == LWW_OK);
 			for (int s = 1; s < NSTORES; s++) {

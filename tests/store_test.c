@@ -14,7 +14,7 @@
 static int
 setup(void **state)
 {
-	(void)state;
+	(void) state;
 	return sodium_init() < 0 ? -1 : 0;
 }
 
@@ -25,7 +25,7 @@ ent(const void *k, size_t kl, const char *v, uint64_t hlc, uint64_t node)
 	if (v == NULL) {
 		e.flags = LWW_ENTRY_TOMBSTONE;
 	} else {
-		e.val = (const uint8_t *)v;
+		e.val = (const uint8_t *) v;
 		e.vlen = strlen(v);
 	}
 	return e;
@@ -39,7 +39,7 @@ expect_val(lww_store *s, const char *k, const char *v)
 	lww_buf b = LWW_BUF_INIT;
 	lww_entry e;
 
-	assert_ok(lww_store_get(s, (const uint8_t *)k, strlen(k), &b, &e));
+	assert_ok(lww_store_get(s, (const uint8_t *) k, strlen(k), &b, &e));
 	if (v == NULL) {
 		assert_true(lww_entry_is_tombstone(&e));
 	} else {
@@ -60,10 +60,10 @@ test_apply_keeps_winner(void **state)
 	size_t won;
 	int w;
 	lww_txn *t;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(dir, NULL, &s));
-	assert_err(lww_store_get(s, (const uint8_t *)"a", 1, &b, &e),
+	assert_err(lww_store_get(s, (const uint8_t *) "a", 1, &b, &e),
 	           LWW_ENOTFOUND);
 	e = ENT("a", "one", 10, 1);
 	assert_ok(lww_store_apply(s, &e, 1, &won));
@@ -96,7 +96,7 @@ test_apply_keeps_winner(void **state)
 	x = ENT("c", "sea", 13, 1);
 	assert_ok(lww_txn_apply(t, &x, &w));
 	lww_txn_abort(t);
-	assert_err(lww_store_get(s, (const uint8_t *)"c", 1, &b, &e),
+	assert_err(lww_store_get(s, (const uint8_t *) "c", 1, &b, &e),
 	           LWW_ENOTFOUND);
 	{
 		lww_store_stats st;
@@ -137,7 +137,7 @@ test_scan_prefix_continuation_limit(void **state)
 	collect c;
 	char last[16];
 	int more;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(dir, NULL, &s));
 	for (size_t i = 0; i < 7; i++) {
@@ -159,14 +159,14 @@ test_scan_prefix_continuation_limit(void **state)
 	assert_memory_equal(c.keys[4], "b", 1);
 
 	memset(&c, 0, sizeof(c));
-	q.prefix = (const uint8_t *)"a/";
+	q.prefix = (const uint8_t *) "a/";
 	q.plen = 2;
 	q.limit = 2;
 	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
 	assert_int_equal(c.n, 2);
 	assert_true(more);
 	memcpy(last, c.keys[1], c.klen[1]);
-	q.after = (const uint8_t *)last;
+	q.after = (const uint8_t *) last;
 	q.alen = c.klen[1];
 	memset(&c, 0, sizeof(c));
 	assert_ok(lww_store_scan(s, &q, collect_cb, &c, &more));
@@ -197,7 +197,7 @@ test_long_keys_in_byte_order(void **state)
 	collect c;
 	uint64_t seed = 99;
 	int more;
-	(void)state;
+	(void) state;
 
 	/* Keys sharing a 600-byte prefix, longer than LMDB's key limit. */
 	assert_ok(lww_store_open(dir, NULL, &s));
@@ -205,7 +205,7 @@ test_long_keys_in_byte_order(void **state)
 		memset(keys[i], 'p', 600);
 		lens[i] = 601 + tu_below(&seed, LWW_KEY_MAX - 601);
 		for (size_t j = 600; j < lens[i]; j++) {
-			keys[i][j] = (uint8_t)('a' + tu_below(&seed, 3));
+			keys[i][j] = (uint8_t) ('a' + tu_below(&seed, 3));
 		}
 		lww_entry e = ent(keys[i], lens[i], "v", 1, 1);
 		assert_ok(lww_store_apply(s, &e, 1, NULL));
@@ -248,7 +248,7 @@ test_long_keys_in_byte_order(void **state)
 				assert_memory_equal(c.keys[i], all.keys[got],
 				                    c.klen[i]);
 			}
-			q.after = (const uint8_t *)all.keys[got - 1];
+			q.after = (const uint8_t *) all.keys[got - 1];
 			q.alen = all.klen[got - 1];
 		} while (more);
 		assert_int_equal(got, 22);
@@ -277,7 +277,7 @@ test_persistence(void **state)
 	lww_txn *t;
 	uint64_t v;
 	lww_entry e = ENT("k", "v", 500, 9);
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(dir, NULL, &s));
 	assert_ok(lww_store_hlc(s, &v));
@@ -319,14 +319,14 @@ test_full_store_changes_nothing(void **state)
 	lww_entry batch[8];
 	char keys[8][16];
 	int i, full = 0;
-	(void)state;
+	(void) state;
 
 	memset(val, 'x', sizeof(val) - 1);
 	assert_ok(lww_store_open(dir, &o, &s));
 	for (i = 0; i < 100 && !full; i++) {
 		lww_err rv;
 		snprintf(keys[0], 16, "k%d", i);
-		batch[0] = ENT(keys[0], val, (uint64_t)i + 1, 1);
+		batch[0] = ENT(keys[0], val, (uint64_t) i + 1, 1);
 		rv = lww_store_apply(s, batch, 1, NULL);
 		if (rv == LWW_EFULL) {
 			full = 1;
@@ -342,14 +342,15 @@ test_full_store_changes_nothing(void **state)
 		snprintf(keys[j], 16, "new%d", j);
 		batch[j] = ENT(keys[j], val, 1000, 1);
 	}
-	batch[0].val = (const uint8_t *)"small";
+	batch[0].val = (const uint8_t *) "small";
 	batch[0].vlen = 5;
 	assert_err(lww_store_apply(s, batch, 8, NULL), LWW_EFULL);
 	{
 		lww_buf b = LWW_BUF_INIT;
 		lww_entry e;
-		assert_err(lww_store_get(s, (const uint8_t *)"new0", 4, &b, &e),
-		           LWW_ENOTFOUND);
+		assert_err(
+		    lww_store_get(s, (const uint8_t *) "new0", 4, &b, &e),
+		    LWW_ENOTFOUND);
 		lww_buf_fini(&b);
 	}
 	assert_ok(lww_store_digest(s, 0, 0, &root_after));
@@ -419,7 +420,7 @@ test_digest_incremental_equals_recomputed(void **state)
 	lww_store_opts o = {0, 1};
 	lww_store *s;
 	uint64_t seed = 4242;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(dir, &o, &s));
 	check_digest(s); /* empty: all zero */
@@ -429,8 +430,8 @@ test_digest_incremental_equals_recomputed(void **state)
 		for (int i = 0; i < 50; i++) {
 			char k[16], v[16];
 			snprintf(k, 16, "key%u",
-			         (unsigned)tu_below(&seed, 300));
-			snprintf(v, 16, "v%u", (unsigned)tu_below(&seed, 5));
+			         (unsigned) tu_below(&seed, 300));
+			snprintf(v, 16, "v%u", (unsigned) tu_below(&seed, 5));
 			lww_entry e = ENT(k, tu_below(&seed, 4) ? v : NULL,
 			                  1 + tu_below(&seed, 40),
 			                  1 + tu_below(&seed, 3));
@@ -453,7 +454,7 @@ test_digest_finds_the_difference(void **state)
 	uint32_t index = 0;
 	unsigned level;
 	collect c;
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(d1, &o, &a));
 	assert_ok(lww_store_open(d2, &o, &b));
@@ -486,20 +487,21 @@ test_digest_finds_the_difference(void **state)
 			}
 		}
 		assert_int_not_equal(diff, -1);
-		index = (index << 4) | (uint32_t)diff;
+		index = (index << 4) | (uint32_t) diff;
 	}
-	assert_int_equal(index, lww_digest_bucket((const uint8_t *)"key77", 5));
+	assert_int_equal(index,
+	                 lww_digest_bucket((const uint8_t *) "key77", 5));
 	assert_ok(lww_store_digest(b, 8, index, &hb));
 	assert_memory_equal(hb.h, kb[index & 15].h, LWW_DIGEST_BYTES);
 	memset(&c, 0, sizeof(c));
 	assert_ok(
-	    lww_store_scan_bucket(b, 8, index, (lww_scan_fn)collect_cb, &c));
+	    lww_store_scan_bucket(b, 8, index, (lww_scan_fn) collect_cb, &c));
 	assert_int_equal(c.n, 1);
 	assert_memory_equal(c.keys[0], "key77", 5);
 	/* Whole-tree bucket scan sees every key. */
 	memset(&c, 0, sizeof(c));
 	assert_ok(lww_store_scan_bucket(b, 4, index >> 16,
-	                                (lww_scan_fn)collect_cb, &c));
+	                                (lww_scan_fn) collect_cb, &c));
 	assert_true(c.n >= 1);
 	/* Bad addresses are refused. */
 	assert_err(lww_store_digest_children(a, 8, 0, ka), LWW_EINVAL);
@@ -525,7 +527,7 @@ test_corrupt_record_is_reported(void **state)
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {3, "bad"}, d = {3, "\x07\x00\x01"};
-	(void)state;
+	(void) state;
 
 	assert_ok(lww_store_open(dir, NULL, &s));
 	assert_ok(lww_store_apply(s, &e, 1, NULL));
@@ -541,7 +543,7 @@ test_corrupt_record_is_reported(void **state)
 	mdb_env_close(env);
 
 	assert_ok(lww_store_open(dir, NULL, &s));
-	assert_err(lww_store_get(s, (const uint8_t *)"bad", 3, &b, &x),
+	assert_err(lww_store_get(s, (const uint8_t *) "bad", 3, &b, &x),
 	           LWW_ECORRUPT);
 	memset(&c, 0, sizeof(c));
 	assert_err(lww_store_scan(s, &q, collect_cb, &c, NULL), LWW_ECORRUPT);

@@ -20,11 +20,11 @@
 
 #define assert_err(expr, want)                                                 \
 	do {                                                                   \
-		int got_ = (int)(expr);                                        \
-		if (got_ != (int)(want)) {                                     \
+		int got_ = (int) (expr);                                       \
+		if (got_ != (int) (want)) {                                    \
 			fail_msg("%s: got %d (%s), want %d (%s)", #expr, got_, \
-			         lww_strerror(got_), (int)(want),              \
-			         lww_strerror((int)(want)));                   \
+			         lww_strerror(got_), (int) (want),             \
+			         lww_strerror((int) (want)));                  \
 		}                                                              \
 	} while (0)
 

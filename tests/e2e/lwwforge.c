@@ -31,7 +31,7 @@ now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
 int
@@ -57,9 +57,9 @@ main(int argc, char **argv)
 	count = atoi(argv[6]);
 	interval = atoi(argv[7]);
 	memset(&e, 0, sizeof(e));
-	e.key = (const uint8_t *)argv[4];
+	e.key = (const uint8_t *) argv[4];
 	e.klen = strlen(argv[4]);
-	e.val = (const uint8_t *)argv[5];
+	e.val = (const uint8_t *) argv[5];
 	e.vlen = strlen(argv[5]);
 	e.hlc = lww_hlc_make(now_ms(), 0);
 	e.node = lww_node_id(k.pk);
@@ -68,7 +68,7 @@ main(int argc, char **argv)
 	} else if (strcmp(mode, "drift") == 0) {
 		e.hlc = lww_hlc_make(now_ms() + 3600 * 1000, 0);
 	}
-	if (lww_batch_begin(&batch, (uint64_t)now_ms()) != LWW_OK ||
+	if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
 	    lww_batch_add(&batch, &e) != LWW_OK ||
 	    lww_envelope_seal(&k, batch.p, batch.len, &env) != LWW_OK) {
 		fprintf(stderr, "lwwforge: cannot build the batch\n");

@@ -78,12 +78,13 @@ class Node:
         self.proc = None
         self.peers = []
         self.extra = []
+        self.wrap = []  # e.g. ["ip", "netns", "exec", NS]
         r = ctl("keygen", self.keyfile)
         assert r.rc == 0, r
         self.pubkey = r.out.strip()
 
     def start(self, wait=True, extra=None):
-        args = [LWWD, "--data", self.data, "--key", self.keyfile,
+        args = self.wrap + [LWWD, "--data", self.data, "--key", self.keyfile,
                 "--trust", self.cluster.trustfile, "--api", self.api,
                 "--gossip", self.gossip]
         for p in self.peers:

@@ -1,0 +1,789 @@
+/*
+ * repair.c - anti-entropy: the --sync server and repair rounds with peers.
+ *
+ * A round with one peer walks the two hash trees from the root: one
+ * TREE_REQ per level asks for the children of every node that differs, so
+ * four round trips reach the 65,536 stored leaves. For the leaves that
+ * differ, LEAF_REQ sends a 12-byte summary of each local entry there and
+ * the peer answers with the entries the summaries do not cover. The bytes
+ * moved grow with the difference, not with the store.
+ *
+ * Every request and reply is a signed envelope from a trusted key. Fetched
+ * entries go through the writer like gossip: an entry whose node id
+ * belongs to no trusted key is dropped here, one beyond max drift is
+ * refused there. Bounds: one session served at a time (a synchronous REP
+ * loop), at most LWW_BATCH_ENTRIES_MAX entries and REPLY_BYTES_MAX bytes
+ * per reply, so a large catch-up is many small steps and never stalls the
+ * API; rounds run on their own thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "digest.h"
+#include "limits.h"
+#include "lwwd.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#define REPLY_BYTES_MAX    (1024 * 1024)
+#define REQUEST_BYTES_MAX  (1024 * 1024)
+#define SESSION_TIMEOUT_MS 5000
+#define TRIGGER_MIN_GAP_MS 500
+
+typedef struct repair_peer {
+	char *url;
+	nng_socket sock;
+	int open;
+	uint64_t node; /* learned from its first signed reply */
+} repair_peer;
+
+struct lwwd_repair {
+	repair_peer *peers;
+	size_t npeers;
+	size_t next;
+	nng_socket rep;
+	int rep_open;
+	pthread_t server;
+	pthread_t client;
+	int server_started;
+	int client_started;
+	pthread_cond_t cv; /* under d->mtx: trigger or stop */
+	int triggered;
+	uint64_t trigger_node;
+	uint64_t last_trigger_ms;
+	_Atomic int stop;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Seals payload and sends it; returns 0 or an nng error. */
+static int
+send_sealed(lwwd *d, nng_socket s, const lww_buf *payload, lww_buf *env)
+{
+	nng_msg *m;
+	int rv;
+
+	lww_buf_reset(env);
+	if (lww_envelope_seal(&d->key, payload->p, payload->len, env) !=
+	    LWW_OK) {
+		return NNG_ENOMEM;
+	}
+	if ((rv = nng_msg_alloc(&m, 0)) != 0) {
+		return rv;
+	}
+	if ((rv = nng_msg_append(m, env->p, env->len)) != 0 ||
+	    (rv = nng_sendmsg(s, m, 0)) != 0) {
+		nng_msg_free(m);
+		return rv;
+	}
+	atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
+	return 0;
+}
+
+/* Opens a received envelope against the trust set. On success *env
+ * points into msg, and node and name identify the signer. */
+static lww_err
+open_sealed(lwwd *d, nng_msg *msg, lww_envelope *env, uint64_t *node,
+            char name[LWW_TRUST_NAME_MAX + 1])
+{
+	lww_err rv;
+
+	atomic_fetch_add(&d->stats.repair_bytes_received, nng_msg_len(msg));
+	pthread_mutex_lock(&d->mtx);
+	rv = lww_envelope_open(nng_msg_body(msg), nng_msg_len(msg), d->trust,
+	                       env);
+	if (rv == LWW_OK) {
+		*node = env->peer->node;
+		memcpy(name, env->peer->name, LWW_TRUST_NAME_MAX + 1);
+	}
+	pthread_mutex_unlock(&d->mtx);
+	if (rv == LWW_OK && *node == d->self) {
+		rv = LWW_EFORGED; /* our own key from elsewhere: a loop */
+	}
+	return rv;
+}
+
+/* ---- the server: answers one request at a time ---- */
+
+static void
+hash8(const lww_digest *h, uint8_t *out)
+{
+	memcpy(out, h->h, LWW_SYNC_HASH);
+}
+
+static lww_err
+serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
+{
+	uint8_t *hashes;
+	lww_err rv = LWW_OK;
+
+	hashes = malloc((size_t) q->count * 16 * LWW_SYNC_HASH + 1);
+	if (hashes == NULL) {
+		return LWW_ENOMEM;
+	}
+	for (uint32_t i = 0; i < q->count && rv == LWW_OK; i++) {
+		lww_digest kids[LWW_DIGEST_FANOUT];
+		rv = lww_store_digest_children(d->store, q->level,
+		                               lww_tree_req_index(q, i), kids);
+		for (int c = 0; c < LWW_DIGEST_FANOUT && rv == LWW_OK; c++) {
+			hash8(&kids[c],
+			      hashes + ((size_t) i * 16 + c) * LWW_SYNC_HASH);
+		}
+	}
+	if (rv == LWW_OK) {
+		rv = lww_tree_rep_encode(out, q->level, hashes, q->count);
+	}
+	free(hashes);
+	return rv;
+}
+
+typedef struct leaf_serve {
+	lww_buf *out;
+	const uint8_t *sums;
+	uint32_t nsum;
+	int full;
+	uint64_t sent;
+} leaf_serve;
+
+static int
+summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (memcmp(sums + (size_t) i * LWW_SYNC_SUMMARY, want,
+		           LWW_SYNC_SUMMARY) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+leaf_serve_cb(const lww_entry *e, void *arg)
+{
+	leaf_serve *ls = arg;
+	uint8_t sum[LWW_SYNC_SUMMARY];
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	lww_sync_summary(sum, lww_digest_bucket(e->key, e->klen), h.h);
+	if (summary_has(ls->sums, ls->nsum, sum)) {
+		return 0;
+	}
+	if (ls->out->len + lww_entry_size(e) > REPLY_BYTES_MAX ||
+	    lww_leaf_rep_add(ls->out, e) != LWW_OK) {
+		ls->full = 1;
+		return 1;
+	}
+	ls->sent++;
+	return 0;
+}
+
+static lww_err
+serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
+{
+	const uint8_t *sums;
+	uint32_t leaf, nsum, done = 0;
+	size_t off = 0;
+	uint64_t sent = 0;
+	lww_err rv;
+
+	if ((rv = lww_leaf_rep_begin(out)) != LWW_OK) {
+		return rv;
+	}
+	while (lww_leaf_req_next(q, &off, &leaf, &nsum, &sums)) {
+		size_t mark = out->len;
+		uint32_t count = lww_leaf_rep_count(out);
+		leaf_serve ls = {out, sums, nsum, 0, 0};
+		rv = lww_store_scan_bucket(d->store, LWW_DIGEST_STORED, leaf,
+		                           leaf_serve_cb, &ls);
+		if (rv != LWW_OK) {
+			return rv;
+		}
+		if (ls.full) {
+			/* Leave this leaf whole for the next request, unless
+			 * it alone overflows a reply: then send what fits and
+			 * the asker asks again with fresh summaries. */
+			if (done > 0) {
+				lww_leaf_rep_truncate(out, mark, count);
+			} else {
+				sent += ls.sent;
+			}
+			break;
+		}
+		sent += ls.sent;
+		done++;
+	}
+	lww_leaf_rep_set_done(out, done);
+	atomic_fetch_add(&d->stats.repair_keys_sent, sent);
+	return LWW_OK;
+}
+
+static void *
+server_main(void *arg)
+{
+	lwwd *d = arg;
+	struct lwwd_repair *r = d->repair;
+	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT;
+
+	while (!atomic_load(&r->stop)) {
+		char name[LWW_TRUST_NAME_MAX + 1];
+		lww_envelope e;
+		uint64_t node;
+		nng_msg *msg;
+		uint8_t type;
+		lww_err rv;
+
+		if (nng_recvmsg(r->rep, &msg, 0) != 0) {
+			continue; /* timeout (to check stop) or closed */
+		}
+		rv = open_sealed(d, msg, &e, &node, name);
+		lww_buf_reset(&out);
+		if (rv == LWW_OK &&
+		    (rv = lww_msg_peek(e.payload, e.plen, &type)) == LWW_OK) {
+			if (type == LWW_MSG_TREE_REQ) {
+				lww_tree_req q;
+				rv = lww_tree_req_decode(e.payload, e.plen, &q);
+				if (rv == LWW_OK) {
+					rv = serve_tree(d, &q, &out);
+				}
+			} else if (type == LWW_MSG_LEAF_REQ) {
+				lww_leaf_req q;
+				rv = lww_leaf_req_decode(e.payload, e.plen, &q);
+				if (rv == LWW_OK) {
+					rv = serve_leaves(d, &q, &out);
+				}
+			} else {
+				rv = LWW_EUNKNOWN;
+			}
+		}
+		nng_msg_free(msg);
+		if (rv != LWW_OK) {
+			/* No reply: the asker times out. Unsigned or untrusted
+			 * requests get nothing to learn from. */
+			atomic_fetch_add(&d->stats.repair_rejected, 1);
+			lwwd_log(LWWD_LOG_DEBUG, "repair_request_refused",
+			         "reason=\"%s\"", lww_strerror(rv));
+			/* A REP socket must answer before the next receive;
+			 * an empty reply is refused by every decoder. */
+			lww_buf_reset(&out);
+			(void) lww_buf_put_u8(&out, 0);
+			nng_send(r->rep, out.p, out.len, 0);
+			continue;
+		}
+		atomic_fetch_add(&d->stats.repair_requests_served, 1);
+		(void) send_sealed(d, r->rep, &out, &env);
+	}
+	lww_buf_fini(&out);
+	lww_buf_fini(&env);
+	return NULL;
+}
+
+/* ---- the client: rounds with peers ---- */
+
+/* Sends a sealed request and waits for a reply signed by a trusted peer.
+ * On success *reply (freed by the caller) holds it, *e points into it. */
+static lww_err
+exchange(lwwd *d, repair_peer *p, const lww_buf *req, lww_buf *env,
+         nng_msg **reply, lww_envelope *e, uint64_t *node,
+         char name[LWW_TRUST_NAME_MAX + 1])
+{
+	nng_msg *m;
+	lww_err rv;
+
+	if (send_sealed(d, p->sock, req, env) != 0) {
+		return LWW_EIO;
+	}
+	if (nng_recvmsg(p->sock, &m, 0) != 0) {
+		return LWW_EIO;
+	}
+	if ((rv = open_sealed(d, m, e, node, name)) != LWW_OK) {
+		nng_msg_free(m);
+		atomic_fetch_add(&d->stats.repair_rejected, 1);
+		return rv;
+	}
+	*reply = m;
+	return LWW_OK;
+}
+
+typedef struct sum_acc {
+	lww_buf *sums;
+	uint32_t n;
+} sum_acc;
+
+static int
+summarise_cb(const lww_entry *e, void *arg)
+{
+	sum_acc *a = arg;
+	uint8_t sum[LWW_SYNC_SUMMARY];
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	lww_sync_summary(sum, lww_digest_bucket(e->key, e->klen), h.h);
+	if (lww_buf_put(a->sums, sum, sizeof(sum)) != LWW_OK) {
+		return 1;
+	}
+	a->n++;
+	return 0;
+}
+
+/* Queues fetched entries for the writer, keeping only those stamped with
+ * a trusted node's id. Returns the number queued. */
+static uint32_t
+submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
+{
+	lwwd_op *op = calloc(1, sizeof(*op));
+	size_t off = 0;
+	uint32_t n = 0, dropped = 0;
+	lww_entry e;
+
+	if (op == NULL) {
+		return 0;
+	}
+	pthread_mutex_lock(&d->mtx);
+	while (lww_entries_next(es, &off, &e)) {
+		if (lww_trust_find_node(d->trust, e.node) == NULL) {
+			dropped++;
+			continue;
+		}
+		if (lww_entry_encode(&op->own, &e) == LWW_OK) {
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+	if (dropped > 0) {
+		atomic_fetch_add(&d->stats.rejected_forged, dropped);
+		lwwd_log(LWWD_LOG_WARN, "repair_entries_refused",
+		         "peer=%s count=%u reason=untrusted_node_id", name,
+		         dropped);
+	}
+	if (n == 0) {
+		lww_buf_fini(&op->own);
+		free(op);
+		return 0;
+	}
+	op->remote = 1;
+	op->repair = 1;
+	op->owned = 1;
+	op->origin = from;
+	snprintf(op->origin_name, sizeof(op->origin_name), "%s", name);
+	op->batch.entries.p = op->own.p;
+	op->batch.entries.n = op->own.len;
+	op->batch.entries.count = n;
+	op->batch.entries.stamped = 1;
+	/* Repair must not be dropped like a gossip flood: wait for room. */
+	for (int tries = 0; tries < 1000; tries++) {
+		lww_err rv = lwwd_writer_submit(d, op);
+		if (rv == LWW_OK) {
+			atomic_fetch_add(&d->stats.repair_keys_fetched, n);
+			return n;
+		}
+		if (rv != LWW_EBUSY) {
+			break;
+		}
+		nng_msleep(10);
+	}
+	lww_buf_fini(&op->own);
+	free(op);
+	return 0;
+}
+
+static void
+note_peer(lwwd *d, uint64_t node, uint64_t keys, uint64_t seq_seen)
+{
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		lwwd_peer_state *ps = &d->peers[i];
+		if (ps->node != node) {
+			continue;
+		}
+		ps->last_repair_ms = lwwd_now_ms();
+		ps->repair_keys += keys;
+		/* Everything the peer had announced when the round began
+		 * is now here, lost batches included. */
+		if (seq_seen > ps->seq_applied) {
+			ps->seq_applied = seq_seen;
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+static uint64_t
+announced_seq(lwwd *d, uint64_t node)
+{
+	uint64_t s = 0;
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node) {
+			s = d->peers[i].seq_announced;
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+	return s;
+}
+
+static void
+wait_writer_idle(lwwd *d)
+{
+	for (int i = 0; i < 500; i++) {
+		size_t q;
+		pthread_mutex_lock(&d->mtx);
+		q = d->qlen;
+		pthread_mutex_unlock(&d->mtx);
+		if (q == 0) {
+			return;
+		}
+		nng_msleep(10);
+	}
+}
+
+/* One round with one peer. */
+static void
+round_with(lwwd *d, repair_peer *p)
+{
+	char name[LWW_TRUST_NAME_MAX + 1] = "?";
+	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT, sums = LWW_BUF_INIT;
+	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
+	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = mono_ms();
+	const char *why = NULL;
+	lww_err rv;
+
+	nodes = malloc(LWW_SYNC_LEAVES_MAX * sizeof(*nodes));
+	next = malloc(LWW_SYNC_LEAVES_MAX * sizeof(*next));
+	if (nodes == NULL || next == NULL) {
+		why = "out of memory";
+		goto out;
+	}
+	nodes[0] = 0;
+	/* Walk the stored levels: the children of each differing node. */
+	for (uint8_t level = 0; level < LWW_DIGEST_STORED; level++) {
+		nnext = 0;
+		for (uint32_t i = 0; i < nnodes; i += LWW_SYNC_NODES_MAX) {
+			uint32_t n = nnodes - i < LWW_SYNC_NODES_MAX
+			                 ? nnodes - i
+			                 : LWW_SYNC_NODES_MAX;
+			lww_envelope e;
+			lww_tree_rep tr;
+			nng_msg *m;
+
+			lww_buf_reset(&req);
+			if (lww_tree_req_encode(&req, level, nodes + i, n) !=
+			    LWW_OK) {
+				why = "encode";
+				goto out;
+			}
+			if ((rv = exchange(d, p, &req, &env, &m, &e, &node,
+			                   name)) != LWW_OK) {
+				why = lww_strerror(rv);
+				goto out;
+			}
+			if (level == 0) {
+				seq0 = announced_seq(d, node);
+			}
+			if (lww_tree_rep_decode(e.payload, e.plen, &tr) !=
+			        LWW_OK ||
+			    tr.level != level || tr.count != n) {
+				nng_msg_free(m);
+				atomic_fetch_add(&d->stats.repair_rejected, 1);
+				why = "malformed tree reply";
+				goto out;
+			}
+			for (uint32_t j = 0; j < n; j++) {
+				lww_digest kids[LWW_DIGEST_FANOUT];
+				if (lww_store_digest_children(d->store, level,
+				                              nodes[i + j],
+				                              kids) != LWW_OK) {
+					nng_msg_free(m);
+					why = "local digest";
+					goto out;
+				}
+				for (uint32_t c = 0; c < 16; c++) {
+					const uint8_t *theirs =
+					    tr.hashes + ((size_t) j * 16 + c) *
+					                    LWW_SYNC_HASH;
+					if (memcmp(kids[c].h, theirs,
+					           LWW_SYNC_HASH) != 0) {
+						next[nnext++] =
+						    (nodes[i + j] << 4) | c;
+					}
+				}
+			}
+			nng_msg_free(m);
+		}
+		uint32_t *tmp = nodes;
+		nodes = next;
+		next = tmp;
+		nnodes = nnext;
+		if (nnodes == 0) {
+			atomic_fetch_add(&d->stats.repair_rounds_in_sync, 1);
+			note_peer(d, node, 0, seq0);
+			goto out;
+		}
+	}
+	/* nodes[] now lists the differing leaves: fetch what they hold. */
+	for (uint32_t i = 0; i < nnodes;) {
+		uint32_t j = i;
+		lww_envelope e;
+		lww_leaf_rep lr;
+		nng_msg *m;
+
+		if (lww_leaf_req_begin(&req) != LWW_OK) {
+			why = "encode";
+			goto out;
+		}
+		for (; j < nnodes && req.len < REQUEST_BYTES_MAX; j++) {
+			sum_acc a = {&sums, 0};
+			lww_buf_reset(&sums);
+			if (lww_store_scan_bucket(d->store, LWW_DIGEST_STORED,
+			                          nodes[j], summarise_cb,
+			                          &a) != LWW_OK ||
+			    lww_leaf_req_add(&req, nodes[j], sums.p, a.n) !=
+			        LWW_OK) {
+				why = "local summary";
+				goto out;
+			}
+		}
+		if ((rv = exchange(d, p, &req, &env, &m, &e, &node, name)) !=
+		    LWW_OK) {
+			why = lww_strerror(rv);
+			goto out;
+		}
+		if (lww_leaf_rep_decode(e.payload, e.plen, &lr) != LWW_OK ||
+		    lr.done > j - i) {
+			nng_msg_free(m);
+			atomic_fetch_add(&d->stats.repair_rejected, 1);
+			why = "malformed leaf reply";
+			goto out;
+		}
+		fetched += submit_entries(d, &lr.entries, node, name);
+		nng_msg_free(m);
+		if (lr.done == 0 && lr.entries.count == 0) {
+			why = "peer made no progress";
+			goto out;
+		}
+		if (lr.done == 0) {
+			/* Part of one huge leaf came: let the writer apply it
+			 * so the next summaries cover it. */
+			wait_writer_idle(d);
+		}
+		/* A leaf too big for one reply is asked for again; what
+		 * came already is then covered by the new summaries. */
+		i += lr.done;
+	}
+	note_peer(d, node, fetched, seq0);
+out:
+	if (node != 0) {
+		p->node = node;
+	}
+	if (why != NULL) {
+		atomic_fetch_add(&d->stats.repair_rounds_failed, 1);
+		lwwd_log(LWWD_LOG_DEBUG, "repair_failed",
+		         "peer=%s reason=\"%s\"", p->url, why);
+	} else {
+		atomic_fetch_add(&d->stats.repair_rounds, 1);
+		atomic_store(&d->stats.repair_last_ms, lwwd_now_ms());
+		if (fetched > 0) {
+			lwwd_log(LWWD_LOG_INFO, "repaired",
+			         "peer=%s keys=%llu ms=%llu", name,
+			         (unsigned long long) fetched,
+			         (unsigned long long) (mono_ms() - t0));
+		}
+	}
+	free(nodes);
+	free(next);
+	lww_buf_fini(&req);
+	lww_buf_fini(&env);
+	lww_buf_fini(&sums);
+}
+
+static void *
+client_main(void *arg)
+{
+	lwwd *d = arg;
+	struct lwwd_repair *r = d->repair;
+	uint64_t seed = (uint64_t) d->self ^ mono_ms();
+	/* First round soon after start: a restarted or new node catches up
+	 * without waiting for a full interval. */
+	uint64_t due = mono_ms() + 300;
+
+	while (!atomic_load(&r->stop)) {
+		struct timespec ts;
+		int fired = 0;
+
+		pthread_mutex_lock(&d->mtx);
+		while (!atomic_load(&r->stop) && !r->triggered &&
+		       mono_ms() < due) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&r->cv, &d->mtx, &ts);
+		}
+		fired = r->triggered;
+		r->triggered = 0;
+		pthread_mutex_unlock(&d->mtx);
+		if (atomic_load(&r->stop)) {
+			break;
+		}
+		if (r->npeers > 0) {
+			/* A trigger names the peer that lost a batch, if a
+			 * reply has told us which URL it listens on; else,
+			 * and for timed rounds, peers take turns. */
+			repair_peer *p = NULL;
+			for (size_t i = 0; fired && i < r->npeers; i++) {
+				if (r->trigger_node != 0 &&
+				    r->peers[i].node == r->trigger_node) {
+					p = &r->peers[i];
+				}
+			}
+			if (p == NULL) {
+				p = &r->peers[r->next++ % r->npeers];
+			}
+			round_with(d, p);
+		}
+		if (!fired || d->cfg.repair_interval == 0) {
+			uint64_t iv = d->cfg.repair_interval;
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			/* +-25% jitter so rounds of many nodes spread out. */
+			due = iv == 0 ? UINT64_MAX
+			              : mono_ms() + iv * 3 / 4 +
+			                    seed % (iv / 2 + 1);
+		}
+	}
+	return NULL;
+}
+
+void
+lwwd_repair_trigger(lwwd *d, uint64_t node)
+{
+	struct lwwd_repair *r = d->repair;
+	uint64_t now = mono_ms();
+
+	/* Called with d->mtx held (from gossip's peer bookkeeping). */
+	if (r == NULL || now - r->last_trigger_ms < TRIGGER_MIN_GAP_MS) {
+		return;
+	}
+	r->last_trigger_ms = now;
+	r->triggered = 1;
+	r->trigger_node = node;
+	pthread_cond_signal(&r->cv);
+}
+
+int
+lwwd_repair_start(lwwd *d)
+{
+	struct lwwd_repair *r = calloc(1, sizeof(*r));
+	int rv;
+
+	if (r == NULL) {
+		return -1;
+	}
+	d->repair = r;
+	pthread_cond_init(&r->cv, NULL);
+	if ((rv = nng_rep0_open(&r->rep)) != 0 ||
+	    (rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ,
+	                              LWW_MSG_MAX)) != 0 ||
+	    (rv = nng_socket_set_ms(r->rep, NNG_OPT_RECVTIMEO, 200)) != 0) {
+		fprintf(stderr, "lwwd: cannot open --sync socket: %s\n",
+		        nng_strerror(rv));
+		return -1;
+	}
+	r->rep_open = 1;
+	if ((rv = nng_listen(r->rep, d->cfg.sync, NULL, 0)) != 0) {
+		fprintf(stderr, "lwwd: cannot listen on --sync %s: %s\n",
+		        d->cfg.sync, nng_strerror(rv));
+		return -1;
+	}
+	if ((r->peers = calloc(d->cfg.npeers + 1, sizeof(*r->peers))) == NULL) {
+		return -1;
+	}
+	for (size_t i = 0; i < d->cfg.npeers; i++) {
+		repair_peer *p = &r->peers[r->npeers];
+		p->url = lwwd_config_default_sync(d->cfg.peers[i]);
+		if (p->url == NULL) {
+			lwwd_log(
+			    LWWD_LOG_WARN, "repair_peer_skipped",
+			    "peer=%s reason=\"cannot derive its sync URL\"",
+			    d->cfg.peers[i]);
+			continue;
+		}
+		if ((rv = nng_req0_open(&p->sock)) != 0) {
+			free(p->url);
+			return -1;
+		}
+		p->open = 1;
+		r->npeers++;
+		nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO,
+		                  SESSION_TIMEOUT_MS);
+		nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO,
+		                  SESSION_TIMEOUT_MS);
+		nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
+		                  NNG_DURATION_INFINITE);
+		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
+		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
+		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
+		if ((rv = nng_dial(p->sock, p->url, NULL, NNG_FLAG_NONBLOCK)) !=
+		    0) {
+			fprintf(stderr,
+			        "lwwd: bad sync URL %s for --peer %s: %s\n",
+			        p->url, d->cfg.peers[i], nng_strerror(rv));
+			return -1;
+		}
+	}
+	if (pthread_create(&r->server, NULL, server_main, d) != 0) {
+		return -1;
+	}
+	r->server_started = 1;
+	if (pthread_create(&r->client, NULL, client_main, d) != 0) {
+		return -1;
+	}
+	r->client_started = 1;
+	return 0;
+}
+
+void
+lwwd_repair_stop(lwwd *d)
+{
+	struct lwwd_repair *r = d->repair;
+
+	if (r == NULL) {
+		return;
+	}
+	atomic_store(&r->stop, 1);
+	pthread_mutex_lock(&d->mtx);
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&d->mtx);
+	/* Closing the sockets ends any exchange in progress. */
+	for (size_t i = 0; i < r->npeers; i++) {
+		nng_close(r->peers[i].sock);
+	}
+	if (r->client_started) {
+		pthread_join(r->client, NULL);
+	}
+	if (r->rep_open) {
+		nng_close(r->rep);
+	}
+	if (r->server_started) {
+		pthread_join(r->server, NULL);
+	}
+	for (size_t i = 0; i < r->npeers; i++) {
+		free(r->peers[i].url);
+	}
+	free(r->peers);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+	d->repair = NULL;
+}
