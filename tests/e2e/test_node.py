@@ -120,6 +120,31 @@ class Trust(ClusterTest):
         self.assertIsNone(n1.lookup("owned"))
         self.assertIsNone(n2.lookup("owned"))
 
+    def test_sighup_removal_of_a_key_stops_its_writes(self):
+        c = self.cluster(2)
+        for n in c.nodes:
+            n.extra = ["--repair-interval", "300"]
+        c.start()
+        n1, n2 = c.nodes
+        self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
+        wait_until(lambda: n1.lookup("before") == "1", what="before")
+        # n1 forgets n2: rewrite the trust file without it, then SIGHUP.
+        with open(c.trustfile, "w") as f:
+            f.write(f"n1 {n1.pubkey}\n")
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=peer_removed peer=n2" in n1.logtext(),
+                   what="reload logged")
+        self.assertEqual(n2.ctl("add", "after", "1").rc, 0)
+        wait_until(lambda: n1.stats()["rejected"]["untrusted"] > 0,
+                   what="n2 now rejected")
+        # Neither gossip nor repair brings it: wait for repair rounds with
+        # n2 to be refused after the reload.
+        failed = n1.stats()["repair"]["failed"]
+        wait_until(lambda: n1.stats()["repair"]["failed"] >= failed + 2,
+                   what="repair rounds with n2 refused")
+        self.assertIsNone(n1.lookup("after"))
+        self.assertEqual(n1.lookup("before"), "1")  # merged writes stay
+
     def test_forged_node_id_is_rejected(self):
         c = self.cluster(2)
         n1, n2 = c.nodes
