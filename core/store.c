@@ -306,6 +306,32 @@ lww_store_close(lww_store *s)
 }
 
 lww_err
+lww_store_clear(lww_store *s)
+{
+	MDB_txn *txn;
+	lww_err rv;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		return mdb_err(rc);
+	}
+	if ((rc = mdb_drop(txn, s->kv, 0)) != 0 ||
+	    (rc = mdb_drop(txn, s->idx, 0)) != 0 ||
+	    (rc = mdb_drop(txn, s->tree, 0)) != 0 ||
+	    (rc = mdb_drop(txn, s->meta, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return mdb_err(rc);
+	}
+	if ((rv = meta_put_u64(txn, s->meta, META_FORMAT,
+	                       sizeof(META_FORMAT) - 1, STORE_FORMAT)) !=
+	    LWW_OK) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	return mdb_err(mdb_txn_commit(txn));
+}
+
+lww_err
 lww_store_begin(lww_store *s, lww_txn **out)
 {
 	lww_txn *t;

@@ -53,6 +53,11 @@ lww_err lww_store_open(const char *dir, const lww_store_opts *opts,
 /* Closes the store; accepts NULL. No transaction may be open. */
 void lww_store_close(lww_store *s);
 
+/* Removes every entry, the digest, sequence numbers and the clock mark, in
+ * one transaction (the store's format record stays). For tests and fuzz
+ * harnesses that reuse one store. */
+lww_err lww_store_clear(lww_store *s);
+
 /* Begins the write transaction. */
 lww_err lww_store_begin(lww_store *s, lww_txn **out);
 

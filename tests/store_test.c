@@ -105,6 +105,21 @@ test_apply_keeps_winner(void **state)
 		assert_int_equal(st.tombstones, 0);
 		assert_true(st.bytes > 0 && st.map_size >= st.bytes);
 	}
+	/* Clear empties everything, and the store stays usable. */
+	assert_ok(lww_store_clear(s));
+	assert_err(lww_store_get(s, (const uint8_t *) "b", 1, &b, &e),
+	           LWW_ENOTFOUND);
+	{
+		lww_store_stats st;
+		lww_digest root;
+		assert_ok(lww_store_stats_get(s, &st));
+		assert_int_equal(st.entries, 0);
+		assert_ok(lww_store_digest(s, 0, 0, &root));
+		assert_true(lww_digest_is_zero(&root));
+	}
+	e = ENT("a", "again", 1, 1);
+	assert_ok(lww_store_apply(s, &e, 1, &won));
+	assert_int_equal(won, 1);
 	lww_buf_fini(&b);
 	lww_store_close(s);
 	tu_rmdir(dir);
