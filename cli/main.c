@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -36,7 +37,8 @@ enum {
 };
 
 static const char usage[] =
-    "usage: lwwctl [--api URL] [--timeout MS] [--json] COMMAND [ARGS]\n"
+    "usage: lwwctl [--api URL] [--key FILE] [--timeout MS] [--json] COMMAND "
+    "[ARGS]\n"
     "\n"
     "commands:\n"
     "  add KEY VALUE   write VALUE under KEY; VALUE '-' reads stdin\n"
@@ -49,12 +51,16 @@ static const char usage[] =
     "                  --json the objects that list prints\n"
     "  stats           node counters, as JSON\n"
     "  peers           peers with last contact, sequence and lag\n"
+    "  reload          make the node re-read its trust and clients files\n"
     "  keygen FILE     make an Ed25519 key pair: FILE (secret, mode 0600)\n"
     "                  and FILE.pub (the public key for trust files)\n"
     "\n"
     "options:\n"
     "  --api URL       the node's API (ipc:///path or tcp://host:port);\n"
     "                  default $LWW_API\n"
+    "  --key FILE      sign every request with this key (lwwctl keygen);\n"
+    "                  needed by nodes started with --clients; default\n"
+    "                  $LWW_KEY\n"
     "  --timeout MS    give up after MS milliseconds (default 5000)\n"
     "  --json          machine-readable output\n"
     "  -h, --help      this text; COMMAND --help for one command\n"
@@ -66,11 +72,14 @@ static const char usage[] =
 
 static struct {
 	const char *api;
+	const char *keyfile;
 	int timeout_ms;
 	int json;
 	nng_socket sock;
 	int open;
-} g = {NULL, 5000, 0, NNG_SOCKET_INITIALIZER, 0};
+	int signing;
+	lww_key key;
+} g = {NULL, NULL, 5000, 0, NNG_SOCKET_INITIALIZER, 0, 0, {{0}, {0}}};
 
 static int die(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -234,11 +243,29 @@ nerr(int rv)
 	return buf;
 }
 
+/* Loads --key (or $LWW_KEY): from then on every request is signed. */
+static void
+load_key(void)
+{
+	lww_err rv;
+
+	if (g.keyfile == NULL || *g.keyfile == '\0') {
+		return;
+	}
+	if ((rv = lww_key_load(g.keyfile, &g.key)) != LWW_OK) {
+		die(EXIT_USAGE, "cannot load --key %s: %s%s", g.keyfile,
+		    lww_strerror(rv),
+		    rv == LWW_EPERM ? " (chmod 600 it, as its owner)" : "");
+	}
+	g.signing = 1;
+}
+
 static void
 connect_api(void)
 {
 	int rv;
 
+	load_key();
 	if (g.api == NULL || *g.api == '\0') {
 		usage_error("%s", "no node to talk to: give --api URL or set "
 		                  "$LWW_API");
@@ -273,11 +300,32 @@ connect_api(void)
 static void
 call(const lww_buf *req, nng_msg **msg, lww_rep *rep)
 {
+	static lww_buf auth, env;
+	const lww_buf *out = req;
 	nng_msg *m;
 	int rv;
 
+	if (g.signing) {
+		/* Signed, with our clock and a fresh nonce: the node refuses
+		 * stale or replayed copies. */
+		uint8_t nonce[LWW_NONCE_BYTES];
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		randombytes_buf(nonce, sizeof(nonce));
+		lww_buf_reset(&auth);
+		lww_buf_reset(&env);
+		if (lww_auth_encode(&auth,
+		                    (uint64_t) ts.tv_sec * 1000 +
+		                        (uint64_t) ts.tv_nsec / 1000000,
+		                    nonce, req->p, req->len) != LWW_OK ||
+		    lww_envelope_seal(&g.key, auth.p, auth.len, &env) !=
+		        LWW_OK) {
+			die(EXIT_REFUSED, "request too large to sign");
+		}
+		out = &env;
+	}
 	if ((rv = nng_msg_alloc(&m, 0)) != 0 ||
-	    (rv = nng_msg_append(m, req->p, req->len)) != 0) {
+	    (rv = nng_msg_append(m, out->p, out->len)) != 0) {
 		die(EXIT_REFUSED, "cannot build request: %s", nng_strerror(rv));
 	}
 	if ((rv = nng_sendmsg(g.sock, m, 0)) != 0) {
@@ -302,6 +350,9 @@ check_reply(nng_msg *m, const lww_rep *rep)
 		return;
 	}
 	int code = rep->status == LWW_ENOTFOUND ? EXIT_NOTFOUND : EXIT_REFUSED;
+	if (rep->status == LWW_EBUSY || rep->status == LWW_ECLOSED) {
+		code = EXIT_UNREACHABLE; /* the node could not serve it now */
+	}
 	char msg[LWW_ERRMSG_MAX + 1];
 	size_t n = rep->msglen;
 	memcpy(msg, rep->msg, n);
@@ -519,6 +570,30 @@ cmd_list(int argc, char **argv)
 	} while (more);
 	lww_buf_fini(&b);
 	(void) total;
+	return EXIT_OK;
+}
+
+static int
+cmd_reload(int argc, char **argv)
+{
+	lww_req q = {.op = LWW_OP_RELOAD};
+	lww_buf b = LWW_BUF_INIT;
+	nng_msg *m;
+	lww_rep rep;
+
+	(void) argv;
+	need_args("reload", argc, 0, 0, "reload");
+	if (lww_req_encode(&b, &q) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot encode request");
+	}
+	connect_api();
+	call(&b, &m, &rep);
+	check_reply(m, &rep);
+	if (g.json) {
+		puts("{\"reloaded\":true}");
+	}
+	nng_msg_free(m);
+	lww_buf_fini(&b);
 	return EXIT_OK;
 }
 
@@ -798,6 +873,8 @@ static const struct {
     {"stats", "stats            node counters, as JSON"},
     {"peers", "peers            peers with last contact and lag, as JSON"},
     {"keygen", "keygen FILE      make a key pair: FILE (0600) and FILE.pub"},
+    {"reload",
+     "reload           the node re-reads its trust and clients files"},
 };
 
 int
@@ -805,6 +882,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"api", required_argument, NULL, 'a'},
+	    {"key", required_argument, NULL, 'k'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
@@ -815,11 +893,15 @@ main(int argc, char **argv)
 	int ch;
 
 	g.api = getenv("LWW_API");
+	g.keyfile = getenv("LWW_KEY");
 	/* '+': stop at the command, so its arguments may start with '-'. */
 	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			g.api = optarg;
+			break;
+		case 'k':
+			g.keyfile = optarg;
 			break;
 		case 't': {
 			char *end;
@@ -885,6 +967,8 @@ main(int argc, char **argv)
 		return cmd_text(LWW_OP_PEERS, argc, argv);
 	} else if (strcmp(cmd, "keygen") == 0) {
 		return cmd_keygen(argc, argv);
+	} else if (strcmp(cmd, "reload") == 0) {
+		return cmd_reload(argc, argv);
 	}
 	usage_error("unknown command '%s'", cmd);
 	return EXIT_USAGE;

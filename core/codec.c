@@ -380,6 +380,7 @@ lww_req_encode(lww_buf *b, const lww_req *r)
 		break;
 	case LWW_OP_STATS:
 	case LWW_OP_PEERS:
+	case LWW_OP_RELOAD:
 		break;
 	default:
 		/* LOAD is built with lww_load_begin/lww_load_add. */
@@ -490,6 +491,7 @@ lww_req_decode(const uint8_t *p, size_t n, lww_req *out)
 		break;
 	case LWW_OP_STATS:
 	case LWW_OP_PEERS:
+	case LWW_OP_RELOAD:
 		break;
 	case LWW_OP_LOAD:
 		if ((rv = lww_rd_u32(&r, &count)) != LWW_OK) {
@@ -1041,6 +1043,47 @@ lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out)
 	    (rv = lww_rd_end(&r)) != LWW_OK) {
 		return rv;
 	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+/* ---- client authentication ---- */
+
+lww_err
+lww_auth_encode(lww_buf *b, uint64_t ts_ms,
+                const uint8_t nonce[LWW_NONCE_BYTES], const uint8_t *req,
+                size_t reqlen)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_AUTH)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, ts_ms)) != LWW_OK ||
+	    (rv = lww_buf_put(b, nonce, LWW_NONCE_BYTES)) != LWW_OK ||
+	    (rv = lww_buf_put(b, req, reqlen)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_auth_decode(const uint8_t *p, size_t n, lww_auth *out)
+{
+	lww_auth tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_AUTH)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.ts_ms)) != LWW_OK ||
+	    (rv = lww_rd_bytes(&r, LWW_NONCE_BYTES, &tmp.nonce)) != LWW_OK) {
+		return rv;
+	}
+	tmp.reqlen = lww_rd_left(&r);
+	if (tmp.reqlen < 2) {
+		return LWW_EPROTO; /* too short to be a message */
+	}
+	tmp.req = p + r.off;
 	*out = tmp;
 	return LWW_OK;
 }

@@ -22,6 +22,8 @@
  *   leafreq  ver type=LEAF_REQ count:u32
  *            (leaf:u32 nsum:u32 (bucket:u32 digest:u64)*nsum)*count
  *   leafrep  ver type=LEAF_REP done:u32 count:u32 entry*count
+ *   auth     ver type=AUTH ts_ms:u64 nonce:16 request (signed by a client,
+ *            inside an envelope)
  * The signed envelope that wraps gossip is in envelope.h.
  */
 #ifndef LWW_CODEC_H
@@ -47,6 +49,7 @@ enum lww_msg_type {
 	LWW_MSG_LEAF_REP = 0x13,
 	LWW_MSG_REQUEST = 0x20,
 	LWW_MSG_REPLY = 0x21,
+	LWW_MSG_AUTH = 0x22,
 	LWW_MSG_ENVELOPE = 0x30,
 };
 
@@ -59,8 +62,9 @@ enum lww_op {
 	LWW_OP_STATS = 5,
 	LWW_OP_PEERS = 6,
 	LWW_OP_LOAD = 7,
+	LWW_OP_RELOAD = 8,
 };
-#define LWW_OP_LAST LWW_OP_LOAD
+#define LWW_OP_LAST LWW_OP_RELOAD
 
 /* Non-zero for operations that change the store. */
 int lww_op_writes(int op);
@@ -134,6 +138,24 @@ typedef struct lww_req {
 
 lww_err lww_req_encode(lww_buf *b, const lww_req *r);
 lww_err lww_req_decode(const uint8_t *p, size_t n, lww_req *out);
+
+/* Client authentication: a request wrapped with the client's wall-clock
+ * time and a random nonce, then sealed in an envelope by the client's key,
+ * so a node can refuse unlisted keys, stale requests and replays. */
+#define LWW_NONCE_BYTES 16
+
+typedef struct lww_auth {
+	uint64_t ts_ms;
+	const uint8_t *nonce; /* LWW_NONCE_BYTES */
+	const uint8_t *req;   /* the wrapped request message */
+	size_t reqlen;
+} lww_auth;
+
+lww_err lww_auth_encode(lww_buf *b, uint64_t ts_ms,
+                        const uint8_t nonce[LWW_NONCE_BYTES],
+                        const uint8_t *req, size_t reqlen);
+/* Validates the wrapper only; the request inside is decoded on its own. */
+lww_err lww_auth_decode(const uint8_t *p, size_t n, lww_auth *out);
 
 /* Starts a LOAD request; add items with lww_load_add. */
 lww_err lww_load_begin(lww_buf *b);

@@ -121,8 +121,10 @@ typedef struct lww_envelope {
 
 /* Opens an envelope: LWW_EPROTO if too short or not an envelope,
  * LWW_EVERSION, LWW_EUNTRUSTED if the signer is not in `trust`, LWW_EBADSIG
- * if the signature does not cover exactly these bytes. *out borrows from p
- * and trust, and is written only on LWW_OK. */
+ * if the signature does not cover exactly these bytes. With trust NULL any
+ * signer is accepted whose signature verifies (out->peer is then NULL):
+ * the bytes are intact, but nothing is said about who sent them. *out
+ * borrows from p and trust, and is written only on LWW_OK. */
 LWW_MUST_CHECK lww_err lww_envelope_open(const uint8_t *p, size_t n,
                                          const lww_trust *trust,
                                          lww_envelope *out);

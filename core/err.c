@@ -32,6 +32,9 @@ static const char *const lww_errstr[] = {
     [LWW_EBUSY] = "node busy",
     [LWW_ECLOSED] = "node shutting down",
     [LWW_ENOENT] = "no such file",
+    [LWW_ESTALE] = "request timestamp outside the freshness window",
+    [LWW_EREPLAY] = "request replayed",
+    [LWW_EAUTH] = "client not authorised",
 };
 
 _Static_assert(sizeof(lww_errstr) / sizeof(lww_errstr[0]) == LWW_ERR_LAST + 1,

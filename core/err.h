@@ -34,9 +34,12 @@ typedef enum lww_err {
 	LWW_EBUSY = 22,      /* node is overloaded; retry */
 	LWW_ECLOSED = 23,    /* node is shutting down */
 	LWW_ENOENT = 24,     /* file does not exist */
+	LWW_ESTALE = 25,  /* request timestamp outside the freshness window */
+	LWW_EREPLAY = 26, /* request nonce already seen */
+	LWW_EAUTH = 27,   /* request not signed by a listed client */
 } lww_err;
 
-#define LWW_ERR_LAST LWW_ENOENT
+#define LWW_ERR_LAST LWW_EAUTH
 
 /* A static, one-line English description of err; never NULL. */
 const char *lww_strerror(int err);

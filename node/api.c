@@ -13,6 +13,7 @@
 
 #include "limits.h"
 #include "lwwd.h"
+#include "replay.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
@@ -172,6 +173,110 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	send_reply(a);
 }
 
+/* Counts a refused request and answers it. */
+static void
+refuse(struct lwwd_api *a, _Atomic uint64_t *ctr, uint8_t op, lww_err rv,
+       const char *msg)
+{
+	atomic_fetch_add(ctr, 1);
+	atomic_fetch_add(&a->d->stats.api_refused, 1);
+	reply_error(a, op, rv, msg);
+}
+
+/* The op byte of a request, for error replies (0 if unreadable). */
+static uint8_t
+op_of(const uint8_t *p, size_t n)
+{
+	return (n >= 3 && p[1] == LWW_MSG_REQUEST && p[2] >= 1 &&
+	        p[2] <= LWW_OP_LAST)
+	           ? p[2]
+	           : 0;
+}
+
+/* Unwraps a signed request: checks the signer (against --clients when
+ * given), then freshness and replay. On success *p, *n point at the
+ * request inside and *ro says if the client is read-only. Answers and
+ * returns -1 otherwise. */
+static int
+authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
+{
+	lwwd *d = a->d;
+	lww_envelope env;
+	lww_auth au;
+	lww_err rv;
+	uint8_t type;
+
+	*ro = 0;
+	if (lww_msg_peek(*p, *n, &type) != LWW_OK || type != LWW_MSG_ENVELOPE) {
+		if (d->clients == NULL) {
+			return 0; /* an open API: plain requests are fine */
+		}
+		refuse(a, &d->stats.auth_unsigned, op_of(*p, *n), LWW_EAUTH,
+		       "this node accepts only signed requests: give lwwctl "
+		       "--key FILE (or $LWW_KEY) with a key listed in its "
+		       "--clients file");
+		return -1;
+	}
+	pthread_mutex_lock(&d->mtx);
+	rv = lww_envelope_open(*p, *n, d->clients, &env);
+	if (rv == LWW_OK && env.peer != NULL) {
+		*ro = (env.peer->flags & LWW_PEER_RO) != 0;
+	}
+	pthread_mutex_unlock(&d->mtx);
+	if (rv == LWW_EUNTRUSTED) {
+		refuse(a, &d->stats.auth_unlisted, 0, LWW_EAUTH,
+		       "client key not listed in this node's --clients file");
+		return -1;
+	}
+	if (rv != LWW_OK) {
+		refuse(a, &d->stats.auth_bad_signature, 0,
+		       rv == LWW_EBADSIG ? LWW_EAUTH : rv,
+		       rv == LWW_EBADSIG ? "bad request signature" : NULL);
+		return -1;
+	}
+	if ((rv = lww_auth_decode(env.payload, env.plen, &au)) != LWW_OK) {
+		atomic_fetch_add(&d->stats.api_bad_requests, 1);
+		reply_error(a, 0, rv, NULL);
+		return -1;
+	}
+	pthread_mutex_lock(&d->mtx);
+	rv = lww_replay_check(d->replay, au.nonce, au.ts_ms, lwwd_now_ms());
+	pthread_mutex_unlock(&d->mtx);
+	if (rv == LWW_ESTALE) {
+		refuse(
+		    a, &d->stats.auth_stale, op_of(au.req, au.reqlen), rv,
+		    "request timestamp more than 30 s from the node's clock");
+		return -1;
+	}
+	if (rv != LWW_OK) {
+		refuse(a, &d->stats.auth_replay, op_of(au.req, au.reqlen), rv,
+		       rv == LWW_EREPLAY ? "request replayed" : NULL);
+		return -1;
+	}
+	*p = au.req;
+	*n = au.reqlen;
+	return 0;
+}
+
+static void
+do_reload(struct lwwd_api *a)
+{
+	char err[300];
+	lww_rep r = {.op = LWW_OP_RELOAD};
+
+	lwwd_log(LWWD_LOG_INFO, "reload", "from=api");
+	if (lwwd_reload(a->d, 0, err, sizeof(err)) != 0) {
+		lwwd_log(LWWD_LOG_ERROR, "reload_failed",
+		         "reason=\"%s\" (keeping the old keys)", err);
+		atomic_fetch_add(&a->d->stats.api_refused, 1);
+		reply_error(a, LWW_OP_RELOAD, LWW_ESYNTAX, err);
+		return;
+	}
+	lww_buf_reset(&a->out);
+	(void) lww_rep_encode(&a->out, &r);
+	send_reply(a);
+}
+
 static void
 handle(struct lwwd_api *a, nng_msg *msg)
 {
@@ -180,16 +285,30 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	size_t n = nng_msg_len(msg);
 	lww_req q;
 	lww_err rv;
+	int ro;
 
 	atomic_fetch_add(&d->stats.api_requests, 1);
+	if (authenticate(a, &p, &n, &ro) != 0) {
+		nng_msg_free(msg);
+		return;
+	}
 	if ((rv = lww_req_decode(p, n, &q)) != LWW_OK) {
-		uint8_t op =
-		    (n >= 3 && p[2] >= 1 && p[2] <= LWW_OP_LAST) ? p[2] : 0;
 		atomic_fetch_add(&d->stats.api_bad_requests, 1);
 		lwwd_log(LWWD_LOG_DEBUG, "bad_request", "reason=\"%s\" len=%zu",
 		         lww_strerror(rv), n);
+		reply_error(a, op_of(p, n), rv, NULL);
 		nng_msg_free(msg);
-		reply_error(a, op, rv, NULL);
+		return;
+	}
+	if (ro && (lww_op_writes(q.op) || q.op == LWW_OP_RELOAD)) {
+		refuse(a, &d->stats.auth_readonly, q.op, LWW_EREADONLY,
+		       "this client is read-only (ro in the --clients file)");
+		nng_msg_free(msg);
+		return;
+	}
+	if (q.op == LWW_OP_RELOAD) {
+		nng_msg_free(msg);
+		do_reload(a);
 		return;
 	}
 	if (!lww_op_writes(q.op)) {
@@ -263,13 +382,14 @@ lwwd_api_check_url(const lwwd_config *c)
 	if (strcmp(url->u_scheme, "tcp") == 0 ||
 	    strcmp(url->u_scheme, "tcp4") == 0 ||
 	    strcmp(url->u_scheme, "tcp6") == 0) {
-		ok = is_loopback(url->u_hostname) || c->insecure_api;
+		ok = is_loopback(url->u_hostname) || c->clients != NULL ||
+		     c->insecure_api;
 		if (!ok) {
 			fprintf(stderr,
 			        "lwwd: refusing --api %s: a tcp API on a "
 			        "non-loopback address needs client "
-			        "authentication; use 127.0.0.1 or ipc://, or "
-			        "pass --insecure-api\n",
+			        "authentication: give --clients FILE, use "
+			        "127.0.0.1 or ipc://, or pass --insecure-api\n",
 			        c->api);
 		}
 	} else if (strcmp(url->u_scheme, "ipc") == 0) {

@@ -17,6 +17,7 @@
 static const char usage[] =
     "usage: lwwd [--config FILE] --data DIR --key FILE --trust FILE\n"
     "            --api URL --gossip URL [--sync URL] [--peer URL]...\n"
+    "            [--clients FILE]\n"
     "            [--max-drift MS] [--fsync always|none] [--map-size MIB]\n"
     "            [--repair-interval MS]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
@@ -32,6 +33,8 @@ static const char usage[] =
     "  --trust FILE      peers whose writes are accepted: NAME PUBLICKEY a "
     "line\n"
     "  --api URL         client API (ipc:///path or tcp://127.0.0.1:PORT)\n"
+    "  --clients FILE    accept only API requests signed by a key listed\n"
+    "                    here (NAME PUBLICKEY [ro]; ro: read-only)\n"
     "  --gossip URL      PUB socket this node publishes its writes on\n"
     "  --sync URL        repair socket (default: gossip port + 1, or ipc\n"
     "                    path + .sync)\n"
@@ -45,11 +48,12 @@ static const char usage[] =
     "                    (+-25% jitter; default 5000; 0: only when gossip\n"
     "                    shows a lost batch)\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
-    "  --insecure-api    allow a tcp API on a non-loopback address\n"
+    "  --insecure-api    allow a tcp API on a non-loopback address without\n"
+    "                    --clients\n"
     "  -h, --help        this text;  --version  the version\n"
     "\n"
     "Signals: SIGTERM/SIGINT flush and exit 0; SIGHUP re-reads the trust "
-    "file.\n";
+    "and\nclients files.\n";
 
 static int
 set_str(char **dst, const char *v)
@@ -94,6 +98,8 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 		return set_str(&c->key, v);
 	} else if (strcmp(name, "trust") == 0) {
 		return set_str(&c->trust, v);
+	} else if (strcmp(name, "clients") == 0) {
+		return set_str(&c->clients, v);
 	} else if (strcmp(name, "api") == 0) {
 		return set_str(&c->api, v);
 	} else if (strcmp(name, "gossip") == 0) {
@@ -231,6 +237,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"data", required_argument, NULL, 'd'},
 	    {"key", required_argument, NULL, 'k'},
 	    {"trust", required_argument, NULL, 't'},
+	    {"clients", required_argument, NULL, 'C'},
 	    {"api", required_argument, NULL, 'a'},
 	    {"gossip", required_argument, NULL, 'g'},
 	    {"sync", required_argument, NULL, 's'},
@@ -348,6 +355,7 @@ lwwd_config_fini(lwwd_config *c)
 	free(c->data);
 	free(c->key);
 	free(c->trust);
+	free(c->clients);
 	free(c->api);
 	free(c->gossip);
 	free(c->sync);

@@ -29,12 +29,17 @@ int lwwd_log_parse_level(const char *s);
 void lwwd_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Signed client requests: freshness window and replay cache size. */
+#define LWWD_FRESH_MS   30000
+#define LWWD_NONCES_MAX 262144
+
 /* ---- configuration (config.c) ---- */
 #define LWWD_REPAIR_INTERVAL_DEFAULT 5000
 typedef struct lwwd_config {
 	char *data;
 	char *key;
 	char *trust;
+	char *clients; /* NULL: the API accepts unsigned requests */
 	char *api;
 	char *gossip;
 	char *sync;
@@ -73,6 +78,12 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t api_requests;
 	_Atomic uint64_t api_bad_requests;
 	_Atomic uint64_t api_refused;
+	_Atomic uint64_t auth_unsigned;
+	_Atomic uint64_t auth_unlisted;
+	_Atomic uint64_t auth_bad_signature;
+	_Atomic uint64_t auth_stale;
+	_Atomic uint64_t auth_replay;
+	_Atomic uint64_t auth_readonly;
 	_Atomic uint64_t commits;
 	_Atomic uint64_t fsyncs;
 	_Atomic uint64_t fsync_us_total;
@@ -140,6 +151,8 @@ typedef struct lwwd {
 	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
 	pthread_cond_t hb_cv; /* heartbeat: stopping */
 	lww_trust *trust;
+	lww_trust *clients; /* NULL without --clients */
+	struct lww_replay *replay;
 	lwwd_peer_state *peers;
 	size_t npeers;
 	lwwd_op *qhead, *qtail;
@@ -190,12 +203,14 @@ lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
 lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
 
-/* Loads the trust file and rebuilds the peer table (start-up, SIGHUP);
- * logs what changed unless `initial`. */
-int lwwd_trust_reload(lwwd *d, int initial);
+/* Loads the trust file and rebuilds the peer table, then the clients file
+ * if there is one (start-up, SIGHUP, lwwctl reload); logs what changed
+ * unless `initial`. On error keeps what it had, writes why into err and
+ * returns -1. */
+int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
 
 /* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
- * --insecure-api; prints why. 0 if fine. */
+ * --clients or --insecure-api; prints why. 0 if fine. */
 int lwwd_api_check_url(const lwwd_config *c);
 
 #endif /* LWWD_H */

@@ -18,6 +18,7 @@
 
 #include "limits.h"
 #include "lwwd.h"
+#include "replay.h"
 
 static uint64_t
 wall_ms(void *arg)
@@ -77,13 +78,17 @@ load_identity(lwwd *d)
 	d->self = lww_node_id(d->key.pk);
 	snprintf(d->self_name, sizeof(d->self_name), "%016llx",
 	         (unsigned long long) d->self);
-	if ((rv = lww_trust_load(d->cfg.trust, &d->trust, err, sizeof(err))) !=
-	    LWW_OK) {
-		fprintf(stderr, "lwwd: --trust %s: %s\n", d->cfg.trust, err);
+	if (lwwd_reload(d, 1, err, sizeof(err)) != 0) {
+		fprintf(stderr, "lwwd: %s\n", err);
 		return -1;
 	}
-	/* Builds the peer table (loading the file once more). */
-	return lwwd_trust_reload(d, 1);
+	/* Nonces of signed client requests, for a 30 s freshness window. */
+	if ((d->replay = lww_replay_alloc(LWWD_NONCES_MAX, LWWD_FRESH_MS)) ==
+	    NULL) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -132,9 +137,13 @@ main(int argc, char **argv)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			lwwd_log(LWWD_LOG_INFO, "reload", "file=%s",
-			         d->cfg.trust);
-			(void) lwwd_trust_reload(d, 0);
+			char err[300];
+			lwwd_log(LWWD_LOG_INFO, "reload", "signal=HUP");
+			if (lwwd_reload(d, 0, err, sizeof(err)) != 0) {
+				lwwd_log(LWWD_LOG_ERROR, "reload_failed",
+				         "reason=\"%s\" (keeping the old keys)",
+				         err);
+			}
 			continue;
 		}
 		lwwd_log(LWWD_LOG_INFO, "stopping", "signal=%s",
@@ -150,6 +159,8 @@ out:
 	nng_close(d->pub);
 	lww_store_close(d->store);
 	lww_trust_free(d->trust);
+	lww_trust_free(d->clients);
+	lww_replay_free(d->replay);
 	free(d->peers);
 	lww_key_wipe(&d->key);
 	if (status == 0) {

@@ -1,7 +1,6 @@
 /*
- * stats.c - the stats and peers replies as JSON, and the trust reload that
- * rebuilds the peer table. Names come from the trust file, whose syntax
- * allows only [A-Za-z0-9._-], so they need no escaping.
+ * stats.c - the stats and peers replies as JSON. Names come from the trust
+ * file, whose syntax allows only [A-Za-z0-9._-], so they need no escaping.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -91,6 +90,15 @@ lwwd_stats_json(lwwd *d, lww_buf *b)
 		             U(api_refused));
 	if (rv == LWW_OK)
 		rv = put_fmt(b,
+		             "\"auth_refused\":{\"unsigned\":%llu,"
+		             "\"unlisted\":%llu,\"bad_signature\":%llu,"
+		             "\"stale\":%llu,\"replay\":%llu,"
+		             "\"read_only\":%llu},",
+		             U(auth_unsigned), U(auth_unlisted),
+		             U(auth_bad_signature), U(auth_stale),
+		             U(auth_replay), U(auth_readonly));
+	if (rv == LWW_OK)
+		rv = put_fmt(b,
 		             "\"commits\":%llu,\"fsyncs\":%llu,"
 		             "\"fsync_avg_us\":%llu,\"fsync_max_us\":%llu,",
 		             U(commits), (unsigned long long) fs,
@@ -146,70 +154,4 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		rv = lww_buf_put(b, "]", 1);
 	}
 	return rv;
-}
-
-int
-lwwd_trust_reload(lwwd *d, int initial)
-{
-	char err[256];
-	lww_trust *t, *old;
-	lwwd_peer_state *np;
-	size_t n = 0;
-	lww_err rv;
-
-	if ((rv = lww_trust_load(d->cfg.trust, &t, err, sizeof(err))) !=
-	    LWW_OK) {
-		lwwd_log(LWWD_LOG_ERROR, "trust_invalid",
-		         "file=%s reason=\"%s\"", d->cfg.trust, err);
-		return -1;
-	}
-	np = calloc(lww_trust_count(t) + 1, sizeof(*np));
-	if (np == NULL) {
-		lww_trust_free(t);
-		return -1;
-	}
-	pthread_mutex_lock(&d->mtx);
-	for (size_t i = 0; i < lww_trust_count(t); i++) {
-		const lww_peer *p = lww_trust_at(t, i);
-		if (p->node == d->self) {
-			memcpy(d->self_name, p->name, sizeof(d->self_name));
-			continue;
-		}
-		np[n].node = p->node;
-		memcpy(np[n].name, p->name, sizeof(np[n].name));
-		/* Keep what we knew of a peer that stays. */
-		for (size_t j = 0; j < d->npeers; j++) {
-			if (d->peers[j].node == p->node) {
-				np[n] = d->peers[j];
-				memcpy(np[n].name, p->name, sizeof(np[n].name));
-			}
-		}
-		n++;
-	}
-	for (size_t j = 0; j < d->npeers && !initial; j++) {
-		if (lww_trust_find_node(t, d->peers[j].node) == NULL) {
-			lwwd_log(LWWD_LOG_INFO, "peer_removed", "peer=%s",
-			         d->peers[j].name);
-		}
-	}
-	for (size_t i = 0; i < n && !initial; i++) {
-		if (lww_trust_find_node(d->trust, np[i].node) == NULL) {
-			lwwd_log(LWWD_LOG_INFO, "peer_added", "peer=%s",
-			         np[i].name);
-		}
-	}
-	old = d->trust;
-	d->trust = t;
-	free(d->peers);
-	d->peers = np;
-	d->npeers = n;
-	pthread_mutex_unlock(&d->mtx);
-	if (old != t) {
-		lww_trust_free(old);
-	}
-	if (!initial) {
-		lwwd_log(LWWD_LOG_INFO, "trust_loaded", "file=%s peers=%zu",
-		         d->cfg.trust, n);
-	}
-	return 0;
 }

@@ -102,9 +102,14 @@ test_untrusted_and_impersonation(void **state)
 	t = trust_of(&a, "a");
 	assert_ok(lww_envelope_seal(&mallory, (const uint8_t *) "x", 1, &b));
 	assert_err(lww_envelope_open(b.p, b.len, t, &env), LWW_EUNTRUSTED);
+	/* Without a trust set any intact signature opens, naming no peer. */
+	assert_ok(lww_envelope_open(b.p, b.len, NULL, &env));
+	assert_null(env.peer);
+	assert_memory_equal(env.pk, mallory.pk, LWW_PK_BYTES);
 	/* Mallory writes a's public key into the header: bad signature. */
 	memcpy(b.p + 2, a.pk, LWW_PK_BYTES);
 	assert_err(lww_envelope_open(b.p, b.len, t, &env), LWW_EBADSIG);
+	assert_err(lww_envelope_open(b.p, b.len, NULL, &env), LWW_EBADSIG);
 	lww_trust_free(t);
 	lww_buf_fini(&b);
 }

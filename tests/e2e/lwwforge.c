@@ -11,6 +11,12 @@
  *   garbage    random bytes
  *   drift      a valid batch stamped one hour in the future
  * Usage: lwwforge URL KEYFILE MODE KEY VALUE COUNT INTERVAL_MS
+ *
+ * As a client: lwwforge api URL KEYFILE MODE sends one signed ADD of
+ * forge-api=x to the API and prints the status code of each reply:
+ *   replay   the same signed bytes twice
+ *   stale    stamped 60 s in the past
+ *   badsig   one signature bit flipped
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 #include <sodium.h>
 
@@ -34,6 +41,71 @@ now_ms(void)
 	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
+static int
+api_status(nng_socket s, const lww_buf *b)
+{
+	nng_msg *m;
+	lww_rep rep;
+	int st;
+
+	if (nng_send(s, b->p, b->len, 0) != 0 || nng_recvmsg(s, &m, 0) != 0) {
+		return -1;
+	}
+	st = lww_rep_decode(nng_msg_body(m), nng_msg_len(m), &rep) == LWW_OK
+	         ? rep.status
+	         : -2;
+	nng_msg_free(m);
+	return st;
+}
+
+static int
+api_main(const char *url, const char *keyfile, const char *mode)
+{
+	lww_buf req = LWW_BUF_INIT, auth = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_req q = {.op = LWW_OP_ADD,
+	             .key = (const uint8_t *) "forge-api",
+	             .klen = 9,
+	             .val = (const uint8_t *) "x",
+	             .vlen = 1};
+	uint8_t nonce[LWW_NONCE_BYTES];
+	uint64_t ts = now_ms();
+	nng_socket s;
+	lww_key k;
+
+	if (lww_key_load(keyfile, &k) != LWW_OK) {
+		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
+		return 1;
+	}
+	if (strcmp(mode, "stale") == 0) {
+		ts -= 60000;
+	}
+	randombytes_buf(nonce, sizeof(nonce));
+	if (lww_req_encode(&req, &q) != LWW_OK ||
+	    lww_auth_encode(&auth, ts, nonce, req.p, req.len) != LWW_OK ||
+	    lww_envelope_seal(&k, auth.p, auth.len, &env) != LWW_OK) {
+		return 1;
+	}
+	if (strcmp(mode, "badsig") == 0) {
+		env.p[env.len - 1] ^= 0x01;
+	}
+	if (nng_req0_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot reach %s\n", url);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+	printf("%d", api_status(s, &env));
+	if (strcmp(mode, "replay") == 0) {
+		printf(" %d", api_status(s, &env));
+	}
+	printf("\n");
+	nng_close(s);
+	lww_key_wipe(&k);
+	lww_buf_fini(&req);
+	lww_buf_fini(&auth);
+	lww_buf_fini(&env);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -44,9 +116,17 @@ main(int argc, char **argv)
 	nng_socket pub;
 	int count, interval;
 
+	if (argc == 5 && strcmp(argv[1], "api") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return api_main(argv[2], argv[3], argv[4]);
+	}
 	if (argc != 8) {
 		fprintf(stderr, "usage: lwwforge URL KEYFILE MODE KEY VALUE "
-		                "COUNT INTERVAL_MS\n");
+		                "COUNT INTERVAL_MS\n"
+		                "       lwwforge api URL KEYFILE "
+		                "replay|stale|badsig\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

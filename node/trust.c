@@ -1,0 +1,92 @@
+/*
+ * trust.c - (re)loading the trust and clients files. A reload builds the
+ * new sets completely before swapping them in under the node's mutex, so
+ * a file that does not parse changes nothing, and a key removed from a
+ * file is refused from the next message on. Writes already merged stay.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwwd.h"
+
+/* Logs keys that one set has and the other lacks. */
+static void
+log_diff(const lww_trust *from, const lww_trust *to, const char *event,
+         const char *what, uint64_t self)
+{
+	for (size_t i = 0; i < lww_trust_count(from); i++) {
+		const lww_peer *p = lww_trust_at(from, i);
+		if (p->node != self && lww_trust_find_pk(to, p->pk) == NULL) {
+			lwwd_log(LWWD_LOG_INFO, event, "%s=%s", what, p->name);
+		}
+	}
+}
+
+int
+lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
+{
+	char why[256];
+	lww_trust *t, *cl = NULL, *old, *oldcl;
+	lwwd_peer_state *np;
+	size_t n = 0;
+	lww_err rv;
+
+	if ((rv = lww_trust_load(d->cfg.trust, &t, why, sizeof(why))) !=
+	    LWW_OK) {
+		snprintf(err, errlen, "--trust %s: %s", d->cfg.trust, why);
+		return -1;
+	}
+	if (d->cfg.clients != NULL &&
+	    (rv = lww_trust_load(d->cfg.clients, &cl, why, sizeof(why))) !=
+	        LWW_OK) {
+		snprintf(err, errlen, "--clients %s: %s", d->cfg.clients, why);
+		lww_trust_free(t);
+		return -1;
+	}
+	if ((np = calloc(lww_trust_count(t) + 1, sizeof(*np))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		lww_trust_free(t);
+		lww_trust_free(cl);
+		return -1;
+	}
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < lww_trust_count(t); i++) {
+		const lww_peer *p = lww_trust_at(t, i);
+		if (p->node == d->self) {
+			memcpy(d->self_name, p->name, sizeof(d->self_name));
+			continue;
+		}
+		np[n].node = p->node;
+		/* Keep what we knew of a peer that stays. */
+		for (size_t j = 0; j < d->npeers; j++) {
+			if (d->peers[j].node == p->node) {
+				np[n] = d->peers[j];
+			}
+		}
+		memcpy(np[n].name, p->name, sizeof(np[n].name));
+		n++;
+	}
+	if (!initial) {
+		log_diff(d->trust, t, "peer_removed", "peer", d->self);
+		log_diff(t, d->trust, "peer_added", "peer", d->self);
+		log_diff(d->clients, cl, "client_removed", "client", 0);
+		log_diff(cl, d->clients, "client_added", "client", 0);
+	}
+	old = d->trust;
+	oldcl = d->clients;
+	d->trust = t;
+	d->clients = cl;
+	free(d->peers);
+	d->peers = np;
+	d->npeers = n;
+	pthread_mutex_unlock(&d->mtx);
+	lww_trust_free(old);
+	lww_trust_free(oldcl);
+	if (!initial) {
+		lwwd_log(LWWD_LOG_INFO, "trust_loaded",
+		         "file=%s peers=%zu clients=%zu", d->cfg.trust, n,
+		         lww_trust_count(cl));
+	}
+	return 0;
+}

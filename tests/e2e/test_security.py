@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the authenticated client API and hard limits:
+unlisted keys, bad signatures, stale and replayed requests, read-only
+clients, key removal by SIGHUP and by lwwctl reload, a public tcp API,
+and a flood of oversized messages that must not grow the node's memory."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
+
+
+class ClientAuth(ClusterTest):
+    def setUp(self):
+        super().setUp()
+        self.c = self.cluster(1)
+        self.n = self.c.nodes[0]
+        d = self.c.dir
+        self.keys = {}
+        for name in ("alice", "bob", "carol"):
+            path = os.path.join(d, f"{name}.key")
+            r = ctl("keygen", path)
+            self.assertEqual(r.rc, 0)
+            self.keys[name] = (path, r.out.strip())
+        self.clients = os.path.join(d, "clients")
+        self.write_clients(["alice", "bob ro"])
+        self.n.extra = ["--clients", self.clients]
+        self.n.start(wait=False)
+        wait_until(lambda: self.as_("alice", "stats").rc == 0,
+                   what="node up")
+
+    def write_clients(self, lines):
+        with open(self.clients, "w") as f:
+            for line in lines:
+                name, *flag = line.split()
+                f.write(f"{name} {self.keys[name][1]} {' '.join(flag)}\n")
+
+    def as_(self, who, *args, **kw):
+        return ctl("--key", self.keys[who][0], *args, api=self.n.api, **kw)
+
+    def auth(self):
+        return self.as_("alice", "stats").json()["auth_refused"]
+
+    def test_listed_client_reads_and_writes(self):
+        self.assertEqual(self.as_("alice", "add", "k", "v").rc, 0)
+        self.assertEqual(self.as_("alice", "lookup", "k").out, "v\n")
+        self.assertEqual(self.as_("bob", "lookup", "k").out, "v\n")
+
+    def test_unsigned_request_is_refused(self):
+        r = self.n.ctl("add", "k", "v")
+        self.assertEqual(r.rc, 4)
+        self.assertIn("accepts only signed requests", r.err)
+        self.assertEqual(self.auth()["unsigned"], 1)
+        self.assertEqual(self.as_("alice", "lookup", "k").rc, 1)
+
+    def test_unlisted_key_is_refused(self):
+        r = self.as_("carol", "add", "k", "v")
+        self.assertEqual(r.rc, 4)
+        self.assertIn("not listed", r.err)
+        self.assertEqual(self.auth()["unlisted"], 1)
+        self.assertEqual(self.as_("alice", "lookup", "k").rc, 1)
+
+    def test_read_only_client_cannot_write(self):
+        r = self.as_("bob", "add", "k", "v")
+        self.assertEqual(r.rc, 4)
+        self.assertIn("read-only", r.err)
+        self.assertEqual(self.as_("bob", "remove", "k").rc, 4)
+        self.assertEqual(ctl("--key", self.keys["bob"][0], "load",
+                             api=self.n.api, stdin=b"a\tb\n").rc, 4)
+        self.assertEqual(self.as_("bob", "reload").rc, 4)
+        self.assertEqual(self.auth()["read_only"], 4)
+        self.assertEqual(self.as_("alice", "stats").json()["keys"], 0)
+
+    def forge(self, mode):
+        p = subprocess.run([LWWFORGE, "api", self.n.api,
+                            self.keys["alice"][0], mode],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [int(x) for x in p.stdout.split()]
+
+    def test_bad_signature_stale_and_replay(self):
+        EAUTH, ESTALE, EREPLAY = 27, 25, 26
+        self.assertEqual(self.forge("badsig"), [EAUTH])
+        self.assertEqual(self.forge("stale"), [ESTALE])
+        # The first copy is accepted, the replayed copy refused.
+        self.assertEqual(self.forge("replay"), [0, EREPLAY])
+        a = self.auth()
+        self.assertEqual((a["bad_signature"], a["stale"], a["replay"]),
+                         (1, 1, 1))
+        # Exactly one write came through: the first copy.
+        s = self.as_("alice", "stats").json()
+        self.assertEqual(s["writes_local"], 1)
+
+    def test_key_removal_takes_effect_at_once(self):
+        self.assertEqual(self.as_("alice", "add", "k", "1").rc, 0)
+        # Drop bob by SIGHUP.
+        self.write_clients(["alice"])
+        self.n.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=client_removed client=bob"
+                   in self.n.logtext(), what="reload logged")
+        self.assertEqual(self.as_("bob", "lookup", "k").rc, 4)
+        # Drop... and re-add by lwwctl reload.
+        self.write_clients(["alice", "carol"])
+        self.assertEqual(self.as_("alice", "reload").rc, 0)
+        self.assertEqual(self.as_("carol", "lookup", "k").out, "1\n")
+        # A broken file changes nothing and says why.
+        with open(self.clients, "a") as f:
+            f.write("garbage line here\n")
+        r = self.as_("alice", "reload")
+        self.assertEqual(r.rc, 4)
+        self.assertIn("line 3", r.err)
+        self.assertEqual(self.as_("carol", "lookup", "k").out, "1\n")
+
+
+class PublicApi(ClusterTest):
+    def test_public_tcp_api_starts_with_clients(self):
+        c = self.cluster(1, transport="tcp")
+        n = c.nodes[0]
+        path = os.path.join(c.dir, "cli.key")
+        pub = ctl("keygen", path).out.strip()
+        clients = os.path.join(c.dir, "clients")
+        with open(clients, "w") as f:
+            f.write(f"ops {pub}\n")
+        port = n.api.rsplit(":", 1)[1]
+        n.api = f"tcp://0.0.0.0:{port}"
+        n.extra = ["--clients", clients]
+        n.start(wait=False)
+        local = f"tcp://127.0.0.1:{port}"
+        wait_until(lambda: ctl("--key", path, "stats", api=local).rc == 0,
+                   what="public API up")
+        self.assertEqual(ctl("stats", api=local).rc, 4)
+        n.api = local
+
+
+class Limits(ClusterTest):
+    def rss_kib(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def test_oversized_flood_does_not_grow_memory(self):
+        c = self.cluster(1).start()
+        n = c.nodes[0]
+        big = os.path.join(c.dir, "big")
+        with open(big, "wb") as f:
+            f.write(bytes([1, 0x20, 1]) + b"\x00" * (4 << 20))
+        for _ in range(3):  # warm up
+            subprocess.run(["nngcat", "--req", "--dial", n.api, "--file",
+                            big, "--recv-timeout", "1"],
+                           capture_output=True, timeout=30)
+        before = self.rss_kib(n.proc.pid)
+        for _ in range(4):  # 4 waves of 10 senders at once
+            ps = [subprocess.Popen(["nngcat", "--req", "--dial", n.api,
+                                    "--file", big, "--recv-timeout", "1"],
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+                  for _ in range(10)]
+            for p in ps:
+                p.wait(timeout=30)
+        after = self.rss_kib(n.proc.pid)
+        # 40 x 4 MiB sent; the node refuses each before allocating it.
+        self.assertLess(after - before, 8 * 1024,
+                        f"RSS grew from {before} to {after} KiB")
+        self.assertEqual(n.ctl("add", "still", "ok").rc, 0)
+        self.assertEqual(n.stats()["keys"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
