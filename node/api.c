@@ -381,7 +381,8 @@ lwwd_api_check_url(const lwwd_config *c)
 	}
 	if (strcmp(url->u_scheme, "tcp") == 0 ||
 	    strcmp(url->u_scheme, "tcp4") == 0 ||
-	    strcmp(url->u_scheme, "tcp6") == 0) {
+	    strcmp(url->u_scheme, "tcp6") == 0 ||
+	    strcmp(url->u_scheme, "tls+tcp") == 0) {
 		ok = is_loopback(url->u_hostname) || c->clients != NULL ||
 		     c->insecure_api;
 		if (!ok) {
@@ -395,7 +396,8 @@ lwwd_api_check_url(const lwwd_config *c)
 	} else if (strcmp(url->u_scheme, "ipc") == 0) {
 		ok = 1;
 	} else {
-		fprintf(stderr, "lwwd: --api %s: want ipc:// or tcp://\n",
+		fprintf(stderr,
+		        "lwwd: --api %s: want ipc://, tcp:// or tls+tcp://\n",
 		        c->api);
 	}
 	nng_url_free(url);
@@ -410,10 +412,12 @@ lwwd_api_start(lwwd *d)
 
 	if ((rv = nng_rep0_open(&d->api)) != 0 ||
 	    (rv = nng_socket_set_size(d->api, NNG_OPT_RECVMAXSZ,
-	                              LWW_MSG_MAX)) != 0 ||
-	    (rv = nng_listener_create(&l, d->api, d->cfg.api)) != 0) {
+	                              LWW_MSG_MAX)) != 0) {
 		fprintf(stderr, "lwwd: cannot open --api %s: %s\n", d->cfg.api,
 		        nng_strerror(rv));
+		return -1;
+	}
+	if (lwwd_listen(&d->cfg, d->api, d->cfg.api, "--api", &l) != 0) {
 		return -1;
 	}
 	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {

@@ -19,7 +19,8 @@ static const char usage[] =
     "            --api URL --gossip URL [--sync URL] [--peer URL]...\n"
     "            [--clients FILE]\n"
     "            [--max-drift MS] [--fsync always|none] [--map-size MIB]\n"
-    "            [--repair-interval MS]\n"
+    "            [--repair-interval MS] [--tls-cert FILE --tls-ca FILE\n"
+    "            [--tls-server-name NAME]]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
     "\n"
     "lwwd is the lww peer node: it holds the whole dictionary in LMDB,\n"
@@ -48,6 +49,12 @@ static const char usage[] =
     "                    (+-25% jitter; default 5000; 0: only when gossip\n"
     "                    shows a lost batch)\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
+    "  --tls-cert FILE   this node's certificate and key (PEM), for\n"
+    "                    tls+tcp:// gossip, sync and peer addresses\n"
+    "  --tls-ca FILE     the CA (PEM) every peer's certificate must chain\n"
+    "                    to; TLS is mutual\n"
+    "  --tls-server-name NAME  the name peers' certificates must carry\n"
+    "                    (default: the host in the peer's URL)\n"
     "  --insecure-api    allow a tcp API on a non-loopback address without\n"
     "                    --clients\n"
     "  -h, --help        this text;  --version  the version\n"
@@ -168,6 +175,12 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 		}
 		c->repair_interval = x;
 		return 0;
+	} else if (strcmp(name, "tls-cert") == 0) {
+		return set_str(&c->tls_cert, v);
+	} else if (strcmp(name, "tls-ca") == 0) {
+		return set_str(&c->tls_ca, v);
+	} else if (strcmp(name, "tls-server-name") == 0) {
+		return set_str(&c->tls_server_name, v);
 	} else if (strcmp(name, "insecure-api") == 0) {
 		c->insecure_api =
 		    strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
@@ -213,10 +226,11 @@ lwwd_config_default_sync(const char *gossip)
 		}
 		return s;
 	}
-	if (strncmp(gossip, "tcp://", 6) == 0) {
+	if (strncmp(gossip, "tcp://", 6) == 0 ||
+	    strncmp(gossip, "tls+tcp://", 10) == 0) {
 		const char *colon = strrchr(gossip, ':');
 		uint64_t port;
-		if (colon == NULL || colon < gossip + 6 ||
+		if (colon == NULL || colon < strstr(gossip, "://") + 3 ||
 		    parse_u64(colon + 1, 65534, &port) != 0 || port == 0) {
 			return NULL;
 		}
@@ -248,6 +262,9 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"insecure-api", no_argument, NULL, 'i'},
 	    {"repair-interval", required_argument, NULL, 'r'},
+	    {"tls-cert", required_argument, NULL, 'T'},
+	    {"tls-ca", required_argument, NULL, 'A'},
+	    {"tls-server-name", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -356,6 +373,9 @@ lwwd_config_fini(lwwd_config *c)
 	free(c->key);
 	free(c->trust);
 	free(c->clients);
+	free(c->tls_cert);
+	free(c->tls_ca);
+	free(c->tls_server_name);
 	free(c->api);
 	free(c->gossip);
 	free(c->sync);

@@ -250,9 +250,8 @@ lwwd_gossip_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if ((rv = nng_listen(d->pub, d->cfg.gossip, NULL, 0)) != 0) {
-		fprintf(stderr, "lwwd: cannot listen on --gossip %s: %s\n",
-		        d->cfg.gossip, nng_strerror(rv));
+	if (lwwd_listen(&d->cfg, d->pub, d->cfg.gossip, "--gossip", NULL) !=
+	    0) {
 		return -1;
 	}
 	if ((rv = nng_sub0_open(&d->sub)) != 0 ||
@@ -267,11 +266,8 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	for (size_t i = 0; i < d->cfg.npeers; i++) {
-		/* Non-blocking: a peer that is down now is redialled. */
-		rv = nng_dial(d->sub, d->cfg.peers[i], NULL, NNG_FLAG_NONBLOCK);
-		if (rv != 0) {
-			fprintf(stderr, "lwwd: bad --peer %s: %s\n",
-			        d->cfg.peers[i], nng_strerror(rv));
+		if (lwwd_dial(&d->cfg, d->sub, d->cfg.peers[i], "--peer") !=
+		    0) {
 			return -1;
 		}
 	}

@@ -50,6 +50,9 @@ typedef struct lwwd_config {
 	size_t map_size;
 	int insecure_api;
 	uint64_t repair_interval; /* ms between periodic rounds; 0: none */
+	char *tls_cert;           /* PEM certificate and key, for tls+tcp */
+	char *tls_ca;             /* PEM CA that signs every node's cert */
+	char *tls_server_name;    /* name to expect in peers' certificates */
 } lwwd_config;
 
 /* Parses flags and the config file. Returns 0 to run, 1 after --help or
@@ -175,6 +178,18 @@ typedef struct lwwd {
 } lwwd;
 
 uint64_t lwwd_now_ms(void);
+
+/* ---- addresses (net.c) ---- */
+/* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */
+int lwwd_tls_check(const lwwd_config *c);
+/* Listens on url (flag names the option, for errors); with out != NULL
+ * the listener is returned unstarted, for more options. Prints why and
+ * returns -1 on error. */
+int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
+                const char *flag, nng_listener *out);
+/* Dials url without blocking; nng redials while it is down. */
+int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
+              const char *flag);
 
 int lwwd_writer_start(lwwd *d);
 /* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */

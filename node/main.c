@@ -119,10 +119,10 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (lwwd_api_check_url(&d->cfg) != 0 || load_identity(d) != 0 ||
-	    open_store(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
-	    lwwd_repair_start(d) != 0) {
+	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
+	    load_identity(d) != 0 || open_store(d) != 0 ||
+	    lwwd_writer_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
+	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",

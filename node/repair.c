@@ -702,9 +702,7 @@ lwwd_repair_start(lwwd *d)
 		return -1;
 	}
 	r->rep_open = 1;
-	if ((rv = nng_listen(r->rep, d->cfg.sync, NULL, 0)) != 0) {
-		fprintf(stderr, "lwwd: cannot listen on --sync %s: %s\n",
-		        d->cfg.sync, nng_strerror(rv));
+	if (lwwd_listen(&d->cfg, r->rep, d->cfg.sync, "--sync", NULL) != 0) {
 		return -1;
 	}
 	if ((r->peers = calloc(d->cfg.npeers + 1, sizeof(*r->peers))) == NULL) {
@@ -735,11 +733,8 @@ lwwd_repair_start(lwwd *d)
 		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
-		if ((rv = nng_dial(p->sock, p->url, NULL, NNG_FLAG_NONBLOCK)) !=
+		if (lwwd_dial(&d->cfg, p->sock, p->url, "sync of --peer") !=
 		    0) {
-			fprintf(stderr,
-			        "lwwd: bad sync URL %s for --peer %s: %s\n",
-			        p->url, d->cfg.peers[i], nng_strerror(rv));
 			return -1;
 		}
 	}

@@ -5,6 +5,7 @@ clients, key removal by SIGHUP and by lwwctl reload, a public tcp API,
 and a flood of oversized messages that must not grow the node's memory."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
+from lwwtest import LWWD, LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
 
 
 class ClientAuth(ClusterTest):
@@ -135,6 +136,73 @@ class PublicApi(ClusterTest):
                    what="public API up")
         self.assertEqual(ctl("stats", api=local).rc, 4)
         n.api = local
+
+
+def make_ca(d, name):
+    """A CA and one node certificate (SAN DNS:lww-node) signed by it."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True,
+                       timeout=60)
+    ca_key, ca = os.path.join(d, f"{name}-ca.key"), os.path.join(d, f"{name}-ca.pem")
+    key, csr = os.path.join(d, f"{name}.key"), os.path.join(d, f"{name}.csr")
+    cert, ext = os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.ext")
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-days", "2", "-subj", f"/CN={name}-ca")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=lww-node")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:lww-node\n")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+        "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+    both = os.path.join(d, f"{name}.certkey")
+    with open(both, "w") as f, open(cert) as c, open(key) as k:
+        f.write(c.read() + k.read())
+    return both, ca
+
+
+@unittest.skipIf(shutil.which("openssl") is None, "openssl not installed")
+class Tls(ClusterTest):
+    def test_gossip_and_repair_over_mutual_tls(self):
+        c = self.cluster(3, transport="tcp")
+        good, ca = make_ca(c.dir, "fleet")
+        other, other_ca = make_ca(c.dir, "rogue")
+        for n in c.nodes:
+            n.gossip = n.gossip.replace("tcp://127.0.0.1", "tls+tcp://127.0.0.1")
+        for n in c.nodes:
+            n.peers = [m.gossip for m in c.nodes if m is not n]
+        n1, n2, n3 = c.nodes
+        for n in (n1, n2):
+            n.extra = ["--tls-cert", good, "--tls-ca", ca,
+                       "--tls-server-name", "lww-node",
+                       "--repair-interval", "300"]
+        # n3 is trusted by key, but its certificate is from another CA:
+        # TLS keeps it out entirely.
+        n3.extra = ["--tls-cert", other, "--tls-ca", other_ca,
+                    "--tls-server-name", "lww-node",
+                    "--repair-interval", "300"]
+        for n in c.nodes:
+            n.start()
+        self.assertEqual(n1.ctl("add", "over", "tls").rc, 0)
+        wait_until(lambda: n2.lookup("over") == "tls", what="tls gossip")
+        self.assertEqual(n3.ctl("add", "rogue", "x").rc, 0)
+        # n2 keeps running repair rounds; none reaches n3.
+        r0 = n2.stats()["repair"]["rounds"]
+        wait_until(lambda: n2.stats()["repair"]["rounds"] >= r0 + 3,
+                   timeout=20, what="repair rounds")
+        self.assertIsNone(n2.lookup("rogue"))
+        self.assertIsNone(n3.lookup("over"))
+
+    def test_tls_address_needs_certificates(self):
+        c = self.cluster(1, transport="tcp")
+        n = c.nodes[0]
+        n.gossip = n.gossip.replace("tcp://", "tls+tcp://")
+        p = subprocess.run([*n.wrap, LWWD, "--data", n.data, "--key",
+                            n.keyfile, "--trust", c.trustfile, "--api",
+                            n.api, "--gossip", n.gossip],
+                           capture_output=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"--tls-cert", p.stderr)
 
 
 class Limits(ClusterTest):
