@@ -49,8 +49,9 @@ static const char usage[] =
     "                  a line with key, value and stamp)\n"
     "  load            bulk writes from stdin: KEY<TAB>VALUE lines, or with\n"
     "                  --json the objects that list prints\n"
-    "  stats           node counters, as JSON\n"
-    "  peers           peers with last contact, sequence and lag\n"
+    "  stats           node counters (--json: one JSON object)\n"
+    "  peers           peers with last contact, sequence, lag and repair\n"
+    "                  (--json: a JSON array)\n"
     "  reload          make the node re-read its trust and clients files\n"
     "  keygen FILE     make an Ed25519 key pair: FILE (secret, mode 0600)\n"
     "                  and FILE.pub (the public key for trust files)\n"
@@ -597,6 +598,143 @@ cmd_reload(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- human-readable stats and peers ----
+ * The node answers both in JSON (flat objects, one level of nesting,
+ * names limited to [A-Za-z0-9._-]); --json prints that as it is. For
+ * people, a tiny walker over exactly that shape prints aligned tables. */
+
+typedef void (*json_pair_fn)(const char *key, size_t klen, const char *val,
+                             size_t vlen, void *arg);
+
+/* Walks one object at *p, calling fn for every scalar; a nested object's
+ * fields get "outer." before their names. Returns the position after the
+ * object, or NULL if the text is not of that shape. */
+static const char *
+walk_object(const char *p, const char *prefix, json_pair_fn fn, void *arg)
+{
+	char key[128];
+
+	if (*p++ != '{') {
+		return NULL;
+	}
+	while (*p && *p != '}') {
+		const char *k, *v;
+		size_t kl;
+		int n;
+		if (*p == ',') {
+			p++;
+		}
+		if (*p++ != '"' || (k = strchr(p, '"')) == NULL) {
+			return NULL;
+		}
+		n = snprintf(key, sizeof(key), "%s%.*s", prefix, (int) (k - p),
+		             p);
+		kl = n < 0                      ? 0
+		     : (size_t) n < sizeof(key) ? (size_t) n
+		                                : sizeof(key) - 1;
+		p = k + 1;
+		if (*p++ != ':') {
+			return NULL;
+		}
+		if (*p == '{') {
+			char sub[130];
+			snprintf(sub, sizeof(sub), "%.*s.", (int) kl, key);
+			if ((p = walk_object(p, sub, fn, arg)) == NULL) {
+				return NULL;
+			}
+			continue;
+		}
+		if (*p == '"') {
+			v = ++p;
+			if ((p = strchr(p, '"')) == NULL) {
+				return NULL;
+			}
+			fn(key, kl, v, (size_t) (p - v), arg);
+			p++;
+			continue;
+		}
+		v = p;
+		while (*p && *p != ',' && *p != '}') {
+			p++;
+		}
+		fn(key, kl, v, (size_t) (p - v), arg);
+	}
+	return *p == '}' ? p + 1 : NULL;
+}
+
+static void
+print_pair(const char *key, size_t klen, const char *val, size_t vlen,
+           void *arg)
+{
+	(void) arg;
+	printf("%-28.*s %.*s\n", (int) klen, key, (int) vlen, val);
+}
+
+typedef struct peer_row {
+	char f[8][40];
+} peer_row;
+
+static const char *const peer_cols[] = {
+    "name", "node",    "last_contact_ms_ago", "seq",
+    "lag",  "batches", "last_repair_ms_ago",  "repair_keys"};
+static const char *const peer_heads[] = {
+    "NAME", "NODE",    "LAST CONTACT", "SEQ",
+    "LAG",  "BATCHES", "LAST REPAIR",  "REPAIRED"};
+
+static void
+peer_pair(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
+{
+	peer_row *r = arg;
+	for (size_t i = 0; i < 8; i++) {
+		if (strlen(peer_cols[i]) == klen &&
+		    memcmp(peer_cols[i], key, klen) == 0) {
+			snprintf(r->f[i], sizeof(r->f[i]), "%.*s", (int) vlen,
+			         val);
+			/* Ages in ms become "1.2s ago", or "never". */
+			if (strstr(peer_cols[i], "ms_ago") != NULL) {
+				long long ms = atoll(r->f[i]);
+				if (ms < 0) {
+					snprintf(r->f[i], sizeof(r->f[i]),
+					         "never");
+				} else {
+					snprintf(r->f[i], sizeof(r->f[i]),
+					         "%.1fs ago",
+					         (double) ms / 1000);
+				}
+			}
+		}
+	}
+}
+
+static int
+print_human(int op, const char *text)
+{
+	const char *p = text;
+
+	if (op == LWW_OP_STATS) {
+		return walk_object(p, "", print_pair, NULL) != NULL ? 0 : -1;
+	}
+	if (*p++ != '[') {
+		return -1;
+	}
+	printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", peer_heads[0],
+	       peer_heads[1], peer_heads[2], peer_heads[3], peer_heads[4],
+	       peer_heads[5], peer_heads[6], peer_heads[7]);
+	while (*p == '{' || *p == ',') {
+		peer_row r;
+		if (*p == ',') {
+			p++;
+		}
+		memset(&r, 0, sizeof(r));
+		if ((p = walk_object(p, "", peer_pair, &r)) == NULL) {
+			return -1;
+		}
+		printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", r.f[0],
+		       r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6], r.f[7]);
+	}
+	return *p == ']' ? 0 : -1;
+}
+
 static int
 cmd_text(int op, int argc, char **argv)
 {
@@ -614,8 +752,22 @@ cmd_text(int op, int argc, char **argv)
 	connect_api();
 	call(&b, &m, &rep);
 	check_reply(m, &rep);
-	fwrite(rep.text, 1, rep.textlen, stdout);
-	fputc('\n', stdout);
+	if (g.json) {
+		fwrite(rep.text, 1, rep.textlen, stdout);
+		fputc('\n', stdout);
+	} else {
+		char *text = malloc(rep.textlen + 1);
+		if (text == NULL) {
+			die(EXIT_REFUSED, "out of memory");
+		}
+		memcpy(text, rep.text, rep.textlen);
+		text[rep.textlen] = '\0';
+		if (print_human(op, text) != 0) {
+			/* Not the shape we know (a newer node?): show it raw. */
+			printf("%s\n", text);
+		}
+		free(text);
+	}
 	nng_msg_free(m);
 	lww_buf_fini(&b);
 	return EXIT_OK;
@@ -870,8 +1022,9 @@ static const struct {
     {"list", "list [PREFIX]    keys in byte order, one a line"},
     {"load", "load             bulk writes: KEY<TAB>VALUE lines on stdin "
              "(--json: list's objects)"},
-    {"stats", "stats            node counters, as JSON"},
-    {"peers", "peers            peers with last contact and lag, as JSON"},
+    {"stats", "stats            node counters (--json: one JSON object)"},
+    {"peers", "peers            peers: last contact, seq, lag, repair "
+              "(--json: an array)"},
     {"keygen", "keygen FILE      make a key pair: FILE (0600) and FILE.pub"},
     {"reload",
      "reload           the node re-reads its trust and clients files"},

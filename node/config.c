@@ -20,7 +20,7 @@ static const char usage[] =
     "            [--clients FILE]\n"
     "            [--max-drift MS] [--fsync always|none] [--map-size MIB]\n"
     "            [--repair-interval MS] [--tls-cert FILE --tls-ca FILE\n"
-    "            [--tls-server-name NAME]]\n"
+    "            [--tls-server-name NAME]] [--metrics URL]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
     "\n"
     "lwwd is the lww peer node: it holds the whole dictionary in LMDB,\n"
@@ -49,6 +49,8 @@ static const char usage[] =
     "                    (+-25% jitter; default 5000; 0: only when gossip\n"
     "                    shows a lost batch)\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
+    "  --metrics URL     serve Prometheus metrics, e.g.\n"
+    "                    http://127.0.0.1:9464/metrics\n"
     "  --tls-cert FILE   this node's certificate and key (PEM), for\n"
     "                    tls+tcp:// gossip, sync and peer addresses\n"
     "  --tls-ca FILE     the CA (PEM) every peer's certificate must chain\n"
@@ -175,6 +177,8 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 		}
 		c->repair_interval = x;
 		return 0;
+	} else if (strcmp(name, "metrics") == 0) {
+		return set_str(&c->metrics, v);
 	} else if (strcmp(name, "tls-cert") == 0) {
 		return set_str(&c->tls_cert, v);
 	} else if (strcmp(name, "tls-ca") == 0) {
@@ -263,6 +267,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"insecure-api", no_argument, NULL, 'i'},
 	    {"repair-interval", required_argument, NULL, 'r'},
 	    {"tls-cert", required_argument, NULL, 'T'},
+	    {"metrics", required_argument, NULL, 'P'},
 	    {"tls-ca", required_argument, NULL, 'A'},
 	    {"tls-server-name", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
@@ -376,6 +381,7 @@ lwwd_config_fini(lwwd_config *c)
 	free(c->tls_cert);
 	free(c->tls_ca);
 	free(c->tls_server_name);
+	free(c->metrics);
 	free(c->api);
 	free(c->gossip);
 	free(c->sync);

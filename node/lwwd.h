@@ -53,6 +53,7 @@ typedef struct lwwd_config {
 	char *tls_cert;           /* PEM certificate and key, for tls+tcp */
 	char *tls_ca;             /* PEM CA that signs every node's cert */
 	char *tls_server_name;    /* name to expect in peers' certificates */
+	char *metrics;            /* http://HOST:PORT/PATH, or NULL */
 } lwwd_config;
 
 /* Parses flags and the config file. Returns 0 to run, 1 after --help or
@@ -175,6 +176,8 @@ typedef struct lwwd {
 	size_t napis;
 	nng_aio *sub_aio;
 	struct lwwd_repair *repair;
+	struct nng_http_server *metrics;
+	int metrics_started;
 } lwwd;
 
 uint64_t lwwd_now_ms(void);
@@ -213,9 +216,15 @@ void lwwd_repair_stop(lwwd *d);
  * called when gossip shows a lost batch. Rate-limited. */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
+/* The Prometheus endpoint (metrics.c), if --metrics is given. */
+int lwwd_metrics_start(lwwd *d);
+void lwwd_metrics_stop(lwwd *d);
+
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
 lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
+/* The same counters in the Prometheus text format (version 0.0.4). */
+lww_err lwwd_stats_prometheus(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
 
 /* Loads the trust file and rebuilds the peer table, then the clients file

@@ -122,7 +122,8 @@ main(int argc, char **argv)
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_writer_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0) {
+	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
+	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
@@ -152,6 +153,7 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
+	lwwd_metrics_stop(d);
 	lwwd_repair_stop(d);
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);

@@ -1,14 +1,140 @@
 /*
- * stats.c - the stats and peers replies as JSON. Names come from the trust
- * file, whose syntax allows only [A-Za-z0-9._-], so they need no escaping.
+ * stats.c - the node's counters, rendered two ways from one table: JSON
+ * for `lwwctl stats` and the Prometheus text format for --metrics. Peer
+ * names come from the trust file, whose syntax allows only
+ * [A-Za-z0-9._-], so they need no escaping in either.
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lwwd.h"
+
+/* Everything reported, read once so that one reply is consistent. */
+typedef struct snap {
+	uint64_t keys, tombstones, store_bytes, store_capacity, write_queue;
+	uint64_t seq, fsync_avg_us;
+	uint64_t v[sizeof(lwwd_stats) / sizeof(uint64_t)]; /* the atomics */
+} snap;
+
+#define S(field) offsetof(snap, field)
+#define A(field) (offsetof(snap, v) + offsetof(lwwd_stats, field))
+
+/* take() reads lwwd_stats as an array of counters. */
+_Static_assert(sizeof(lwwd_stats) % sizeof(uint64_t) == 0,
+               "lwwd_stats holds only 64-bit counters");
+
+typedef struct metric {
+	const char *group; /* JSON object holding the field, or NULL */
+	const char *json;
+	const char *prom; /* NULL: JSON only */
+	const char *labels;
+	const char *type;
+	const char *help;
+	size_t off;
+	double scale; /* Prometheus value = value / scale */
+} metric;
+
+static const metric metrics[] = {
+    {NULL, "keys", "lww_keys", NULL, "gauge", "Keys holding a value.", S(keys),
+     1},
+    {NULL, "tombstones", "lww_tombstones", NULL, "gauge",
+     "Keys whose latest write is a removal.", S(tombstones), 1},
+    {NULL, "store_bytes", "lww_store_bytes", NULL, "gauge",
+     "Bytes of the LMDB file in use.", S(store_bytes), 1},
+    {NULL, "store_capacity", "lww_store_capacity_bytes", NULL, "gauge",
+     "LMDB map size: the store's capacity.", S(store_capacity), 1},
+    {NULL, "writes_local", "lww_writes_total", "origin=\"local\"", "counter",
+     "Writes applied, by origin.", A(writes_local), 1},
+    {NULL, "writes_remote", "lww_writes_total", "origin=\"remote\"", "counter",
+     NULL, A(writes_remote), 1},
+    {NULL, "writes_failed", "lww_writes_failed_total", NULL, "counter",
+     "Local writes refused by the store (full, I/O).", A(writes_failed), 1},
+    {NULL, "write_queue", "lww_write_queue", NULL, "gauge",
+     "Writes and batches waiting for the writer.", S(write_queue), 1},
+    {NULL, "batches_sent", "lww_batches_sent_total", NULL, "counter",
+     "Signed delta batches published.", A(batches_sent), 1},
+    {NULL, "batches_received", "lww_batches_received_total", NULL, "counter",
+     "Delta batches received and verified.", A(batches_received), 1},
+    {NULL, "batches_applied", "lww_batches_applied_total", NULL, "counter",
+     "Delta batches merged into the store.", A(batches_applied), 1},
+    {NULL, "seq", "lww_seq", NULL, "gauge",
+     "Sequence number of this node's last batch.", S(seq), 1},
+    {NULL, "seq_gaps", "lww_seq_gaps_total", NULL, "counter",
+     "Lost batches seen as sequence gaps.", A(seq_gaps), 1},
+    {"rejected", "malformed", "lww_batches_rejected_total",
+     "reason=\"malformed\"", "counter", "Gossip messages rejected, by reason.",
+     A(rejected_malformed), 1},
+    {"rejected", "untrusted", "lww_batches_rejected_total",
+     "reason=\"untrusted\"", "counter", NULL, A(rejected_untrusted), 1},
+    {"rejected", "bad_signature", "lww_batches_rejected_total",
+     "reason=\"bad_signature\"", "counter", NULL, A(rejected_badsig), 1},
+    {"rejected", "forged_node_id", "lww_batches_rejected_total",
+     "reason=\"forged_node_id\"", "counter", NULL, A(rejected_forged), 1},
+    {"rejected", "own_key", "lww_batches_rejected_total", "reason=\"own_key\"",
+     "counter", NULL, A(rejected_self), 1},
+    {NULL, "drift_refused", "lww_drift_refused_total", NULL, "counter",
+     "Remote entries refused for a stamp beyond max drift.", A(entries_drift),
+     1},
+    {NULL, "heartbeats_sent", "lww_heartbeats_sent_total", NULL, "counter",
+     "Heartbeats published.", A(heartbeats_sent), 1},
+    {NULL, "heartbeats_received", "lww_heartbeats_received_total", NULL,
+     "counter", "Heartbeats received from trusted peers.",
+     A(heartbeats_received), 1},
+    {NULL, "api_requests", "lww_api_requests_total", NULL, "counter",
+     "API requests received.", A(api_requests), 1},
+    {NULL, "api_bad_requests", "lww_api_bad_requests_total", NULL, "counter",
+     "API requests that did not decode.", A(api_bad_requests), 1},
+    {NULL, "api_refused", "lww_api_refused_total", NULL, "counter",
+     "API requests answered with an error.", A(api_refused), 1},
+    {"auth_refused", "unsigned", "lww_auth_refused_total",
+     "reason=\"unsigned\"", "counter",
+     "API requests refused by client authentication, by reason.",
+     A(auth_unsigned), 1},
+    {"auth_refused", "unlisted", "lww_auth_refused_total",
+     "reason=\"unlisted\"", "counter", NULL, A(auth_unlisted), 1},
+    {"auth_refused", "bad_signature", "lww_auth_refused_total",
+     "reason=\"bad_signature\"", "counter", NULL, A(auth_bad_signature), 1},
+    {"auth_refused", "stale", "lww_auth_refused_total", "reason=\"stale\"",
+     "counter", NULL, A(auth_stale), 1},
+    {"auth_refused", "replay", "lww_auth_refused_total", "reason=\"replay\"",
+     "counter", NULL, A(auth_replay), 1},
+    {"auth_refused", "read_only", "lww_auth_refused_total",
+     "reason=\"read_only\"", "counter", NULL, A(auth_readonly), 1},
+    {NULL, "commits", "lww_commits_total", NULL, "counter",
+     "Store transactions committed (group commits).", A(commits), 1},
+    {NULL, "fsyncs", "lww_fsync_seconds_count", NULL, "summary",
+     "Durable commits and the time they took.", A(fsyncs), 1},
+    {NULL, NULL, "lww_fsync_seconds_sum", NULL, "summary", NULL,
+     A(fsync_us_total), 1e6},
+    {NULL, "fsync_avg_us", NULL, NULL, NULL, NULL, S(fsync_avg_us), 1},
+    {NULL, "fsync_max_us", "lww_fsync_max_seconds", NULL, "gauge",
+     "Longest durable commit.", A(fsync_us_max), 1e6},
+    {"repair", "rounds", "lww_repair_rounds_total", "result=\"ok\"", "counter",
+     "Repair rounds, by result.", A(repair_rounds), 1},
+    {"repair", "in_sync", "lww_repair_rounds_total", "result=\"in_sync\"",
+     "counter", NULL, A(repair_rounds_in_sync), 1},
+    {"repair", "failed", "lww_repair_rounds_total", "result=\"failed\"",
+     "counter", NULL, A(repair_rounds_failed), 1},
+    {"repair", "keys_fetched", "lww_repair_keys_total", "direction=\"fetched\"",
+     "counter", "Entries moved by repair.", A(repair_keys_fetched), 1},
+    {"repair", "keys_sent", "lww_repair_keys_total", "direction=\"sent\"",
+     "counter", NULL, A(repair_keys_sent), 1},
+    {"repair", "bytes_sent", "lww_repair_bytes_total", "direction=\"sent\"",
+     "counter", "Bytes of repair traffic.", A(repair_bytes_sent), 1},
+    {"repair", "bytes_received", "lww_repair_bytes_total",
+     "direction=\"received\"", "counter", NULL, A(repair_bytes_received), 1},
+    {"repair", "served", "lww_repair_requests_served_total", NULL, "counter",
+     "Repair requests answered for peers.", A(repair_requests_served), 1},
+    {"repair", "rejected", "lww_repair_rejected_total", NULL, "counter",
+     "Repair messages refused (signature, trust, format).", A(repair_rejected),
+     1},
+    {"repair", "last_ms", "lww_repair_last_timestamp_seconds", NULL, "gauge",
+     "Wall time of the last successful repair round.", A(repair_last_ms), 1e3},
+};
 
 static lww_err
 put_fmt(lww_buf *b, const char *fmt, ...)
@@ -26,97 +152,153 @@ put_fmt(lww_buf *b, const char *fmt, ...)
 	return lww_buf_put(b, tmp, (size_t) n);
 }
 
-static unsigned long long
-ld(_Atomic uint64_t *p)
+static uint64_t
+value(const snap *s, const metric *m)
 {
-	return (unsigned long long) atomic_load(p);
+	return *(const uint64_t *) ((const char *) s + m->off);
 }
 
-#define U(x) ld(&s->x)
-
-lww_err
-lwwd_stats_json(lwwd *d, lww_buf *b)
+static lww_err
+take(lwwd *d, snap *s)
 {
-	lwwd_stats *s = &d->stats;
+	_Atomic uint64_t *a = (_Atomic uint64_t *) &d->stats;
 	lww_store_stats st;
-	uint64_t fs = atomic_load(&s->fsyncs);
-	size_t qlen;
 	lww_err rv;
 
 	if ((rv = lww_store_stats_get(d->store, &st)) != LWW_OK) {
 		return rv;
 	}
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < sizeof(s->v) / sizeof(s->v[0]); i++) {
+		s->v[i] = atomic_load(&a[i]);
+	}
+	s->keys = st.entries - st.tombstones;
+	s->tombstones = st.tombstones;
+	s->store_bytes = st.bytes;
+	s->store_capacity = st.map_size;
+	s->seq = atomic_load(&d->seq_pub);
 	pthread_mutex_lock(&d->mtx);
-	qlen = d->qlen;
+	s->write_queue = d->qlen;
 	pthread_mutex_unlock(&d->mtx);
-	rv = put_fmt(b,
-	             "{\"node\":\"%016" PRIx64 "\",\"name\":\"%s\","
-	             "\"keys\":%llu,\"tombstones\":%llu,",
-	             d->self, d->self_name,
-	             (unsigned long long) (st.entries - st.tombstones),
-	             (unsigned long long) st.tombstones);
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"store_bytes\":%llu,\"store_capacity\":%llu,"
-		             "\"writes_local\":%llu,\"writes_remote\":%llu,"
-		             "\"writes_failed\":%llu,\"write_queue\":%zu,",
-		             (unsigned long long) st.bytes,
-		             (unsigned long long) st.map_size, U(writes_local),
-		             U(writes_remote), U(writes_failed), qlen);
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"batches_sent\":%llu,\"batches_received\":%llu,"
-		             "\"batches_applied\":%llu,\"seq\":%llu,"
-		             "\"seq_gaps\":%llu,",
-		             U(batches_sent), U(batches_received),
-		             U(batches_applied), ld(&d->seq_pub), U(seq_gaps));
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"rejected\":{\"malformed\":%llu,"
-		             "\"untrusted\":%llu,\"bad_signature\":%llu,"
-		             "\"forged_node_id\":%llu,\"own_key\":%llu},"
-		             "\"drift_refused\":%llu,",
-		             U(rejected_malformed), U(rejected_untrusted),
-		             U(rejected_badsig), U(rejected_forged),
-		             U(rejected_self), U(entries_drift));
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"heartbeats_sent\":%llu,"
-		             "\"heartbeats_received\":%llu,"
-		             "\"api_requests\":%llu,\"api_bad_requests\":%llu,"
-		             "\"api_refused\":%llu,",
-		             U(heartbeats_sent), U(heartbeats_received),
-		             U(api_requests), U(api_bad_requests),
-		             U(api_refused));
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"auth_refused\":{\"unsigned\":%llu,"
-		             "\"unlisted\":%llu,\"bad_signature\":%llu,"
-		             "\"stale\":%llu,\"replay\":%llu,"
-		             "\"read_only\":%llu},",
-		             U(auth_unsigned), U(auth_unlisted),
-		             U(auth_bad_signature), U(auth_stale),
-		             U(auth_replay), U(auth_readonly));
-	if (rv == LWW_OK)
-		rv = put_fmt(b,
-		             "\"commits\":%llu,\"fsyncs\":%llu,"
-		             "\"fsync_avg_us\":%llu,\"fsync_max_us\":%llu,",
-		             U(commits), (unsigned long long) fs,
-		             fs ? U(fsync_us_total) / fs : 0ULL,
-		             U(fsync_us_max));
-	if (rv == LWW_OK)
+	{
+		uint64_t n = atomic_load(&d->stats.fsyncs);
+		s->fsync_avg_us =
+		    n ? atomic_load(&d->stats.fsync_us_total) / n : 0;
+	}
+	return LWW_OK;
+}
+
+lww_err
+lwwd_stats_json(lwwd *d, lww_buf *b)
+{
+	const char *group = NULL;
+	lww_err rv;
+	snap s;
+
+	if ((rv = take(d, &s)) != LWW_OK) {
+		return rv;
+	}
+	rv = put_fmt(b, "{\"node\":\"%016" PRIx64 "\",\"name\":\"%s\"", d->self,
+	             d->self_name);
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+		const metric *m = &metrics[i];
+		const char *sep = ",";
+		if (rv != LWW_OK || m->json == NULL) {
+			continue;
+		}
+		/* Fields of one group are adjacent in the table. */
+		if (group != NULL &&
+		    (m->group == NULL || strcmp(group, m->group) != 0)) {
+			rv = lww_buf_put(b, "}", 1);
+			group = NULL;
+		}
+		if (rv == LWW_OK && m->group != NULL && group == NULL) {
+			rv = put_fmt(b, ",\"%s\":{", m->group);
+			group = m->group;
+			sep = "";
+		}
+		if (rv == LWW_OK) {
+			rv = put_fmt(b, "%s\"%s\":%" PRIu64, sep, m->json,
+			             value(&s, m));
+		}
+	}
+	if (rv == LWW_OK && group != NULL) {
+		rv = lww_buf_put(b, "}", 1);
+	}
+	return rv ? rv : lww_buf_put(b, "}", 1);
+}
+
+static lww_err
+prom_value(lww_buf *b, const char *name, const char *labels, double v)
+{
+	return labels != NULL ? put_fmt(b, "%s{%s} %.17g\n", name, labels, v)
+	                      : put_fmt(b, "%s %.17g\n", name, v);
+}
+
+lww_err
+lwwd_stats_prometheus(lwwd *d, lww_buf *b)
+{
+	const char *last = "";
+	uint64_t now = lwwd_now_ms();
+	lww_err rv;
+	snap s;
+
+	if ((rv = take(d, &s)) != LWW_OK) {
+		return rv;
+	}
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+		const metric *m = &metrics[i];
+		const char *base = m->prom;
+		if (rv != LWW_OK || base == NULL) {
+			continue;
+		}
+		/* One HELP/TYPE per family (a summary's _count and _sum). */
+		if (m->help != NULL && strcmp(base, last) != 0) {
+			size_t n = strlen(base);
+			int summary = strcmp(m->type, "summary") == 0;
+			rv =
+			    put_fmt(b, "# HELP %.*s %s\n# TYPE %.*s %s\n",
+			            (int) (summary ? n - 6 : n), base, m->help,
+			            (int) (summary ? n - 6 : n), base, m->type);
+		}
+		last = base;
+		if (rv == LWW_OK) {
+			rv = prom_value(b, base, m->labels,
+			                (double) value(&s, m) / m->scale);
+		}
+	}
+	if (rv == LWW_OK) {
+		rv = put_fmt(
+		    b, "# HELP lww_peer_last_contact_seconds Seconds since "
+		       "a peer was last heard (-1: never).\n"
+		       "# TYPE lww_peer_last_contact_seconds gauge\n");
+	}
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		const lwwd_peer_state *p = &d->peers[i];
+		char l[96];
+		snprintf(l, sizeof(l), "peer=\"%s\"", p->name);
+		rv = prom_value(b, "lww_peer_last_contact_seconds", l,
+		                p->last_contact_ms
+		                    ? (double) (now - p->last_contact_ms) / 1e3
+		                    : -1.0);
+	}
+	if (rv == LWW_OK) {
+		rv = put_fmt(b, "# HELP lww_peer_lag_batches Batches a peer "
+		                "announced that have not arrived.\n"
+		                "# TYPE lww_peer_lag_batches gauge\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		const lwwd_peer_state *p = &d->peers[i];
+		char l[96];
+		snprintf(l, sizeof(l), "peer=\"%s\"", p->name);
 		rv =
-		    put_fmt(b,
-		            "\"repair\":{\"rounds\":%llu,\"in_sync\":%llu,"
-		            "\"failed\":%llu,\"keys_fetched\":%llu,"
-		            "\"keys_sent\":%llu,\"bytes_sent\":%llu,"
-		            "\"bytes_received\":%llu,\"served\":%llu,"
-		            "\"rejected\":%llu,\"last_ms\":%llu}}",
-		            U(repair_rounds), U(repair_rounds_in_sync),
-		            U(repair_rounds_failed), U(repair_keys_fetched),
-		            U(repair_keys_sent), U(repair_bytes_sent),
-		            U(repair_bytes_received), U(repair_requests_served),
-		            U(repair_rejected), U(repair_last_ms));
+		    prom_value(b, "lww_peer_lag_batches", l,
+		               (double) (p->seq_announced > p->seq_applied
+		                             ? p->seq_announced - p->seq_applied
+		                             : 0));
+	}
+	pthread_mutex_unlock(&d->mtx);
 	return rv;
 }
 

@@ -105,7 +105,7 @@ class Node:
         return ctl(*args, api=self.api, **kw)
 
     def stats(self):
-        r = self.ctl("stats")
+        r = self.ctl("--json", "stats")
         assert r.rc == 0, r
         return r.json()
 

@@ -50,10 +50,10 @@ class Cli(ClusterTest):
         self.assertEqual(obj["hlc"], stamp["hlc"])
         self.assertEqual(obj["node"], stamp["node"])
         self.assertEqual(obj["wall_ms"], stamp["hlc"] >> 16)
-        s = n.ctl("stats").json()
+        s = n.ctl("--json", "stats").json()
         self.assertEqual(s["keys"], 1)
         self.assertEqual(s["writes_local"], 1)
-        self.assertEqual(n.ctl("peers").json(), [])
+        self.assertEqual(n.ctl("--json", "peers").json(), [])
 
     def test_binary_value_through_stdin(self):
         n = self.n

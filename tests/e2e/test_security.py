@@ -45,7 +45,7 @@ class ClientAuth(ClusterTest):
         return ctl("--key", self.keys[who][0], *args, api=self.n.api, **kw)
 
     def auth(self):
-        return self.as_("alice", "stats").json()["auth_refused"]
+        return self.as_("alice", "--json", "stats").json()["auth_refused"]
 
     def test_listed_client_reads_and_writes(self):
         self.assertEqual(self.as_("alice", "add", "k", "v").rc, 0)
@@ -75,7 +75,7 @@ class ClientAuth(ClusterTest):
                              api=self.n.api, stdin=b"a\tb\n").rc, 4)
         self.assertEqual(self.as_("bob", "reload").rc, 4)
         self.assertEqual(self.auth()["read_only"], 4)
-        self.assertEqual(self.as_("alice", "stats").json()["keys"], 0)
+        self.assertEqual(self.as_("alice", "--json", "stats").json()["keys"], 0)
 
     def forge(self, mode):
         p = subprocess.run([LWWFORGE, "api", self.n.api,
@@ -94,7 +94,7 @@ class ClientAuth(ClusterTest):
         self.assertEqual((a["bad_signature"], a["stale"], a["replay"]),
                          (1, 1, 1))
         # Exactly one write came through: the first copy.
-        s = self.as_("alice", "stats").json()
+        s = self.as_("alice", "--json", "stats").json()
         self.assertEqual(s["writes_local"], 1)
 
     def test_key_removal_takes_effect_at_once(self):
