@@ -453,7 +453,9 @@ lwwd_api_stop(lwwd *d)
 	for (size_t i = 0; i < d->napis; i++) {
 		nng_aio_stop(d->apis[i].aio);
 	}
-	nng_close(d->api);
+	/* The REP socket itself stays open until the process exits: closing
+	 * a socket with a live listener can make nng 1.5 panic in one of its
+	 * own threads (nanomsg/nng#2110). Nothing of ours uses it any more. */
 	for (size_t i = 0; i < d->napis; i++) {
 		nng_ctx_close(d->apis[i].ctx);
 		nng_aio_free(d->apis[i].aio);

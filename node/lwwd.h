@@ -177,7 +177,6 @@ typedef struct lwwd {
 	nng_aio *sub_aio;
 	struct lwwd_repair *repair;
 	struct nng_http_server *metrics;
-	int metrics_started;
 } lwwd;
 
 uint64_t lwwd_now_ms(void);
@@ -216,9 +215,9 @@ void lwwd_repair_stop(lwwd *d);
  * called when gossip shows a lost batch. Rate-limited. */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
-/* The Prometheus endpoint (metrics.c), if --metrics is given. */
+/* The Prometheus endpoint (metrics.c), if --metrics is given; it runs
+ * until the process exits. */
 int lwwd_metrics_start(lwwd *d);
-void lwwd_metrics_stop(lwwd *d);
 
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);

@@ -153,13 +153,15 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
-	lwwd_metrics_stop(d);
 	lwwd_repair_stop(d);
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);
 	lwwd_api_stop(d);
-	nng_close(d->pub);
+	/* The PUB (listening) socket is left to process exit: see api.c. */
+	pthread_mutex_lock(&d->mtx);
 	lww_store_close(d->store);
+	d->store = NULL;
+	pthread_mutex_unlock(&d->mtx);
 	lww_trust_free(d->trust);
 	lww_trust_free(d->clients);
 	lww_replay_free(d->replay);

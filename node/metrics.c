@@ -1,7 +1,7 @@
 /*
  * metrics.c - the Prometheus endpoint: `--metrics http://HOST:PORT/PATH`
  * serves the node's counters (stats.c) in the text format with nng's HTTP
- * server. It only reads counters; it never touches the store's data.
+ * server. It only reads counters and the store's statistics.
  */
 #include <stdio.h>
 #include <string.h>
@@ -74,18 +74,7 @@ lwwd_metrics_start(lwwd *d)
 		return -1;
 	}
 	nng_url_free(url);
-	d->metrics_started = 1;
+	/* The server is never stopped: it lives until the process exits, as
+	 * every listening socket does (see api.c). It reads only counters. */
 	return 0;
-}
-
-void
-lwwd_metrics_stop(lwwd *d)
-{
-	if (d->metrics != NULL) {
-		if (d->metrics_started) {
-			nng_http_server_stop(d->metrics);
-		}
-		nng_http_server_release(d->metrics);
-		d->metrics = NULL;
-	}
 }

@@ -46,7 +46,6 @@ struct lwwd_repair {
 	size_t npeers;
 	size_t next;
 	nng_socket rep;
-	int rep_open;
 	pthread_t server;
 	pthread_t client;
 	int server_started;
@@ -701,7 +700,6 @@ lwwd_repair_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	r->rep_open = 1;
 	if (lwwd_listen(&d->cfg, r->rep, d->cfg.sync, "--sync", NULL) != 0) {
 		return -1;
 	}
@@ -768,9 +766,8 @@ lwwd_repair_stop(lwwd *d)
 	if (r->client_started) {
 		pthread_join(r->client, NULL);
 	}
-	if (r->rep_open) {
-		nng_close(r->rep);
-	}
+	/* The REP (listening) socket stays open until exit (see api.c); the
+	 * server thread sees `stop` within its 200 ms receive timeout. */
 	if (r->server_started) {
 		pthread_join(r->server, NULL);
 	}

@@ -165,10 +165,21 @@ take(lwwd *d, snap *s)
 	lww_store_stats st;
 	lww_err rv;
 
-	if ((rv = lww_store_stats_get(d->store, &st)) != LWW_OK) {
+	/* Under the mutex: the metrics server may ask while main closes the
+	 * store at shutdown. */
+	pthread_mutex_lock(&d->mtx);
+	rv =
+	    d->store != NULL ? lww_store_stats_get(d->store, &st) : LWW_ECLOSED;
+	s->write_queue = d->qlen;
+	pthread_mutex_unlock(&d->mtx);
+	if (rv != LWW_OK) {
 		return rv;
 	}
-	memset(s, 0, sizeof(*s));
+	{
+		uint64_t q = s->write_queue;
+		memset(s, 0, sizeof(*s));
+		s->write_queue = q;
+	}
 	for (size_t i = 0; i < sizeof(s->v) / sizeof(s->v[0]); i++) {
 		s->v[i] = atomic_load(&a[i]);
 	}
@@ -177,9 +188,6 @@ take(lwwd *d, snap *s)
 	s->store_bytes = st.bytes;
 	s->store_capacity = st.map_size;
 	s->seq = atomic_load(&d->seq_pub);
-	pthread_mutex_lock(&d->mtx);
-	s->write_queue = d->qlen;
-	pthread_mutex_unlock(&d->mtx);
 	{
 		uint64_t n = atomic_load(&d->stats.fsyncs);
 		s->fsync_avg_us =
