@@ -247,6 +247,9 @@ lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
 		if (opts->nosync) {
 			flags |= MDB_NOSYNC;
 		}
+		if (opts->defer_meta) {
+			flags |= MDB_NOMETASYNC;
+		}
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return LWW_ENOMEM;
@@ -294,6 +297,12 @@ fail:
 	}
 	free(s);
 	return rv;
+}
+
+lww_err
+lww_store_sync(lww_store *s)
+{
+	return mdb_err(mdb_env_sync(s->env, 1));
 }
 
 void

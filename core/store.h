@@ -42,6 +42,14 @@ typedef struct lww_txn lww_txn;
 typedef struct lww_store_opts {
 	size_t map_size; /* bytes; 0 means LWW_STORE_MAP_SIZE_DEFAULT */
 	int nosync;      /* non-zero: commits do not fsync (opt-out) */
+	/* Non-zero: a commit fsyncs its data but writes the new root (LMDB's
+	 * meta page) without syncing it; the next commit's fsync, or
+	 * lww_store_sync(), makes it durable. The store stays consistent
+	 * after a crash (LMDB MDB_NOMETASYNC: at most the last commit is
+	 * undone), and a writer that acknowledges a commit only once a later
+	 * one or a sync has returned pays one fsync per commit instead of
+	 * two. */
+	int defer_meta;
 } lww_store_opts;
 
 /* Opens (creating if needed) the store in directory `dir`, which must
@@ -49,6 +57,9 @@ typedef struct lww_store_opts {
  * from errno; LWW_ECORRUPT if the files are not an lww store. */
 lww_err lww_store_open(const char *dir, const lww_store_opts *opts,
                        lww_store **out);
+
+/* Forces every commit so far to disk (fsync of data and metadata). */
+lww_err lww_store_sync(lww_store *s);
 
 /* Closes the store; accepts NULL. No transaction may be open. */
 void lww_store_close(lww_store *s);

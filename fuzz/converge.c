@@ -47,7 +47,7 @@ static void
 init(void)
 {
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	lww_store_opts o = {64 << 20, 1};
+	lww_store_opts o = {.map_size = 64 << 20, .nosync = 1};
 
 	FUZZ_CHECK(sodium_init() >= 0);
 	for (int i = 0; i < R; i++) {

@@ -30,7 +30,10 @@ wall_ms(void *arg)
 static int
 open_store(lwwd *d)
 {
-	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always};
+	/* With fsync = always the writer acknowledges a group only once its
+	 * metadata is durable too (writer.c), so it can defer that sync. */
+	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always,
+	                    d->cfg.fsync_always};
 	uint64_t hlc;
 	lww_err rv;
 

@@ -192,22 +192,92 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
 	}
 }
 
+/* The last committed group, not yet durable: with fsync = always, the
+ * store defers each commit's metadata sync to the next commit (or an
+ * explicit sync), so a group's clients get their replies, and peers its
+ * batch, only once the following commit or sync has returned. Under load
+ * that is one fsync per group; when the queue runs dry it costs one extra
+ * sync, exactly what a non-deferred commit would have paid. */
+typedef struct pending {
+	lwwd_op *ops;
+	lww_buf gb; /* its batch, if it has local writes */
+	uint64_t seq;
+} pending;
+
+/* The pending group is durable: publish its batch and answer it. */
+static void
+settle(lwwd *d, pending *p, lww_buf *env, lww_err rv)
+{
+	if (p->ops == NULL) {
+		return;
+	}
+	if (rv == LWW_OK && lww_batch_count(&p->gb) > 0) {
+		atomic_store(&d->seq_pub, p->seq);
+		publish(d, &p->gb, env);
+	}
+	finish(d, p->ops, rv);
+	p->ops = NULL;
+}
+
+/* Makes the pending group durable with an explicit sync. */
+static void
+sync_pending(lwwd *d, pending *p, lww_buf *env)
+{
+	uint64_t t0;
+	lww_err rv;
+
+	if (p->ops == NULL) {
+		return;
+	}
+	t0 = mono_us();
+	rv = lww_store_sync(d->store);
+	atomic_fetch_add(&d->stats.fsyncs, 1);
+	atomic_fetch_add(&d->stats.fsync_us_total, mono_us() - t0);
+	lwwd_stat_max(&d->stats.fsync_us_max, mono_us() - t0);
+	if (rv != LWW_OK) {
+		/* Applied, but not known to be durable: say so. */
+		lwwd_log(LWWD_LOG_ERROR, "sync_failed", "reason=\"%s\"",
+		         lww_strerror(rv));
+	}
+	settle(d, p, env, rv);
+}
+
 /* Commits one group; on failure retries its ops one at a time. */
 static void
-commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
+commit_group(lwwd *d, pending *p, lwwd_op *ops, lww_buf *gb, lww_buf *env)
 {
 	uint64_t seq = d->seq + 1;
 	lww_err rv = apply_group(d, ops, gb, seq);
 
 	if (rv == LWW_OK) {
-		if (lww_batch_count(gb) > 0) {
+		int has_batch = lww_batch_count(gb) > 0;
+		if (has_batch) {
 			d->seq = seq;
-			atomic_store(&d->seq_pub, seq);
-			publish(d, gb, env);
 		}
-		finish(d, ops, rv);
+		if (!d->cfg.fsync_always) {
+			/* No fsync promised: answer now. */
+			if (has_batch) {
+				atomic_store(&d->seq_pub, seq);
+				publish(d, gb, env);
+			}
+			finish(d, ops, rv);
+			return;
+		}
+		/* This commit's fsync made the previous group durable. */
+		settle(d, p, env, LWW_OK);
+		p->ops = ops;
+		p->seq = seq;
+		lww_buf_reset(&p->gb);
+		if (has_batch &&
+		    lww_buf_put(&p->gb, gb->p, gb->len) != LWW_OK) {
+			lww_buf_reset(
+			    &p->gb); /* no memory: repair spreads it */
+		}
 		return;
 	}
+	/* A failed commit changed nothing; the pending group still needs
+	 * its sync, and then each op is tried alone for its own answer. */
+	sync_pending(d, p, env);
 	if (ops->next == NULL) {
 		lwwd_log(LWWD_LOG_ERROR, "commit_failed", "reason=\"%s\"",
 		         lww_strerror(rv));
@@ -223,7 +293,8 @@ commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
 	while (ops != NULL) {
 		lwwd_op *next = ops->next;
 		ops->next = NULL;
-		commit_group(d, ops, gb, env);
+		commit_group(d, p, ops, gb, env);
+		sync_pending(d, p, env);
 		ops = next;
 	}
 }
@@ -242,12 +313,19 @@ writer_main(void *arg)
 {
 	lwwd *d = arg;
 	lww_buf gb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	pending p = {NULL, LWW_BUF_INIT, 0};
 
 	for (;;) {
 		lwwd_op *group, *last;
 		size_t items, bytes, nops;
 
 		pthread_mutex_lock(&d->mtx);
+		if (d->qhead == NULL && p.ops != NULL) {
+			/* Nothing more to fold in: sync what is pending. */
+			pthread_mutex_unlock(&d->mtx);
+			sync_pending(d, &p, &env);
+			continue;
+		}
 		while (d->qhead == NULL && !d->stopping) {
 			pthread_cond_wait(&d->cv, &d->mtx);
 		}
@@ -280,8 +358,10 @@ writer_main(void *arg)
 		d->qlen -= nops;
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
-		commit_group(d, group, &gb, &env);
+		commit_group(d, &p, group, &gb, &env);
 	}
+	sync_pending(d, &p, &env);
+	lww_buf_fini(&p.gb);
 	lww_buf_fini(&gb);
 	lww_buf_fini(&env);
 	return NULL;

@@ -88,7 +88,7 @@ test_random_schedules_converge(void **state)
 	uint64_t schedules = env_u64("LWW_MERGE_SCHEDULES", 10000);
 	char *dirs[NSTORES];
 	lww_store *st[NSTORES];
-	lww_store_opts o = {0, 1};
+	lww_store_opts o = {.nosync = 1};
 	lww_buf vb = LWW_BUF_INIT;
 	(void) state;
 

@@ -323,10 +323,35 @@ test_persistence(void **state)
 }
 
 static void
+test_deferred_meta_commits_and_syncs(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.defer_meta = 1};
+	lww_store *s;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (int i = 0; i < 20; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		lww_entry e = ENT(k, "v", (uint64_t) i + 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	assert_ok(lww_store_sync(s));
+	lww_store_close(s);
+	/* Reopened with full sync, every commit is there. */
+	assert_ok(lww_store_open(dir, NULL, &s));
+	expect_val(s, "k0", "v");
+	expect_val(s, "k19", "v");
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+static void
 test_full_store_changes_nothing(void **state)
 {
 	char *dir = tu_tmpdir();
-	lww_store_opts o = {256 * 1024, 1};
+	lww_store_opts o = {.map_size = 256 * 1024, .nosync = 1};
 	static char val[60000];
 	lww_store *s;
 	lww_digest root_before, root_after;
@@ -432,7 +457,7 @@ static void
 test_digest_incremental_equals_recomputed(void **state)
 {
 	char *dir = tu_tmpdir();
-	lww_store_opts o = {0, 1};
+	lww_store_opts o = {.nosync = 1};
 	lww_store *s;
 	uint64_t seed = 4242;
 	(void) state;
@@ -463,7 +488,7 @@ static void
 test_digest_finds_the_difference(void **state)
 {
 	char *d1 = tu_tmpdir(), *d2 = tu_tmpdir();
-	lww_store_opts o = {0, 1};
+	lww_store_opts o = {.nosync = 1};
 	lww_store *a, *b;
 	lww_digest ha, hb, ka[16], kb[16];
 	uint32_t index = 0;
@@ -579,6 +604,7 @@ main(void)
 	    cmocka_unit_test(test_scan_prefix_continuation_limit),
 	    cmocka_unit_test(test_long_keys_in_byte_order),
 	    cmocka_unit_test(test_persistence),
+	    cmocka_unit_test(test_deferred_meta_commits_and_syncs),
 	    cmocka_unit_test(test_full_store_changes_nothing),
 	    cmocka_unit_test(test_digest_incremental_equals_recomputed),
 	    cmocka_unit_test(test_digest_finds_the_difference),
