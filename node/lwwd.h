@@ -169,6 +169,11 @@ typedef struct lwwd {
 	nng_socket sub;
 	nng_socket api;
 	pthread_t writer;
+	pthread_t syncer; /* makes committed groups durable (writer.c) */
+	int syncer_started;
+	int sync_stopping;
+	pthread_cond_t sync_cv;
+	struct synced *sync_head, *sync_tail;
 	pthread_t heartbeat;
 	int writer_started;
 	int heartbeat_started;

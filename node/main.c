@@ -113,6 +113,7 @@ main(int argc, char **argv)
 	pthread_mutex_init(&d->mtx, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	pthread_cond_init(&d->hb_cv, NULL);
+	pthread_cond_init(&d->sync_cv, NULL);
 
 	/* Block the signals before any thread starts; main waits for them. */
 	sigemptyset(&set);

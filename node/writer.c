@@ -192,92 +192,121 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
 	}
 }
 
-/* The last committed group, not yet durable: with fsync = always, the
- * store defers each commit's metadata sync to the next commit (or an
- * explicit sync), so a group's clients get their replies, and peers its
- * batch, only once the following commit or sync has returned. Under load
- * that is one fsync per group; when the queue runs dry it costs one extra
- * sync, exactly what a non-deferred commit would have paid. */
-typedef struct pending {
+/*
+ * Durability without a second fsync on the writer's path. With fsync =
+ * always the store writes each commit's new root (LMDB's meta page)
+ * without syncing it (MDB_NOMETASYNC: a crash undoes at most the commits
+ * not yet synced, and never corrupts). A committed group goes to the
+ * syncer thread, which runs one fsync for every group handed to it so far
+ * and only then publishes their batches and answers their clients. The
+ * writer meanwhile commits the next group, so the two fsyncs a durable
+ * LMDB commit needs overlap instead of adding up.
+ */
+typedef struct synced {
 	lwwd_op *ops;
 	lww_buf gb; /* its batch, if it has local writes */
 	uint64_t seq;
-} pending;
+	struct synced *next;
+} synced;
 
-/* The pending group is durable: publish its batch and answer it. */
 static void
-settle(lwwd *d, pending *p, lww_buf *env, lww_err rv)
+sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 {
-	if (p->ops == NULL) {
+	synced *g = calloc(1, sizeof(*g));
+
+	if (g == NULL) {
+		/* No memory to queue it: sync here, then answer. */
+		finish(d, ops, lww_store_sync(d->store));
 		return;
 	}
-	if (rv == LWW_OK && lww_batch_count(&p->gb) > 0) {
-		atomic_store(&d->seq_pub, p->seq);
-		publish(d, &p->gb, env);
+	g->ops = ops;
+	g->seq = seq;
+	if (lww_batch_count(gb) > 0 &&
+	    lww_buf_put(&g->gb, gb->p, gb->len) != LWW_OK) {
+		lww_buf_reset(&g->gb); /* no memory: repair spreads it */
 	}
-	finish(d, p->ops, rv);
-	p->ops = NULL;
+	pthread_mutex_lock(&d->mtx);
+	if (d->sync_tail != NULL) {
+		d->sync_tail->next = g;
+	} else {
+		d->sync_head = g;
+	}
+	d->sync_tail = g;
+	pthread_cond_signal(&d->sync_cv);
+	pthread_mutex_unlock(&d->mtx);
 }
 
-/* Makes the pending group durable with an explicit sync. */
-static void
-sync_pending(lwwd *d, pending *p, lww_buf *env)
+static void *
+syncer_main(void *arg)
 {
-	uint64_t t0;
-	lww_err rv;
+	lwwd *d = arg;
+	lww_buf env = LWW_BUF_INIT;
 
-	if (p->ops == NULL) {
-		return;
+	for (;;) {
+		synced *g, *next;
+		uint64_t t0, us;
+		lww_err rv;
+
+		pthread_mutex_lock(&d->mtx);
+		while (d->sync_head == NULL && !d->sync_stopping) {
+			pthread_cond_wait(&d->sync_cv, &d->mtx);
+		}
+		g = d->sync_head;
+		d->sync_head = d->sync_tail = NULL;
+		pthread_mutex_unlock(&d->mtx);
+		if (g == NULL) {
+			break;
+		}
+		/* One fsync covers every group committed before it began. */
+		t0 = mono_us();
+		rv = lww_store_sync(d->store);
+		us = mono_us() - t0;
+		atomic_fetch_add(&d->stats.fsyncs, 1);
+		atomic_fetch_add(&d->stats.fsync_us_total, us);
+		lwwd_stat_max(&d->stats.fsync_us_max, us);
+		if (rv != LWW_OK) {
+			/* Applied, but not known to be durable: say so. */
+			lwwd_log(LWWD_LOG_ERROR, "sync_failed", "reason=\"%s\"",
+			         lww_strerror(rv));
+		}
+		for (; g != NULL; g = next) {
+			next = g->next;
+			if (rv == LWW_OK && g->gb.len > 0) {
+				atomic_store(&d->seq_pub, g->seq);
+				publish(d, &g->gb, &env);
+			}
+			finish(d, g->ops, rv);
+			lww_buf_fini(&g->gb);
+			free(g);
+		}
 	}
-	t0 = mono_us();
-	rv = lww_store_sync(d->store);
-	atomic_fetch_add(&d->stats.fsyncs, 1);
-	atomic_fetch_add(&d->stats.fsync_us_total, mono_us() - t0);
-	lwwd_stat_max(&d->stats.fsync_us_max, mono_us() - t0);
-	if (rv != LWW_OK) {
-		/* Applied, but not known to be durable: say so. */
-		lwwd_log(LWWD_LOG_ERROR, "sync_failed", "reason=\"%s\"",
-		         lww_strerror(rv));
-	}
-	settle(d, p, env, rv);
+	lww_buf_fini(&env);
+	return NULL;
 }
 
 /* Commits one group; on failure retries its ops one at a time. */
 static void
-commit_group(lwwd *d, pending *p, lwwd_op *ops, lww_buf *gb, lww_buf *env)
+commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
 {
 	uint64_t seq = d->seq + 1;
 	lww_err rv = apply_group(d, ops, gb, seq);
 
 	if (rv == LWW_OK) {
-		int has_batch = lww_batch_count(gb) > 0;
-		if (has_batch) {
+		if (lww_batch_count(gb) > 0) {
 			d->seq = seq;
 		}
-		if (!d->cfg.fsync_always) {
-			/* No fsync promised: answer now. */
-			if (has_batch) {
-				atomic_store(&d->seq_pub, seq);
-				publish(d, gb, env);
-			}
-			finish(d, ops, rv);
+		if (d->cfg.fsync_always) {
+			sync_push(d, ops, gb, seq);
 			return;
 		}
-		/* This commit's fsync made the previous group durable. */
-		settle(d, p, env, LWW_OK);
-		p->ops = ops;
-		p->seq = seq;
-		lww_buf_reset(&p->gb);
-		if (has_batch &&
-		    lww_buf_put(&p->gb, gb->p, gb->len) != LWW_OK) {
-			lww_buf_reset(
-			    &p->gb); /* no memory: repair spreads it */
+		/* No fsync promised: answer now. */
+		if (lww_batch_count(gb) > 0) {
+			atomic_store(&d->seq_pub, seq);
+			publish(d, gb, env);
 		}
+		finish(d, ops, rv);
 		return;
 	}
-	/* A failed commit changed nothing; the pending group still needs
-	 * its sync, and then each op is tried alone for its own answer. */
-	sync_pending(d, p, env);
 	if (ops->next == NULL) {
 		lwwd_log(LWWD_LOG_ERROR, "commit_failed", "reason=\"%s\"",
 		         lww_strerror(rv));
@@ -293,8 +322,7 @@ commit_group(lwwd *d, pending *p, lwwd_op *ops, lww_buf *gb, lww_buf *env)
 	while (ops != NULL) {
 		lwwd_op *next = ops->next;
 		ops->next = NULL;
-		commit_group(d, p, ops, gb, env);
-		sync_pending(d, p, env);
+		commit_group(d, ops, gb, env);
 		ops = next;
 	}
 }
@@ -313,19 +341,12 @@ writer_main(void *arg)
 {
 	lwwd *d = arg;
 	lww_buf gb = LWW_BUF_INIT, env = LWW_BUF_INIT;
-	pending p = {NULL, LWW_BUF_INIT, 0};
 
 	for (;;) {
 		lwwd_op *group, *last;
 		size_t items, bytes, nops;
 
 		pthread_mutex_lock(&d->mtx);
-		if (d->qhead == NULL && p.ops != NULL) {
-			/* Nothing more to fold in: sync what is pending. */
-			pthread_mutex_unlock(&d->mtx);
-			sync_pending(d, &p, &env);
-			continue;
-		}
 		while (d->qhead == NULL && !d->stopping) {
 			pthread_cond_wait(&d->cv, &d->mtx);
 		}
@@ -358,10 +379,8 @@ writer_main(void *arg)
 		d->qlen -= nops;
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
-		commit_group(d, &p, group, &gb, &env);
+		commit_group(d, group, &gb, &env);
 	}
-	sync_pending(d, &p, &env);
-	lww_buf_fini(&p.gb);
 	lww_buf_fini(&gb);
 	lww_buf_fini(&env);
 	return NULL;
@@ -370,6 +389,10 @@ writer_main(void *arg)
 int
 lwwd_writer_start(lwwd *d)
 {
+	if (pthread_create(&d->syncer, NULL, syncer_main, d) != 0) {
+		return -1;
+	}
+	d->syncer_started = 1;
 	if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
 		return -1;
 	}
@@ -407,13 +430,21 @@ lwwd_writer_submit(lwwd *d, lwwd_op *op)
 void
 lwwd_writer_stop(lwwd *d)
 {
-	if (!d->writer_started) {
-		return;
-	}
 	pthread_mutex_lock(&d->mtx);
 	d->stopping = 1;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mtx);
-	pthread_join(d->writer, NULL);
-	d->writer_started = 0;
+	if (d->writer_started) {
+		pthread_join(d->writer, NULL);
+		d->writer_started = 0;
+	}
+	/* Then the syncer: it answers what the writer handed it, and ends. */
+	pthread_mutex_lock(&d->mtx);
+	d->sync_stopping = 1;
+	pthread_cond_broadcast(&d->sync_cv);
+	pthread_mutex_unlock(&d->mtx);
+	if (d->syncer_started) {
+		pthread_join(d->syncer, NULL);
+		d->syncer_started = 0;
+	}
 }
