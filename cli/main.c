@@ -266,6 +266,9 @@ connect_api(void)
 {
 	int rv;
 
+	if (g.open) {
+		return;
+	}
 	load_key();
 	if (g.api == NULL || *g.api == '\0') {
 		usage_error("%s", "no node to talk to: give --api URL or set "
@@ -367,6 +370,23 @@ check_reply(nng_msg *m, const lww_rep *rep)
 	die(code, "%s", n ? msg : lww_strerror(rep->status));
 }
 
+/* Encodes q, sends it (connecting first if need be) and returns the
+ * node's successful reply; exits with the node's error otherwise. The
+ * caller frees *m. */
+static void
+request(const lww_req *q, nng_msg **m, lww_rep *rep)
+{
+	static lww_buf b;
+
+	lww_buf_reset(&b);
+	if (lww_req_encode(&b, q) != LWW_OK) {
+		die(EXIT_REFUSED, "cannot encode request");
+	}
+	connect_api();
+	call(&b, m, rep);
+	check_reply(*m, rep);
+}
+
 static void
 check_key(const uint8_t *k, size_t n)
 {
@@ -442,7 +462,6 @@ static int
 cmd_write(int op, int argc, char **argv)
 {
 	lww_req q = {.op = (uint8_t) op};
-	lww_buf b = LWW_BUF_INIT;
 	uint8_t *stdin_val = NULL;
 	nng_msg *m;
 	lww_rep rep;
@@ -470,12 +489,7 @@ cmd_write(int op, int argc, char **argv)
 			    LWW_VAL_MAX, q.vlen);
 		}
 	}
-	if (lww_req_encode(&b, &q) != LWW_OK) {
-		die(EXIT_REFUSED, "cannot encode request");
-	}
-	connect_api();
-	call(&b, &m, &rep);
-	check_reply(m, &rep);
+	request(&q, &m, &rep);
 	if (g.json) {
 		fputc('{', stdout);
 		json_bytes(stdout, "key", q.key, q.klen);
@@ -485,7 +499,6 @@ cmd_write(int op, int argc, char **argv)
 	}
 	nng_msg_free(m);
 	free(stdin_val);
-	lww_buf_fini(&b);
 	return EXIT_OK;
 }
 
@@ -493,7 +506,6 @@ static int
 cmd_lookup(int argc, char **argv)
 {
 	lww_req q = {.op = LWW_OP_LOOKUP};
-	lww_buf b = LWW_BUF_INIT;
 	nng_msg *m;
 	lww_rep rep;
 
@@ -501,12 +513,7 @@ cmd_lookup(int argc, char **argv)
 	q.key = (const uint8_t *) argv[0];
 	q.klen = strlen(argv[0]);
 	check_key(q.key, q.klen);
-	if (lww_req_encode(&b, &q) != LWW_OK) {
-		die(EXIT_REFUSED, "cannot encode request");
-	}
-	connect_api();
-	call(&b, &m, &rep);
-	check_reply(m, &rep);
+	request(&q, &m, &rep);
 	if (g.json) {
 		json_entry(stdout, &rep.entry);
 	} else {
@@ -514,7 +521,6 @@ cmd_lookup(int argc, char **argv)
 		fputc('\n', stdout);
 	}
 	nng_msg_free(m);
-	lww_buf_fini(&b);
 	return EXIT_OK;
 }
 
@@ -522,9 +528,7 @@ static int
 cmd_list(int argc, char **argv)
 {
 	lww_req q = {.op = LWW_OP_LIST, .limit = LWW_LIST_LIMIT_MAX};
-	lww_buf b = LWW_BUF_INIT;
 	uint8_t after[LWW_KEY_MAX];
-	size_t total = 0;
 	int more;
 
 	need_args("list", argc, 0, 1, "list [PREFIX]");
@@ -536,19 +540,13 @@ cmd_list(int argc, char **argv)
 			    LWW_KEY_MAX);
 		}
 	}
-	connect_api();
 	do {
 		nng_msg *m;
 		lww_rep rep;
 		lww_entry e;
 		size_t off = 0;
 
-		lww_buf_reset(&b);
-		if (lww_req_encode(&b, &q) != LWW_OK) {
-			die(EXIT_REFUSED, "cannot encode request");
-		}
-		call(&b, &m, &rep);
-		check_reply(m, &rep);
+		request(&q, &m, &rep);
 		if (rep.op != LWW_OP_LIST) {
 			nng_msg_free(m);
 			die(EXIT_UNREACHABLE, "unexpected reply from %s",
@@ -564,13 +562,10 @@ cmd_list(int argc, char **argv)
 			memcpy(after, e.key, e.klen);
 			q.after = after;
 			q.alen = e.klen;
-			total++;
 		}
 		more = rep.more && rep.entries.count > 0;
 		nng_msg_free(m);
 	} while (more);
-	lww_buf_fini(&b);
-	(void) total;
 	return EXIT_OK;
 }
 
@@ -578,23 +573,16 @@ static int
 cmd_reload(int argc, char **argv)
 {
 	lww_req q = {.op = LWW_OP_RELOAD};
-	lww_buf b = LWW_BUF_INIT;
 	nng_msg *m;
 	lww_rep rep;
 
 	(void) argv;
 	need_args("reload", argc, 0, 0, "reload");
-	if (lww_req_encode(&b, &q) != LWW_OK) {
-		die(EXIT_REFUSED, "cannot encode request");
-	}
-	connect_api();
-	call(&b, &m, &rep);
-	check_reply(m, &rep);
+	request(&q, &m, &rep);
 	if (g.json) {
 		puts("{\"reloaded\":true}");
 	}
 	nng_msg_free(m);
-	lww_buf_fini(&b);
 	return EXIT_OK;
 }
 
@@ -739,19 +727,13 @@ static int
 cmd_text(int op, int argc, char **argv)
 {
 	lww_req q = {.op = (uint8_t) op};
-	lww_buf b = LWW_BUF_INIT;
 	nng_msg *m;
 	lww_rep rep;
 
 	(void) argv;
 	need_args(op == LWW_OP_STATS ? "stats" : "peers", argc, 0, 0,
 	          op == LWW_OP_STATS ? "stats" : "peers");
-	if (lww_req_encode(&b, &q) != LWW_OK) {
-		die(EXIT_REFUSED, "cannot encode request");
-	}
-	connect_api();
-	call(&b, &m, &rep);
-	check_reply(m, &rep);
+	request(&q, &m, &rep);
 	if (g.json) {
 		fwrite(rep.text, 1, rep.textlen, stdout);
 		fputc('\n', stdout);
@@ -769,7 +751,6 @@ cmd_text(int op, int argc, char **argv)
 		free(text);
 	}
 	nng_msg_free(m);
-	lww_buf_fini(&b);
 	return EXIT_OK;
 }
 

@@ -223,6 +223,14 @@ lww_entry_size(const lww_entry *e)
 	return n;
 }
 
+/* The u32 count at `off` of a message under construction (0 if the
+ * message is not that long yet). */
+static uint32_t
+count_at(const lww_buf *b, size_t off)
+{
+	return b->len < off + 4 ? 0 : lww_get_u32le(b->p + off);
+}
+
 /* Increments the u32 count at `off` of a message under construction. */
 static lww_err
 bump_count(lww_buf *b, size_t off, uint32_t max)
@@ -281,9 +289,7 @@ lww_batch_add(lww_buf *b, const lww_entry *e)
 uint32_t
 lww_batch_count(const lww_buf *b)
 {
-	return b->len < BATCH_COUNT_OFF + 4
-	           ? 0
-	           : lww_get_u32le(b->p + BATCH_COUNT_OFF);
+	return count_at(b, BATCH_COUNT_OFF);
 }
 
 lww_err
@@ -540,9 +546,7 @@ lww_load_add(lww_buf *b, const lww_entry *e)
 uint32_t
 lww_load_count(const lww_buf *b)
 {
-	return b->len < LOAD_COUNT_OFF + 4
-	           ? 0
-	           : lww_get_u32le(b->p + LOAD_COUNT_OFF);
+	return count_at(b, LOAD_COUNT_OFF);
 }
 
 static lww_err
@@ -894,9 +898,7 @@ lww_leaf_req_add(lww_buf *b, uint32_t leaf, const uint8_t *sums, uint32_t nsum)
 uint32_t
 lww_leaf_req_count(const lww_buf *b)
 {
-	return b->len < LEAF_REQ_COUNT_OFF + 4
-	           ? 0
-	           : lww_get_u32le(b->p + LEAF_REQ_COUNT_OFF);
+	return count_at(b, LEAF_REQ_COUNT_OFF);
 }
 
 /* One leaf of a request at the reader. */
@@ -1014,9 +1016,7 @@ lww_leaf_rep_truncate(lww_buf *b, size_t len, uint32_t count)
 uint32_t
 lww_leaf_rep_count(const lww_buf *b)
 {
-	return b->len < LEAF_REP_COUNT_OFF + 4
-	           ? 0
-	           : lww_get_u32le(b->p + LEAF_REP_COUNT_OFF);
+	return count_at(b, LEAF_REP_COUNT_OFF);
 }
 
 lww_err
