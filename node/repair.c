@@ -154,6 +154,16 @@ typedef struct leaf_serve {
 	uint64_t sent;
 } leaf_serve;
 
+/* What LEAF_REQ says of an entry: its bucket and entry-hash prefix. */
+static void
+entry_summary(const lww_entry *e, uint8_t out[LWW_SYNC_SUMMARY])
+{
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	lww_sync_summary(out, lww_digest_bucket(e->key, e->klen), h.h);
+}
+
 static int
 summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
 {
@@ -171,10 +181,8 @@ leaf_serve_cb(const lww_entry *e, void *arg)
 {
 	leaf_serve *ls = arg;
 	uint8_t sum[LWW_SYNC_SUMMARY];
-	lww_digest h;
 
-	lww_digest_entry(e, &h);
-	lww_sync_summary(sum, lww_digest_bucket(e->key, e->klen), h.h);
+	entry_summary(e, sum);
 	if (summary_has(ls->sums, ls->nsum, sum)) {
 		return 0;
 	}
@@ -324,10 +332,8 @@ summarise_cb(const lww_entry *e, void *arg)
 {
 	sum_acc *a = arg;
 	uint8_t sum[LWW_SYNC_SUMMARY];
-	lww_digest h;
 
-	lww_digest_entry(e, &h);
-	lww_sync_summary(sum, lww_digest_bucket(e->key, e->klen), h.h);
+	entry_summary(e, sum);
 	if (lww_buf_put(a->sums, sum, sizeof(sum)) != LWW_OK) {
 		return 1;
 	}
