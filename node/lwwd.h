@@ -100,6 +100,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t repair_keys_sent;
 	_Atomic uint64_t repair_bytes_sent;
 	_Atomic uint64_t repair_bytes_received;
+	_Atomic uint64_t repair_pull_bytes; /* both ways, own rounds */
 	_Atomic uint64_t repair_requests_served;
 	_Atomic uint64_t repair_rejected;
 	_Atomic uint64_t repair_last_ms;

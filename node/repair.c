@@ -310,9 +310,11 @@ exchange(lwwd *d, repair_peer *p, const lww_buf *req, lww_buf *env,
 	if (send_sealed(d, p->sock, req, env) != 0) {
 		return LWW_EIO;
 	}
+	atomic_fetch_add(&d->stats.repair_pull_bytes, env->len);
 	if (nng_recvmsg(p->sock, &m, 0) != 0) {
 		return LWW_EIO;
 	}
+	atomic_fetch_add(&d->stats.repair_pull_bytes, nng_msg_len(m));
 	if ((rv = open_sealed(d, m, e, node, name)) != LWW_OK) {
 		nng_msg_free(m);
 		atomic_fetch_add(&d->stats.repair_rejected, 1);
@@ -535,7 +537,11 @@ round_with(lwwd *d, repair_peer *p)
 		}
 	}
 	/* nodes[] now lists the differing leaves: fetch what they hold. */
-	for (uint32_t i = 0; i < nnodes;) {
+	/* A request names only as many leaves as a reply is likely to
+	 * serve: summaries of leaves the reply cannot reach would be sent
+	 * again. Start small, double while replies serve everything, and
+	 * fall back to what the last reply managed. */
+	for (uint32_t i = 0, want = 64; i < nnodes;) {
 		uint32_t j = i;
 		lww_envelope e;
 		lww_leaf_rep lr;
@@ -545,7 +551,9 @@ round_with(lwwd *d, repair_peer *p)
 			why = "encode";
 			goto out;
 		}
-		for (; j < nnodes && req.len < REQUEST_BYTES_MAX; j++) {
+		for (;
+		     j < nnodes && j - i < want && req.len < REQUEST_BYTES_MAX;
+		     j++) {
 			sum_acc a = {&sums, 0};
 			lww_buf_reset(&sums);
 			if (lww_store_scan_bucket(d->store, LWW_DIGEST_STORED,
@@ -582,6 +590,13 @@ round_with(lwwd *d, repair_peer *p)
 		}
 		/* A leaf too big for one reply is asked for again; what
 		 * came already is then covered by the new summaries. */
+		if (lr.done == j - i) {
+			want = want < LWW_SYNC_LEAVES_MAX / 2
+			           ? want * 2
+			           : LWW_SYNC_LEAVES_MAX;
+		} else {
+			want = lr.done > 16 ? lr.done : 16;
+		}
 		i += lr.done;
 	}
 	note_peer(d, node, fetched, seq0);
