@@ -150,7 +150,9 @@ class Cluster:
             os.makedirs(base, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix="lwwe2e.", dir=base)
         self.transport = transport
-        self.port_base = 20000 + (os.getpid() * 37) % 30000
+        # Below the kernel's ephemeral range (32768+), where a client
+        # socket could already hold a port we want to listen on.
+        self.port_base = 20000 + (os.getpid() * 37) % 12000
         self.trustfile = os.path.join(self.dir, "trust")
         self.nodes = [Node(self, i, f"n{i + 1}") for i in range(n)]
         trusted = range(n) if trusted is None else trusted
