@@ -178,7 +178,12 @@ handle(lwwd *d, nng_msg *msg)
 	memcpy(op->origin_name, name, sizeof(name));
 	op->msg = msg;
 	if (lwwd_writer_submit(d, op) != LWW_OK) {
+		/* The writer is flooded: drop it, and let repair fetch it
+		 * (its sequence number is already counted as received). */
 		free(op);
+		pthread_mutex_lock(&d->mtx);
+		lwwd_repair_trigger(d, node);
+		pthread_mutex_unlock(&d->mtx);
 		goto drop;
 	}
 	return;
