@@ -77,9 +77,12 @@ class Faults(ClusterTest):
             join(threads)
         finally:
             n2.proc.send_signal(signal.SIGCONT)
+        # Whether the frozen node's gossip was lost (nng drops for a
+        # subscriber only past its 8,192-message queue) or merely delayed
+        # depends on timing; either way it must catch up. That repair alone
+        # brings a node up to date is shown by the late-joiner test.
         took = check(self, rec, c.nodes)
         self.assertLess(took, 60)
-        self.assertGreater(n2.stats()["repair"]["keys_fetched"], 0)
 
     def test_late_joiner_with_empty_store(self):
         c = self.cluster(3)
