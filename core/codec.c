@@ -161,6 +161,23 @@ rd_entries(lww_rd *r, uint32_t count, int stamped, lww_entries *out)
 	return LWW_OK;
 }
 
+/* The run of stamped entries that ends a batch or leaf reply: a count
+ * over LWW_BATCH_ENTRIES_MAX is refused before any entry is read, and no
+ * byte may follow the last entry. */
+static lww_err
+rd_last_entries(lww_rd *r, uint32_t count, lww_entries *out)
+{
+	lww_err rv;
+
+	if (count > LWW_BATCH_ENTRIES_MAX) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = rd_entries(r, count, 1, out)) != LWW_OK) {
+		return rv;
+	}
+	return lww_rd_end(r);
+}
+
 int
 lww_entries_next(const lww_entries *es, size_t *off, lww_entry *e)
 {
@@ -308,11 +325,7 @@ lww_batch_decode(const uint8_t *p, size_t n, lww_batch *out)
 	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
 		return rv;
 	}
-	if (count > LWW_BATCH_ENTRIES_MAX) {
-		return LWW_ETOOBIG;
-	}
-	if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
-	    (rv = lww_rd_end(&r)) != LWW_OK) {
+	if ((rv = rd_last_entries(&r, count, &tmp.entries)) != LWW_OK) {
 		return rv;
 	}
 	*out = tmp;
@@ -1036,11 +1049,7 @@ lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out)
 	if (tmp.done > LWW_SYNC_LEAVES_MAX) {
 		return LWW_EPROTO;
 	}
-	if (count > LWW_BATCH_ENTRIES_MAX) {
-		return LWW_ETOOBIG;
-	}
-	if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
-	    (rv = lww_rd_end(&r)) != LWW_OK) {
+	if ((rv = rd_last_entries(&r, count, &tmp.entries)) != LWW_OK) {
 		return rv;
 	}
 	*out = tmp;
