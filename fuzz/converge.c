@@ -33,7 +33,7 @@ static void
 cleanup(void)
 {
 	for (int i = 0; i < R; i++) {
-		char cmd[128];
+		char cmd[256];
 		lww_store_close(st[i]);
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dirs[i]);
 		if (system(cmd) != 0) {
