@@ -186,6 +186,8 @@ typedef struct lwwd {
 } lwwd;
 
 uint64_t lwwd_now_ms(void);
+/* Monotonic microseconds, for durations and deadlines. */
+uint64_t lwwd_mono_us(void);
 
 /* ---- addresses (net.c) ---- */
 /* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */

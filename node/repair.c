@@ -60,9 +60,7 @@ struct lwwd_repair {
 static uint64_t
 mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+	return lwwd_mono_us() / 1000;
 }
 
 /* Seals payload and sends it; returns 0 or an nng error. */

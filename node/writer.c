@@ -29,8 +29,8 @@ lwwd_now_ms(void)
 	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
-static uint64_t
-mono_us(void)
+uint64_t
+lwwd_mono_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -130,11 +130,11 @@ apply_group(lwwd *d, lwwd_op *ops, lww_buf *gb, uint64_t seq)
 	    (rv = lww_txn_set_seq(t, d->self, seq)) != LWW_OK) {
 		goto fail;
 	}
-	t0 = mono_us();
+	t0 = lwwd_mono_us();
 	rv = lww_txn_commit(t);
 	atomic_fetch_add(&d->stats.commits, 1);
 	if (rv == LWW_OK && d->cfg.fsync_always) {
-		uint64_t us = mono_us() - t0;
+		uint64_t us = lwwd_mono_us() - t0;
 		atomic_fetch_add(&d->stats.fsyncs, 1);
 		atomic_fetch_add(&d->stats.fsync_us_total, us);
 		lwwd_stat_max(&d->stats.fsync_us_max, us);
@@ -258,9 +258,9 @@ syncer_main(void *arg)
 			break;
 		}
 		/* One fsync covers every group committed before it began. */
-		t0 = mono_us();
+		t0 = lwwd_mono_us();
 		rv = lww_store_sync(d->store);
-		us = mono_us() - t0;
+		us = lwwd_mono_us() - t0;
 		atomic_fetch_add(&d->stats.fsyncs, 1);
 		atomic_fetch_add(&d->stats.fsync_us_total, us);
 		lwwd_stat_max(&d->stats.fsync_us_max, us);
