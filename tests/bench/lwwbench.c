@@ -1,17 +1,20 @@
 /*
  * lwwbench - the benchmark driver behind scripts/bench.
  *
- *   lwwbench clients URL THREADS SECONDS add|lookup KEYS
- *       THREADS clients, each with its own REQ socket, each waiting for
- *       its reply before the next request (like redis-benchmark -c).
- *   lwwbench echo URL SECONDS BYTES
- *       one client against an in-process nng REP echo server on URL: the
- *       floor nng allows for one serial request/reply.
- *   lwwbench load URL COUNT BATCH
+ *   lwwbench clients URL CLIENTS SECONDS add|lookup KEYS
+ *       CLIENTS connections, each waiting for its reply before its next
+ *       request (like redis-benchmark -c), driven by one epoll thread
+ *       that speaks nng's SP wire format (sp.c), so that the client's
+ *       own cost stays small next to the server's.
+ *   lwwbench echo URL CLIENTS SECONDS
+ *       the same clients against an in-process nng REP echo server on URL
+ *       served by contexts as lwwd serves: the floor nng allows.
+ *   lwwbench load URL CLIENTS COUNT BATCH
  *       bulk writes of COUNT keys (16-byte keys, 100-byte values), BATCH
- *       to a LOAD request, one request at a time.
+ *       to a LOAD request, from CLIENTS connections at once.
  *   lwwbench lag WRITE_URL RATE SECONDS READ_URL...
- *       writes at RATE/s for SECONDS into one node (64 paced clients) and
+ *       writes at RATE/s for SECONDS into one node (open loop, paced,
+ *       over up to 256 connections) and
  *       polls the others for each key, reporting visibility lag and the
  *       time until every reader holds every key.
  * Each prints one JSON object on stdout. Loops are bounded in time.
@@ -31,6 +34,7 @@
 
 #include "codec.h"
 #include "limits.h"
+#include "sp.h"
 
 #define SAMPLES_MAX 200000
 
@@ -152,54 +156,108 @@ pct(uint32_t *v, size_t n, double p)
 /* ---- clients ---- */
 
 typedef struct cl {
-	const char *url;
-	int add;
+	sp_pool *pool;
+	int add; /* 1 add, 0 lookup, -1 echo */
 	unsigned keys;
-	unsigned id;
 	uint64_t deadline;
-	uint64_t ops;
-	uint64_t errors;
+	uint64_t *sent; /* per connection */
+	uint64_t ops, errors;
+	lww_buf b;
 	lat l;
 } cl;
 
-static void *
-client_main(void *arg)
+/* The next request of connection i: keys spread over the key space. */
+static int
+cl_send(cl *c, unsigned i)
 {
-	cl *c = arg;
-	nng_socket s = dial(c->url);
-	lww_buf b = LWW_BUF_INIT;
 	uint8_t val[100];
 	char key[32];
-	uint64_t i = 0;
+	uint64_t k = c->sent[i]++;
+	int n = snprintf(key, sizeof(key), "key:%012u",
+	                 (unsigned) ((k * 7919 + i * 104729) % c->keys));
+	lww_req q = {.op = c->add > 0 ? LWW_OP_ADD : LWW_OP_LOOKUP,
+	             .key = (const uint8_t *) key,
+	             .klen = (size_t) n,
+	             .val = val,
+	             .vlen = c->add > 0 ? sizeof(val) : 0};
 
 	memset(val, 'v', sizeof(val));
-	c->l.v = malloc(SAMPLES_MAX / 64 * sizeof(uint32_t) * 64);
-	c->l.seed = c->id + 1;
-	while (now_us() < c->deadline) {
-		lww_req q = {.op = c->add ? LWW_OP_ADD : LWW_OP_LOOKUP};
-		int n = snprintf(
-		    key, sizeof(key), "key:%012u",
-		    (unsigned) ((i * 7919 + c->id * 104729) % c->keys));
-		q.key = (const uint8_t *) key;
-		q.klen = (size_t) n;
-		q.val = val;
-		q.vlen = c->add ? sizeof(val) : 0;
-		lww_buf_reset(&b);
-		lww_req_encode(&b, &q);
-		uint64_t t0 = now_us();
-		int st = call(s, &b, NULL);
+	lww_buf_reset(&c->b);
+	lww_req_encode(&c->b, &q);
+	return sp_send(c->pool, i, c->b.p, c->b.len);
+}
+
+static void
+cl_reply(void *arg, unsigned i, const uint8_t *p, size_t n, uint64_t us)
+{
+	cl *c = arg;
+	lww_rep rep;
+	int ok;
+
+	if (c->add < 0) {
+		ok = 1; /* an echo: any reply counts */
+	} else {
 		/* A lookup of an absent key is a full lookup all the same. */
-		if (st == 0 || (!c->add && st == LWW_ENOTFOUND)) {
-			c->ops++;
-			lat_add(&c->l, now_us() - t0);
-		} else {
-			c->errors++;
-		}
-		i++;
+		ok = lww_rep_decode(p, n, &rep) == LWW_OK &&
+		     (rep.status == 0 ||
+		      (!c->add && rep.status == LWW_ENOTFOUND));
 	}
-	lww_buf_fini(&b);
-	nng_close(s);
-	return NULL;
+	if (ok) {
+		c->ops++;
+		lat_add(&c->l, us);
+	} else {
+		c->errors++;
+	}
+	if (sp_now_us() < c->deadline && cl_send(c, i) != 0) {
+		c->errors++;
+	}
+}
+
+/* N connections in a closed loop for SECONDS, from one epoll thread. */
+static int
+run_clients(const char *url, unsigned n, double secs, int add, unsigned keys)
+{
+	cl c = {.add = add, .keys = keys ? keys : 1};
+	uint64_t t0;
+	int rv = 0;
+
+	c.l = (lat){malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0, 1};
+	c.sent = calloc(n, sizeof(*c.sent));
+	if ((c.pool = sp_open(url, n, cl_reply, &c)) == NULL) {
+		return 1;
+	}
+	t0 = now_us();
+	c.deadline = t0 + (uint64_t) (secs * 1e6);
+	for (unsigned i = 0; i < n; i++) {
+		if (cl_send(&c, i) != 0) {
+			c.errors++;
+		}
+	}
+	/* Until the deadline, then at most 10 s for replies in flight. */
+	for (;;) {
+		unsigned busy = 0;
+		for (unsigned i = 0; i < n; i++) {
+			busy += (unsigned) sp_busy(c.pool, i);
+		}
+		if (busy == 0 || now_us() > c.deadline + 10000000) {
+			break;
+		}
+		if (sp_poll(c.pool, 10) != 0) {
+			rv = 1;
+			break;
+		}
+	}
+	double el = (double) (now_us() - t0) / 1e6;
+	printf("{\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
+	       ",\"seconds\":%.3f,\"ops_per_s\":%.0f,\"p50_us\":%u,"
+	       "\"p99_us\":%u}\n",
+	       c.ops, c.errors, el, (double) c.ops / el, pct(c.l.v, c.l.n, 0.5),
+	       pct(c.l.v, c.l.n, 0.99));
+	sp_close(c.pool);
+	lww_buf_fini(&c.b);
+	free(c.l.v);
+	free(c.sent);
+	return rv || c.errors > c.ops / 100 ? 1 : 0;
 }
 
 static int
@@ -208,61 +266,42 @@ cmd_clients(int argc, char **argv)
 	if (argc != 7) {
 		return 2;
 	}
-	unsigned n = (unsigned) atoi(argv[3]);
-	double secs = atof(argv[4]);
-	int add = strcmp(argv[5], "add") == 0;
-	unsigned keys = (unsigned) atoi(argv[6]);
-	cl *cs = calloc(n, sizeof(*cs));
-	pthread_t *t = calloc(n, sizeof(*t));
-	uint64_t t0 = now_us(), ops = 0, errors = 0;
-	uint32_t *all;
-	size_t total = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		cs[i] =
-		    (cl){argv[2], add, keys, i, t0 + (uint64_t) (secs * 1e6),
-		         0,       0,   {0}};
-		pthread_create(&t[i], NULL, client_main, &cs[i]);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		pthread_join(t[i], NULL);
-		ops += cs[i].ops;
-		errors += cs[i].errors;
-		total += cs[i].l.n;
-	}
-	double el = (double) (now_us() - t0) / 1e6;
-	all = malloc((total + 1) * sizeof(*all));
-	total = 0;
-	for (unsigned i = 0; i < n; i++) {
-		memcpy(all + total, cs[i].l.v, cs[i].l.n * sizeof(*all));
-		total += cs[i].l.n;
-		free(cs[i].l.v);
-	}
-	printf("{\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
-	       ",\"seconds\":%.3f,\"ops_per_s\":%.0f,\"p50_us\":%u,"
-	       "\"p99_us\":%u}\n",
-	       ops, errors, el, (double) ops / el, pct(all, total, 0.5),
-	       pct(all, total, 0.99));
-	free(all);
-	free(cs);
-	free(t);
-	return errors > ops / 100 ? 1 : 0;
+	return run_clients(argv[2], (unsigned) atoi(argv[3]), atof(argv[4]),
+	                   strcmp(argv[5], "add") == 0,
+	                   (unsigned) atoi(argv[6]));
 }
 
 /* ---- echo ---- */
 
-static void *
-echo_main(void *arg)
-{
-	nng_socket *s = arg;
-	nng_msg *m;
+/* An nng REP echo server served by contexts, the way lwwd serves. */
+typedef struct echo_ctx {
+	nng_ctx ctx;
+	nng_aio *aio;
+	int sending;
+} echo_ctx;
 
-	while (nng_recvmsg(*s, &m, 0) == 0) {
-		if (nng_sendmsg(*s, m, 0) != 0) {
-			nng_msg_free(m);
+static void
+echo_cb(void *arg)
+{
+	echo_ctx *e = arg;
+
+	if (nng_aio_result(e->aio) != 0) {
+		if (e->sending) {
+			nng_msg_free(nng_aio_get_msg(e->aio));
+		} else if (nng_aio_result(e->aio) == NNG_ECLOSED) {
+			return;
 		}
+		e->sending = 0;
+		nng_ctx_recv(e->ctx, e->aio);
+		return;
 	}
-	return NULL;
+	if (e->sending) {
+		e->sending = 0;
+		nng_ctx_recv(e->ctx, e->aio);
+		return;
+	}
+	e->sending = 1;
+	nng_ctx_send(e->ctx, e->aio); /* the message it got, as it is */
 }
 
 static int
@@ -271,145 +310,233 @@ cmd_echo(int argc, char **argv)
 	if (argc != 5) {
 		return 2;
 	}
-	double secs = atof(argv[3]);
-	size_t bytes = (size_t) atoi(argv[4]);
+	unsigned n = (unsigned) atoi(argv[3]);
+	double secs = atof(argv[4]);
+	enum { NCTX = 128 };
+	echo_ctx *es = calloc(NCTX, sizeof(*es));
 	nng_socket srv;
-	pthread_t th;
 	int rv;
 
 	if ((rv = nng_rep0_open(&srv)) != 0 ||
 	    (rv = nng_listen(srv, argv[2], NULL, 0)) != 0) {
 		die("echo listen", rv);
 	}
-	pthread_create(&th, NULL, echo_main, &srv);
-	nng_socket s = dial(argv[2]);
-	uint8_t *buf = calloc(1, bytes);
-	lat l = {malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0, 1};
-	uint64_t t0 = now_us(), end = t0 + (uint64_t) (secs * 1e6), ops = 0;
-	while (now_us() < end) {
-		nng_msg *m;
-		uint64_t a = now_us();
-		if (nng_msg_alloc(&m, 0) != 0 ||
-		    nng_msg_append(m, buf, bytes) ||
-		    nng_sendmsg(s, m, 0) != 0 || nng_recvmsg(s, &m, 0) != 0) {
-			die("echo", NNG_EINTERNAL);
+	for (int i = 0; i < NCTX; i++) {
+		if ((rv = nng_ctx_open(&es[i].ctx, srv)) != 0 ||
+		    (rv = nng_aio_alloc(&es[i].aio, echo_cb, &es[i])) != 0) {
+			die("echo ctx", rv);
 		}
-		nng_msg_free(m);
-		lat_add(&l, now_us() - a);
-		ops++;
+		nng_ctx_recv(es[i].ctx, es[i].aio);
 	}
-	double el = (double) (now_us() - t0) / 1e6;
-	printf("{\"ops\":%" PRIu64 ",\"seconds\":%.3f,\"ops_per_s\":%.0f,"
-	       "\"p50_us\":%u,\"p99_us\":%u}\n",
-	       ops, el, (double) ops / el, pct(l.v, l.n, 0.5),
-	       pct(l.v, l.n, 0.99));
-	nng_close(s);
+	/* The requests it echoes are the lookups the clients mode sends. */
+	rv = run_clients(argv[2], n, secs, -1, 100000);
+	for (int i = 0; i < NCTX; i++) {
+		nng_aio_stop(es[i].aio);
+	}
 	nng_close(srv);
-	pthread_join(th, NULL);
-	free(l.v);
-	free(buf);
-	return 0;
+	for (int i = 0; i < NCTX; i++) {
+		nng_aio_free(es[i].aio);
+	}
+	free(es);
+	return rv;
 }
 
 /* ---- load ---- */
 
+typedef struct ld {
+	sp_pool *pool;
+	unsigned count, batch;
+	unsigned next; /* first key of the next request */
+	unsigned done, failed;
+	lww_buf b;
+} ld;
+
+/* The next LOAD request on connection i: BATCH fresh 16-byte keys. */
+static int
+ld_send(ld *l, unsigned i)
+{
+	uint8_t val[100];
+	char key[17];
+	unsigned n = 0;
+
+	memset(val, 'v', sizeof(val));
+	lww_load_begin(&l->b);
+	for (; n < l->batch && l->next < l->count; n++, l->next++) {
+		snprintf(key, sizeof(key), "k%015u", l->next);
+		lww_entry e = {
+		    (const uint8_t *) key, 16, val, sizeof(val), 0, 0, 0};
+		lww_load_add(&l->b, &e);
+	}
+	return n == 0 ? 0 : sp_send(l->pool, i, l->b.p, l->b.len);
+}
+
+static void
+ld_reply(void *arg, unsigned i, const uint8_t *p, size_t n, uint64_t us)
+{
+	ld *l = arg;
+	lww_rep rep;
+
+	(void) us;
+	if (lww_rep_decode(p, n, &rep) == LWW_OK && rep.status == 0) {
+		l->done += rep.count;
+	} else {
+		l->failed++;
+	}
+	if (ld_send(l, i) != 0) {
+		l->failed++;
+	}
+}
+
 static int
 cmd_load(int argc, char **argv)
 {
-	if (argc != 5) {
+	if (argc != 6) {
 		return 2;
 	}
-	unsigned count = (unsigned) atoi(argv[3]);
-	unsigned batch = (unsigned) atoi(argv[4]);
-	nng_socket s = dial(argv[2]);
-	lww_buf b = LWW_BUF_INIT;
-	uint8_t val[100];
-	char key[17];
+	unsigned conns = (unsigned) atoi(argv[3]);
+	ld l = {.count = (unsigned) atoi(argv[4]),
+	        .batch = (unsigned) atoi(argv[5])};
 	uint64_t t0 = now_us();
-	unsigned done = 0;
+	int rv = 0;
 
-	if (batch < 1 || batch > LWW_BATCH_ENTRIES_MAX) {
+	if (conns < 1 || l.batch < 1 || l.batch > LWW_BATCH_ENTRIES_MAX) {
 		return 2;
 	}
-	memset(val, 'v', sizeof(val));
-	while (done < count) {
-		lww_load_begin(&b);
-		for (unsigned i = 0; i < batch && done + i < count; i++) {
-			snprintf(key, sizeof(key), "k%015u", done + i);
-			lww_entry e = {(const uint8_t *) key,
-			               16,
-			               val,
-			               sizeof(val),
-			               0,
-			               0,
-			               0};
-			lww_load_add(&b, &e);
+	if ((l.pool = sp_open(argv[2], conns, ld_reply, &l)) == NULL) {
+		return 1;
+	}
+	for (unsigned i = 0; i < conns; i++) {
+		if (ld_send(&l, i) != 0) {
+			l.failed++;
 		}
-		unsigned n = lww_load_count(&b);
-		if (call(s, &b, NULL) != 0) {
-			fprintf(stderr, "lwwbench: load refused at %u\n", done);
-			return 1;
+	}
+	/* Until every write is answered; at most 10 minutes. */
+	while (!l.failed && now_us() - t0 < 600000000) {
+		unsigned busy = 0;
+		for (unsigned i = 0; i < conns; i++) {
+			busy += (unsigned) sp_busy(l.pool, i);
 		}
-		done += n;
+		if (busy == 0) {
+			break;
+		}
+		if (sp_poll(l.pool, 10) != 0) {
+			rv = 1;
+			break;
+		}
 	}
 	double el = (double) (now_us() - t0) / 1e6;
-	printf("{\"writes\":%u,\"seconds\":%.3f,\"writes_per_s\":%.0f}\n", done,
-	       el, (double) done / el);
-	lww_buf_fini(&b);
-	nng_close(s);
-	return 0;
+	if (l.failed || l.done != l.count) {
+		fprintf(stderr,
+		        "lwwbench: load: %u of %u written, %u refused\n",
+		        l.done, l.count, l.failed);
+		rv = 1;
+	}
+	printf("{\"writes\":%u,\"seconds\":%.3f,\"writes_per_s\":%.0f}\n",
+	       l.done, el, (double) l.done / el);
+	sp_close(l.pool);
+	lww_buf_fini(&l.b);
+	return rv;
 }
 
 /* ---- lag ---- */
 
+/* The writer: open loop, paced. The k-th write is due at start + k / rate
+ * and goes out on the first idle connection of LAG_CONNS; a write that
+ * finds none waits, and its wait counts in its lag (the value carries
+ * the wall time it was due). */
+#define LAG_CONNS 256
+
 typedef struct lagw {
-	const char *url;
-	double rate; /* per second, this thread */
+	double rate;
 	uint64_t start, end;
-	_Atomic uint64_t *seq;
-	uint64_t written;
+	uint64_t next; /* id of the next write */
+	uint64_t written, failed;
+	lww_buf b;
 } lagw;
 
-static void *
-lag_writer(void *arg)
+static void
+lagw_reply(void *arg, unsigned conn, const uint8_t *p, size_t n, uint64_t us)
 {
 	lagw *w = arg;
-	nng_socket s = dial(w->url);
-	lww_buf b = LWW_BUF_INIT;
-	char key[32], val[32];
-	uint64_t k = 0;
+	lww_rep rep;
 
-	while (1) {
+	(void) conn;
+	(void) us;
+	if (lww_rep_decode(p, n, &rep) == LWW_OK && rep.status == 0) {
+		w->written++;
+	} else {
+		w->failed++;
+	}
+}
+
+static int
+lag_write(const char *url, lagw *w)
+{
+	sp_pool *pool = sp_open(url, LAG_CONNS, lagw_reply, w);
+	unsigned rr = 0;
+	int rv = 0;
+
+	if (pool == NULL) {
+		return 1;
+	}
+	for (;;) {
 		uint64_t now = now_us();
 		if (now >= w->end) {
 			break;
 		}
-		/* Pace: the k-th write of this thread is due at start +
-		 * k / rate. */
-		uint64_t due =
-		    w->start + (uint64_t) ((double) k * 1e6 / w->rate);
-		if (due > now) {
-			nng_msleep((nng_duration) ((due - now) / 1000));
-			continue;
+		while (w->next < (uint64_t) ((double) (now - w->start) *
+		                             w->rate / 1e6) &&
+		       now >= w->start) {
+			unsigned i, k;
+			for (k = 0; k < LAG_CONNS; k++) {
+				i = (rr + k) % LAG_CONNS;
+				if (!sp_busy(pool, i)) {
+					break;
+				}
+			}
+			if (k == LAG_CONNS) {
+				break; /* all busy: it waits */
+			}
+			rr = i + 1;
+			uint64_t due = w->start + (uint64_t) ((double) w->next *
+			                                      1e6 / w->rate);
+			char key[32], val[32];
+			int kl = snprintf(key, sizeof(key), "lag/%012" PRIu64,
+			                  w->next);
+			int vl = snprintf(val, sizeof(val), "%" PRIu64,
+			                  wall_us() - (now - due));
+			lww_req q = {.op = LWW_OP_ADD,
+			             .key = (const uint8_t *) key,
+			             .klen = (size_t) kl,
+			             .val = (const uint8_t *) val,
+			             .vlen = (size_t) vl};
+			lww_buf_reset(&w->b);
+			lww_req_encode(&w->b, &q);
+			if (sp_send(pool, i, w->b.p, w->b.len) != 0) {
+				rv = 1;
+				goto out;
+			}
+			w->next++;
 		}
-		uint64_t id = atomic_fetch_add(w->seq, 1);
-		int kl = snprintf(key, sizeof(key), "lag/%012" PRIu64, id);
-		int vl = snprintf(val, sizeof(val), "%" PRIu64, wall_us());
-		lww_req q = {.op = LWW_OP_ADD,
-		             .key = (const uint8_t *) key,
-		             .klen = (size_t) kl,
-		             .val = (const uint8_t *) val,
-		             .vlen = (size_t) vl};
-		lww_buf_reset(&b);
-		lww_req_encode(&b, &q);
-		if (call(s, &b, NULL) == 0) {
-			w->written++;
+		if (sp_poll(pool, 1) != 0) {
+			rv = 1;
+			goto out;
 		}
-		k++;
 	}
-	lww_buf_fini(&b);
-	nng_close(s);
-	return NULL;
+	/* Collect the replies in flight (at most 10 s). */
+	for (uint64_t t = now_us(); now_us() - t < 10000000;) {
+		unsigned busy = 0;
+		for (unsigned i = 0; i < LAG_CONNS; i++) {
+			busy += (unsigned) sp_busy(pool, i);
+		}
+		if (busy == 0 || sp_poll(pool, 10) != 0) {
+			break;
+		}
+	}
+out:
+	sp_close(pool);
+	lww_buf_fini(&w->b);
+	return rv;
 }
 
 typedef struct lagr {
@@ -493,15 +620,15 @@ cmd_lag(int argc, char **argv)
 		return 2;
 	}
 	double rate = atof(argv[3]), secs = atof(argv[4]);
-	int nr = argc - 5, nw = 64;
-	_Atomic uint64_t seq = 0;
+	int nr = argc - 5;
 	_Atomic int stop = 0;
 	uint64_t cap = (uint64_t) (rate * secs * 1.2) + 1000;
-	lagw *ws = calloc((size_t) nw, sizeof(*ws));
 	lagr *rs = calloc((size_t) nr, sizeof(*rs));
-	pthread_t *wt = calloc((size_t) nw, sizeof(*wt));
 	pthread_t *rt = calloc((size_t) nr, sizeof(*rt));
-	uint64_t start = now_us() + 200000, written = 0;
+	uint64_t start = now_us() + 200000, written;
+	lagw w = {rate, start,       start + (uint64_t) (secs * 1e6), 0, 0,
+	          0,    LWW_BUF_INIT};
+	int wrv;
 
 	for (int i = 0; i < nr; i++) {
 		rs[i] = (lagr){argv[5 + i],
@@ -514,19 +641,11 @@ cmd_lag(int argc, char **argv)
 		                (uint64_t) i + 1}};
 		pthread_create(&rt[i], NULL, lag_reader, &rs[i]);
 	}
-	for (int i = 0; i < nw; i++) {
-		ws[i] = (lagw){argv[2], rate / nw,
-		               start,   start + (uint64_t) (secs * 1e6),
-		               &seq,    0};
-		pthread_create(&wt[i], NULL, lag_writer, &ws[i]);
-	}
-	for (int i = 0; i < nw; i++) {
-		pthread_join(wt[i], NULL);
-		written += ws[i].written;
-	}
+	wrv = lag_write(argv[2], &w);
+	written = w.written;
 	uint64_t stopped = now_us();
 	/* Wait (at most 30 s) until every reader has every written key. */
-	uint64_t total_ids = atomic_load(&seq);
+	uint64_t total_ids = w.next;
 	while (now_us() - stopped < 30000000) {
 		int all = 1;
 		for (int i = 0; i < nr; i++) {
@@ -571,11 +690,9 @@ cmd_lag(int argc, char **argv)
 		free(rs[i].l.v);
 	}
 	free(all);
-	free(ws);
 	free(rs);
-	free(wt);
 	free(rt);
-	return missing ? 1 : 0;
+	return missing || wrv ? 1 : 0;
 }
 
 int
@@ -595,10 +712,10 @@ main(int argc, char **argv)
 		}
 	}
 	if (rv == 2) {
-		fprintf(stderr, "usage: lwwbench clients URL THREADS SECONDS "
+		fprintf(stderr, "usage: lwwbench clients URL CLIENTS SECONDS "
 		                "add|lookup KEYS\n"
-		                "       lwwbench echo URL SECONDS BYTES\n"
-		                "       lwwbench load URL COUNT BATCH\n"
+		                "       lwwbench echo URL CLIENTS SECONDS\n"
+		                "       lwwbench load URL CLIENTS COUNT BATCH\n"
 		                "       lwwbench lag WRITE_URL RATE SECONDS "
 		                "READ_URL...\n");
 	}
