@@ -244,6 +244,13 @@ nerr(int rv)
 	return buf;
 }
 
+/* The secret key leaves memory however lwwctl ends (exit or return). */
+static void
+wipe_key(void)
+{
+	lww_key_wipe(&g.key);
+}
+
 /* Loads --key (or $LWW_KEY): from then on every request is signed. */
 static void
 load_key(void)
@@ -253,6 +260,7 @@ load_key(void)
 	if (g.keyfile == NULL || *g.keyfile == '\0') {
 		return;
 	}
+	(void) atexit(wipe_key);
 	if ((rv = lww_key_load(g.keyfile, &g.key)) != LWW_OK) {
 		die(EXIT_USAGE, "cannot load --key %s: %s%s", g.keyfile,
 		    lww_strerror(rv),
