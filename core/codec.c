@@ -866,10 +866,10 @@ lww_tree_rep_decode(const uint8_t *p, size_t n, lww_tree_rep *out)
 
 void
 lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
-                 const uint8_t hash[16])
+                 const uint8_t hash[LWW_SYNC_HASH])
 {
 	lww_put_u32le(out, bucket);
-	memcpy(out + 4, hash, 8);
+	memcpy(out + 4, hash, LWW_SYNC_HASH);
 }
 
 lww_err

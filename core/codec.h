@@ -233,9 +233,9 @@ lww_err lww_tree_rep_encode(lww_buf *b, uint8_t level, const uint8_t *hashes,
 lww_err lww_tree_rep_decode(const uint8_t *p, size_t n, lww_tree_rep *out);
 
 /* Writes one summary (LWW_SYNC_SUMMARY bytes) of an entry: its bucket and
- * the first 8 bytes of its entry hash. */
+ * the first LWW_SYNC_HASH bytes of its entry hash. */
 void lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
-                      const uint8_t hash[16]);
+                      const uint8_t hash[LWW_SYNC_HASH]);
 
 typedef struct lww_leaf_req {
 	uint32_t count;

@@ -12,7 +12,9 @@
 #include "limits.h"
 #include "store.h"
 
-#define STORE_FORMAT 1
+/* 1: idx values empty. 2: idx values hold each entry's summary hash;
+ * lww_store_open upgrades a format 1 store in place. */
+#define STORE_FORMAT 2
 #define REC_VERSION  1
 #define REC_HDR      (1 + 1 + 8 + 8) /* ver flags hlc node */
 #define LKEY_HASH    16
@@ -226,6 +228,43 @@ get_be32(const uint8_t *p)
 	       ((uint32_t) p[2] << 8) | p[3];
 }
 
+static int idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket,
+                   const MDB_val *k, const lww_digest *h);
+
+/* Format 1 to 2: gives every bucket index record its summary hash, in the
+ * transaction that opens the store (all or nothing). */
+static lww_err
+idx_upgrade(MDB_txn *txn, lww_store *s)
+{
+	MDB_cursor *cur;
+	MDB_val k, d;
+	lww_err rv = LWW_OK;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->kv, &cur)) != 0) {
+		return mdb_err(rc);
+	}
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		lww_entry e;
+		lww_digest h;
+		if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+			break;
+		}
+		lww_digest_entry(&e, &h);
+		if ((rc = idx_put(txn, s, lww_digest_bucket(e.key, e.klen), &k,
+		                  &h)) != 0) {
+			rv = mdb_err(rc);
+			break;
+		}
+	}
+	if (rv == LWW_OK && rc != MDB_NOTFOUND) {
+		rv = mdb_err(rc);
+	}
+	mdb_cursor_close(cur);
+	return rv;
+}
+
 lww_err
 lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
 {
@@ -271,7 +310,10 @@ lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
 	                       sizeof(META_FORMAT) - 1, &fmt)) != LWW_OK) {
 		goto fail;
 	}
-	if (fmt == 0) {
+	if (fmt == 1 && (rv = idx_upgrade(txn, s)) != LWW_OK) {
+		goto fail;
+	}
+	if (fmt == 0 || fmt == 1) {
 		rv = meta_put_u64(txn, s->meta, META_FORMAT,
 		                  sizeof(META_FORMAT) - 1, STORE_FORMAT);
 		if (rv != LWW_OK) {
@@ -383,10 +425,24 @@ txn_fail(lww_txn *t, lww_err rv)
 	return rv;
 }
 
+/* Sets the bucket index record of stored key k: its summary hash. */
+static int
+idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket, const MDB_val *k,
+        const lww_digest *h)
+{
+	uint8_t ik[IDX_KEY_MAX];
+	MDB_val ikv = {4 + k->mv_size, ik},
+	        hv = {LWW_STORE_SUMMARY_HASH, (void *) h->h};
+
+	put_be32(ik, bucket);
+	memcpy(ik + 4, k->mv_data, k->mv_size);
+	return mdb_put(txn, s->idx, &ikv, &hv, 0);
+}
+
 lww_err
 lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 {
-	uint8_t lk[LKEY_MAX], ik[IDX_KEY_MAX];
+	uint8_t lk[LKEY_MAX];
 	lww_digest oldh, newh;
 	int have = 0, oldtomb = 0, rc;
 	uint32_t bucket;
@@ -429,15 +485,10 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 		return txn_fail(t, mdb_err(rc));
 	}
 	bucket = lww_digest_bucket(e->key, e->klen);
-	if (!have) {
-		MDB_val ikv = {4 + k.mv_size, ik}, empty = {0, NULL};
-		put_be32(ik, bucket);
-		memcpy(ik + 4, lk, k.mv_size);
-		if ((rc = mdb_put(t->txn, t->s->idx, &ikv, &empty, 0)) != 0) {
-			return txn_fail(t, mdb_err(rc));
-		}
-	}
 	lww_digest_entry(e, &newh);
+	if ((rc = idx_put(t->txn, t->s, bucket, &k, &newh)) != 0) {
+		return txn_fail(t, mdb_err(rc));
+	}
 	if (have) {
 		lww_digest_xor(&newh, &oldh); /* one delta: old out, new in */
 	}
@@ -798,15 +849,15 @@ valid_node(unsigned level, uint32_t index)
 }
 
 /* Walks the bucket index under a digest node, resolving each key to its
- * entry; cb gets the bucket too. */
+ * entry; cb gets the bucket too. With want, only the keys whose summary
+ * want asks for are resolved (> 0), and want < 0 stops the walk. */
 typedef lww_err (*bucket_fn)(uint32_t bucket, const lww_entry *e, void *arg);
 
 static lww_err
-bucket_walk(lww_store *s, unsigned level, uint32_t index, bucket_fn cb,
-            void *arg)
+bucket_walk(lww_store *s, unsigned level, uint32_t index, lww_summary_fn want,
+            bucket_fn cb, void *arg)
 {
-	uint32_t first = lww_digest_first(level, index);
-	uint32_t span = lww_digest_span(level);
+	uint32_t first, span;
 	uint8_t start[4];
 	MDB_cursor *cur = NULL;
 	MDB_txn *txn;
@@ -817,6 +868,8 @@ bucket_walk(lww_store *s, unsigned level, uint32_t index, bucket_fn cb,
 	if (!valid_node(level, index)) {
 		return LWW_EINVAL;
 	}
+	first = lww_digest_first(level, index);
+	span = lww_digest_span(level);
 	if ((rv = read_begin(s, &txn)) != LWW_OK) {
 		return rv;
 	}
@@ -839,6 +892,19 @@ bucket_walk(lww_store *s, unsigned level, uint32_t index, bucket_fn cb,
 		b = get_be32(k.mv_data);
 		if (b - first > span || b < first) {
 			break;
+		}
+		if (want != NULL) {
+			int w;
+			if (d.mv_size != LWW_STORE_SUMMARY_HASH) {
+				rv = LWW_ECORRUPT;
+				goto out;
+			}
+			if ((w = want(b, d.mv_data, arg)) < 0) {
+				break;
+			}
+			if (w == 0) {
+				continue;
+			}
 		}
 		kk.mv_size = k.mv_size - 4;
 		kk.mv_data = (uint8_t *) k.mv_data + 4;
@@ -876,7 +942,42 @@ lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
                       lww_scan_fn fn, void *arg)
 {
 	scan_cb c = {fn, arg};
-	lww_err rv = bucket_walk(s, level, index, bucket_scan_cb, &c);
+	lww_err rv = bucket_walk(s, level, index, NULL, bucket_scan_cb, &c);
+	return rv == LWW_ECLOSED ? LWW_OK : rv; /* stopped by the caller */
+}
+
+typedef struct summary_walk {
+	lww_summary_fn want;
+	lww_scan_fn fn;
+	void *arg;
+} summary_walk;
+
+static int
+summary_want(uint32_t bucket, const uint8_t *hash, void *arg)
+{
+	summary_walk *w = arg;
+	return w->want(bucket, hash, w->arg);
+}
+
+static lww_err
+summary_entry(uint32_t bucket, const lww_entry *e, void *arg)
+{
+	summary_walk *w = arg;
+	(void) bucket;
+	return w->fn != NULL && w->fn(e, w->arg) ? LWW_ECLOSED : LWW_OK;
+}
+
+lww_err
+lww_store_scan_summaries(lww_store *s, unsigned level, uint32_t index,
+                         lww_summary_fn want, lww_scan_fn fn, void *arg)
+{
+	summary_walk w = {want, fn, arg};
+	lww_err rv;
+
+	if (want == NULL) {
+		return LWW_EINVAL;
+	}
+	rv = bucket_walk(s, level, index, summary_want, summary_entry, &w);
 	return rv == LWW_ECLOSED ? LWW_OK : rv; /* stopped by the caller */
 }
 
@@ -945,7 +1046,7 @@ lww_store_digest_children(lww_store *s, unsigned level, uint32_t index,
 		mdb_txn_abort(txn);
 	} else {
 		children_acc a = {level + 1, tmp};
-		rv = bucket_walk(s, level, index, children_cb, &a);
+		rv = bucket_walk(s, level, index, NULL, children_cb, &a);
 	}
 	if (rv == LWW_OK) {
 		memcpy(out, tmp, sizeof(tmp));

@@ -3,7 +3,9 @@
  *
  * A store is a directory holding one LMDB environment with four databases:
  *   kv    key -> record (flags, stamp, value): the winning write per key
- *   idx   bucket:u32be + key -> "" : the keys under each hash-tree bucket
+ *   idx   bucket:u32be + key -> the first LWW_STORE_SUMMARY_HASH bytes of
+ *         the entry's hash: the keys under each hash-tree bucket, and
+ *         enough to summarise them for repair without reading kv
  *   tree  level:u8 + index:u32be -> 16-byte hash: the stored digest levels
  *   meta  clock high-water mark, per-origin sequence numbers, counters
  *
@@ -125,6 +127,24 @@ lww_err lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn,
  * digest node (level, index), in no particular order. */
 lww_err lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
                               lww_scan_fn fn, void *arg);
+
+/* The bytes of an entry's hash (lww_digest_entry) that the bucket index
+ * keeps for each key: what a repair summary carries. */
+#define LWW_STORE_SUMMARY_HASH 8
+
+/* Called with the bucket and summary hash of each key under a node.
+ * Returns 0 to go on, > 0 to have the entry itself passed on, < 0 to stop
+ * the walk. */
+typedef int (*lww_summary_fn)(uint32_t bucket, const uint8_t *hash, void *arg);
+
+/* Walks the keys under digest node (level, index) from the bucket index
+ * alone, in no particular order, and reads the entry (tombstones
+ * included) only for those want asks for, passing it to fn (non-zero
+ * stops; fn may be NULL when only the summaries matter). So summarising a node, or finding what a peer's summaries do
+ * not cover, costs one sequential index walk, not a lookup per key. */
+lww_err lww_store_scan_summaries(lww_store *s, unsigned level, uint32_t index,
+                                 lww_summary_fn want, lww_scan_fn fn,
+                                 void *arg);
 
 /* The hash of digest node (level 0..LWW_DIGEST_LEVELS, index). */
 lww_err lww_store_digest(lww_store *s, unsigned level, uint32_t index,

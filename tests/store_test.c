@@ -50,6 +50,84 @@ expect_val(lww_store *s, const char *k, const char *v)
 	lww_buf_fini(&b);
 }
 
+/* Summaries (bucket:u32 + 8 hash bytes, as 12 bytes) of every entry. */
+typedef struct sums {
+	uint8_t (*v)[12];
+	size_t n, cap;
+} sums;
+
+static void
+sums_add(sums *a, uint32_t bucket, const uint8_t *hash)
+{
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->v = realloc(a->v, a->cap * sizeof(*a->v));
+		assert_non_null(a->v);
+	}
+	memcpy(a->v[a->n], &bucket, 4);
+	memcpy(a->v[a->n] + 4, hash, LWW_STORE_SUMMARY_HASH);
+	a->n++;
+}
+
+static int
+sums_from_index(uint32_t bucket, const uint8_t *hash, void *arg)
+{
+	sums_add(arg, bucket, hash);
+	return 0;
+}
+
+static int
+sums_from_entry(const lww_entry *e, void *arg)
+{
+	lww_digest h;
+
+	lww_digest_entry(e, &h);
+	sums_add(arg, lww_digest_bucket(e->key, e->klen), h.h);
+	return 0;
+}
+
+static int
+cmp12(const void *a, const void *b)
+{
+	return memcmp(a, b, 12);
+}
+
+/* The bucket index's summaries are those of the stored entries: under
+ * the root, and under each leaf that holds anything. */
+static void
+check_summaries(lww_store *s)
+{
+	sums idx = {0}, ent = {0}, leaf;
+	lww_scan q = {.tombstones = 1};
+
+	assert_ok(
+	    lww_store_scan_summaries(s, 0, 0, sums_from_index, NULL, &idx));
+	assert_ok(lww_store_scan(s, &q, sums_from_entry, &ent, NULL));
+	assert_int_equal(idx.n, ent.n);
+	qsort(idx.v, idx.n, 12, cmp12);
+	qsort(ent.v, ent.n, 12, cmp12);
+	if (idx.n > 0) {
+		assert_memory_equal(idx.v, ent.v, idx.n * 12);
+	}
+	for (size_t i = 0; i < ent.n; i++) {
+		uint32_t b;
+		size_t in_leaf = 0;
+		memcpy(&b, ent.v[i], 4);
+		memset(&leaf, 0, sizeof(leaf));
+		assert_ok(lww_store_scan_summaries(
+		    s, LWW_DIGEST_STORED,
+		    lww_digest_index(b, LWW_DIGEST_STORED), sums_from_index,
+		    NULL, &leaf));
+		for (size_t j = 0; j < leaf.n; j++) {
+			in_leaf += memcmp(leaf.v[j], ent.v[i], 12) == 0;
+		}
+		assert_int_equal(in_leaf, 1);
+		free(leaf.v);
+	}
+	free(idx.v);
+	free(ent.v);
+}
+
 static void
 test_apply_keeps_winner(void **state)
 {
@@ -280,6 +358,7 @@ test_long_keys_in_byte_order(void **state)
 	for (size_t i = 0; i < c.n; i++) {
 		assert_memory_equal(c.keys[i], keys[0], 601);
 	}
+	check_summaries(s);
 	lww_store_close(s);
 	tu_rmdir(dir);
 }
@@ -478,6 +557,7 @@ test_digest_incremental_equals_recomputed(void **state)
 			assert_ok(lww_txn_apply(t, &e, NULL));
 		}
 		assert_ok(lww_txn_commit(t));
+		check_summaries(s);
 	}
 	check_digest(s);
 	lww_store_close(s);
@@ -554,6 +634,165 @@ test_digest_finds_the_difference(void **state)
 	tu_rmdir(d2);
 }
 
+typedef struct pick {
+	uint8_t want[12];   /* the one summary to resolve */
+	int calls, stop_at; /* stop_at > 0: stop on that call */
+	size_t got;
+	char key[16];
+} pick;
+
+static int
+pick_want(uint32_t bucket, const uint8_t *hash, void *arg)
+{
+	pick *p = arg;
+	uint8_t sum[12];
+
+	memcpy(sum, &bucket, 4);
+	memcpy(sum + 4, hash, LWW_STORE_SUMMARY_HASH);
+	if (++p->calls == p->stop_at) {
+		return -1;
+	}
+	return memcmp(sum, p->want, 12) == 0;
+}
+
+static int
+pick_entry(const lww_entry *e, void *arg)
+{
+	pick *p = arg;
+
+	p->got++;
+	assert_true(e->klen < sizeof(p->key));
+	memcpy(p->key, e->key, e->klen);
+	p->key[e->klen] = 0;
+	return 0;
+}
+
+static void
+test_summary_walk_reads_only_wanted(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_store *s;
+	sums all = {0};
+	pick p;
+	lww_digest h;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (int i = 0; i < 100; i++) {
+		char k[16];
+		snprintf(k, 16, "key%d", i);
+		lww_entry e = ENT(k, i % 7 ? "v" : NULL, 5, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	assert_ok(
+	    lww_store_scan_summaries(s, 0, 0, sums_from_index, NULL, &all));
+	assert_int_equal(all.n, 100);
+	/* Only the entry whose summary is wanted is read, and it is key43. */
+	memset(&p, 0, sizeof(p));
+	{
+		lww_entry e = ENT("key43", "v", 5, 1);
+		uint32_t b = lww_digest_bucket((const uint8_t *) "key43", 5);
+		lww_digest_entry(&e, &h);
+		memcpy(p.want, &b, 4);
+		memcpy(p.want + 4, h.h, LWW_STORE_SUMMARY_HASH);
+	}
+	assert_ok(lww_store_scan_summaries(s, 0, 0, pick_want, pick_entry, &p));
+	assert_int_equal(p.calls, 100);
+	assert_int_equal(p.got, 1);
+	assert_string_equal(p.key, "key43");
+	/* A negative answer stops the walk at once. */
+	memset(&p, 0, sizeof(p));
+	p.stop_at = 3;
+	assert_ok(lww_store_scan_summaries(s, 0, 0, pick_want, pick_entry, &p));
+	assert_int_equal(p.calls, 3);
+	assert_int_equal(p.got, 0);
+	assert_err(lww_store_scan_summaries(s, 0, 0, NULL, pick_entry, &p),
+	           LWW_EINVAL);
+	assert_err(lww_store_scan_summaries(s, 9, 0, pick_want, NULL, &p),
+	           LWW_EINVAL);
+	free(all.v);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+/* Format 1 kept no summaries in the bucket index: opening such a store
+ * fills them in, once, and the store says format 2 from then on. */
+static void
+test_format1_store_is_upgraded(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_store *s;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi idx, meta;
+	MDB_cursor *cur;
+	MDB_val k, d, fk = {6, (void *) "format"};
+	uint8_t one[8] = {1}, *big = malloc(700), keys[61][512];
+	size_t n = 0, klen[61];
+	(void) state;
+
+	assert_non_null(big);
+	memset(big, 'L', 700); /* a key stored under its hash */
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (int i = 0; i < 60; i++) {
+		char k2[16];
+		snprintf(k2, 16, "key%d", i);
+		lww_entry e = ENT(k2, i % 5 ? "value" : NULL, 7, 2);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	{
+		lww_entry e = ent(big, 700, "long", 9, 3);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	lww_store_close(s);
+
+	/* Make it what format 1 wrote: empty index values. */
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "idx", 0, &idx), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_cursor_open(txn, idx, &cur), 0);
+	while (mdb_cursor_get(cur, &k, &d, n ? MDB_NEXT : MDB_FIRST) == 0) {
+		assert_int_equal(d.mv_size, LWW_STORE_SUMMARY_HASH);
+		assert_true(n < 61 && k.mv_size <= sizeof(keys[0]));
+		memcpy(keys[n], k.mv_data, k.mv_size);
+		klen[n++] = k.mv_size;
+	}
+	mdb_cursor_close(cur);
+	assert_int_equal(n, 61);
+	for (size_t i = 0; i < n; i++) {
+		MDB_val kk = {klen[i], keys[i]}, empty = {0, NULL};
+		assert_int_equal(mdb_put(txn, idx, &kk, &empty, 0), 0);
+	}
+	d = (MDB_val){8, one};
+	assert_int_equal(mdb_put(txn, meta, &fk, &d, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	check_summaries(s);
+	check_digest(s);
+	expect_val(s, "key1", "value");
+	lww_store_close(s);
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_get(txn, meta, &fk, &d), 0);
+	assert_int_equal(d.mv_size, 8);
+	assert_int_equal(((uint8_t *) d.mv_data)[0], 2);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	free(big);
+	tu_rmdir(dir);
+}
+
 static void
 test_corrupt_record_is_reported(void **state)
 {
@@ -608,6 +847,8 @@ main(void)
 	    cmocka_unit_test(test_full_store_changes_nothing),
 	    cmocka_unit_test(test_digest_incremental_equals_recomputed),
 	    cmocka_unit_test(test_digest_finds_the_difference),
+	    cmocka_unit_test(test_summary_walk_reads_only_wanted),
+	    cmocka_unit_test(test_format1_store_is_upgraded),
 	    cmocka_unit_test(test_corrupt_record_is_reported),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
