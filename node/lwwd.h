@@ -162,6 +162,7 @@ typedef struct lwwd {
 	size_t npeers;
 	lwwd_op *qhead, *qtail;
 	size_t qlen;
+	int applying; /* the writer holds a group it has not committed */
 	int stopping;
 	uint64_t seq; /* last published batch seq (writer) */
 	_Atomic uint64_t seq_pub;

@@ -152,15 +152,10 @@ typedef struct leaf_serve {
 	uint64_t sent;
 } leaf_serve;
 
-/* What LEAF_REQ says of an entry: its bucket and entry-hash prefix. */
-static void
-entry_summary(const lww_entry *e, uint8_t out[LWW_SYNC_SUMMARY])
-{
-	lww_digest h;
-
-	lww_digest_entry(e, &h);
-	lww_sync_summary(out, lww_digest_bucket(e->key, e->klen), h.h);
-}
+/* A LEAF_REQ summary is a bucket and the hash prefix the store's bucket
+ * index keeps, so neither side reads or hashes an entry to make one. */
+_Static_assert(LWW_SYNC_HASH == LWW_STORE_SUMMARY_HASH,
+               "repair summaries are the store's summary hashes");
 
 static int
 summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
@@ -174,16 +169,22 @@ summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
 	return 0;
 }
 
+/* Only the entries the asker's summaries do not cover are read. */
 static int
-leaf_serve_cb(const lww_entry *e, void *arg)
+leaf_serve_want(uint32_t bucket, const uint8_t *hash, void *arg)
 {
 	leaf_serve *ls = arg;
 	uint8_t sum[LWW_SYNC_SUMMARY];
 
-	entry_summary(e, sum);
-	if (summary_has(ls->sums, ls->nsum, sum)) {
-		return 0;
-	}
+	lww_sync_summary(sum, bucket, hash);
+	return !summary_has(ls->sums, ls->nsum, sum);
+}
+
+static int
+leaf_serve_cb(const lww_entry *e, void *arg)
+{
+	leaf_serve *ls = arg;
+
 	if (ls->out->len + lww_entry_size(e) > REPLY_BYTES_MAX ||
 	    lww_leaf_rep_add(ls->out, e) != LWW_OK) {
 		ls->full = 1;
@@ -209,8 +210,9 @@ serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
 		size_t mark = out->len;
 		uint32_t count = lww_leaf_rep_count(out);
 		leaf_serve ls = {out, sums, nsum, 0, 0};
-		rv = lww_store_scan_bucket(d->store, LWW_DIGEST_STORED, leaf,
-		                           leaf_serve_cb, &ls);
+		rv = lww_store_scan_summaries(d->store, LWW_DIGEST_STORED, leaf,
+		                              leaf_serve_want, leaf_serve_cb,
+		                              &ls);
 		if (rv != LWW_OK) {
 			return rv;
 		}
@@ -328,14 +330,14 @@ typedef struct sum_acc {
 } sum_acc;
 
 static int
-summarise_cb(const lww_entry *e, void *arg)
+summarise_cb(uint32_t bucket, const uint8_t *hash, void *arg)
 {
 	sum_acc *a = arg;
 	uint8_t sum[LWW_SYNC_SUMMARY];
 
-	entry_summary(e, sum);
+	lww_sync_summary(sum, bucket, hash);
 	if (lww_buf_put(a->sums, sum, sizeof(sum)) != LWW_OK) {
-		return 1;
+		return -1;
 	}
 	a->n++;
 	return 0;
@@ -442,7 +444,7 @@ wait_writer_idle(lwwd *d)
 	for (int i = 0; i < 500; i++) {
 		size_t q;
 		pthread_mutex_lock(&d->mtx);
-		q = d->qlen;
+		q = d->qlen + (size_t) d->applying;
 		pthread_mutex_unlock(&d->mtx);
 		if (q == 0) {
 			return;
@@ -554,9 +556,9 @@ round_with(lwwd *d, repair_peer *p)
 		     j++) {
 			sum_acc a = {&sums, 0};
 			lww_buf_reset(&sums);
-			if (lww_store_scan_bucket(d->store, LWW_DIGEST_STORED,
-			                          nodes[j], summarise_cb,
-			                          &a) != LWW_OK ||
+			if (lww_store_scan_summaries(
+			        d->store, LWW_DIGEST_STORED, nodes[j],
+			        summarise_cb, NULL, &a) != LWW_OK ||
 			    lww_leaf_req_add(&req, nodes[j], sums.p, a.n) !=
 			        LWW_OK) {
 				why = "local summary";
@@ -596,6 +598,11 @@ round_with(lwwd *d, repair_peer *p)
 			want = lr.done > 16 ? lr.done : 16;
 		}
 		i += lr.done;
+	}
+	/* Let the writer apply what came before the next round summarises
+	 * again: entries still queued would be fetched twice. */
+	if (fetched > 0) {
+		wait_writer_idle(d);
 	}
 	note_peer(d, node, fetched, seq0);
 out:

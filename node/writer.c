@@ -377,9 +377,13 @@ writer_main(void *arg)
 			d->qtail = NULL;
 		}
 		d->qlen -= nops;
+		d->applying = 1;
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
 		commit_group(d, group, &gb, &env);
+		pthread_mutex_lock(&d->mtx);
+		d->applying = 0;
+		pthread_mutex_unlock(&d->mtx);
 	}
 	lww_buf_fini(&gb);
 	lww_buf_fini(&env);
