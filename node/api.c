@@ -122,8 +122,19 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	lww_buf_reset(&a->out);
 	switch (q->op) {
 	case LWW_OP_LOOKUP:
-		rv =
-		    lww_store_get(d->store, q->key, q->klen, &a->val, &r.entry);
+		/* Logged writes not yet in the store first (mem.c). */
+		switch (lwwd_mem_get(d, q->key, q->klen, &a->val, &r.entry)) {
+		case 1:
+			rv = LWW_OK;
+			break;
+		case 0:
+			rv = lww_store_get(d->store, q->key, q->klen, &a->val,
+			                   &r.entry);
+			break;
+		default:
+			rv = LWW_ENOMEM;
+			break;
+		}
 		if (rv == LWW_OK && lww_entry_is_tombstone(&r.entry)) {
 			rv = LWW_ENOTFOUND;
 		}
@@ -136,6 +147,7 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		lww_scan s = {q->key, q->klen, q->after, q->alen, q->limit, 0};
 		list_state ls = {&a->out, 0};
 		int more = 0;
+		lwwd_wal_barrier(d); /* scans read the store */
 		if ((rv = lww_list_begin(&a->out)) != LWW_OK ||
 		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, &more)) !=
 		        LWW_OK ||
@@ -148,6 +160,9 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	}
 	case LWW_OP_STATS:
 	case LWW_OP_PEERS:
+		if (q->op == LWW_OP_STATS) {
+			lwwd_wal_barrier(d); /* counts come from the store */
+		}
 		rv = q->op == LWW_OP_STATS ? lwwd_stats_json(d, &text)
 		                           : lwwd_peers_json(d, &text);
 		r.text = (const char *) text.p;

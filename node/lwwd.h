@@ -20,6 +20,7 @@
 #include "err.h"
 #include "hlc.h"
 #include "store.h"
+#include "wal.h"
 
 /* ---- logging (log.c) ---- */
 enum { LWWD_LOG_ERROR, LWWD_LOG_WARN, LWWD_LOG_INFO, LWWD_LOG_DEBUG };
@@ -92,6 +93,13 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t fsyncs;
 	_Atomic uint64_t fsync_us_total;
 	_Atomic uint64_t fsync_us_max;
+	_Atomic uint64_t wal_bytes;
+	_Atomic uint64_t wal_failed;
+	_Atomic uint64_t checkpoints;
+	_Atomic uint64_t checkpoint_entries;
+	_Atomic uint64_t checkpoint_us_max;
+	_Atomic uint64_t checkpoints_failed;
+	_Atomic uint64_t checkpoint_waits;
 	_Atomic uint64_t seq_gaps;
 	_Atomic uint64_t repair_rounds;
 	_Atomic uint64_t repair_rounds_failed;
@@ -139,6 +147,7 @@ struct lwwd_op {
 	int owned;          /* the writer frees the op (remote ops) */
 	uint64_t res_hlc;   /* stamp of the op's last write */
 	uint32_t res_count; /* writes that won */
+	lww_err res_rv;     /* the op's own outcome before the sync */
 	lwwd_op *next;
 };
 
@@ -171,11 +180,32 @@ typedef struct lwwd {
 	nng_socket sub;
 	nng_socket api;
 	pthread_t writer;
-	pthread_t syncer; /* makes committed groups durable (writer.c) */
+	pthread_t syncer; /* makes logged groups durable (writer.c) */
 	int syncer_started;
 	int sync_stopping;
+	int syncing; /* the syncer holds groups it has not answered */
 	pthread_cond_t sync_cv;
+	pthread_cond_t sync_idle_cv;
 	struct synced *sync_head, *sync_tail;
+
+	/* The write-ahead log and its checkpoints (checkpoint.c). Under
+	 * mtx unless noted. */
+	struct lwwd_mem *mem; /* logged, not yet in the store (mem.c) */
+	struct lww_wal *wal;  /* the segment appended to (writer) */
+	uint64_t wal_next;    /* number of the next segment (writer) */
+	char *wal_path;       /* path of d->wal (writer) */
+	uint64_t mem_gen;     /* number of the active generation */
+	uint64_t ckpt_done;   /* last generation the store holds */
+	int ckpt_ready;       /* a frozen generation waits or is applied */
+	char *ckpt_path;      /* its segment, removed once it is applied */
+	lww_err ckpt_err;     /* the last checkpoint failed so: refuse */
+	int ckpt_wanted;      /* a reader waits for a checkpoint */
+	int ckpt_stopping;
+	uint64_t ckpt_last_us; /* when the writer last froze (writer) */
+	_Atomic int mem_dirty; /* the active generation holds data */
+	pthread_t ckpt;
+	int ckpt_started;
+	pthread_cond_t ckpt_cv; /* checkpointer: work, stop; readers: done */
 	pthread_t heartbeat;
 	int writer_started;
 	int heartbeat_started;
@@ -201,6 +231,44 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);
+
+/* ---- writes durable before the store has them (mem.c, checkpoint.c) */
+int lwwd_mem_init(lwwd *d);
+void lwwd_mem_fini(lwwd *d);
+/* The logged winner for key: 1 (value copied into vbuf), 0 if none, -1
+ * out of memory. */
+int lwwd_mem_get(lwwd *d, const uint8_t *key, size_t klen, lww_buf *vbuf,
+                 lww_entry *out);
+/* Writer: merges e into the active generation (keeps the greater). */
+lww_err lwwd_mem_put(lwwd *d, const lww_entry *e);
+/* Writer: the active generation holds batch seq of node. */
+lww_err lwwd_mem_note_seq(lwwd *d, uint64_t node, uint64_t seq);
+/* Entries and sequences in the active generation; *bytes (may be NULL)
+ * gets the bytes of its keys and values. */
+size_t lwwd_mem_active(lwwd *d, size_t *bytes);
+/* Writer: the active generation becomes the frozen one (-1 if there is
+ * one already). */
+int lwwd_mem_freeze(lwwd *d);
+/* Checkpointer: every entry and sequence of the frozen generation. */
+lww_err lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
+                             lww_err (*seq)(uint64_t, uint64_t, void *),
+                             void *arg);
+/* Checkpointer: forgets the frozen generation (the store has it now). */
+void lwwd_mem_drop_frozen(lwwd *d);
+
+/* Start-up: applies the segments a previous run left in --data to the
+ * store and removes them, then opens a fresh segment. Prints why and
+ * returns -1 on error. */
+int lwwd_wal_recover(lwwd *d);
+int lwwd_ckpt_start(lwwd *d);
+/* Shutdown, after the writer: puts everything logged into the store. */
+void lwwd_ckpt_stop(lwwd *d);
+/* Writer, between groups: freezes the active generation and starts its
+ * checkpoint when it is time (idle: as soon as one can run). */
+void lwwd_ckpt_maybe(lwwd *d, int idle);
+/* Waits until the store holds every write acknowledged so far, so that
+ * scans and counts read from it see them (at most a few seconds). */
+void lwwd_wal_barrier(lwwd *d);
 
 int lwwd_writer_start(lwwd *d);
 /* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */

@@ -30,8 +30,8 @@ wall_ms(void *arg)
 static int
 open_store(lwwd *d)
 {
-	/* With fsync = always the writer acknowledges a group only once its
-	 * metadata is durable too (writer.c), so it can defer that sync. */
+	/* Checkpoints sync the store explicitly (checkpoint.c), so its
+	 * commits can defer the root's sync. */
 	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always,
 	                    d->cfg.fsync_always};
 	uint64_t hlc;
@@ -48,6 +48,14 @@ open_store(lwwd *d)
 		        rv == LWW_EPERM ? "permission denied (is --data "
 		                          "writable?)"
 		                        : lww_strerror(rv));
+		return -1;
+	}
+	/* Writes a previous run logged but did not checkpoint, first. */
+	if (lwwd_mem_init(d) != 0) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		return -1;
+	}
+	if (lwwd_wal_recover(d) != 0) {
 		return -1;
 	}
 	if ((rv = lww_store_hlc(d->store, &hlc)) != LWW_OK ||
@@ -114,6 +122,8 @@ main(int argc, char **argv)
 	pthread_cond_init(&d->cv, NULL);
 	pthread_cond_init(&d->hb_cv, NULL);
 	pthread_cond_init(&d->sync_cv, NULL);
+	pthread_cond_init(&d->sync_idle_cv, NULL);
+	pthread_cond_init(&d->ckpt_cv, NULL);
 
 	/* Block the signals before any thread starts; main waits for them. */
 	sigemptyset(&set);
@@ -125,9 +135,9 @@ main(int argc, char **argv)
 
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
-	    lwwd_writer_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
-	    lwwd_metrics_start(d) != 0) {
+	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
+	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
+	    lwwd_repair_start(d) != 0 || lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
@@ -160,12 +170,14 @@ out:
 	lwwd_repair_stop(d);
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);
+	lwwd_ckpt_stop(d);
 	lwwd_api_stop(d);
 	/* The PUB (listening) socket is left to process exit: see api.c. */
 	pthread_mutex_lock(&d->mtx);
 	lww_store_close(d->store);
 	d->store = NULL;
 	pthread_mutex_unlock(&d->mtx);
+	lwwd_mem_fini(d);
 	lww_trust_free(d->trust);
 	lww_trust_free(d->clients);
 	lww_replay_free(d->replay);

@@ -124,6 +124,11 @@ serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
 	uint8_t *hashes;
 	lww_err rv = LWW_OK;
 
+	if (q->level == 0) {
+		/* A round begins: answer with everything acknowledged. */
+		lwwd_wal_barrier(d);
+	}
+
 	hashes = malloc((size_t) q->count * 16 * LWW_SYNC_HASH + 1);
 	if (hashes == NULL) {
 		return LWW_ENOMEM;
@@ -471,6 +476,8 @@ round_with(lwwd *d, repair_peer *p)
 		goto out;
 	}
 	nodes[0] = 0;
+	/* The tree is the store's: put what is only logged there first. */
+	lwwd_wal_barrier(d);
 	/* Walk the stored levels: the children of each differing node. */
 	for (uint8_t level = 0; level < LWW_DIGEST_STORED; level++) {
 		nnext = 0;
@@ -599,10 +606,13 @@ round_with(lwwd *d, repair_peer *p)
 		}
 		i += lr.done;
 	}
-	/* Let the writer apply what came before the next round summarises
-	 * again: entries still queued would be fetched twice. */
+	/* Let the writer log what came, and the store take it, before the
+	 * next round summarises again: entries still queued, or logged but
+	 * not yet checkpointed (summaries come from the store), would be
+	 * fetched twice. */
 	if (fetched > 0) {
 		wait_writer_idle(d);
+		lwwd_wal_barrier(d);
 	}
 	note_peer(d, node, fetched, seq0);
 out:

@@ -1,15 +1,19 @@
 /*
- * writer.c - the single writer: applies local writes and remote batches in
- * group commits, then publishes the local ones as one signed delta batch.
+ * writer.c - the single writer: logs local writes and remote batches in
+ * groups, then publishes the local ones as one signed delta batch.
  *
- * Whatever queued up while the previous commit was syncing becomes the next
- * group, so under load many writes share one fsync, and with one client a
- * write pays exactly one. A client's reply is sent only after the commit
- * that holds its write returned (durable with fsync = always), and the
- * batch is published only after that commit, so gossip never carries a
- * write that a crash could take back. If a group fails (store full, I/O
- * error) its ops are retried one by one so each gets its own answer; a
- * failed commit leaves the store as it was.
+ * Whatever queued up while the previous group was syncing becomes the
+ * next group, so under load many writes share one fsync, and with one
+ * client a write pays exactly one. For each group the writer stamps the
+ * local writes, keeps the remote entries that beat what the node holds,
+ * appends them to the write-ahead log (core/wal.h) and merges them into
+ * the in-memory generation that lookups read (mem.c); the syncer thread
+ * then runs one fdatasync for every group handed to it so far, and only
+ * then publishes their batches and answers their clients. So a reply or
+ * a gossip batch never carries a write that a crash could take back, and
+ * the store itself (LMDB) is written in large checkpoints off this path
+ * (checkpoint.c). A group whose log append fails is answered with the
+ * error and leaves nothing visible.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +22,10 @@
 #include "limits.h"
 #include "lwwd.h"
 
-#define GROUP_OPS_MAX    1024
+#define GROUP_OPS_MAX 1024
+/* Quiet this long, the writer checkpoints what it logged (checkpoint.c);
+ * under load it does every CKPT_EVERY_MS. */
+#define IDLE_CKPT_MS     100
 #define QUEUE_REMOTE_MAX 4096
 
 uint64_t
@@ -45,104 +52,174 @@ lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
 	}
 }
 
-/* Applies a group in one transaction. Local entries are stamped and added
- * to the outgoing batch gb (sequence seq). */
+/* The entry the node holds for e's key: logged, else stored. */
 static lww_err
-apply_group(lwwd *d, lwwd_op *ops, lww_buf *gb, uint64_t seq)
+current(lwwd *d, const lww_entry *e, lww_buf *vb, lww_entry *cur, int *have)
 {
-	lww_txn *t;
+	int m = lwwd_mem_get(d, e->key, e->klen, vb, cur);
 	lww_err rv;
-	uint64_t t0;
 
-	if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+	if (m != 0) {
+		*have = m > 0;
+		return m > 0 ? LWW_OK : LWW_ENOMEM;
+	}
+	rv = lww_store_get(d->store, e->key, e->klen, vb, cur);
+	*have = rv == LWW_OK;
+	return rv == LWW_ENOTFOUND ? LWW_OK : rv;
+}
+
+/* Appends batch b (a batch message) as one log record for origin, and on
+ * success merges its entries into the active generation. */
+static lww_err
+log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
+{
+	lww_batch bt;
+	lww_entry e;
+	size_t off = 0, len = b->len;
+	lww_err rv;
+
+	if ((rv = lww_buf_put_u64(b, origin)) != LWW_OK) {
 		return rv;
 	}
-	if ((rv = lww_batch_begin(gb, seq)) != LWW_OK) {
-		goto fail;
+	rv = lww_wal_append(d->wal, b->p, b->len);
+	b->len = len; /* the batch again, as gossip carries it */
+	if (rv != LWW_OK) {
+		atomic_fetch_add(&d->stats.wal_failed, 1);
+		lwwd_log(LWWD_LOG_ERROR, "log_append_failed", "reason=\"%s\"",
+		         lww_strerror(rv));
+		return rv;
 	}
-	for (lwwd_op *op = ops; op != NULL; op = op->next) {
-		lww_entry e;
-		size_t off = 0;
-		int won;
+	d->mem_dirty = 1;
+	atomic_fetch_add(&d->stats.wal_bytes, len + 8);
+	if ((rv = lww_batch_decode(b->p, b->len, &bt)) != LWW_OK) {
+		return rv;
+	}
+	while (lww_entries_next(&bt.entries, &off, &e)) {
+		if ((rv = lwwd_mem_put(d, &e)) != LWW_OK) {
+			return rv;
+		}
+	}
+	return note_seq && bt.seq > 0 ? lwwd_mem_note_seq(d, origin, bt.seq)
+	                              : LWW_OK;
+}
 
+/* The entries of a remote op that beat what the node holds, logged. */
+static void
+log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
+{
+	lww_entry e, cur;
+	size_t off = 0;
+	lww_err rv;
+	int have;
+
+	if ((rv = lww_batch_begin(rec, op->repair ? 0 : op->batch.seq)) !=
+	    LWW_OK) {
+		op->res_rv = rv;
+		return;
+	}
+	while (lww_entries_next(&op->batch.entries, &off, &e)) {
+		if (lww_hlc_check(&d->hlc, e.hlc) != LWW_OK) {
+			atomic_fetch_add(&d->stats.entries_drift, 1);
+			lwwd_log(
+			    LWWD_LOG_WARN, "drift_refused",
+			    "peer=%s key_len=%zu stamp_ms=%llu now_ms=%llu",
+			    op->origin_name, e.klen,
+			    (unsigned long long) lww_hlc_wall(e.hlc),
+			    (unsigned long long) lwwd_now_ms());
+			continue;
+		}
+		if ((rv = current(d, &e, vb, &cur, &have)) != LWW_OK) {
+			op->res_rv = rv;
+			return;
+		}
+		lww_hlc_observe(&d->hlc, e.hlc);
+		if (have && !lww_entry_wins(&e, &cur)) {
+			continue;
+		}
+		if ((rv = lww_batch_add(rec, &e)) != LWW_OK) {
+			op->res_rv = rv;
+			return;
+		}
+		op->res_count++;
+	}
+	if (lww_batch_count(rec) > 0) {
+		op->res_rv = log_batch(d, rec, op->origin, !op->repair);
+	}
+}
+
+/* Stamps the local writes of op into the group's batch gb. */
+static lww_err
+stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
+{
+	lww_entry e;
+	size_t off = 0;
+	lww_err rv;
+
+	if (op->req.op == LWW_OP_LOAD) {
+		while (lww_entries_next(&op->req.items, &off, &e)) {
+			if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK) {
+				return rv;
+			}
+			e.node = d->self;
+			if ((rv = lww_batch_add(gb, &e)) != LWW_OK) {
+				return rv;
+			}
+			op->res_hlc = e.hlc;
+			op->res_count++;
+		}
+		return LWW_OK;
+	}
+	e.key = op->req.key;
+	e.klen = op->req.klen;
+	e.val = op->req.val;
+	e.vlen = op->req.vlen;
+	e.flags = op->req.op == LWW_OP_REMOVE ? LWW_ENTRY_TOMBSTONE : 0;
+	e.node = d->self;
+	if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK ||
+	    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
+		return rv;
+	}
+	op->res_hlc = e.hlc;
+	op->res_count = 1;
+	return LWW_OK;
+}
+
+/* Logs a group: each remote op as a record of its winners, the local
+ * writes as one record, the batch gb (sequence seq) that gossip will
+ * carry. Each op's outcome goes to op->res_rv; refuse, if not LWW_OK,
+ * is every op's. */
+static void
+log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
+          uint64_t seq, lww_err refuse)
+{
+	lww_err rv = lww_batch_begin(gb, seq), lrv = LWW_OK;
+
+	for (lwwd_op *op = ops; op != NULL; op = op->next) {
 		op->res_count = 0;
+		/* A store that cannot take its checkpoints takes no more. */
+		op->res_rv = refuse != LWW_OK ? refuse : rv;
+		if (op->res_rv != LWW_OK) {
+			continue;
+		}
 		if (op->remote) {
-			while (lww_entries_next(&op->batch.entries, &off, &e)) {
-				if (lww_hlc_check(&d->hlc, e.hlc) != LWW_OK) {
-					atomic_fetch_add(
-					    &d->stats.entries_drift, 1);
-					lwwd_log(
-					    LWWD_LOG_WARN, "drift_refused",
-					    "peer=%s key_len=%zu "
-					    "stamp_ms=%llu now_ms=%llu",
-					    op->origin_name, e.klen,
-					    (unsigned long long) lww_hlc_wall(
-					        e.hlc),
-					    (unsigned long long) lwwd_now_ms());
-					continue;
-				}
-				if ((rv = lww_txn_apply(t, &e, &won)) !=
-				    LWW_OK) {
-					goto fail;
-				}
-				lww_hlc_observe(&d->hlc, e.hlc);
-				op->res_count += (uint32_t) won;
-			}
-			if (!op->repair &&
-			    (rv = lww_txn_set_seq(t, op->origin,
-			                          op->batch.seq)) != LWW_OK) {
-				goto fail;
-			}
-			continue;
+			log_remote(d, op, rec, vb);
+		} else if ((op->res_rv = stamp_local(d, op, gb)) != LWW_OK) {
+			lrv = op->res_rv; /* the batch is in an unknown state */
 		}
-		if (op->req.op == LWW_OP_LOAD) {
-			while (lww_entries_next(&op->req.items, &off, &e)) {
-				if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) !=
-				    LWW_OK) {
-					goto fail;
-				}
-				e.node = d->self;
-				if ((rv = lww_txn_apply(t, &e, NULL)) !=
-				        LWW_OK ||
-				    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
-					goto fail;
-				}
-				op->res_hlc = e.hlc;
-				op->res_count++;
+	}
+	if (lww_batch_count(gb) > 0) {
+		if (lrv == LWW_OK) {
+			lrv = log_batch(d, gb, d->self, 1);
+		}
+		if (lrv != LWW_OK) {
+			lww_buf_reset(gb); /* nothing to publish */
+		}
+		for (lwwd_op *op = ops; op != NULL; op = op->next) {
+			if (!op->remote && op->res_rv == LWW_OK) {
+				op->res_rv = lrv;
 			}
-			continue;
 		}
-		e.key = op->req.key;
-		e.klen = op->req.klen;
-		e.val = op->req.val;
-		e.vlen = op->req.vlen;
-		e.flags = op->req.op == LWW_OP_REMOVE ? LWW_ENTRY_TOMBSTONE : 0;
-		e.node = d->self;
-		if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK ||
-		    (rv = lww_txn_apply(t, &e, NULL)) != LWW_OK ||
-		    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
-			goto fail;
-		}
-		op->res_hlc = e.hlc;
-		op->res_count = 1;
 	}
-	if (lww_batch_count(gb) > 0 &&
-	    (rv = lww_txn_set_seq(t, d->self, seq)) != LWW_OK) {
-		goto fail;
-	}
-	t0 = lwwd_mono_us();
-	rv = lww_txn_commit(t);
-	atomic_fetch_add(&d->stats.commits, 1);
-	if (rv == LWW_OK && d->cfg.fsync_always) {
-		uint64_t us = lwwd_mono_us() - t0;
-		atomic_fetch_add(&d->stats.fsyncs, 1);
-		atomic_fetch_add(&d->stats.fsync_us_total, us);
-		lwwd_stat_max(&d->stats.fsync_us_max, us);
-	}
-	return rv;
-fail:
-	lww_txn_abort(t);
-	return rv;
 }
 
 /* Publishes the committed local batch, signed. */
@@ -158,31 +235,41 @@ publish(lwwd *d, const lww_buf *gb, lww_buf *env)
 	atomic_fetch_add(&d->stats.batches_sent, 1);
 }
 
-/* Answers and releases every op of a group. */
+/* Answers and releases every op of a group; rv, if not LWW_OK, is the
+ * group's sync failure and overrides each op's own outcome. */
 static void
 finish(lwwd *d, lwwd_op *ops, lww_err rv)
 {
 	lwwd_op *next;
 
 	for (lwwd_op *op = ops; op != NULL; op = next) {
+		lww_err orv = rv != LWW_OK ? rv : op->res_rv;
 		next = op->next;
 		op->next = NULL;
 		if (op->remote) {
-			if (rv == LWW_OK) {
+			if (orv == LWW_OK) {
 				atomic_fetch_add(&d->stats.writes_remote,
 				                 op->res_count);
 				if (!op->repair) {
 					atomic_fetch_add(
 					    &d->stats.batches_applied, 1);
 				}
+			} else if (!op->repair) {
+				lwwd_log(
+				    LWWD_LOG_WARN, "batch_not_applied",
+				    "peer=%s seq=%llu reason=\"%s\" (repair "
+				    "will fetch it)",
+				    op->origin_name,
+				    (unsigned long long) op->batch.seq,
+				    lww_strerror(orv));
 			}
-		} else if (rv == LWW_OK) {
+		} else if (orv == LWW_OK) {
 			atomic_fetch_add(&d->stats.writes_local, op->res_count);
 		} else {
 			atomic_fetch_add(&d->stats.writes_failed, 1);
 		}
 		if (op->done != NULL) {
-			op->done(op, rv, op->res_hlc, op->res_count);
+			op->done(op, orv, op->res_hlc, op->res_count);
 		}
 		if (op->owned) {
 			nng_msg_free(op->msg);
@@ -193,14 +280,10 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
 }
 
 /*
- * Durability without a second fsync on the writer's path. With fsync =
- * always the store writes each commit's new root (LMDB's meta page)
- * without syncing it (MDB_NOMETASYNC: a crash undoes at most the commits
- * not yet synced, and never corrupts). A committed group goes to the
- * syncer thread, which runs one fsync for every group handed to it so far
+ * A logged group goes to the syncer thread, which runs one fdatasync of
+ * the log for every group handed to it so far (none with fsync = none)
  * and only then publishes their batches and answers their clients. The
- * writer meanwhile commits the next group, so the two fsyncs a durable
- * LMDB commit needs overlap instead of adding up.
+ * writer meanwhile logs the next group.
  */
 typedef struct synced {
 	lwwd_op *ops;
@@ -216,7 +299,8 @@ sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 
 	if (g == NULL) {
 		/* No memory to queue it: sync here, then answer. */
-		finish(d, ops, lww_store_sync(d->store));
+		finish(d, ops,
+		       d->cfg.fsync_always ? lww_wal_sync(d->wal) : LWW_OK);
 		return;
 	}
 	g->ops = ops;
@@ -244,28 +328,35 @@ syncer_main(void *arg)
 
 	for (;;) {
 		synced *g, *next;
-		uint64_t t0, us;
-		lww_err rv;
+		struct lww_wal *wal;
+		lww_err rv = LWW_OK;
 
 		pthread_mutex_lock(&d->mtx);
+		d->syncing = 0;
+		pthread_cond_broadcast(&d->sync_idle_cv);
 		while (d->sync_head == NULL && !d->sync_stopping) {
 			pthread_cond_wait(&d->sync_cv, &d->mtx);
 		}
 		g = d->sync_head;
 		d->sync_head = d->sync_tail = NULL;
+		d->syncing = g != NULL;
+		/* The writer changes segments only while this is idle. */
+		wal = d->wal;
 		pthread_mutex_unlock(&d->mtx);
 		if (g == NULL) {
 			break;
 		}
-		/* One fsync covers every group committed before it began. */
-		t0 = lwwd_mono_us();
-		rv = lww_store_sync(d->store);
-		us = lwwd_mono_us() - t0;
-		atomic_fetch_add(&d->stats.fsyncs, 1);
-		atomic_fetch_add(&d->stats.fsync_us_total, us);
-		lwwd_stat_max(&d->stats.fsync_us_max, us);
+		/* One fsync covers every group logged before it began. */
+		if (d->cfg.fsync_always) {
+			uint64_t t0 = lwwd_mono_us(), us;
+			rv = lww_wal_sync(wal);
+			us = lwwd_mono_us() - t0;
+			atomic_fetch_add(&d->stats.fsyncs, 1);
+			atomic_fetch_add(&d->stats.fsync_us_total, us);
+			lwwd_stat_max(&d->stats.fsync_us_max, us);
+		}
 		if (rv != LWW_OK) {
-			/* Applied, but not known to be durable: say so. */
+			/* Logged, but not known to be durable: say so. */
 			lwwd_log(LWWD_LOG_ERROR, "sync_failed", "reason=\"%s\"",
 			         lww_strerror(rv));
 		}
@@ -284,49 +375,6 @@ syncer_main(void *arg)
 	return NULL;
 }
 
-/* Commits one group; on failure retries its ops one at a time. */
-static void
-commit_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *env)
-{
-	uint64_t seq = d->seq + 1;
-	lww_err rv = apply_group(d, ops, gb, seq);
-
-	if (rv == LWW_OK) {
-		if (lww_batch_count(gb) > 0) {
-			d->seq = seq;
-		}
-		if (d->cfg.fsync_always) {
-			sync_push(d, ops, gb, seq);
-			return;
-		}
-		/* No fsync promised: answer now. */
-		if (lww_batch_count(gb) > 0) {
-			atomic_store(&d->seq_pub, seq);
-			publish(d, gb, env);
-		}
-		finish(d, ops, rv);
-		return;
-	}
-	if (ops->next == NULL) {
-		lwwd_log(LWWD_LOG_ERROR, "commit_failed", "reason=\"%s\"",
-		         lww_strerror(rv));
-		if (ops->remote && !ops->repair) {
-			lwwd_log(LWWD_LOG_WARN, "batch_not_applied",
-			         "peer=%s seq=%llu (repair will fetch it)",
-			         ops->origin_name,
-			         (unsigned long long) ops->batch.seq);
-		}
-		finish(d, ops, rv);
-		return;
-	}
-	while (ops != NULL) {
-		lwwd_op *next = ops->next;
-		ops->next = NULL;
-		commit_group(d, ops, gb, env);
-		ops = next;
-	}
-}
-
 static size_t
 op_local_items(const lwwd_op *op)
 {
@@ -340,15 +388,37 @@ static void *
 writer_main(void *arg)
 {
 	lwwd *d = arg;
-	lww_buf gb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_buf gb = LWW_BUF_INIT, rec = LWW_BUF_INIT, vb = LWW_BUF_INIT;
+	uint64_t last_us = 0; /* when the last group was logged */
 
 	for (;;) {
 		lwwd_op *group, *last;
 		size_t items, bytes, nops;
+		lww_err refuse;
+		uint64_t seq;
 
 		pthread_mutex_lock(&d->mtx);
 		while (d->qhead == NULL && !d->stopping) {
-			pthread_cond_wait(&d->cv, &d->mtx);
+			uint64_t now = lwwd_mono_us(), due;
+			struct timespec ts;
+			if (!d->mem_dirty || d->ckpt_ready) {
+				pthread_cond_wait(&d->cv, &d->mtx);
+				continue;
+			}
+			/* Idle for a while, or a reader waits: checkpoint
+			 * what was logged. */
+			due = last_us + IDLE_CKPT_MS * 1000;
+			if (now >= due || d->ckpt_wanted) {
+				pthread_mutex_unlock(&d->mtx);
+				lwwd_ckpt_maybe(d, 1);
+				pthread_mutex_lock(&d->mtx);
+				continue;
+			}
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long) ((due - now) * 1000);
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&d->cv, &d->mtx, &ts);
 		}
 		if (d->qhead == NULL) {
 			pthread_mutex_unlock(&d->mtx);
@@ -378,15 +448,25 @@ writer_main(void *arg)
 		}
 		d->qlen -= nops;
 		d->applying = 1;
+		refuse = d->ckpt_err;
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
-		commit_group(d, group, &gb, &env);
+
+		seq = d->seq + 1;
+		log_group(d, group, &gb, &rec, &vb, seq, refuse);
+		if (lww_batch_count(&gb) > 0) {
+			d->seq = seq;
+		}
+		sync_push(d, group, &gb, seq);
+		lwwd_ckpt_maybe(d, 0);
+		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
 		d->applying = 0;
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lww_buf_fini(&gb);
-	lww_buf_fini(&env);
+	lww_buf_fini(&rec);
+	lww_buf_fini(&vb);
 	return NULL;
 }
 
