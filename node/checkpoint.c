@@ -29,13 +29,14 @@
 
 #include "lwwd.h"
 
-#define CKPT_EVERY_MS   1000
-#define CKPT_ENTRIES    65536
-#define MEM_ENTRIES_MAX (1u << 18)
-#define MEM_BYTES_MAX   ((size_t) 256 << 20)
-#define BARRIER_MAX_MS  10000
-#define WAL_PREFIX      "wal-"
-#define WAL_NAME_LEN    (sizeof(WAL_PREFIX) - 1 + 16)
+#define CKPT_EVERY_MS    1000
+#define CKPT_ENTRIES     65536
+#define CKPT_TXN_ENTRIES 4096
+#define MEM_ENTRIES_MAX  (1u << 18)
+#define MEM_BYTES_MAX    ((size_t) 256 << 20)
+#define BARRIER_MAX_MS   10000
+#define WAL_PREFIX       "wal-"
+#define WAL_NAME_LEN     (sizeof(WAL_PREFIX) - 1 + 16)
 
 static char *
 segment_path(const lwwd *d, uint64_t n)
@@ -217,7 +218,8 @@ lwwd_wal_recover(lwwd *d)
 /* ---- the checkpointer ---- */
 
 typedef struct ckpt_acc {
-	lww_txn *t;
+	lwwd *d;
+	lww_txn *t; /* NULL after a failed commit */
 	uint64_t n;
 } ckpt_acc;
 
@@ -225,6 +227,22 @@ static lww_err
 apply_cb(const lww_entry *e, void *arg)
 {
 	ckpt_acc *a = arg;
+	lww_err rv;
+
+	/* Transactions of bounded size: LMDB can reuse the pages one frees
+	 * only two commits later, so one huge transaction would grow the
+	 * file by a copy of every page it touches. Each commit syncs its
+	 * data (the root's sync can wait: see store.h, defer_meta); a crash
+	 * midway leaves a prefix applied, and replay merges the rest. */
+	if (a->n > 0 && a->n % CKPT_TXN_ENTRIES == 0) {
+		rv = lww_txn_commit(a->t);
+		a->t = NULL;
+		atomic_fetch_add(&a->d->stats.commits, 1);
+		if (rv != LWW_OK ||
+		    (rv = lww_store_begin(a->d->store, &a->t)) != LWW_OK) {
+			return rv;
+		}
+	}
 	a->n++;
 	return lww_txn_apply(a->t, e, NULL);
 }
@@ -240,14 +258,14 @@ seq_cb(uint64_t node, uint64_t seq, void *arg)
 static lww_err
 checkpoint(lwwd *d, uint64_t *entries)
 {
-	ckpt_acc a = {NULL, 0};
+	ckpt_acc a = {d, NULL, 0};
 	lww_err rv;
 
 	if ((rv = lww_store_begin(d->store, &a.t)) != LWW_OK) {
 		return rv;
 	}
 	if ((rv = lwwd_mem_frozen_each(d, apply_cb, seq_cb, &a)) != LWW_OK) {
-		lww_txn_abort(a.t);
+		lww_txn_abort(a.t); /* accepts NULL */
 		return rv;
 	}
 	*entries = a.n;

@@ -298,6 +298,18 @@ lwwd_mem_freeze(lwwd *d)
 	return rv;
 }
 
+/* Byte order of keys, shorter first. */
+static int
+node_cmp(const void *a, const void *b)
+{
+	const mnode *x = *(const mnode *const *) a;
+	const mnode *y = *(const mnode *const *) b;
+	size_t m = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->data, y->data, m);
+
+	return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
 lww_err
 lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
                      lww_err (*seq)(uint64_t, uint64_t, void *), void *arg)
@@ -314,14 +326,25 @@ lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
 	if (t == NULL) {
 		return LWW_OK;
 	}
-	for (size_t i = 0; i < t->nb && rv == LWW_OK; i++) {
-		for (mnode *x = t->b[i]; x != NULL && rv == LWW_OK;
-		     x = x->next) {
-			lww_entry e;
-			node_entry(x, &e);
-			rv = fn(&e, arg);
+	/* In key order: the store's B-trees then fill pages as a sorted
+	 * load does, and each transaction touches neighbouring pages. */
+	mnode **v = malloc((t->n ? t->n : 1) * sizeof(*v));
+	size_t n = 0;
+	if (v == NULL) {
+		return LWW_ENOMEM;
+	}
+	for (size_t i = 0; i < t->nb; i++) {
+		for (mnode *x = t->b[i]; x != NULL; x = x->next) {
+			v[n++] = x;
 		}
 	}
+	qsort(v, n, sizeof(*v), node_cmp);
+	for (size_t i = 0; i < n && rv == LWW_OK; i++) {
+		lww_entry e;
+		node_entry(v[i], &e);
+		rv = fn(&e, arg);
+	}
+	free(v);
 	for (size_t i = 0; i < t->nseqs && rv == LWW_OK; i++) {
 		rv = seq(t->seqs[i].node, t->seqs[i].seq, arg);
 	}

@@ -14,8 +14,9 @@
  *       to a LOAD request, from CLIENTS connections at once.
  *   lwwbench lag WRITE_URL RATE SECONDS READ_URL...
  *       writes at RATE/s for SECONDS into one node (open loop, paced,
- *       over up to 256 connections) and
- *       polls the others for each key, reporting visibility lag and the
+ *       over up to 256 connections), samples with lookups on the others
+ *       how long the newest write takes to show (lag from when each
+ *       write was due, so a writer that falls behind shows it), and the
  *       time until every reader holds every key.
  * Each prints one JSON object on stdout. Loops are bounded in time.
  */
@@ -452,6 +453,7 @@ typedef struct lagw {
 	uint64_t next; /* id of the next write */
 	uint64_t written, failed;
 	lww_buf b;
+	_Atomic uint64_t *sent; /* readers sample the newest */
 } lagw;
 
 static void
@@ -517,6 +519,7 @@ lag_write(const char *url, lagw *w)
 				goto out;
 			}
 			w->next++;
+			atomic_store(w->sent, w->next);
 		}
 		if (sp_poll(pool, 1) != 0) {
 			rv = 1;
@@ -539,15 +542,45 @@ out:
 	return rv;
 }
 
+/* A reader samples visibility with lookups, as a user would see it: it
+ * takes the newest key the writer has sent, polls the node for it every
+ * 200 us until it shows, and records now minus the time the write was
+ * due (its value). Then the next newest, and so on. */
 typedef struct lagr {
 	const char *url;
 	_Atomic int *stop;
-	uint8_t *seen; /* by id */
-	uint64_t cap;
-	uint64_t nseen;
-	uint64_t last_seen_us; /* monotonic, when the last new key showed */
+	_Atomic uint64_t *sent; /* ids below were sent */
 	lat l;
 } lagr;
+
+/* The value of key on the node at s, as a number; -1 if absent. */
+static int64_t
+lookup_num(nng_socket s, lww_buf *b, const char *key)
+{
+	lww_req q = {.op = LWW_OP_LOOKUP,
+	             .key = (const uint8_t *) key,
+	             .klen = strlen(key)};
+	nng_msg *m;
+	lww_rep rep;
+	char tmp[32];
+	int64_t v = -1;
+
+	lww_buf_reset(b);
+	lww_req_encode(b, &q);
+	if (call(s, b, &m) < 0) {
+		return -1;
+	}
+	/* call hands over the reply whatever its status. */
+	if (lww_rep_decode(nng_msg_body(m), nng_msg_len(m), &rep) == LWW_OK &&
+	    rep.status == 0) {
+		size_t n = rep.entry.vlen < 31 ? rep.entry.vlen : 31;
+		memcpy(tmp, rep.entry.val, n);
+		tmp[n] = 0;
+		v = (int64_t) strtoull(tmp, NULL, 10);
+	}
+	nng_msg_free(m);
+	return v;
+}
 
 static void *
 lag_reader(void *arg)
@@ -555,62 +588,64 @@ lag_reader(void *arg)
 	lagr *r = arg;
 	nng_socket s = dial(r->url);
 	lww_buf b = LWW_BUF_INIT;
-	uint64_t low = 0; /* every id below is seen */
-	char after[32];
+	uint64_t last = UINT64_MAX;
 
 	while (!atomic_load(r->stop)) {
-		lww_req q = {.op = LWW_OP_LIST,
-		             .key = (const uint8_t *) "lag/",
-		             .klen = 4,
-		             .limit = LWW_LIST_LIMIT_MAX};
-		nng_msg *m;
-		lww_rep rep;
-		lww_entry e;
-		size_t off = 0;
-		int fresh = 0;
+		uint64_t n = atomic_load(r->sent);
+		char key[32];
+		int64_t due = -1;
 
-		if (low > 0) {
-			q.alen = (size_t) snprintf(after, sizeof(after),
-			                           "lag/%012" PRIu64, low - 1);
-			q.after = (const uint8_t *) after;
-		}
-		lww_buf_reset(&b);
-		lww_req_encode(&b, &q);
-		if (call(s, &b, &m) != 0) {
+		if (n == 0 || n - 1 == last) {
 			nng_msleep(1);
 			continue;
 		}
-		uint64_t seen_at = wall_us();
-		lww_rep_decode(nng_msg_body(m), nng_msg_len(m), &rep);
-		while (lww_entries_next(&rep.entries, &off, &e)) {
-			uint64_t id =
-			    strtoull((const char *) e.key + 4, NULL, 10);
-			if (id >= r->cap || r->seen[id]) {
-				continue;
-			}
-			char tmp[32];
-			size_t n = e.vlen < 31 ? e.vlen : 31;
-			memcpy(tmp, e.val, n);
-			tmp[n] = 0;
-			uint64_t sent = strtoull(tmp, NULL, 10);
-			r->seen[id] = 1;
-			r->nseen++;
-			lat_add(&r->l, seen_at > sent ? seen_at - sent : 0);
-			fresh = 1;
+		last = n - 1;
+		snprintf(key, sizeof(key), "lag/%012" PRIu64, last);
+		while (!atomic_load(r->stop) &&
+		       (due = lookup_num(s, &b, key)) < 0) {
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
 		}
-		nng_msg_free(m);
-		while (low < r->cap && r->seen[low]) {
-			low++;
-		}
-		if (fresh) {
-			r->last_seen_us = now_us();
-		} else {
-			nng_msleep(1);
+		if (due >= 0) {
+			uint64_t now = wall_us();
+			lat_add(&r->l, now > (uint64_t) due
+			                   ? now - (uint64_t) due
+			                   : 0);
 		}
 	}
 	lww_buf_fini(&b);
 	nng_close(s);
 	return NULL;
+}
+
+/* The number of keys the node at url holds (its stats), or -1. */
+static int64_t
+node_keys(const char *url)
+{
+	nng_socket s = dial(url);
+	lww_buf b = LWW_BUF_INIT;
+	lww_req q = {.op = LWW_OP_STATS};
+	nng_msg *m;
+	lww_rep rep;
+	int64_t keys = -1;
+
+	lww_req_encode(&b, &q);
+	if (call(s, &b, &m) >= 0) {
+		if (lww_rep_decode(nng_msg_body(m), nng_msg_len(m), &rep) ==
+		        LWW_OK &&
+		    rep.status == 0) {
+			char *t = strndup(rep.text, rep.textlen);
+			char *k = t ? strstr(t, "\"keys\":") : NULL;
+			if (k != NULL) {
+				keys = strtoll(k + 7, NULL, 10);
+			}
+			free(t);
+		}
+		nng_msg_free(m);
+	}
+	lww_buf_fini(&b);
+	nng_close(s);
+	return keys;
 }
 
 static int
@@ -622,71 +657,56 @@ cmd_lag(int argc, char **argv)
 	double rate = atof(argv[3]), secs = atof(argv[4]);
 	int nr = argc - 5;
 	_Atomic int stop = 0;
-	uint64_t cap = (uint64_t) (rate * secs * 1.2) + 1000;
+	_Atomic uint64_t sent = 0;
 	lagr *rs = calloc((size_t) nr, sizeof(*rs));
 	pthread_t *rt = calloc((size_t) nr, sizeof(*rt));
-	uint64_t start = now_us() + 200000, written;
-	lagw w = {rate, start,       start + (uint64_t) (secs * 1e6), 0, 0,
-	          0,    LWW_BUF_INIT};
+	uint64_t start = now_us() + 200000, written, stopped, settled = 0;
+	lagw w = {rate,         start, start + (uint64_t) (secs * 1e6), 0, 0, 0,
+	          LWW_BUF_INIT, &sent};
+	uint64_t missing = 0;
 	int wrv;
 
 	for (int i = 0; i < nr; i++) {
 		rs[i] = (lagr){argv[5 + i],
 		               &stop,
-		               calloc(cap, 1),
-		               cap,
-		               0,
-		               0,
+		               &sent,
 		               {malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0,
 		                (uint64_t) i + 1}};
 		pthread_create(&rt[i], NULL, lag_reader, &rs[i]);
 	}
 	wrv = lag_write(argv[2], &w);
 	written = w.written;
-	uint64_t stopped = now_us();
-	/* Wait (at most 30 s) until every reader has every written key. */
-	uint64_t total_ids = w.next;
-	while (now_us() - stopped < 30000000) {
-		int all = 1;
-		for (int i = 0; i < nr; i++) {
-			all &= rs[i].nseen >= written;
-		}
-		if (all) {
-			break;
-		}
-		nng_msleep(5);
-	}
-	uint64_t settled = 0;
-	for (int i = 0; i < nr; i++) {
-		uint64_t t = rs[i].last_seen_us > stopped
-		                 ? rs[i].last_seen_us - stopped
-		                 : 0;
-		if (t > settled) {
-			settled = t;
-		}
-	}
+	stopped = now_us();
 	atomic_store(&stop, 1);
 	size_t tot = 0;
 	for (int i = 0; i < nr; i++) {
 		pthread_join(rt[i], NULL);
 		tot += rs[i].l.n;
 	}
+	/* Until every reader holds every key written (at most 30 s). */
+	for (int i = 0; i < nr; i++) {
+		int64_t k;
+		while ((k = node_keys(rs[i].url)) < (int64_t) written &&
+		       now_us() - stopped < 30000000) {
+			nng_msleep(5);
+		}
+		missing += k < (int64_t) written ? written - (uint64_t) k : 0;
+	}
+	settled = now_us() - stopped;
 	uint32_t *all = malloc((tot + 1) * sizeof(*all));
 	size_t k = 0;
-	uint64_t missing = 0;
 	for (int i = 0; i < nr; i++) {
 		memcpy(all + k, rs[i].l.v, rs[i].l.n * sizeof(*all));
 		k += rs[i].l.n;
-		missing += written > rs[i].nseen ? written - rs[i].nseen : 0;
 	}
 	printf("{\"written\":%" PRIu64 ",\"attempted\":%" PRIu64
-	       ",\"rate_per_s\":%.0f,\"lag_p50_ms\":%.2f,\"lag_p99_ms\":%.2f,"
-	       "\"settle_ms\":%.1f,\"missing\":%" PRIu64 "}\n",
-	       written, total_ids, (double) written / secs,
+	       ",\"rate_per_s\":%.0f,\"samples\":%zu,\"lag_p50_ms\":%.2f,"
+	       "\"lag_p99_ms\":%.2f,\"settle_ms\":%.1f,\"missing\":%" PRIu64
+	       "}\n",
+	       written, w.next, (double) written / secs, k,
 	       pct(all, k, 0.5) / 1000.0, pct(all, k, 0.99) / 1000.0,
 	       (double) settled / 1000.0, missing);
 	for (int i = 0; i < nr; i++) {
-		free(rs[i].seen);
 		free(rs[i].l.v);
 	}
 	free(all);
