@@ -27,6 +27,7 @@ typedef struct sp_conn {
 	uint64_t t0;
 	uint8_t *out; /* a partly written request */
 	size_t olen, ooff;
+	int wantout; /* EPOLLOUT is asked for */
 	uint8_t *in;
 	size_t ilen, icap;
 } sp_conn;
@@ -189,6 +190,8 @@ want_out(sp_pool *p, unsigned i, int on)
 	return epoll_ctl(p->ep, EPOLL_CTL_MOD, p->c[i].fd, &ev);
 }
 
+/* Writes what is left of the request; EPOLLOUT is asked for only while
+ * the socket is full. */
 static int
 flush_out(sp_pool *p, unsigned i)
 {
@@ -197,6 +200,10 @@ flush_out(sp_pool *p, unsigned i)
 	while (c->ooff < c->olen) {
 		ssize_t w = write(c->fd, c->out + c->ooff, c->olen - c->ooff);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (c->wantout) {
+				return 0;
+			}
+			c->wantout = 1;
 			return want_out(p, i, 1);
 		}
 		if (w <= 0) {
@@ -205,7 +212,11 @@ flush_out(sp_pool *p, unsigned i)
 		c->ooff += (size_t) w;
 	}
 	c->olen = 0;
-	return want_out(p, i, 0);
+	if (c->wantout) {
+		c->wantout = 0;
+		return want_out(p, i, 0);
+	}
+	return 0;
 }
 
 int
@@ -223,21 +234,10 @@ sp_send(sp_pool *p, unsigned i, const uint8_t *msg, size_t n)
 	put_be(o + 8, c->id | 0x80000000u, 4);
 	memcpy(o + 12, msg, n);
 	c->olen = n + 12;
+	c->ooff = 0;
 	c->busy = 1;
 	c->t0 = sp_now_us();
-	/* Usually one write() takes it all; EPOLLOUT finishes the rest. */
-	for (c->ooff = 0; c->ooff < c->olen;) {
-		ssize_t w = write(c->fd, o + c->ooff, c->olen - c->ooff);
-		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			return want_out(p, i, 1);
-		}
-		if (w <= 0) {
-			return -1;
-		}
-		c->ooff += (size_t) w;
-	}
-	c->olen = 0;
-	return 0;
+	return flush_out(p, i); /* usually one write() takes it all */
 }
 
 /* Delivers every whole reply in c->in. */
