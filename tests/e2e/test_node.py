@@ -108,6 +108,38 @@ class Durability(ClusterTest):
         self.assertEqual(
             [f for f in os.listdir(n1.data) if f.startswith("wal-")], [])
 
+    def test_full_store_refuses_writes_and_keeps_acknowledged_ones(self):
+        # A 1 MiB store fills up: writes are then refused with a clear
+        # error, every acknowledged one stays readable, and a restart
+        # with a larger store has them all (the log kept them).
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        n1.stop()
+        n1.start(extra=["--map-size", "1"])
+        acked, refused = 0, None
+        for b in range(60):
+            lines = "".join(f"b{b:02d}-{j:03d}\t{'x' * 200}\n"
+                            for j in range(100))
+            r = n1.ctl("load", stdin=lines.encode())
+            if r.rc != 0:
+                refused = r
+                break
+            acked = b + 1
+        self.assertIsNotNone(refused, "a 1 MiB store never filled")
+        self.assertEqual(refused.rc, 4, refused)
+        self.assertIn("store full", refused.err)
+        self.assertGreater(acked, 0)
+        last = f"b{acked - 1:02d}-099"
+        self.assertEqual(n1.lookup(last), "x" * 200)
+        wait_until(lambda: n1.ctl("add", "more", "1").rc == 4,
+                   what="writes refused while the store is full")
+        self.assertEqual(n1.lookup(last), "x" * 200)
+        self.assertEqual(n1.stop(), 0)
+        n1.start(extra=["--map-size", "16"])
+        self.assertEqual(n1.lookup(last), "x" * 200)
+        self.assertEqual(n1.stats()["keys"], acked * 100)
+        self.assertEqual(n1.ctl("add", "more", "1").rc, 0)
+
     def test_sigterm_exits_zero_and_keeps_data(self):
         c = self.cluster(1).start()
         n1 = c.nodes[0]
