@@ -34,7 +34,7 @@
 #define CKPT_TXN_ENTRIES 4096
 #define MEM_ENTRIES_MAX  (1u << 18)
 #define MEM_BYTES_MAX    ((size_t) 256 << 20)
-#define BARRIER_MAX_MS   10000
+#define BARRIER_MAX_MS   3000
 #define WAL_PREFIX       "wal-"
 #define WAL_NAME_LEN     (sizeof(WAL_PREFIX) - 1 + 16)
 
@@ -446,6 +446,11 @@ lwwd_wal_barrier(lwwd *d)
 	uint64_t want;
 
 	pthread_mutex_lock(&d->mtx);
+	if (d->ckpt_err != LWW_OK) {
+		/* Checkpoints fail (store full): do not wait for one. */
+		pthread_mutex_unlock(&d->mtx);
+		return;
+	}
 	if (d->mem_dirty) {
 		/* The active generation, so first ask the writer to freeze
 		 * it. (mem_dirty is the writer's; a stale read only makes
@@ -461,7 +466,8 @@ lwwd_wal_barrier(lwwd *d)
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += BARRIER_MAX_MS / 1000;
-	while (d->ckpt_done < want && !d->ckpt_stopping && !d->stopping) {
+	while (d->ckpt_done < want && d->ckpt_err == LWW_OK &&
+	       !d->ckpt_stopping && !d->stopping) {
 		if (pthread_cond_timedwait(&d->ckpt_cv, &d->mtx, &ts) != 0) {
 			break; /* answer from the store as it is */
 		}

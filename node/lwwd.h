@@ -267,7 +267,8 @@ void lwwd_ckpt_stop(lwwd *d);
  * checkpoint when it is time (idle: as soon as one can run). */
 void lwwd_ckpt_maybe(lwwd *d, int idle);
 /* Waits until the store holds every write acknowledged so far, so that
- * scans and counts read from it see them (at most a few seconds). */
+ * scans and counts read from it see them. Gives up after 3 s, and at
+ * once while checkpoints fail: the store is then read as it is. */
 void lwwd_wal_barrier(lwwd *d);
 
 int lwwd_writer_start(lwwd *d);

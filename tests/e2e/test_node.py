@@ -134,6 +134,9 @@ class Durability(ClusterTest):
         wait_until(lambda: n1.ctl("add", "more", "1").rc == 4,
                    what="writes refused while the store is full")
         self.assertEqual(n1.lookup(last), "x" * 200)
+        # Stats answer (no waiting for a checkpoint that cannot run)
+        # and say why.
+        self.assertGreater(n1.stats()["checkpoint"]["failed"], 0)
         self.assertEqual(n1.stop(), 0)
         n1.start(extra=["--map-size", "16"])
         self.assertEqual(n1.lookup(last), "x" * 200)
