@@ -241,11 +241,7 @@ lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
 		rv = LWW_EVERSION;
 		goto out;
 	}
-	if ((buf = malloc(LWW_WAL_RECORD_MAX)) == NULL) {
-		rv = LWW_ENOMEM;
-		goto out;
-	}
-	for (;;) {
+	for (size_t cap = 0;;) {
 		uint32_t n;
 		if ((r = read_full(fd, hdr, sizeof(hdr))) < 0) {
 			rv = errno_err(errno);
@@ -257,6 +253,16 @@ lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
 		n = lww_get_u32le(hdr);
 		if (n == 0 || n > LWW_WAL_RECORD_MAX) {
 			break;
+		}
+		if (n > cap) {
+			/* Grown as records need, not to the largest at once. */
+			uint8_t *nb = realloc(buf, n);
+			if (nb == NULL) {
+				rv = LWW_ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = n;
 		}
 		if ((r = read_full(fd, buf, n)) < 0) {
 			rv = errno_err(errno);

@@ -1,19 +1,21 @@
 /*
  * gen_seeds.c - writes the seed corpora: valid messages of every kind for
  * decode, signed-envelope inputs for envelope, clock scripts for hlc and
- * schedules for converge. Run once: gen_seeds fuzz/corpus; the output is
+ * schedules for converge, log segments for wal. Run once: gen_seeds fuzz/corpus; the output is
  * committed, so this is a tool, not part of the tests.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "codec.h"
 #include "envelope.h"
 #include "hlc.h"
+#include "wal.h"
 
 static const char *root;
 
@@ -197,6 +199,44 @@ main(int argc, char **argv)
 		                      2,   0,    0,    3,    0, 0,    0};
 		put("converge", "writes", s1, sizeof(s1));
 		put("converge", "same-stamps", s2, sizeof(s2));
+	}
+
+	/* wal: a segment as lwwd writes it (batch messages, then the
+	 * origin), whole and cut short in its last record */
+	{
+		char path[512];
+		lww_wal *w;
+		FILE *f;
+		uint8_t seg[1024];
+		size_t n;
+
+		snprintf(path, sizeof(path), "%s/wal-seed.tmp", root);
+		unlink(path);
+		if (lww_wal_create(path, &w) != LWW_OK) {
+			fprintf(stderr, "cannot create %s\n", path);
+			return 1;
+		}
+		lww_batch_begin(&b, 7);
+		lww_batch_add(&b, &e1);
+		lww_batch_add(&b, &e2);
+		lww_buf_put_u64(&b, 0x1122334455667788);
+		lww_wal_append(w, b.p, b.len);
+		lww_buf_reset(&b);
+		lww_batch_begin(&b, 0);
+		lww_batch_add(&b, &e2);
+		lww_buf_put_u64(&b, 42);
+		lww_wal_append(w, b.p, b.len);
+		lww_buf_reset(&b);
+		lww_wal_close(w);
+		if ((f = fopen(path, "rb")) == NULL) {
+			return 1;
+		}
+		n = fread(seg, 1, sizeof(seg), f);
+		fclose(f);
+		unlink(path);
+		put("wal", "segment", seg, n);
+		put("wal", "torn", seg, n - 5);
+		put("wal", "header-only", seg, LWW_WAL_HEADER);
 	}
 	lww_buf_fini(&b);
 	return 0;
