@@ -23,9 +23,10 @@
 #include "lwwd.h"
 
 #define GROUP_OPS_MAX 1024
-/* Quiet this long, the writer checkpoints what it logged (checkpoint.c);
- * under load it does every CKPT_EVERY_MS. */
-#define IDLE_CKPT_MS     100
+/* Quiet this long, the writer checkpoints what it logged (checkpoint.c),
+ * so that sparse writes share a checkpoint (each costs the store's syncs
+ * and a new segment); under load it does every CKPT_EVERY_MS. */
+#define IDLE_CKPT_MS     1000
 #define QUEUE_REMOTE_MAX 4096
 
 uint64_t
