@@ -924,28 +924,8 @@ out:
 	return rv;
 }
 
-typedef struct scan_cb {
-	lww_scan_fn fn;
-	void *arg;
-} scan_cb;
-
-static lww_err
-bucket_scan_cb(uint32_t bucket, const lww_entry *e, void *arg)
-{
-	scan_cb *c = arg;
-	(void) bucket;
-	return c->fn(e, c->arg) ? LWW_ECLOSED : LWW_OK;
-}
-
-lww_err
-lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
-                      lww_scan_fn fn, void *arg)
-{
-	scan_cb c = {fn, arg};
-	lww_err rv = bucket_walk(s, level, index, NULL, bucket_scan_cb, &c);
-	return rv == LWW_ECLOSED ? LWW_OK : rv; /* stopped by the caller */
-}
-
+/* A bucket walk for a caller's callbacks: want may be NULL (every entry
+ * to fn), fn may be NULL (summaries only). */
 typedef struct summary_walk {
 	lww_summary_fn want;
 	lww_scan_fn fn;
@@ -965,6 +945,15 @@ summary_entry(uint32_t bucket, const lww_entry *e, void *arg)
 	summary_walk *w = arg;
 	(void) bucket;
 	return w->fn != NULL && w->fn(e, w->arg) ? LWW_ECLOSED : LWW_OK;
+}
+
+lww_err
+lww_store_scan_bucket(lww_store *s, unsigned level, uint32_t index,
+                      lww_scan_fn fn, void *arg)
+{
+	summary_walk w = {NULL, fn, arg};
+	lww_err rv = bucket_walk(s, level, index, NULL, summary_entry, &w);
+	return rv == LWW_ECLOSED ? LWW_OK : rv; /* stopped by the caller */
 }
 
 lww_err
