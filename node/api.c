@@ -160,9 +160,6 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	}
 	case LWW_OP_STATS:
 	case LWW_OP_PEERS:
-		if (q->op == LWW_OP_STATS) {
-			lwwd_wal_barrier(d); /* counts come from the store */
-		}
 		rv = q->op == LWW_OP_STATS ? lwwd_stats_json(d, &text)
 		                           : lwwd_peers_json(d, &text);
 		r.text = (const char *) text.p;

@@ -186,6 +186,9 @@ take(lwwd *d, snap *s)
 	lww_store_stats st;
 	lww_err rv;
 
+	/* Counts come from the store: let it hold every acknowledged write
+	 * first (both for lwwctl stats and the metrics endpoint). */
+	lwwd_wal_barrier(d);
 	/* Under the mutex: the metrics server may ask while main closes the
 	 * store at shutdown. */
 	pthread_mutex_lock(&d->mtx);
