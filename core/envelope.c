@@ -85,22 +85,6 @@ lww_pk_from_text(const char *s, size_t n, uint8_t pk[LWW_PK_BYTES])
 	return LWW_OK;
 }
 
-static lww_err
-errno_err(int e)
-{
-	switch (e) {
-	case ENOENT:
-		return LWW_ENOENT;
-	case EEXIST:
-		return LWW_EEXIST;
-	case EACCES:
-	case EPERM:
-		return LWW_EPERM;
-	default:
-		return LWW_EIO;
-	}
-}
-
 /* Writes all of buf to a new file (O_EXCL) with `mode`. */
 static lww_err
 write_new(const char *path, const char *buf, size_t n, mode_t mode)
@@ -110,7 +94,7 @@ write_new(const char *path, const char *buf, size_t n, mode_t mode)
 
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) <
 	    0) {
-		return errno_err(errno);
+		return lww_err_from_errno(errno);
 	}
 	while (off < n) {
 		ssize_t w = write(fd, buf + off, n - off);
@@ -136,7 +120,7 @@ fail:
 		close(fd);
 	}
 	unlink(path);
-	return errno_err(e);
+	return lww_err_from_errno(e);
 }
 
 lww_err
@@ -191,7 +175,7 @@ read_file(const char *path, size_t max, char **out, size_t *n, struct stat *st)
 	int fd, e;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		return errno_err(errno);
+		return lww_err_from_errno(errno);
 	}
 	if (fstat(fd, st) != 0) {
 		goto fail;
@@ -230,7 +214,7 @@ fail:
 	e = errno;
 	free(buf);
 	close(fd);
-	return errno_err(e);
+	return lww_err_from_errno(e);
 }
 
 lww_err

@@ -2,6 +2,7 @@
  * err.c - strings for lww_err. Kept as a table indexed by code so that a
  * new code without a string fails to compile the static assertion below.
  */
+#include <errno.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -39,6 +40,30 @@ static const char *const lww_errstr[] = {
 
 _Static_assert(sizeof(lww_errstr) / sizeof(lww_errstr[0]) == LWW_ERR_LAST + 1,
                "every lww_err needs a string");
+
+lww_err
+lww_err_from_errno(int e)
+{
+	switch (e) {
+	case 0:
+		return LWW_OK;
+	case ENOENT:
+		return LWW_ENOENT;
+	case EEXIST:
+		return LWW_EEXIST;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		return LWW_EPERM;
+	case ENOSPC:
+	case EDQUOT:
+		return LWW_EFULL;
+	case ENOMEM:
+		return LWW_ENOMEM;
+	default:
+		return LWW_EIO;
+	}
+}
 
 const char *
 lww_strerror(int err)

@@ -44,4 +44,9 @@ typedef enum lww_err {
 /* A static, one-line English description of err; never NULL. */
 const char *lww_strerror(int err);
 
+/* The lww_err for a file-system errno: ENOENT, EEXIST, permissions (and a
+ * read-only file system), a full disk or quota (LWW_EFULL), no memory;
+ * anything else is LWW_EIO. */
+lww_err lww_err_from_errno(int e);
+
 #endif /* LWW_ERR_H */

@@ -65,16 +65,8 @@ mdb_err(int rc)
 		return LWW_ECORRUPT;
 	case MDB_READERS_FULL:
 		return LWW_EBUSY;
-	case ENOMEM:
-		return LWW_ENOMEM;
-	case ENOENT:
-		return LWW_ENOENT;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return LWW_EPERM;
 	default:
-		return LWW_EIO;
+		return lww_err_from_errno(rc); /* LMDB passes errno on */
 	}
 }
 

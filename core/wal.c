@@ -26,26 +26,6 @@ struct lww_wal {
 	_Atomic int broken; /* a failed append or sync: no more use */
 };
 
-static lww_err
-errno_err(int e)
-{
-	switch (e) {
-	case ENOENT:
-		return LWW_ENOENT;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return LWW_EPERM;
-	case ENOSPC:
-	case EDQUOT:
-		return LWW_EFULL;
-	case ENOMEM:
-		return LWW_ENOMEM;
-	default:
-		return LWW_EIO;
-	}
-}
-
 /* write(2) all of iov, retrying short writes. */
 static int
 write_all(int fd, struct iovec *iov, int n)
@@ -123,7 +103,7 @@ lww_wal_create(const char *path, lww_wal **out)
 			unlink(path);
 		}
 		free(w);
-		return errno_err(e);
+		return lww_err_from_errno(e);
 	}
 	w->size = LWW_WAL_HEADER;
 	*out = w;
@@ -154,7 +134,7 @@ lww_wal_append(lww_wal *w, const uint8_t *p, size_t n)
 	if (ftruncate(w->fd, (off_t) w->size) != 0) {
 		w->broken = 1;
 	}
-	return errno_err(e);
+	return lww_err_from_errno(e);
 }
 
 lww_err
@@ -166,7 +146,7 @@ lww_wal_sync(lww_wal *w)
 	if (fdatasync(w->fd) != 0) {
 		/* After a failed fsync the page cache cannot be trusted. */
 		w->broken = 1;
-		return errno_err(errno);
+		return lww_err_from_errno(errno);
 	}
 	return LWW_OK;
 }
@@ -221,11 +201,11 @@ lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		return errno_err(errno);
+		return lww_err_from_errno(errno);
 	}
 	if (fstat(fd, &st) != 0 ||
 	    (r = read_full(fd, hdr, LWW_WAL_HEADER)) < 0) {
-		rv = errno_err(errno);
+		rv = lww_err_from_errno(errno);
 		goto out;
 	}
 	if (r < LWW_WAL_HEADER || memcmp(hdr, wal_magic, 6) != 0 ||
@@ -244,7 +224,7 @@ lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
 	for (size_t cap = 0;;) {
 		uint32_t n;
 		if ((r = read_full(fd, hdr, sizeof(hdr))) < 0) {
-			rv = errno_err(errno);
+			rv = lww_err_from_errno(errno);
 			break;
 		}
 		if (r < (ssize_t) sizeof(hdr)) {
@@ -265,7 +245,7 @@ lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
 			cap = n;
 		}
 		if ((r = read_full(fd, buf, n)) < 0) {
-			rv = errno_err(errno);
+			rv = lww_err_from_errno(errno);
 			break;
 		}
 		if ((size_t) r < n) {
