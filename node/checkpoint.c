@@ -136,6 +136,65 @@ list_segments(const lwwd *d, size_t *count)
 	return names;
 }
 
+/* Applies one segment left by a previous run to the store, durably, and
+ * removes it. Prints why and returns -1 on error. */
+static int
+replay_segment(lwwd *d, uint64_t num)
+{
+	char *path = segment_path(d, num);
+	const char *name;
+	replay r = {d, NULL, 0};
+	lww_wal_info info = {0, 0};
+	lww_err rv;
+	int rc = -1;
+
+	if (path == NULL) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		return -1;
+	}
+	name = strrchr(path, '/') + 1;
+	if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
+		rv = lww_wal_replay(path, replay_record, &r, &info);
+		if (rv == LWW_OK) {
+			rv = lww_txn_commit(r.t);
+		} else {
+			lww_txn_abort(r.t);
+		}
+	}
+	if (rv == LWW_OK) {
+		rv = lww_store_sync(d->store);
+	}
+	if (rv != LWW_OK) {
+		fprintf(stderr, "lwwd: cannot apply write-ahead log %s: %s%s\n",
+		        path, lww_strerror(rv),
+		        rv == LWW_EFULL ? " (raise --map-size; the log "
+		                          "keeps the writes)"
+		                        : "");
+		goto out;
+	}
+	lwwd_log(LWWD_LOG_INFO, "wal_replayed",
+	         "segment=%s records=%llu entries=%llu ignored_bytes=%llu",
+	         name, (unsigned long long) info.records,
+	         (unsigned long long) r.entries,
+	         (unsigned long long) info.ignored);
+	if (info.ignored > 0) {
+		lwwd_log(
+		    LWWD_LOG_WARN, "wal_torn_tail",
+		    "segment=%s ignored_bytes=%llu (a write cut short by a "
+		    "crash; it was never acknowledged)",
+		    name, (unsigned long long) info.ignored);
+	}
+	if (unlink(path) != 0) {
+		fprintf(stderr, "lwwd: cannot remove %s: %s\n", path,
+		        strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(path);
+	return rc;
+}
+
 int
 lwwd_wal_recover(lwwd *d)
 {
@@ -145,54 +204,12 @@ lwwd_wal_recover(lwwd *d)
 	int rc = 0;
 
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		char path[4096];
-		replay r = {d, NULL, 0};
-		lww_wal_info info = {0, 0};
-		uint64_t num;
-
-		snprintf(path, sizeof(path), "%s/%s", d->cfg.data, names[i]);
-		num = strtoull(names[i] + sizeof(WAL_PREFIX) - 1, NULL, 16);
+		uint64_t num =
+		    strtoull(names[i] + sizeof(WAL_PREFIX) - 1, NULL, 16);
 		if (num >= d->wal_next) {
 			d->wal_next = num + 1;
 		}
-		if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
-			rv = lww_wal_replay(path, replay_record, &r, &info);
-			if (rv == LWW_OK) {
-				rv = lww_txn_commit(r.t);
-			} else {
-				lww_txn_abort(r.t);
-			}
-		}
-		if (rv == LWW_OK) {
-			rv = lww_store_sync(d->store);
-		}
-		if (rv != LWW_OK) {
-			fprintf(stderr,
-			        "lwwd: cannot apply write-ahead log %s: %s%s\n",
-			        path, lww_strerror(rv),
-			        rv == LWW_EFULL ? " (raise --map-size; the log "
-			                          "keeps the writes)"
-			                        : "");
-			rc = -1;
-			break;
-		}
-		lwwd_log(
-		    LWWD_LOG_INFO, "wal_replayed",
-		    "segment=%s records=%llu entries=%llu ignored_bytes=%llu",
-		    names[i], (unsigned long long) info.records,
-		    (unsigned long long) r.entries,
-		    (unsigned long long) info.ignored);
-		if (info.ignored > 0) {
-			lwwd_log(LWWD_LOG_WARN, "wal_torn_tail",
-			         "segment=%s ignored_bytes=%llu (a write cut "
-			         "short by a crash; it was never acknowledged)",
-			         names[i], (unsigned long long) info.ignored);
-		}
-		if (unlink(path) != 0) {
-			fprintf(stderr, "lwwd: cannot remove %s: %s\n", path,
-			        strerror(errno));
-			rc = -1;
-		}
+		rc = replay_segment(d, num);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(names[i]);
