@@ -36,6 +36,8 @@ static const char *const lww_errstr[] = {
     [LWW_ESTALE] = "request timestamp outside the freshness window",
     [LWW_EREPLAY] = "request replayed",
     [LWW_EAUTH] = "client not authorised",
+    [LWW_ENOSPC] = "disk full",
+    [LWW_ELOCKED] = "data directory in use by another lwwd",
 };
 
 _Static_assert(sizeof(lww_errstr) / sizeof(lww_errstr[0]) == LWW_ERR_LAST + 1,
@@ -57,7 +59,7 @@ lww_err_from_errno(int e)
 		return LWW_EPERM;
 	case ENOSPC:
 	case EDQUOT:
-		return LWW_EFULL;
+		return LWW_ENOSPC;
 	case ENOMEM:
 		return LWW_ENOMEM;
 	default:

@@ -37,15 +37,18 @@ typedef enum lww_err {
 	LWW_ESTALE = 25,  /* request timestamp outside the freshness window */
 	LWW_EREPLAY = 26, /* request nonce already seen */
 	LWW_EAUTH = 27,   /* request not signed by a listed client */
+	LWW_ENOSPC = 28,  /* the file system is full (or over quota) */
+	LWW_ELOCKED = 29, /* the data directory is in use by another process */
 } lww_err;
 
-#define LWW_ERR_LAST LWW_EAUTH
+#define LWW_ERR_LAST LWW_ELOCKED
 
 /* A static, one-line English description of err; never NULL. */
 const char *lww_strerror(int err);
 
 /* The lww_err for a file-system errno: ENOENT, EEXIST, permissions (and a
- * read-only file system), a full disk or quota (LWW_EFULL), no memory;
+ * read-only file system), a full disk or quota (LWW_ENOSPC,
+ * never LWW_EFULL, which is the store's own capacity), no memory;
  * anything else is LWW_EIO. */
 lww_err lww_err_from_errno(int e);
 

@@ -41,8 +41,8 @@ test_errno_mapping(void **state)
 	assert_int_equal(lww_err_from_errno(EACCES), LWW_EPERM);
 	assert_int_equal(lww_err_from_errno(EPERM), LWW_EPERM);
 	assert_int_equal(lww_err_from_errno(EROFS), LWW_EPERM);
-	assert_int_equal(lww_err_from_errno(ENOSPC), LWW_EFULL);
-	assert_int_equal(lww_err_from_errno(EDQUOT), LWW_EFULL);
+	assert_int_equal(lww_err_from_errno(ENOSPC), LWW_ENOSPC);
+	assert_int_equal(lww_err_from_errno(EDQUOT), LWW_ENOSPC);
 	assert_int_equal(lww_err_from_errno(ENOMEM), LWW_ENOMEM);
 	assert_int_equal(lww_err_from_errno(EIO), LWW_EIO);
 	assert_int_equal(lww_err_from_errno(EBADF), LWW_EIO);
