@@ -11,6 +11,8 @@
 #define BATCH_COUNT_OFF 10 /* ver type seq:u64 */
 #define LOAD_COUNT_OFF  3  /* ver type op */
 #define LIST_COUNT_OFF  4  /* ver type op status */
+#define LIST_MORE       1  /* list reply flags */
+#define LIST_DAMAGED    2
 
 int
 lww_op_writes(int op)
@@ -641,6 +643,7 @@ lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
 	const uint8_t *bytes;
 	lww_rep tmp;
 	uint32_t count;
+	uint8_t flags;
 	lww_rd r;
 	lww_err rv;
 
@@ -688,11 +691,19 @@ lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out)
 			return LWW_ETOOBIG;
 		}
 		if ((rv = rd_entries(&r, count, 1, &tmp.entries)) != LWW_OK ||
-		    (rv = lww_rd_u8(&r, &tmp.more)) != LWW_OK) {
+		    (rv = lww_rd_u8(&r, &flags)) != LWW_OK) {
 			return rv;
 		}
-		if (tmp.more > 1) {
+		/* Bit 0: more; bit 1: a count of damaged records follows
+		 * (absent when none, so older clients read such a reply). */
+		if ((flags & ~(LIST_MORE | LIST_DAMAGED)) != 0) {
 			return LWW_EPROTO;
+		}
+		tmp.more = flags & LIST_MORE;
+		if ((flags & LIST_DAMAGED) &&
+		    ((rv = lww_rd_u32(&r, &tmp.damaged)) != LWW_OK ||
+		     tmp.damaged == 0)) {
+			return rv != LWW_OK ? rv : LWW_EPROTO;
 		}
 		break;
 	case LWW_OP_STATS:
@@ -734,9 +745,15 @@ lww_list_add(lww_buf *b, const lww_entry *e)
 }
 
 lww_err
-lww_list_end(lww_buf *b, int more)
+lww_list_end(lww_buf *b, int more, uint32_t damaged)
 {
-	return lww_buf_put_u8(b, more ? 1 : 0);
+	uint8_t flags = (more ? LIST_MORE : 0) | (damaged ? LIST_DAMAGED : 0);
+	lww_err rv = lww_buf_put_u8(b, flags);
+
+	if (rv == LWW_OK && damaged != 0) {
+		rv = lww_buf_put_u32(b, damaged);
+	}
+	return rv;
 }
 
 /* ---- anti-entropy repair ---- */

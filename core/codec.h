@@ -169,7 +169,8 @@ uint32_t lww_load_count(const lww_buf *b);
  *   ADD, REMOVE, LOAD  hlc, node: the stamp of the (last) write;
  *                      count: writes applied (LOAD)
  *   LOOKUP  entry
- *   LIST    entries, more (non-zero: call again with after = last key)
+ *   LIST    entries, more (non-zero: call again with after = last key),
+ *           damaged (records skipped because they failed their check)
  *   STATS, PEERS  text: JSON */
 typedef struct lww_rep {
 	uint8_t op;
@@ -182,6 +183,7 @@ typedef struct lww_rep {
 	lww_entry entry;
 	lww_entries entries;
 	uint8_t more;
+	uint32_t damaged;
 	const char *text;
 	size_t textlen;
 } lww_rep;
@@ -192,7 +194,8 @@ lww_err lww_rep_decode(const uint8_t *p, size_t n, lww_rep *out);
 /* Starts a LIST reply; add entries with lww_list_add, then lww_list_end. */
 lww_err lww_list_begin(lww_buf *b);
 lww_err lww_list_add(lww_buf *b, const lww_entry *e);
-lww_err lww_list_end(lww_buf *b, int more);
+/* Ends a LIST reply; damaged counts the records the page skipped. */
+lww_err lww_list_end(lww_buf *b, int more, uint32_t damaged);
 
 /* ---- anti-entropy repair ----
  * A repair session walks the hash tree (digest.h) of two stores: the

@@ -12,14 +12,27 @@
 #include "limits.h"
 #include "store.h"
 
-/* 1: idx values empty. 2: idx values hold each entry's summary hash;
- * lww_store_open upgrades a format 1 store in place. */
-#define STORE_FORMAT 2
-#define REC_VERSION  1
-#define REC_HDR      (1 + 1 + 8 + 8) /* ver flags hlc node */
-#define LKEY_HASH    16
-#define LKEY_MAX     (LWW_STORE_INLINE_KEY + LKEY_HASH)
-#define IDX_KEY_MAX  (4 + LKEY_MAX)
+/* 1: idx values empty. 2: idx values hold each entry's summary hash.
+ * 3: every record carries a check. lww_store_open upgrades older formats
+ * in place. */
+#define STORE_FORMAT 3
+/* Record version 1 (formats 1, 2): ver flags hlc node [klen key] value.
+ * Version 2 adds check: the first REC_CHECK bytes of the entry's hash
+ * (lww_digest_entry over key, flags, stamp and value), which the writer
+ * computes anyway for the hash tree, so a check costs a write nothing. */
+#define REC_VERSION_1 1
+#define REC_VERSION   2
+#define REC_CHECK     8
+#define REC_HDR_1     (1 + 1 + 8 + 8)
+#define REC_HDR       (REC_HDR_1 + REC_CHECK) /* ver flags hlc node check */
+#define LKEY_HASH     16
+#define LKEY_MAX      LWW_STORE_KEY_MAX
+#define IDX_KEY_MAX   (4 + LKEY_MAX)
+
+_Static_assert(LWW_STORE_KEY_MAX == LWW_STORE_INLINE_KEY + LKEY_HASH,
+               "a stored key is an inline prefix and a hash");
+_Static_assert(REC_CHECK == LWW_STORE_SUMMARY_HASH,
+               "records and the bucket index keep the same hash bytes");
 
 static const char META_FORMAT[] = "format";
 static const char META_HLC[] = "hlc";
@@ -42,6 +55,10 @@ struct lww_txn {
 	int64_t dtomb;
 	uint64_t hlc;
 	lww_buf rec;
+	/* Leaves whose stored hash a damaged record made unknown: they are
+	 * recomputed from their records at commit. */
+	uint32_t *redo;
+	size_t nredo, capredo;
 };
 
 static lww_err
@@ -70,9 +87,8 @@ mdb_err(int rc)
 	}
 }
 
-/* The LMDB key of an lww key: itself, or a prefix and a hash when long. */
-static size_t
-lkey(const uint8_t *key, size_t klen, uint8_t out[LKEY_MAX])
+size_t
+lww_store_key(const uint8_t *key, size_t klen, uint8_t out[LWW_STORE_KEY_MAX])
 {
 	if (klen <= LWW_STORE_INLINE_KEY) {
 		memcpy(out, key, klen);
@@ -84,8 +100,9 @@ lkey(const uint8_t *key, size_t klen, uint8_t out[LKEY_MAX])
 	return LKEY_MAX;
 }
 
+/* Encodes e as a version 2 record; h is its entry hash. */
 static lww_err
-rec_encode(lww_buf *b, const lww_entry *e)
+rec_encode(lww_buf *b, const lww_entry *e, const lww_digest *h)
 {
 	uint8_t hdr[REC_HDR];
 	lww_err rv;
@@ -95,6 +112,7 @@ rec_encode(lww_buf *b, const lww_entry *e)
 	hdr[1] = e->flags;
 	lww_put_u64le(hdr + 2, e->hlc);
 	lww_put_u64le(hdr + 10, e->node);
+	memcpy(hdr + REC_HDR_1, h->h, REC_CHECK);
 	if ((rv = lww_buf_put(b, hdr, sizeof(hdr))) != LWW_OK) {
 		return rv;
 	}
@@ -108,35 +126,44 @@ rec_encode(lww_buf *b, const lww_entry *e)
 	return lww_buf_put(b, e->val, e->vlen);
 }
 
-/* Decodes a stored record; the entry borrows from k and d. */
+/* Splits a stored record of version `ver` into an entry that borrows from
+ * k and d, without checking it against its hash. *check points at the
+ * stored check (NULL for version 1). */
 static lww_err
-rec_decode(const MDB_val *k, const MDB_val *d, lww_entry *e)
+rec_parse(const MDB_val *k, const MDB_val *d, int ver, lww_entry *e,
+          const uint8_t **check)
 {
 	const uint8_t *p = d->mv_data;
-	size_t n = d->mv_size, off = REC_HDR;
+	size_t n = d->mv_size;
+	size_t off = ver == REC_VERSION_1 ? REC_HDR_1 : REC_HDR;
 
-	if (n < REC_HDR || p[0] != REC_VERSION ||
-	    (p[1] & ~LWW_ENTRY_FLAGS_KNOWN) != 0) {
+	if (n < off || p[0] != ver || (p[1] & ~LWW_ENTRY_FLAGS_KNOWN) != 0) {
 		return LWW_ECORRUPT;
 	}
 	e->flags = p[1];
 	e->hlc = lww_get_u64le(p + 2);
 	e->node = lww_get_u64le(p + 10);
+	*check = ver == REC_VERSION_1 ? NULL : p + REC_HDR_1;
 	if (k->mv_size > LWW_STORE_INLINE_KEY) {
 		size_t klen;
+		uint8_t lk[LKEY_MAX];
 		if (k->mv_size != LKEY_MAX || n - off < 2) {
 			return LWW_ECORRUPT;
 		}
 		klen = (size_t) p[off] | ((size_t) p[off + 1] << 8);
 		off += 2;
 		if (klen <= LWW_STORE_INLINE_KEY || klen > LWW_KEY_MAX ||
-		    klen > n - off ||
-		    memcmp(p + off, k->mv_data, LWW_STORE_INLINE_KEY) != 0) {
+		    klen > n - off) {
 			return LWW_ECORRUPT;
 		}
 		e->key = p + off;
 		e->klen = klen;
 		off += klen;
+		/* The full key must be the one the stored key names. */
+		if (lww_store_key(e->key, e->klen, lk) != LKEY_MAX ||
+		    memcmp(lk, k->mv_data, LKEY_MAX) != 0) {
+			return LWW_ECORRUPT;
+		}
 	} else {
 		if (k->mv_size < LWW_KEY_MIN) {
 			return LWW_ECORRUPT;
@@ -149,6 +176,29 @@ rec_decode(const MDB_val *k, const MDB_val *d, lww_entry *e)
 	if (e->vlen > LWW_VAL_MAX ||
 	    (lww_entry_is_tombstone(e) && e->vlen != 0)) {
 		return LWW_ECORRUPT;
+	}
+	return LWW_OK;
+}
+
+/* Decodes a stored record and checks it against its hash, so a changed
+ * byte anywhere in it (key included) is LWW_ECORRUPT. The entry borrows
+ * from k and d; h (may be NULL) gets its hash. */
+static lww_err
+rec_decode(const MDB_val *k, const MDB_val *d, lww_entry *e, lww_digest *h)
+{
+	const uint8_t *check;
+	lww_digest dg;
+	lww_err rv;
+
+	if ((rv = rec_parse(k, d, REC_VERSION, e, &check)) != LWW_OK) {
+		return rv;
+	}
+	lww_digest_entry(e, &dg);
+	if (sodium_memcmp(dg.h, check, REC_CHECK) != 0) {
+		return LWW_ECORRUPT;
+	}
+	if (h != NULL) {
+		*h = dg;
 	}
 	return LWW_OK;
 }
@@ -221,13 +271,16 @@ get_be32(const uint8_t *p)
 }
 
 static int idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket,
-                   const MDB_val *k, const lww_digest *h);
+                   const MDB_val *k, const lww_digest *h, int fresh);
 
-/* Format 1 to 2: gives every bucket index record its summary hash, in the
+/* Formats 1 and 2 to 3: rewrites every record with its check (and for
+ * format 1 gives every bucket index record its summary hash), in the
  * transaction that opens the store (all or nothing). */
 static lww_err
-idx_upgrade(MDB_txn *txn, lww_store *s)
+store_upgrade(MDB_txn *txn, lww_store *s, uint64_t fmt)
 {
+	uint8_t kb[LKEY_MAX];
+	lww_buf rec = LWW_BUF_INIT;
 	MDB_cursor *cur;
 	MDB_val k, d;
 	lww_err rv = LWW_OK;
@@ -238,14 +291,33 @@ idx_upgrade(MDB_txn *txn, lww_store *s)
 	}
 	for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		const uint8_t *check;
 		lww_entry e;
 		lww_digest h;
-		if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+		if (k.mv_size > LKEY_MAX) {
+			rv = LWW_ECORRUPT;
+			break;
+		}
+		if ((rv = rec_parse(&k, &d, REC_VERSION_1, &e, &check)) !=
+		    LWW_OK) {
 			break;
 		}
 		lww_digest_entry(&e, &h);
-		if ((rc = idx_put(txn, s, lww_digest_bucket(e.key, e.klen), &k,
-		                  &h)) != 0) {
+		if ((rv = rec_encode(&rec, &e, &h)) != LWW_OK) {
+			break;
+		}
+		/* k and e point into the page the put rewrites: copy k. */
+		memcpy(kb, k.mv_data, k.mv_size);
+		k.mv_data = kb;
+		if (fmt == 1 &&
+		    (rc = idx_put(txn, s, lww_digest_bucket(e.key, e.klen), &k,
+		                  &h, 0)) != 0) {
+			rv = mdb_err(rc);
+			break;
+		}
+		d.mv_size = rec.len;
+		d.mv_data = rec.p;
+		if ((rc = mdb_cursor_put(cur, &k, &d, MDB_CURRENT)) != 0) {
 			rv = mdb_err(rc);
 			break;
 		}
@@ -254,6 +326,7 @@ idx_upgrade(MDB_txn *txn, lww_store *s)
 		rv = mdb_err(rc);
 	}
 	mdb_cursor_close(cur);
+	lww_buf_fini(&rec);
 	return rv;
 }
 
@@ -302,10 +375,11 @@ lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
 	                       sizeof(META_FORMAT) - 1, &fmt)) != LWW_OK) {
 		goto fail;
 	}
-	if (fmt == 1 && (rv = idx_upgrade(txn, s)) != LWW_OK) {
+	if ((fmt == 1 || fmt == 2) &&
+	    (rv = store_upgrade(txn, s, fmt)) != LWW_OK) {
 		goto fail;
 	}
-	if (fmt == 0 || fmt == 1) {
+	if (fmt < STORE_FORMAT) {
 		rv = meta_put_u64(txn, s->meta, META_FORMAT,
 		                  sizeof(META_FORMAT) - 1, STORE_FORMAT);
 		if (rv != LWW_OK) {
@@ -395,6 +469,7 @@ lww_store_begin(lww_store *s, lww_txn **out)
 static void
 txn_free(lww_txn *t)
 {
+	free(t->redo);
 	lww_digest_delta_fini(&t->delta);
 	lww_buf_fini(&t->rec);
 	free(t);
@@ -417,10 +492,11 @@ txn_fail(lww_txn *t, lww_err rv)
 	return rv;
 }
 
-/* Sets the bucket index record of stored key k: its summary hash. */
+/* Sets the bucket index record of stored key k: its summary hash. With
+ * fresh, MDB_KEYEXIST if it has one already (nothing changed). */
 static int
 idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket, const MDB_val *k,
-        const lww_digest *h)
+        const lww_digest *h, int fresh)
 {
 	uint8_t ik[IDX_KEY_MAX];
 	MDB_val ikv = {4 + k->mv_size, ik},
@@ -428,7 +504,35 @@ idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket, const MDB_val *k,
 
 	put_be32(ik, bucket);
 	memcpy(ik + 4, k->mv_data, k->mv_size);
-	return mdb_put(txn, s->idx, &ikv, &hv, 0);
+	return mdb_put(txn, s->idx, &ikv, &hv, fresh ? MDB_NOOVERWRITE : 0);
+}
+
+/* Notes that leaf's stored hash must be recomputed at commit. */
+static lww_err
+txn_redo(lww_txn *t, uint32_t leaf)
+{
+	for (size_t i = 0; i < t->nredo; i++) {
+		if (t->redo[i] == leaf) {
+			return LWW_OK;
+		}
+	}
+	if (t->nredo == t->capredo) {
+		size_t nc = t->capredo ? t->capredo * 2 : 4;
+		uint32_t *nr = realloc(t->redo, nc * sizeof(*nr));
+		if (nr == NULL) {
+			return LWW_ENOMEM;
+		}
+		t->redo = nr;
+		t->capredo = nc;
+	}
+	t->redo[t->nredo++] = leaf;
+	return LWW_OK;
+}
+
+static uint32_t
+leaf_of(uint32_t bucket)
+{
+	return lww_digest_index(bucket, LWW_DIGEST_STORED);
 }
 
 lww_err
@@ -436,7 +540,7 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 {
 	uint8_t lk[LKEY_MAX];
 	lww_digest oldh, newh;
-	int have = 0, oldtomb = 0, rc;
+	int have = 0, oldtomb = 0, damaged = 0, rc;
 	uint32_t bucket;
 	MDB_val k, d;
 	lww_err rv;
@@ -447,28 +551,32 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 	if ((rv = lww_entry_check(e)) != LWW_OK) {
 		return rv;
 	}
-	k.mv_size = lkey(e->key, e->klen, lk);
+	k.mv_size = lww_store_key(e->key, e->klen, lk);
 	k.mv_data = lk;
+	bucket = lww_digest_bucket(e->key, e->klen);
 	rc = mdb_get(t->txn, t->s->kv, &k, &d);
 	if (rc == 0) {
 		lww_entry cur;
-		if (rec_decode(&k, &d, &cur) != LWW_OK) {
-			return txn_fail(t, LWW_ECORRUPT);
-		}
-		if (!lww_entry_wins(e, &cur)) {
+		if ((rv = rec_decode(&k, &d, &cur, &oldh)) == LWW_ECORRUPT) {
+			/* A damaged record loses to anything: its hash in
+			 * the tree is unknown, so its leaf is recomputed. */
+			damaged = 1;
+		} else if (rv != LWW_OK) {
+			return txn_fail(t, rv);
+		} else if (!lww_entry_wins(e, &cur)) {
 			if (won != NULL) {
 				*won = 0;
 			}
 			return LWW_OK;
+		} else {
+			oldtomb = lww_entry_is_tombstone(&cur);
+			have = 1;
 		}
-		/* Hash the loser now: the put below may move its page. */
-		lww_digest_entry(&cur, &oldh);
-		oldtomb = lww_entry_is_tombstone(&cur);
-		have = 1;
 	} else if (rc != MDB_NOTFOUND) {
 		return txn_fail(t, mdb_err(rc));
 	}
-	if ((rv = rec_encode(&t->rec, e)) != LWW_OK) {
+	lww_digest_entry(e, &newh);
+	if ((rv = rec_encode(&t->rec, e, &newh)) != LWW_OK) {
 		return txn_fail(t, rv);
 	}
 	d.mv_size = t->rec.len;
@@ -476,10 +584,20 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 	if ((rc = mdb_put(t->txn, t->s->kv, &k, &d, 0)) != 0) {
 		return txn_fail(t, mdb_err(rc));
 	}
-	bucket = lww_digest_bucket(e->key, e->klen);
-	lww_digest_entry(e, &newh);
-	if ((rc = idx_put(t->txn, t->s, bucket, &k, &newh)) != 0) {
+	/* A new key with an index record already: its record was lost (a
+	 * damaged key), and the tree still holds its hash. */
+	rc = idx_put(t->txn, t->s, bucket, &k, &newh, !have && !damaged);
+	if (rc == MDB_KEYEXIST) {
+		damaged = 1;
+		rc = idx_put(t->txn, t->s, bucket, &k, &newh, 0);
+	}
+	if (rc != 0) {
 		return txn_fail(t, mdb_err(rc));
+	}
+	if (damaged) {
+		if ((rv = txn_redo(t, leaf_of(bucket))) != LWW_OK) {
+			return txn_fail(t, rv);
+		}
 	}
 	if (have) {
 		lww_digest_xor(&newh, &oldh); /* one delta: old out, new in */
@@ -530,6 +648,9 @@ lww_txn_note_hlc(lww_txn *t, uint64_t hlc)
 	}
 }
 
+static lww_err leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
+                         lww_store_check *r, int64_t *dtomb);
+
 static lww_err
 tree_fold(unsigned level, uint32_t index, const lww_digest *delta, void *arg)
 {
@@ -571,6 +692,13 @@ lww_txn_commit(lww_txn *t)
 	}
 	if ((rv = lww_digest_delta_fold(&t->delta, tree_fold, t)) != LWW_OK) {
 		goto fail;
+	}
+	for (size_t i = 0; i < t->nredo; i++) {
+		lww_store_check r = {0, 0, 0, 0};
+		if ((rv = leaf_walk(t->s, t->txn, t->redo[i], 1, &r,
+		                    &t->dtomb)) != LWW_OK) {
+			goto fail;
+		}
 	}
 	if (t->dtomb != 0) {
 		if ((rv = meta_get_u64(t->txn, t->s->meta, META_TOMB,
@@ -650,16 +778,27 @@ lww_store_get(lww_store *s, const uint8_t *key, size_t klen, lww_buf *vbuf,
 	if (key == NULL || klen < LWW_KEY_MIN || klen > LWW_KEY_MAX) {
 		return LWW_EKEYSIZE;
 	}
-	k.mv_size = lkey(key, klen, lk);
+	k.mv_size = lww_store_key(key, klen, lk);
 	k.mv_data = lk;
 	if ((rv = read_begin(s, &txn)) != LWW_OK) {
 		return rv;
 	}
-	if ((rc = mdb_get(txn, s->kv, &k, &d)) != 0) {
+	if ((rc = mdb_get(txn, s->kv, &k, &d)) == MDB_NOTFOUND) {
+		/* Never written, or its record was lost to a damaged key:
+		 * then the bucket index still names it. */
+		uint8_t ik[IDX_KEY_MAX];
+		MDB_val ikv = {4 + k.mv_size, ik};
+		put_be32(ik, lww_digest_bucket(key, klen));
+		memcpy(ik + 4, k.mv_data, k.mv_size);
+		rc = mdb_get(txn, s->idx, &ikv, &d);
+		rv = rc == 0 ? LWW_ECORRUPT : mdb_err(rc ? rc : MDB_NOTFOUND);
+		goto out;
+	}
+	if (rc != 0) {
 		rv = mdb_err(rc);
 		goto out;
 	}
-	if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+	if ((rv = rec_decode(&k, &d, &e, NULL)) != LWW_OK) {
 		goto out;
 	}
 	if (e.klen != klen || memcmp(e.key, key, klen) != 0) {
@@ -733,6 +872,17 @@ scan_offer(scan_state *st, const lww_entry *e)
 	}
 }
 
+/* Reports a record that failed its check and was skipped, unless it
+ * lies past the entries this page returns (the next page reports it). */
+static void
+scan_damaged(scan_state *st, const MDB_val *k)
+{
+	if (st->q->damaged != NULL &&
+	    (st->q->limit == 0 || st->emitted < st->q->limit)) {
+		st->q->damaged(k->mv_data, k->mv_size, st->arg);
+	}
+}
+
 lww_err
 lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
                int *more)
@@ -777,7 +927,12 @@ lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
 		    (tp && memcmp(k.mv_data, q->prefix, tp) != 0)) {
 			break; /* past every key with the prefix */
 		}
-		if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+		if ((rv = rec_decode(&k, &d, &e, NULL)) == LWW_ECORRUPT) {
+			scan_damaged(&st, &k);
+			rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			continue;
+		}
+		if (rv != LWW_OK) {
 			goto out;
 		}
 		if (k.mv_size <= LWW_STORE_INLINE_KEY) {
@@ -806,7 +961,21 @@ lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
 			           LWW_STORE_INLINE_KEY) != 0) {
 				break;
 			}
-			if ((rv = rec_decode(&k, &d, &e)) != LWW_OK) {
+			while ((rv = rec_decode(&k, &d, &e, NULL)) ==
+			       LWW_ECORRUPT) {
+				scan_damaged(&st, &k);
+				rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+				if (rc != 0 ||
+				    k.mv_size <= LWW_STORE_INLINE_KEY ||
+				    memcmp(k.mv_data, run[0].key,
+				           LWW_STORE_INLINE_KEY) != 0) {
+					break;
+				}
+			}
+			if (rv == LWW_ECORRUPT) {
+				break; /* the run ended on damaged records */
+			}
+			if (rv != LWW_OK) {
 				goto out;
 			}
 		} while (1);
@@ -843,7 +1012,8 @@ valid_node(unsigned level, uint32_t index)
 /* Walks the bucket index under a digest node, resolving each key to its
  * entry; cb gets the bucket too. With want, only the keys whose summary
  * want asks for are resolved (> 0), and want < 0 stops the walk. */
-typedef lww_err (*bucket_fn)(uint32_t bucket, const lww_entry *e, void *arg);
+typedef lww_err (*bucket_fn)(uint32_t bucket, const lww_entry *e,
+                             const lww_digest *h, void *arg);
 
 static lww_err
 bucket_walk(lww_store *s, unsigned level, uint32_t index, lww_summary_fn want,
@@ -877,20 +1047,20 @@ bucket_walk(lww_store *s, unsigned level, uint32_t index, lww_summary_fn want,
 		MDB_val kk, dd;
 		uint32_t b;
 		lww_entry e;
-		if (k.mv_size <= 4) {
-			rv = LWW_ECORRUPT;
-			goto out;
+		lww_digest h;
+		if (k.mv_size < 4) {
+			continue; /* damaged: lww_store_check_leaf drops it */
 		}
 		b = get_be32(k.mv_data);
 		if (b - first > span || b < first) {
 			break;
 		}
+		if (k.mv_size == 4 || k.mv_size > IDX_KEY_MAX ||
+		    d.mv_size != LWW_STORE_SUMMARY_HASH) {
+			continue;
+		}
 		if (want != NULL) {
 			int w;
-			if (d.mv_size != LWW_STORE_SUMMARY_HASH) {
-				rv = LWW_ECORRUPT;
-				goto out;
-			}
 			if ((w = want(b, d.mv_data, arg)) < 0) {
 				break;
 			}
@@ -900,12 +1070,19 @@ bucket_walk(lww_store *s, unsigned level, uint32_t index, lww_summary_fn want,
 		}
 		kk.mv_size = k.mv_size - 4;
 		kk.mv_data = (uint8_t *) k.mv_data + 4;
-		if ((rc = mdb_get(txn, s->kv, &kk, &dd)) != 0) {
-			rv = rc == MDB_NOTFOUND ? LWW_ECORRUPT : mdb_err(rc);
+		/* A record that is gone or damaged counts as missing here;
+		 * lww_store_check_leaf drops it and fixes the tree. */
+		if ((rc = mdb_get(txn, s->kv, &kk, &dd)) == MDB_NOTFOUND) {
+			continue;
+		}
+		if (rc != 0) {
+			rv = mdb_err(rc);
 			goto out;
 		}
-		if ((rv = rec_decode(&kk, &dd, &e)) != LWW_OK ||
-		    (rv = cb(b, &e, arg)) != LWW_OK) {
+		if ((rv = rec_decode(&kk, &dd, &e, &h)) == LWW_ECORRUPT) {
+			continue;
+		}
+		if (rv != LWW_OK || (rv = cb(b, &e, &h, arg)) != LWW_OK) {
 			goto out;
 		}
 	}
@@ -932,10 +1109,12 @@ summary_want(uint32_t bucket, const uint8_t *hash, void *arg)
 }
 
 static lww_err
-summary_entry(uint32_t bucket, const lww_entry *e, void *arg)
+summary_entry(uint32_t bucket, const lww_entry *e, const lww_digest *h,
+              void *arg)
 {
 	summary_walk *w = arg;
 	(void) bucket;
+	(void) h;
 	return w->fn != NULL && w->fn(e, w->arg) ? LWW_ECLOSED : LWW_OK;
 }
 
@@ -968,13 +1147,12 @@ typedef struct children_acc {
 } children_acc;
 
 static lww_err
-children_cb(uint32_t bucket, const lww_entry *e, void *arg)
+children_cb(uint32_t bucket, const lww_entry *e, const lww_digest *h, void *arg)
 {
 	children_acc *a = arg;
-	lww_digest h;
 
-	lww_digest_entry(e, &h);
-	lww_digest_xor(&a->out[lww_digest_index(bucket, a->level) & 15], &h);
+	(void) e;
+	lww_digest_xor(&a->out[lww_digest_index(bucket, a->level) & 15], h);
 	return LWW_OK;
 }
 
@@ -1123,5 +1301,484 @@ lww_store_stats_get(lww_store *s, lww_store_stats *out)
 	out->map_size = info.me_mapsize;
 out:
 	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* ---- checking records and healing what fails ---- */
+
+/* Writes the hash of stored tree node (level, index), or deletes it
+ * when zero (as tree_fold does). */
+static lww_err
+tree_put(lww_store *s, MDB_txn *txn, unsigned level, uint32_t index,
+         const lww_digest *h)
+{
+	uint8_t key[5];
+	MDB_val k = {sizeof(key), key}, d = {LWW_DIGEST_BYTES, (void *) h->h};
+	int rc;
+
+	tree_key(level, index, key);
+	if (lww_digest_is_zero(h)) {
+		rc = mdb_del(txn, s->tree, &k, NULL);
+		return rc == MDB_NOTFOUND ? LWW_OK : mdb_err(rc);
+	}
+	return mdb_err(mdb_put(txn, s->tree, &k, &d, 0));
+}
+
+/* Checks node (level < LWW_DIGEST_STORED, index) against the XOR of its
+ * 16 children; with fix, writes that XOR. 1 if it differed. */
+static lww_err
+node_check(lww_store *s, MDB_txn *txn, unsigned level, uint32_t index, int fix,
+           int *differed)
+{
+	lww_digest acc, h;
+	lww_err rv;
+
+	memset(&acc, 0, sizeof(acc));
+	for (uint32_t c = 0; c < LWW_DIGEST_FANOUT; c++) {
+		if ((rv = tree_get(s, txn, level + 1, (index << 4) | c, &h)) !=
+		    LWW_OK) {
+			return rv;
+		}
+		lww_digest_xor(&acc, &h);
+	}
+	if ((rv = tree_get(s, txn, level, index, &h)) != LWW_OK) {
+		return rv;
+	}
+	*differed = sodium_memcmp(h.h, acc.h, sizeof(acc.h)) != 0;
+	return *differed && fix ? tree_put(s, txn, level, index, &acc) : LWW_OK;
+}
+
+/* Checks every bucket index record under stored leaf `leaf` against its
+ * record, and the leaf's stored hash against the records. With fix (a
+ * write transaction), drops index records whose record is gone or
+ * damaged (and the damaged record), rewrites index records that differ
+ * from their record, and sets the leaf's hash (and its ancestors') to
+ * what the records hold. *dtomb gets the change in tombstones. */
+static lww_err
+leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
+          lww_store_check *r, int64_t *dtomb)
+{
+	uint32_t first = lww_digest_first(LWW_DIGEST_STORED, leaf);
+	uint32_t span = lww_digest_span(LWW_DIGEST_STORED);
+	uint8_t start[4], kb[LKEY_MAX];
+	lww_digest acc, stored;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	lww_err rv = LWW_OK;
+	int rc;
+
+	memset(&acc, 0, sizeof(acc));
+	if ((rc = mdb_cursor_open(txn, s->idx, &cur)) != 0) {
+		return mdb_err(rc);
+	}
+	put_be32(start, first);
+	k.mv_size = sizeof(start);
+	k.mv_data = start;
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		MDB_val kk, dd;
+		lww_entry e;
+		lww_digest h;
+		uint32_t b = 0;
+		int bad = 0, tomb = 0;
+
+		if (k.mv_size >= 4) {
+			b = get_be32(k.mv_data);
+			if (b < first || b - first > span) {
+				break;
+			}
+		} else if (memcmp(k.mv_data, start, k.mv_size) > 0) {
+			break; /* a damaged short key past this leaf */
+		}
+		r->records++;
+		if (k.mv_size <= 4 || k.mv_size > IDX_KEY_MAX) {
+			bad = 1;
+			kk.mv_size = 0;
+		} else {
+			kk.mv_size = k.mv_size - 4;
+			memcpy(kb, (uint8_t *) k.mv_data + 4, kk.mv_size);
+			kk.mv_data = kb;
+			rc = mdb_get(txn, s->kv, &kk, &dd);
+			if (rc == MDB_NOTFOUND) {
+				bad = 1;
+			} else if (rc != 0) {
+				rv = mdb_err(rc);
+				break;
+			} else if ((rv = rec_decode(&kk, &dd, &e, &h)) ==
+			           LWW_ECORRUPT) {
+				const uint8_t *check;
+				bad = 2;
+				rv = LWW_OK;
+				/* The flag is the best guess left of what the
+				 * damaged record was, for the tombstone count. */
+				tomb = rec_parse(&kk, &dd, REC_VERSION, &e,
+				                 &check) == LWW_OK &&
+				       lww_entry_is_tombstone(&e);
+			} else if (rv != LWW_OK) {
+				break;
+			} else if (lww_digest_bucket(e.key, e.klen) != b) {
+				/* A sound record, indexed under a damaged
+				 * bucket: only the index record goes (the
+				 * key walk restores the right one). */
+				bad = 1;
+			}
+		}
+		if (bad) {
+			r->damaged++;
+			if (fix) {
+				if (bad == 2 &&
+				    (rc = mdb_del(txn, s->kv, &kk, NULL)) !=
+				        0 &&
+				    rc != MDB_NOTFOUND) {
+					rv = mdb_err(rc);
+					break;
+				}
+				if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+					rv = mdb_err(rc);
+					break;
+				}
+				*dtomb -= tomb;
+			}
+			continue;
+		}
+		lww_digest_xor(&acc, &h);
+		if (d.mv_size != LWW_STORE_SUMMARY_HASH ||
+		    memcmp(d.mv_data, h.h, LWW_STORE_SUMMARY_HASH) != 0) {
+			r->index_fixed++;
+			if (fix && (rc = idx_put(txn, s, b, &kk, &h, 0)) != 0) {
+				rv = mdb_err(rc);
+				break;
+			}
+		}
+	}
+	if (rv == LWW_OK && rc != 0 && rc != MDB_NOTFOUND) {
+		rv = mdb_err(rc);
+	}
+	mdb_cursor_close(cur);
+	if (rv != LWW_OK || (rv = tree_get(s, txn, LWW_DIGEST_STORED, leaf,
+	                                   &stored)) != LWW_OK) {
+		return rv;
+	}
+	if (sodium_memcmp(stored.h, acc.h, sizeof(acc.h)) != 0) {
+		r->tree_fixed++;
+		if (!fix) {
+			return LWW_OK;
+		}
+		/* The leaf from its records, then each node above it from
+		 * its children: a damaged record and a damaged tree node
+		 * both end in the tree the records imply. */
+		if ((rv = tree_put(s, txn, LWW_DIGEST_STORED, leaf, &acc)) !=
+		    LWW_OK) {
+			return rv;
+		}
+		for (unsigned l = LWW_DIGEST_STORED; l-- > 0 && rv == LWW_OK;) {
+			int differed;
+			rv = node_check(s, txn, l,
+			                leaf >> (4 * (LWW_DIGEST_STORED - l)),
+			                1, &differed);
+		}
+	}
+	return rv;
+}
+
+/* Checks the tree nodes above stored leaf `leaf` whose last leaf it is,
+ * so that a walk over every leaf checks every node once. */
+static lww_err
+ancestors_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
+               lww_store_check *r)
+{
+	lww_err rv = LWW_OK;
+
+	for (unsigned l = LWW_DIGEST_STORED; l-- > 0 && rv == LWW_OK;) {
+		unsigned shift = 4 * (LWW_DIGEST_STORED - l);
+		int differed = 0;
+		if (((leaf + 1) & ((UINT32_C(1) << shift) - 1)) != 0) {
+			break; /* not the last leaf under this node */
+		}
+		rv = node_check(s, txn, l, leaf >> shift, fix, &differed);
+		r->tree_fixed += (uint64_t) differed;
+	}
+	return rv;
+}
+
+/* Adds dtomb to the stored tombstone count. */
+static lww_err
+tomb_add(lww_store *s, MDB_txn *txn, int64_t dtomb)
+{
+	uint64_t v;
+	lww_err rv;
+
+	if (dtomb == 0) {
+		return LWW_OK;
+	}
+	if ((rv = meta_get_u64(txn, s->meta, META_TOMB, sizeof(META_TOMB) - 1,
+	                       &v)) != LWW_OK) {
+		return rv;
+	}
+	v = (int64_t) v + dtomb < 0 ? 0 : (uint64_t) ((int64_t) v + dtomb);
+	return meta_put_u64(txn, s->meta, META_TOMB, sizeof(META_TOMB) - 1, v);
+}
+
+static int
+check_clean(const lww_store_check *r)
+{
+	return r->damaged == 0 && r->index_fixed == 0 && r->tree_fixed == 0;
+}
+
+lww_err
+lww_store_check_leaf(lww_store *s, uint32_t leaf, lww_store_check *out)
+{
+	lww_store_check r = {0, 0, 0, 0};
+	int64_t dtomb = 0;
+	MDB_txn *txn;
+	lww_err rv;
+	int rc;
+
+	if (leaf >= LWW_STORE_LEAVES) {
+		return LWW_EINVAL;
+	}
+	/* Read first; a write transaction only when something is off. */
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rv = leaf_walk(s, txn, leaf, 0, &r, &dtomb)) == LWW_OK) {
+		rv = ancestors_walk(s, txn, leaf, 0, &r);
+	}
+	mdb_txn_abort(txn);
+	if (rv != LWW_OK || check_clean(&r)) {
+		goto done;
+	}
+	memset(&r, 0, sizeof(r));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		return mdb_err(rc);
+	}
+	if ((rv = leaf_walk(s, txn, leaf, 1, &r, &dtomb)) != LWW_OK ||
+	    (rv = ancestors_walk(s, txn, leaf, 1, &r)) != LWW_OK ||
+	    (rv = tomb_add(s, txn, dtomb)) != LWW_OK) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	if ((rv = mdb_err(mdb_txn_commit(txn))) != LWW_OK) {
+		return rv;
+	}
+done:
+	if (rv == LWW_OK && out != NULL) {
+		*out = r;
+	}
+	return rv;
+}
+
+/* Checks up to `limit` records in key order after stored key `after`
+ * (alen 0: from the first): each must pass its check and have its bucket
+ * index record. With fix, drops damaged records and recomputes the leaves
+ * they touched. next/nlen get the last stored key looked at. */
+static lww_err
+keys_walk(lww_store *s, MDB_txn *txn, int fix, const uint8_t *after,
+          size_t alen, size_t limit, uint8_t *next, size_t *nlen,
+          lww_store_check *r, int64_t *dtomb)
+{
+	uint32_t redo[64];
+	size_t nredo = 0, seen = 0;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	lww_err rv = LWW_OK;
+	int rc;
+
+	*nlen = 0;
+	if ((rc = mdb_cursor_open(txn, s->kv, &cur)) != 0) {
+		return mdb_err(rc);
+	}
+	k.mv_size = alen;
+	k.mv_data = (void *) after;
+	rc = alen ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+	          : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	if (rc == 0 && alen && k.mv_size == alen &&
+	    memcmp(k.mv_data, after, alen) == 0) {
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT); /* strictly after */
+	}
+	for (; rc == 0 && seen < limit && nredo < 64;
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		uint8_t ik[IDX_KEY_MAX];
+		MDB_val ikv, iv;
+		lww_entry e;
+		lww_digest h;
+		uint32_t b;
+
+		seen++;
+		r->records++;
+		if (k.mv_size > LKEY_MAX) {
+			rv = LWW_ECORRUPT; /* not a key this store writes */
+			break;
+		}
+		memcpy(next, k.mv_data, k.mv_size);
+		*nlen = k.mv_size;
+		if ((rv = rec_decode(&k, &d, &e, &h)) == LWW_ECORRUPT) {
+			const uint8_t *check;
+			int tomb = 0;
+			rv = LWW_OK;
+			r->damaged++;
+			/* Its leaf: from the key as stored when it is the
+			 * whole key, else from the key the record names. */
+			if (k.mv_size <= LWW_STORE_INLINE_KEY) {
+				redo[nredo++] = leaf_of(
+				    lww_digest_bucket(k.mv_data, k.mv_size));
+			}
+			if (rec_parse(&k, &d, REC_VERSION, &e, &check) ==
+			    LWW_OK) {
+				tomb = lww_entry_is_tombstone(&e);
+				if (k.mv_size > LWW_STORE_INLINE_KEY) {
+					redo[nredo++] = leaf_of(
+					    lww_digest_bucket(e.key, e.klen));
+				}
+			}
+			if (fix) {
+				if ((rc = mdb_cursor_del(cur, 0)) != 0) {
+					rv = mdb_err(rc);
+					break;
+				}
+				*dtomb -= tomb;
+			}
+			continue;
+		}
+		if (rv != LWW_OK) {
+			break;
+		}
+		b = lww_digest_bucket(e.key, e.klen);
+		put_be32(ik, b);
+		memcpy(ik + 4, k.mv_data, k.mv_size);
+		ikv.mv_size = 4 + k.mv_size;
+		ikv.mv_data = ik;
+		rc = mdb_get(txn, s->idx, &ikv, &iv);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 &&
+		     (iv.mv_size != LWW_STORE_SUMMARY_HASH ||
+		      memcmp(iv.mv_data, h.h, LWW_STORE_SUMMARY_HASH) != 0))) {
+			/* A lost or damaged index record: rewrite it; the
+			 * leaf's hash is then recomputed from the records. */
+			r->index_fixed++;
+			redo[nredo++] = leaf_of(b);
+			if (fix) {
+				MDB_val kc = {k.mv_size, next};
+				if ((rc = idx_put(txn, s, b, &kc, &h, 0)) !=
+				    0) {
+					rv = mdb_err(rc);
+					break;
+				}
+			}
+			rc = 0;
+		} else if (rc != 0) {
+			rv = mdb_err(rc);
+			break;
+		}
+	}
+	if (rv == LWW_OK && rc != 0 && rc != MDB_NOTFOUND) {
+		rv = mdb_err(rc);
+	}
+	if (rv == LWW_OK && rc == MDB_NOTFOUND) {
+		*nlen = 0; /* the end: the next call starts over */
+	}
+	mdb_cursor_close(cur);
+	for (size_t i = 0; rv == LWW_OK && fix && i < nredo; i++) {
+		lww_store_check lr = {0, 0, 0, 0};
+		rv = leaf_walk(s, txn, redo[i], 1, &lr, dtomb);
+		r->tree_fixed += lr.tree_fixed;
+	}
+	return rv;
+}
+
+lww_err
+lww_store_check_keys(lww_store *s, const uint8_t *after, size_t alen,
+                     size_t limit, uint8_t next[LWW_STORE_KEY_MAX],
+                     size_t *nlen, lww_store_check *out)
+{
+	lww_store_check r = {0, 0, 0, 0};
+	int64_t dtomb = 0;
+	MDB_txn *txn;
+	lww_err rv;
+	int rc;
+
+	if (alen > LWW_STORE_KEY_MAX || (alen && after == NULL) || limit == 0 ||
+	    next == NULL || nlen == NULL) {
+		return LWW_EINVAL;
+	}
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	rv = keys_walk(s, txn, 0, after, alen, limit, next, nlen, &r, &dtomb);
+	mdb_txn_abort(txn);
+	if (rv != LWW_OK || check_clean(&r)) {
+		goto done;
+	}
+	memset(&r, 0, sizeof(r));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		return mdb_err(rc);
+	}
+	if ((rv = keys_walk(s, txn, 1, after, alen, limit, next, nlen, &r,
+	                    &dtomb)) != LWW_OK ||
+	    (rv = tomb_add(s, txn, dtomb)) != LWW_OK) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	rv = mdb_err(mdb_txn_commit(txn));
+done:
+	if (rv == LWW_OK && out != NULL) {
+		*out = r;
+	}
+	return rv;
+}
+
+lww_err
+lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
+               lww_store_check *out)
+{
+	uint8_t before[LWW_STORE_KEY_MAX], next[LWW_STORE_KEY_MAX];
+	size_t blen = 0, nlen;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, d;
+	lww_err rv;
+	int rc;
+
+	if (skey == NULL || n == 0 || n > LWW_STORE_KEY_MAX) {
+		return LWW_EINVAL;
+	}
+	/* The stored key just before skey, so that a one-record check
+	 * starting after it looks at skey itself. */
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	if ((rc = mdb_cursor_open(txn, s->kv, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return mdb_err(rc);
+	}
+	k.mv_size = n;
+	k.mv_data = (void *) skey;
+	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	if (rc == 0) {
+		rc = mdb_cursor_get(cur, &k, &d, MDB_PREV);
+	} else if (rc == MDB_NOTFOUND) {
+		rc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+	}
+	if (rc == 0 && k.mv_size <= LWW_STORE_KEY_MAX) {
+		memcpy(before, k.mv_data, k.mv_size);
+		blen = k.mv_size;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		return mdb_err(rc);
+	}
+	rv = lww_store_check_keys(s, before, blen, 1, next, &nlen, out);
+	if (rv == LWW_OK && n <= LWW_STORE_INLINE_KEY) {
+		/* A record lost under this key leaves only its index record. */
+		lww_store_check lr;
+		rv = lww_store_check_leaf(
+		    s, leaf_of(lww_digest_bucket(skey, n)), &lr);
+		if (rv == LWW_OK && out != NULL) {
+			out->damaged += lr.damaged;
+			out->index_fixed += lr.index_fixed;
+			out->tree_fixed += lr.tree_fixed;
+		}
+	}
 	return rv;
 }

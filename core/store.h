@@ -14,6 +14,13 @@
  * followed by 16 bytes of its BLAKE2b hash, with the full key kept in the
  * record; scans re-sort such keys so callers always see byte order.
  *
+ * Every record carries a check: the first 8 bytes of its entry hash
+ * (lww_digest_entry), so any changed byte of its key, flags, stamp or
+ * value is found when it is read. A record that fails its check is never
+ * returned (LWW_ECORRUPT, or skipped and reported by scans), counts as
+ * missing for repair, and lww_store_check_* and lww_store_heal drop it
+ * and correct the hash tree, so that repair fetches a sound copy.
+ *
  * Writes go through a transaction: every entry applied keeps only the
  * winner under the total order (entry.h), and the digest, counters and
  * sequence numbers change in the same LMDB transaction. A failed apply or
@@ -36,7 +43,10 @@
 #include "err.h"
 
 #define LWW_STORE_INLINE_KEY       480
+#define LWW_STORE_KEY_MAX          (LWW_STORE_INLINE_KEY + 16)
 #define LWW_STORE_MAP_SIZE_DEFAULT ((size_t) 1 << 30)
+/* The stored leaves of the hash tree (level LWW_DIGEST_STORED). */
+#define LWW_STORE_LEAVES ((uint32_t) 1 << (4 * LWW_DIGEST_STORED))
 
 typedef struct lww_store lww_store;
 typedef struct lww_txn lww_txn;
@@ -74,7 +84,15 @@ lww_err lww_store_clear(lww_store *s);
 /* Begins the write transaction. */
 lww_err lww_store_begin(lww_store *s, lww_txn **out);
 
+/* The key under which key is stored (itself, or a prefix and a hash when
+ * longer than LWW_STORE_INLINE_KEY), into out; returns its length. Scans
+ * report damaged records by their stored key. */
+size_t lww_store_key(const uint8_t *key, size_t klen,
+                     uint8_t out[LWW_STORE_KEY_MAX]);
+
 /* Merges one entry: stores it if it beats the current write for its key.
+ * A damaged current record loses to any entry (and its tree leaf is
+ * recomputed at commit).
  * *won (may be NULL) is set to 1 if stored, 0 if it lost or was a
  * duplicate. Errors: the lww_entry_check codes (transaction still usable),
  * LWW_EFULL, LWW_EIO, LWW_ECORRUPT, LWW_ENOMEM (transaction failed: only
@@ -101,7 +119,9 @@ lww_err lww_store_apply(lww_store *s, const lww_entry *e, size_t n,
 
 /* Reads the current write for key, tombstones included. The value is
  * copied into vbuf (reset first); out->key points to `key`, out->val into
- * vbuf. LWW_ENOTFOUND if the key was never written. */
+ * vbuf. LWW_ENOTFOUND if the key was never written; LWW_ECORRUPT if its
+ * record fails its check or is missing while the bucket index names it
+ * (lww_store_heal then drops it). */
 lww_err lww_store_get(lww_store *s, const uint8_t *key, size_t klen,
                       lww_buf *vbuf, lww_entry *out);
 
@@ -116,10 +136,16 @@ typedef struct lww_scan {
 	size_t alen;
 	size_t limit;   /* at most this many calls; 0 means no limit */
 	int tombstones; /* non-zero: include removed keys */
+	/* May be NULL: called with the stored key (lww_store_key) of each
+	 * record on the way that fails its check; the scan skips it and
+	 * goes on. arg is the scan's. */
+	void (*damaged)(const uint8_t *skey, size_t n, void *arg);
 } lww_scan;
 
 /* Calls fn for matching entries in key byte order. *more (may be NULL) is
- * set to 1 if the scan stopped at the limit with matching entries left. */
+ * set to 1 if the scan stopped at the limit with matching entries left.
+ * Damaged records are skipped (see damaged above); LWW_ECORRUPT only when
+ * LMDB finds a damaged page, which ends the scan. */
 lww_err lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn,
                        void *arg, int *more);
 
@@ -145,6 +171,38 @@ typedef int (*lww_summary_fn)(uint32_t bucket, const uint8_t *hash, void *arg);
 lww_err lww_store_scan_summaries(lww_store *s, unsigned level, uint32_t index,
                                  lww_summary_fn want, lww_scan_fn fn,
                                  void *arg);
+
+/* What a check of the store found (and, where it wrote, fixed). */
+typedef struct lww_store_check {
+	uint64_t records;      /* records looked at */
+	uint64_t damaged;      /* failed their check, or index records
+	                          naming no sound record: dropped */
+	uint64_t index_fixed;  /* index records rewritten from their record */
+	uint64_t tree_fixed;   /* tree nodes recomputed from the records */
+} lww_store_check;
+
+/* Checks stored leaf `leaf` (0..LWW_STORE_LEAVES-1): every bucket index
+ * record under it against its record, the leaf's hash against the
+ * records, and the tree nodes whose last leaf it is against their
+ * children (so a walk over every leaf checks the whole tree). Reads only, unless something is off: then, in one write
+ * transaction, drops damaged records and the index records of lost ones,
+ * rewrites index records from their record and recomputes the leaf's
+ * hash and its ancestors' from the records. *out (may be NULL) says what it found. */
+lww_err lww_store_check_leaf(lww_store *s, uint32_t leaf, lww_store_check *out);
+
+/* Checks up to `limit` records in key order after stored key `after`
+ * (alen 0: from the first): each must pass its check and have its bucket
+ * index record; fixes as lww_store_check_leaf does. next/nlen get the
+ * stored key to continue after; nlen 0 when the walk reached the end. */
+lww_err lww_store_check_keys(lww_store *s, const uint8_t *after, size_t alen,
+                             size_t limit, uint8_t next[LWW_STORE_KEY_MAX],
+                             size_t *nlen, lww_store_check *out);
+
+/* Checks the record stored under skey (a stored key, as scans report
+ * them) and, for a short key, its tree leaf, dropping what is damaged.
+ * Call it after lww_store_get or a scan found skey damaged. */
+lww_err lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
+                       lww_store_check *out);
 
 /* The hash of digest node (level 0..LWW_DIGEST_LEVELS, index). */
 lww_err lww_store_digest(lww_store *s, unsigned level, uint32_t index,

@@ -83,7 +83,7 @@ reply(const uint8_t *p, size_t n, lww_buf *b)
 	if (r.op == LWW_OP_LIST && r.status == LWW_OK) {
 		FUZZ_CHECK(lww_list_begin(b) == LWW_OK);
 		reencode_entries(b, &r.entries, lww_list_add);
-		FUZZ_CHECK(lww_list_end(b, r.more) == LWW_OK);
+		FUZZ_CHECK(lww_list_end(b, r.more, r.damaged) == LWW_OK);
 	} else {
 		FUZZ_CHECK(lww_rep_encode(b, &r) == LWW_OK);
 	}

@@ -133,7 +133,7 @@ main(int argc, char **argv)
 	lww_list_begin(&b);
 	lww_list_add(&b, &e1);
 	lww_list_add(&b, &e2);
-	lww_list_end(&b, 1);
+	lww_list_end(&b, 1, 0);
 	putb("decode", "rep-list", &b);
 	lww_tree_req_encode(&b, 1, idx, 2);
 	putb("decode", "tree-req", &b);

@@ -367,16 +367,30 @@ test_list_reply(void **state)
 	assert_ok(lww_list_begin(&b));
 	assert_ok(lww_list_add(&b, &in[0]));
 	assert_ok(lww_list_add(&b, &in[1]));
-	assert_ok(lww_list_end(&b, 1));
+	assert_ok(lww_list_end(&b, 1, 0));
 	assert_ok(lww_rep_decode(b.p, b.len, &out));
 	assert_int_equal(out.op, LWW_OP_LIST);
 	assert_int_equal(out.more, 1);
+	assert_int_equal(out.damaged, 0);
 	while (lww_entries_next(&out.entries, &off, &e)) {
 		assert_entry_eq(&e, &in[i++]);
 	}
 	assert_int_equal(i, 2);
 	check_hostile(dec_rep, &b);
-	b.p[b.len - 1] = 2; /* "more" is a boolean */
+	b.p[b.len - 1] = 4; /* an unknown flag */
+	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
+	b.p[b.len - 1] = 2; /* "damaged" without its count */
+	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
+
+	/* A page that skipped damaged records says how many. */
+	assert_ok(lww_list_begin(&b));
+	assert_ok(lww_list_add(&b, &in[0]));
+	assert_ok(lww_list_end(&b, 0, 3));
+	assert_ok(lww_rep_decode(b.p, b.len, &out));
+	assert_int_equal(out.more, 0);
+	assert_int_equal(out.damaged, 3);
+	check_hostile(dec_rep, &b);
+	lww_put_u32le(b.p + b.len - 4, 0); /* a count of none is malformed */
 	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
 	lww_buf_fini(&b);
 }

@@ -716,22 +716,101 @@ test_summary_walk_reads_only_wanted(void **state)
 	tu_rmdir(dir);
 }
 
-/* Format 1 kept no summaries in the bucket index: opening such a store
- * fills them in, once, and the store says format 2 from then on. */
+/* The store's LMDB environment opened directly, for tests that play
+ * the disk's part (old formats, bit rot). */
+typedef struct raw {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi kv, idx, tree, meta;
+} raw;
+
 static void
-test_format1_store_is_upgraded(void **state)
+raw_open(raw *r, const char *dir)
+{
+	assert_int_equal(mdb_env_create(&r->env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(r->env, 4), 0);
+	assert_int_equal(mdb_env_open(r->env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+	assert_int_equal(mdb_dbi_open(r->txn, "kv", 0, &r->kv), 0);
+	assert_int_equal(mdb_dbi_open(r->txn, "idx", 0, &r->idx), 0);
+	assert_int_equal(mdb_dbi_open(r->txn, "tree", 0, &r->tree), 0);
+	assert_int_equal(mdb_dbi_open(r->txn, "meta", 0, &r->meta), 0);
+}
+
+static void
+raw_close(raw *r)
+{
+	assert_int_equal(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+/* Every record of db, copied: keys and data. */
+typedef struct rawrecs {
+	MDB_val k[70], d[70];
+	size_t n;
+} rawrecs;
+
+static void
+raw_all(raw *r, MDB_dbi dbi, rawrecs *out)
+{
+	MDB_cursor *cur;
+	MDB_val k, d;
+
+	out->n = 0;
+	assert_int_equal(mdb_cursor_open(r->txn, dbi, &cur), 0);
+	while (mdb_cursor_get(cur, &k, &d, out->n ? MDB_NEXT : MDB_FIRST) ==
+	       0) {
+		assert_true(out->n < 70);
+		out->k[out->n].mv_size = k.mv_size;
+		out->k[out->n].mv_data = malloc(k.mv_size);
+		out->d[out->n].mv_size = d.mv_size;
+		out->d[out->n].mv_data = malloc(d.mv_size + 1);
+		memcpy(out->k[out->n].mv_data, k.mv_data, k.mv_size);
+		memcpy(out->d[out->n].mv_data, d.mv_data, d.mv_size);
+		out->n++;
+	}
+	mdb_cursor_close(cur);
+}
+
+static void
+rawrecs_free(rawrecs *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->k[i].mv_data);
+		free(a->d[i].mv_data);
+	}
+	a->n = 0;
+}
+
+static uint64_t
+store_format(const char *dir)
+{
+	raw r;
+	MDB_val fk = {6, (void *) "format"}, d;
+	uint64_t v;
+
+	raw_open(&r, dir);
+	assert_int_equal(mdb_get(r.txn, r.meta, &fk, &d), 0);
+	assert_int_equal(d.mv_size, 8);
+	v = lww_get_u64le(d.mv_data);
+	raw_close(&r);
+	return v;
+}
+
+/* Formats 1 and 2 stored records without a check (version 1), and format
+ * 1 kept no summaries in the bucket index: opening such a store rewrites
+ * every record with its check and fills the summaries in, once, and the
+ * store says format 3 from then on. */
+static void
+old_format_is_upgraded(int fmt)
 {
 	char *dir = tu_tmpdir();
 	lww_store_opts o = {.nosync = 1};
 	lww_store *s;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi idx, meta;
-	MDB_cursor *cur;
-	MDB_val k, d, fk = {6, (void *) "format"};
-	uint8_t one[8] = {1}, *big = malloc(700), keys[61][512];
-	size_t n = 0, klen[61];
-	(void) state;
+	raw r;
+	rawrecs kv, idx;
+	MDB_val fk = {6, (void *) "format"}, d;
+	uint8_t fmtv[8] = {(uint8_t) fmt}, *big = malloc(700);
 
 	assert_non_null(big);
 	memset(big, 'L', 700); /* a key stored under its hash */
@@ -748,49 +827,73 @@ test_format1_store_is_upgraded(void **state)
 	}
 	lww_store_close(s);
 
-	/* Make it what format 1 wrote: empty index values. */
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "idx", 0, &idx), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_cursor_open(txn, idx, &cur), 0);
-	while (mdb_cursor_get(cur, &k, &d, n ? MDB_NEXT : MDB_FIRST) == 0) {
-		assert_int_equal(d.mv_size, LWW_STORE_SUMMARY_HASH);
-		assert_true(n < 61 && k.mv_size <= sizeof(keys[0]));
-		memcpy(keys[n], k.mv_data, k.mv_size);
-		klen[n++] = k.mv_size;
+	/* Make it what that format wrote: version 1 records (no check:
+	 * bytes 18..25 go) and, for format 1, empty index values. */
+	raw_open(&r, dir);
+	raw_all(&r, r.kv, &kv);
+	assert_int_equal(kv.n, 61);
+	for (size_t i = 0; i < kv.n; i++) {
+		uint8_t *p = kv.d[i].mv_data;
+		MDB_val v1 = {kv.d[i].mv_size - 8, p};
+		assert_int_equal(p[0], 2);
+		p[0] = 1;
+		memmove(p + 18, p + 26, kv.d[i].mv_size - 26);
+		assert_int_equal(mdb_put(r.txn, r.kv, &kv.k[i], &v1, 0), 0);
 	}
-	mdb_cursor_close(cur);
-	assert_int_equal(n, 61);
-	for (size_t i = 0; i < n; i++) {
-		MDB_val kk = {klen[i], keys[i]}, empty = {0, NULL};
-		assert_int_equal(mdb_put(txn, idx, &kk, &empty, 0), 0);
+	raw_all(&r, r.idx, &idx);
+	assert_int_equal(idx.n, 61);
+	for (size_t i = 0; fmt == 1 && i < idx.n; i++) {
+		MDB_val empty = {0, NULL};
+		assert_int_equal(idx.d[i].mv_size, LWW_STORE_SUMMARY_HASH);
+		assert_int_equal(mdb_put(r.txn, r.idx, &idx.k[i], &empty, 0),
+		                 0);
 	}
-	d = (MDB_val){8, one};
-	assert_int_equal(mdb_put(txn, meta, &fk, &d, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	d = (MDB_val){8, fmtv};
+	assert_int_equal(mdb_put(r.txn, r.meta, &fk, &d, 0), 0);
+	raw_close(&r);
+	rawrecs_free(&kv);
+	rawrecs_free(&idx);
 
 	assert_ok(lww_store_open(dir, &o, &s));
 	check_summaries(s);
 	check_digest(s);
 	expect_val(s, "key1", "value");
+	expect_val(s, "key5", NULL);
+	{
+		lww_buf b = LWW_BUF_INIT;
+		lww_entry e;
+		assert_ok(lww_store_get(s, big, 700, &b, &e));
+		assert_int_equal(e.vlen, 4);
+		lww_buf_fini(&b);
+	}
 	lww_store_close(s);
-
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-	assert_int_equal(mdb_get(txn, meta, &fk, &d), 0);
-	assert_int_equal(d.mv_size, 8);
-	assert_int_equal(((uint8_t *) d.mv_data)[0], 2);
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
+	assert_int_equal(store_format(dir), 3);
 	free(big);
 	tu_rmdir(dir);
+}
+
+static void
+test_old_formats_are_upgraded(void **state)
+{
+	(void) state;
+	old_format_is_upgraded(1);
+	old_format_is_upgraded(2);
+}
+
+typedef struct damage {
+	collect c;
+	size_t damaged;
+	uint8_t skey[LWW_STORE_KEY_MAX];
+	size_t sklen;
+} damage;
+
+static void
+damaged_cb(const uint8_t *skey, size_t n, void *arg)
+{
+	damage *g = arg;
+	g->damaged++;
+	memcpy(g->skey, skey, n);
+	g->sklen = n;
 }
 
 static void
@@ -799,39 +902,308 @@ test_corrupt_record_is_reported(void **state)
 	char *dir = tu_tmpdir();
 	lww_store *s;
 	lww_buf b = LWW_BUF_INIT;
-	lww_entry e = ENT("good", "v", 1, 1), x;
-	lww_scan q = {0};
-	collect c;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
+	lww_entry e = ENT("good", "v", 1, 1), z = ENT("zed", "z", 1, 1),
+	          y = ENT("a", "a", 1, 1), x;
+	lww_scan q = {.damaged = damaged_cb};
+	lww_store_check ck;
+	damage g;
+	raw r;
 	MDB_val k = {3, "bad"}, d = {3, "\x07\x00\x01"};
 	(void) state;
 
 	assert_ok(lww_store_open(dir, NULL, &s));
 	assert_ok(lww_store_apply(s, &e, 1, NULL));
+	assert_ok(lww_store_apply(s, &z, 1, NULL));
+	assert_ok(lww_store_apply(s, &y, 1, NULL));
 	lww_store_close(s);
 	/* Write a garbage record behind the store's back. */
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "kv", 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &d, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_open(&r, dir);
+	assert_int_equal(mdb_put(r.txn, r.kv, &k, &d, 0), 0);
+	raw_close(&r);
 
 	assert_ok(lww_store_open(dir, NULL, &s));
 	assert_err(lww_store_get(s, (const uint8_t *) "bad", 3, &b, &x),
 	           LWW_ECORRUPT);
-	memset(&c, 0, sizeof(c));
-	assert_err(lww_store_scan(s, &q, collect_cb, &c, NULL), LWW_ECORRUPT);
+	/* A scan skips it, names it, and returns the sound ones around. */
+	memset(&g, 0, sizeof(g));
+	assert_ok(lww_store_scan(s, &q, collect_cb, &g, NULL));
+	assert_int_equal(g.c.n, 3);
+	assert_int_equal(g.damaged, 1);
+	assert_int_equal(g.sklen, 3);
+	assert_memory_equal(g.skey, "bad", 3);
+	/* A page that ends before it does not name it; the next does. */
+	memset(&g, 0, sizeof(g));
+	q.limit = 1;
+	assert_ok(lww_store_scan(s, &q, collect_cb, &g, NULL));
+	assert_int_equal(g.c.n, 1);
+	assert_int_equal(g.damaged, 0);
+	memset(&g, 0, sizeof(g));
+	q.after = (const uint8_t *) "a";
+	q.alen = 1;
+	assert_ok(lww_store_scan(s, &q, collect_cb, &g, NULL));
+	assert_int_equal(g.c.n, 1);
+	assert_int_equal(g.damaged, 1);
+	q = (lww_scan){.damaged = damaged_cb};
+	/* Any write beats it, and the tree holds the sound state after. */
 	x = ENT("bad", "new", 2, 1);
-	assert_err(lww_store_apply(s, &x, 1, NULL), LWW_ECORRUPT);
-	/* Other keys still serve. */
+	assert_ok(lww_store_apply(s, &x, 1, NULL));
+	expect_val(s, "bad", "new");
+	check_digest(s);
+	check_summaries(s);
 	expect_val(s, "good", "v");
+	/* Nothing left to find. */
+	assert_ok(lww_store_check_leaf(
+	    s,
+	    lww_digest_index(lww_digest_bucket((const uint8_t *) "bad", 3),
+	                     LWW_DIGEST_STORED),
+	    &ck));
+	assert_int_equal(ck.damaged + ck.index_fixed + ck.tree_fixed, 0);
 	lww_buf_fini(&b);
 	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+/* The entries of the bit-rot tests: short and long keys, a tombstone, an
+ * empty value. */
+static uint8_t rot_long[700];
+
+static size_t
+rot_entries(lww_entry *out)
+{
+	memset(rot_long, 'L', sizeof(rot_long));
+	out[0] = ENT("k1", "value one", 5, 7);
+	out[1] = ENT("k2", NULL, 6, 7);
+	out[2] = ENT("k3", "", 7, 8);
+	out[3] = ent(rot_long, sizeof(rot_long), "long", 8, 9);
+	return 4;
+}
+
+/* The store in dir holds exactly es except that es[skip] may be absent,
+ * with a hash tree and index that agree with its records. */
+static void
+expect_sound(lww_store *s, const lww_entry *es, size_t n)
+{
+	lww_buf b = LWW_BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		lww_entry e;
+		lww_err rv = lww_store_get(s, es[i].key, es[i].klen, &b, &e);
+		if (rv == LWW_ENOTFOUND) {
+			continue;
+		}
+		assert_ok(rv);
+		assert_int_equal(lww_entry_cmp(&e, &es[i]), 0);
+	}
+	lww_buf_fini(&b);
+	check_digest(s);
+	check_summaries(s);
+}
+
+/* Any single changed byte of a stored record, or of the key it is stored
+ * under, is found by every way of reading it, never served, and healing
+ * drops it and leaves a store whose tree matches its records. */
+static void
+test_every_changed_byte_is_found(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_entry es[4];
+	size_t n = rot_entries(es), cases = 0;
+	lww_store *s;
+	lww_buf b = LWW_BUF_INIT;
+	rawrecs kv;
+	raw r;
+	(void) state;
+
+	lww_digest root, all;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_ok(lww_store_apply(s, es, n, NULL));
+	assert_ok(lww_store_digest(s, 0, 0, &all));
+	lww_store_close(s);
+	raw_open(&r, dir);
+	raw_all(&r, r.kv, &kv);
+	raw_close(&r);
+	assert_int_equal(kv.n, n);
+
+	for (size_t i = 0; i < kv.n; i++) {
+		size_t klen = kv.k[i].mv_size, dlen = kv.d[i].mv_size;
+		const lww_entry *orig = NULL;
+		for (size_t j = 0; j < n; j++) {
+			uint8_t sk[LWW_STORE_KEY_MAX];
+			if (lww_store_key(es[j].key, es[j].klen, sk) == klen &&
+			    memcmp(sk, kv.k[i].mv_data, klen) == 0) {
+				orig = &es[j];
+			}
+		}
+		assert_non_null(orig);
+		/* Positions 0..klen-1 change the key, the rest the record. */
+		for (size_t pos = 0; pos < klen + dlen; pos++) {
+			uint8_t kb[LWW_STORE_KEY_MAX], *db = malloc(dlen + 1);
+			MDB_val k2 = {klen, kb}, d2 = {dlen, db};
+			lww_scan q = {.tombstones = 1, .damaged = damaged_cb};
+			lww_store_check ck;
+			lww_entry e;
+			damage g;
+
+			memcpy(kb, kv.k[i].mv_data, klen);
+			memcpy(db, kv.d[i].mv_data, dlen);
+			if (pos < klen) {
+				kb[pos] ^= 0x5a;
+			} else {
+				db[pos - klen] ^= 0x5a;
+			}
+			raw_open(&r, dir);
+			assert_int_equal(mdb_del(r.txn, r.kv, &kv.k[i], NULL),
+			                 0);
+			assert_int_equal(mdb_put(r.txn, r.kv, &k2, &d2, 0), 0);
+			raw_close(&r);
+
+			assert_ok(lww_store_open(dir, &o, &s));
+			assert_err(
+			    lww_store_get(s, orig->key, orig->klen, &b, &e),
+			    LWW_ECORRUPT);
+			memset(&g, 0, sizeof(g));
+			assert_ok(lww_store_scan(s, &q, collect_cb, &g, NULL));
+			assert_int_equal(g.damaged, 1);
+			assert_int_equal(g.c.n, n - 1);
+			/* Heal what the scan named, then what the lookup
+			 * named: afterwards the key is simply missing, and
+			 * the store is sound. */
+			assert_ok(lww_store_heal(s, g.skey, g.sklen, &ck));
+			{
+				uint8_t sk[LWW_STORE_KEY_MAX];
+				size_t sn =
+				    lww_store_key(orig->key, orig->klen, sk);
+				assert_ok(lww_store_heal(s, sk, sn, NULL));
+			}
+			if (orig->klen > LWW_STORE_INLINE_KEY) {
+				/* A long key's lost index record is found by
+				 * the leaf check. */
+				assert_ok(lww_store_check_leaf(
+				    s,
+				    lww_digest_index(lww_digest_bucket(
+				                         orig->key, orig->klen),
+				                     LWW_DIGEST_STORED),
+				    NULL));
+			}
+			assert_err(
+			    lww_store_get(s, orig->key, orig->klen, &b, &e),
+			    LWW_ENOTFOUND);
+			/* The tree is the XOR of the entries: now all but
+			 * this one (a full check every 64th case). */
+			{
+				lww_digest h;
+				lww_digest_entry(orig, &h);
+				lww_digest_xor(&h, &all);
+				assert_ok(lww_store_digest(s, 0, 0, &root));
+				assert_memory_equal(root.h, h.h,
+				                    LWW_DIGEST_BYTES);
+			}
+			if (cases % 64 == 0) {
+				expect_sound(s, es, n);
+			}
+			/* And the sound copy, from a peer, merges back in. */
+			assert_ok(lww_store_apply(s, orig, 1, NULL));
+			assert_ok(lww_store_digest(s, 0, 0, &root));
+			assert_memory_equal(root.h, all.h, LWW_DIGEST_BYTES);
+			if (cases % 64 == 0) {
+				expect_sound(s, es, n);
+			}
+			lww_store_close(s);
+			free(db);
+
+			/* Back to the pristine record for the next case. */
+			raw_open(&r, dir);
+			(void) mdb_del(r.txn, r.kv, &k2, NULL);
+			assert_int_equal(
+			    mdb_put(r.txn, r.kv, &kv.k[i], &kv.d[i], 0), 0);
+			raw_close(&r);
+			cases++;
+		}
+	}
+	assert_true(cases > 700);
+	rawrecs_free(&kv);
+	lww_buf_fini(&b);
+	tu_rmdir(dir);
+}
+
+/* The checks that a scrub runs find damage nobody reads: a changed
+ * record, a changed or lost index record, a changed tree leaf. */
+static void
+test_checks_find_and_fix_damage(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_entry es[4];
+	size_t n = rot_entries(es), nlen;
+	uint8_t next[LWW_STORE_KEY_MAX];
+	lww_store_check ck, sum;
+	lww_store *s;
+	rawrecs kv, idx, tree;
+	raw r;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_ok(lww_store_apply(s, es, n, NULL));
+	/* A sound store: both checks find nothing and write nothing. */
+	assert_ok(lww_store_check_keys(s, NULL, 0, 100, next, &nlen, &ck));
+	assert_int_equal(ck.records, n);
+	assert_int_equal(ck.damaged + ck.index_fixed + ck.tree_fixed, 0);
+	assert_int_equal(nlen, 0);
+	lww_store_close(s);
+
+	raw_open(&r, dir);
+	raw_all(&r, r.kv, &kv);
+	raw_all(&r, r.idx, &idx);
+	raw_all(&r, r.tree, &tree);
+	/* A changed value byte in record 0, a changed index value for
+	 * record 1, and a changed tree node (a leaf). */
+	((uint8_t *) kv.d[0].mv_data)[kv.d[0].mv_size - 1] ^= 1;
+	assert_int_equal(mdb_put(r.txn, r.kv, &kv.k[0], &kv.d[0], 0), 0);
+	((uint8_t *) idx.d[1].mv_data)[0] ^= 1;
+	assert_int_equal(mdb_put(r.txn, r.idx, &idx.k[1], &idx.d[1], 0), 0);
+	for (size_t i = 0; i < tree.n; i++) {
+		if (((uint8_t *) tree.k[i].mv_data)[0] == LWW_DIGEST_STORED) {
+			((uint8_t *) tree.d[i].mv_data)[3] ^= 0x10;
+			assert_int_equal(
+			    mdb_put(r.txn, r.tree, &tree.k[i], &tree.d[i], 0),
+			    0);
+			break;
+		}
+	}
+	raw_close(&r);
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	memset(&sum, 0, sizeof(sum));
+	nlen = 0;
+	do { /* a pass in steps of one record */
+		uint8_t after[LWW_STORE_KEY_MAX];
+		size_t alen = nlen;
+		memcpy(after, next, nlen);
+		assert_ok(
+		    lww_store_check_keys(s, after, alen, 1, next, &nlen, &ck));
+		sum.damaged += ck.damaged;
+		sum.index_fixed += ck.index_fixed;
+	} while (nlen != 0);
+	assert_int_equal(sum.damaged, 1);
+	assert_int_equal(sum.index_fixed, 1);
+	for (uint32_t l = 0; l < LWW_STORE_LEAVES; l++) {
+		assert_ok(lww_store_check_leaf(s, l, &ck));
+		sum.tree_fixed += ck.tree_fixed;
+	}
+	assert_true(sum.tree_fixed >= 1);
+	expect_sound(s, es, n);
+	/* A second pass finds nothing. */
+	for (uint32_t l = 0; l < LWW_STORE_LEAVES; l++) {
+		assert_ok(lww_store_check_leaf(s, l, &ck));
+		assert_int_equal(ck.damaged + ck.index_fixed + ck.tree_fixed,
+		                 0);
+	}
+	assert_err(lww_store_check_leaf(s, LWW_STORE_LEAVES, &ck), LWW_EINVAL);
+	lww_store_close(s);
+	rawrecs_free(&kv);
+	rawrecs_free(&idx);
+	rawrecs_free(&tree);
 	tu_rmdir(dir);
 }
 
@@ -848,8 +1220,10 @@ main(void)
 	    cmocka_unit_test(test_digest_incremental_equals_recomputed),
 	    cmocka_unit_test(test_digest_finds_the_difference),
 	    cmocka_unit_test(test_summary_walk_reads_only_wanted),
-	    cmocka_unit_test(test_format1_store_is_upgraded),
+	    cmocka_unit_test(test_old_formats_are_upgraded),
 	    cmocka_unit_test(test_corrupt_record_is_reported),
+	    cmocka_unit_test(test_every_changed_byte_is_found),
+	    cmocka_unit_test(test_checks_find_and_fix_damage),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
