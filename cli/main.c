@@ -537,6 +537,7 @@ cmd_list(int argc, char **argv)
 {
 	lww_req q = {.op = LWW_OP_LIST, .limit = LWW_LIST_LIMIT_MAX};
 	uint8_t after[LWW_KEY_MAX];
+	uint64_t damaged = 0;
 	int more;
 
 	need_args("list", argc, 0, 1, "list [PREFIX]");
@@ -571,9 +572,23 @@ cmd_list(int argc, char **argv)
 			q.after = after;
 			q.alen = e.klen;
 		}
+		/* Damaged records are skipped by the node; say so at the
+		 * end, after every sound one is out. */
+		damaged += rep.damaged;
 		more = rep.more && rep.entries.count > 0;
 		nng_msg_free(m);
 	} while (more);
+	if (damaged > 0) {
+		fflush(stdout);
+		die(EXIT_REFUSED,
+		    "%llu stored record%s failed %s checksum and %s left out; "
+		    "the node drops %s and repair fetches sound copies from "
+		    "peers (see its log, event=record_damaged)",
+		    (unsigned long long) damaged, damaged == 1 ? "" : "s",
+		    damaged == 1 ? "its" : "their",
+		    damaged == 1 ? "was" : "were",
+		    damaged == 1 ? "it" : "them");
+	}
 	return EXIT_OK;
 }
 

@@ -14,6 +14,7 @@
 #include "limits.h"
 #include "lwwd.h"
 #include "replay.h"
+#include "scrub.h"
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
@@ -90,9 +91,21 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 }
 
 typedef struct list_state {
+	lwwd *d;
 	lww_buf *out;
 	int truncated;
+	uint32_t damaged;
 } list_state;
+
+/* A record the scan skipped because it failed its check. */
+static void
+list_damaged(const uint8_t *skey, size_t n, void *arg)
+{
+	list_state *ls = arg;
+
+	ls->damaged++;
+	lwwd_scrub_report(ls->d, skey, n);
+}
 
 static int
 list_cb(const lww_entry *e, void *arg)
@@ -142,17 +155,47 @@ do_read(struct lwwd_api *a, const lww_req *q)
 			reply_error(a, q->op, rv, "key not found");
 			return;
 		}
+		if (rv == LWW_ECORRUPT) {
+			uint8_t sk[LWW_STORE_KEY_MAX];
+			atomic_fetch_add(&d->stats.api_refused, 1);
+			lwwd_scrub_report(d, sk,
+			                  lww_store_key(q->key, q->klen, sk));
+			reply_error(a, q->op, rv,
+			            "the stored record of this key is damaged "
+			            "(it failed its checksum); not served: the "
+			            "node drops it and repair fetches a sound "
+			            "copy from a peer, retry in a few seconds");
+			return;
+		}
 		break;
 	case LWW_OP_LIST: {
-		lww_scan s = {q->key, q->klen, q->after, q->alen, q->limit, 0};
-		list_state ls = {&a->out, 0};
+		lww_scan s = {q->key,   q->klen, q->after,    q->alen,
+		              q->limit, 0,       list_damaged};
+		list_state ls = {d, &a->out, 0, 0};
 		int more = 0;
 		lwwd_wal_barrier(d); /* scans read the store */
 		if ((rv = lww_list_begin(&a->out)) != LWW_OK ||
 		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, &more)) !=
 		        LWW_OK ||
-		    (rv = lww_list_end(&a->out, more || ls.truncated)) !=
-		        LWW_OK) {
+		    (rv = lww_list_end(&a->out, more || ls.truncated,
+		                       ls.damaged)) != LWW_OK) {
+			if (rv == LWW_ECORRUPT) {
+				char kb[LWWD_LOG_KEY_MAX];
+				atomic_fetch_add(&d->stats.store_page_errors,
+				                 1);
+				atomic_fetch_add(&d->stats.api_refused, 1);
+				lwwd_log(LWWD_LOG_ERROR, "store_page_damaged",
+				         "during=list after=%s",
+				         lwwd_log_key(kb, sizeof(kb), q->after,
+				                      q->alen));
+				reply_error(
+				    a, q->op, rv,
+				    "a page of the store file is damaged (LMDB "
+				    "cannot read on from here); the rest of "
+				    "the "
+				    "list cannot be read: see the node's log");
+				return;
+			}
 			break;
 		}
 		send_reply(a);

@@ -19,7 +19,8 @@ static const char usage[] =
     "            --api URL --gossip URL [--sync URL] [--peer URL]...\n"
     "            [--clients FILE]\n"
     "            [--max-drift MS] [--fsync always|none] [--map-size MIB]\n"
-    "            [--repair-interval MS] [--tls-cert FILE --tls-ca FILE\n"
+    "            [--repair-interval MS] [--scrub-interval DURATION]\n"
+    "            [--tls-cert FILE --tls-ca FILE\n"
     "            [--tls-server-name NAME]] [--metrics URL]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
     "\n"
@@ -48,6 +49,11 @@ static const char usage[] =
     "  --repair-interval MS  anti-entropy round with a peer every MS\n"
     "                    (+-25% jitter; default 5000; 0: only when gossip\n"
     "                    shows a lost batch)\n"
+    "  --scrub-interval DURATION  check every stored record against its\n"
+    "                    checksum once per DURATION (500ms, 30s, 10m, 2h,\n"
+    "                    7d; default 1h; 0: only records that reads find\n"
+    "                    damaged); damaged ones are dropped and repaired\n"
+    "                    from a peer\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
     "  --metrics URL     serve Prometheus metrics, e.g.\n"
     "                    http://127.0.0.1:9464/metrics\n"
@@ -92,6 +98,43 @@ parse_u64(const char *v, uint64_t max, uint64_t *out)
 	}
 	*out = x;
 	return 0;
+}
+
+/* A DURATION: a whole number and a unit (ms, s, m, h, d), or 0. */
+static int
+parse_duration_ms(const char *v, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+	             {"h", 3600000}, {"d", 86400000}, {NULL, 0}};
+	char num[24];
+	size_t n = strspn(v, "0123456789");
+	uint64_t x;
+
+	if (n == 0 || n >= sizeof(num)) {
+		return -1;
+	}
+	memcpy(num, v, n);
+	num[n] = '\0';
+	if (parse_u64(num, UINT64_C(1) << 40, &x) != 0) {
+		return -1;
+	}
+	if (v[n] == '\0') {
+		if (x != 0) {
+			return -1; /* a unit is required */
+		}
+		*out = 0;
+		return 0;
+	}
+	for (size_t i = 0; units[i].unit != NULL; i++) {
+		if (strcmp(v + n, units[i].unit) == 0) {
+			*out = x * units[i].ms;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* Sets one option by name. Returns 0, or -1 with a message in err. */
@@ -176,6 +219,17 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 			return -1;
 		}
 		c->repair_interval = x;
+		return 0;
+	} else if (strcmp(name, "scrub-interval") == 0) {
+		if (parse_duration_ms(v, &x) != 0 ||
+		    (x != 0 && x < LWWD_SCRUB_INTERVAL_MIN)) {
+			snprintf(err, errlen,
+			         "scrub-interval '%s': want a duration of at "
+			         "least 1s such as 30s, 10m, 1h or 7d (0: off)",
+			         v);
+			return -1;
+		}
+		c->scrub_interval = x;
 		return 0;
 	} else if (strcmp(name, "metrics") == 0) {
 		return set_str(&c->metrics, v);
@@ -266,6 +320,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"insecure-api", no_argument, NULL, 'i'},
 	    {"repair-interval", required_argument, NULL, 'r'},
+	    {"scrub-interval", required_argument, NULL, 'S'},
 	    {"tls-cert", required_argument, NULL, 'T'},
 	    {"metrics", required_argument, NULL, 'P'},
 	    {"tls-ca", required_argument, NULL, 'A'},
@@ -282,6 +337,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	c->max_drift = LWW_MAX_DRIFT_MS_DEFAULT;
 	c->fsync_always = 1;
 	c->repair_interval = LWWD_REPAIR_INTERVAL_DEFAULT;
+	c->scrub_interval = LWWD_SCRUB_INTERVAL_DEFAULT;
 
 	/* First pass: --help, --version and --config only. */
 	opterr = 0;

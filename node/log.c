@@ -52,3 +52,49 @@ lwwd_log(int level, const char *event, const char *fmt, ...)
 	/* One write per line keeps lines whole across threads. */
 	fprintf(stderr, "%s\n", line);
 }
+
+char *
+lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t show = n, o = 0;
+	int text = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		text &= k[i] >= 0x20 && k[i] < 0x7f;
+	}
+	if (cap < 32) {
+		if (cap > 0) {
+			out[0] = '\0';
+		}
+		return out;
+	}
+	/* Two characters a byte at most (escapes, hex), and room for the
+	 * quotes or "hex:" and "...(N bytes)". */
+	if (show > (cap - 32) / 2) {
+		show = (cap - 32) / 2;
+	}
+	if (text) {
+		out[o++] = '"';
+		for (size_t i = 0; i < show; i++) {
+			if (k[i] == '"' || k[i] == '\\') {
+				out[o++] = '\\';
+			}
+			out[o++] = (char) k[i];
+		}
+		out[o++] = '"';
+	} else {
+		memcpy(out, "hex:", 4);
+		o = 4;
+		for (size_t i = 0; i < show; i++) {
+			out[o++] = hex[k[i] >> 4];
+			out[o++] = hex[k[i] & 15];
+		}
+	}
+	if (show < n) {
+		snprintf(out + o, cap - o, "...(%zu bytes)", n);
+	} else {
+		out[o] = '\0';
+	}
+	return out;
+}

@@ -29,6 +29,11 @@ int lwwd_log_parse_level(const char *s);
 /* One line on stderr: time, level, event keyword, then key=value text. */
 void lwwd_log(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A key for a log line, into out (always terminated): printable ASCII
+ * quoted with \" and \\ escaped, anything else hex:...; long keys are
+ * cut with ... and their length. Returns out. */
+char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
+#define LWWD_LOG_KEY_MAX 160
 
 /* Signed client requests: freshness window and replay cache size. */
 #define LWWD_FRESH_MS   30000
@@ -36,6 +41,8 @@ void lwwd_log(int level, const char *event, const char *fmt, ...)
 
 /* ---- configuration (config.c) ---- */
 #define LWWD_REPAIR_INTERVAL_DEFAULT 5000
+#define LWWD_SCRUB_INTERVAL_DEFAULT  3600000 /* ms: a full pass an hour */
+#define LWWD_SCRUB_INTERVAL_MIN      1000
 typedef struct lwwd_config {
 	char *data;
 	char *key;
@@ -51,6 +58,7 @@ typedef struct lwwd_config {
 	size_t map_size;
 	int insecure_api;
 	uint64_t repair_interval; /* ms between periodic rounds; 0: none */
+	uint64_t scrub_interval;  /* ms per full record check; 0: none */
 	char *tls_cert;           /* PEM certificate and key, for tls+tcp */
 	char *tls_ca;             /* PEM CA that signs every node's cert */
 	char *tls_server_name;    /* name to expect in peers' certificates */
@@ -112,6 +120,13 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t repair_requests_served;
 	_Atomic uint64_t repair_rejected;
 	_Atomic uint64_t repair_last_ms;
+	_Atomic uint64_t records_damaged; /* reads that met a damaged one */
+	_Atomic uint64_t records_dropped; /* damaged records removed */
+	_Atomic uint64_t index_fixed;
+	_Atomic uint64_t tree_fixed;
+	_Atomic uint64_t scrub_records;
+	_Atomic uint64_t scrub_passes;
+	_Atomic uint64_t store_page_errors; /* LMDB found a damaged page */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -213,6 +228,7 @@ typedef struct lwwd {
 	size_t napis;
 	nng_aio *sub_aio;
 	struct lwwd_repair *repair;
+	struct lwwd_scrub *scrub;
 	struct nng_http_server *metrics;
 } lwwd;
 

@@ -19,6 +19,7 @@
 #include "limits.h"
 #include "lwwd.h"
 #include "replay.h"
+#include "scrub.h"
 
 static uint64_t
 wall_ms(void *arg)
@@ -137,7 +138,8 @@ main(int argc, char **argv)
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
 	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
-	    lwwd_repair_start(d) != 0 || lwwd_metrics_start(d) != 0) {
+	    lwwd_repair_start(d) != 0 || lwwd_scrub_start(d) != 0 ||
+	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
@@ -167,11 +169,13 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
+	lwwd_scrub_stop(d);
 	lwwd_repair_stop(d);
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);
 	lwwd_ckpt_stop(d);
 	lwwd_api_stop(d);
+	lwwd_scrub_free(d);
 	/* The PUB (listening) socket is left to process exit: see api.c. */
 	pthread_mutex_lock(&d->mtx);
 	lww_store_close(d->store);
