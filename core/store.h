@@ -174,11 +174,11 @@ lww_err lww_store_scan_summaries(lww_store *s, unsigned level, uint32_t index,
 
 /* What a check of the store found (and, where it wrote, fixed). */
 typedef struct lww_store_check {
-	uint64_t records;      /* records looked at */
-	uint64_t damaged;      /* failed their check, or index records
+	uint64_t records;     /* records looked at */
+	uint64_t damaged;     /* failed their check, or index records
 	                          naming no sound record: dropped */
-	uint64_t index_fixed;  /* index records rewritten from their record */
-	uint64_t tree_fixed;   /* tree nodes recomputed from the records */
+	uint64_t index_fixed; /* index records rewritten from their record */
+	uint64_t tree_fixed;  /* tree nodes recomputed from the records */
 } lww_store_check;
 
 /* Checks stored leaf `leaf` (0..LWW_STORE_LEAVES-1): every bucket index

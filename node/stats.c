@@ -170,8 +170,8 @@ static const metric metrics[] = {
      "Records checked by the scrub.", A(scrub_records), 1},
     {"integrity", "scrub_passes", "lww_scrub_passes_total", NULL, "counter",
      "Completed scrub passes over the whole store.", A(scrub_passes), 1},
-    {"integrity", "page_errors", "lww_store_page_errors_total", NULL,
-     "counter", "Damaged pages LMDB reported (not fixable by the node).",
+    {"integrity", "page_errors", "lww_store_page_errors_total", NULL, "counter",
+     "Damaged pages LMDB reported (not fixable by the node).",
      A(store_page_errors), 1},
 };
 
