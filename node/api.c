@@ -90,10 +90,16 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 	send_reply(a);
 }
 
+/* A list page: the store's entries merged with the logged ones not yet
+ * in it (mem.c), so that a page holds every acknowledged write also
+ * while checkpoints cannot run. */
 typedef struct list_state {
 	lwwd *d;
 	lww_buf *out;
-	int truncated;
+	lwwd_mem_range mem; /* logged winners in the range, key order */
+	size_t mi;          /* the next of them to merge */
+	size_t emitted, limit;
+	int more;
 	uint32_t damaged;
 } list_state;
 
@@ -107,21 +113,54 @@ list_damaged(const uint8_t *skey, size_t n, void *arg)
 	lwwd_scrub_report(ls->d, skey, n);
 }
 
+/* Adds a winner to the page; non-zero when the page is full. */
+static int
+list_emit(list_state *ls, const lww_entry *e)
+{
+	if (lww_entry_is_tombstone(e)) {
+		return 0;
+	}
+	/* Keep the reply under the message limit; the client continues. */
+	if (ls->emitted == ls->limit ||
+	    ls->out->len + lww_entry_size(e) + 64 > LWW_MSG_MAX ||
+	    lww_list_add(ls->out, e) != LWW_OK) {
+		ls->more = 1;
+		return 1;
+	}
+	ls->emitted++;
+	return 0;
+}
+
+static int
+key_cmp(const lww_entry *a, const lww_entry *b)
+{
+	size_t m = a->klen < b->klen ? a->klen : b->klen;
+	int c = memcmp(a->key, b->key, m);
+	return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+/* One store entry, after the logged entries that sort before it; of a
+ * key in both, the winner. */
 static int
 list_cb(const lww_entry *e, void *arg)
 {
 	list_state *ls = arg;
 
-	/* Keep the reply under the message limit; the client continues. */
-	if (ls->out->len + lww_entry_size(e) + 64 > LWW_MSG_MAX) {
-		ls->truncated = 1;
-		return 1;
+	while (ls->mi < ls->mem.n) {
+		const lww_entry *m = &ls->mem.v[ls->mi];
+		int c = key_cmp(m, e);
+		if (c > 0) {
+			break;
+		}
+		ls->mi++;
+		if (c == 0) {
+			return list_emit(ls, lww_entry_wins(m, e) ? m : e);
+		}
+		if (list_emit(ls, m) != 0) {
+			return 1;
+		}
 	}
-	if (lww_list_add(ls->out, e) != LWW_OK) {
-		ls->truncated = 1;
-		return 1;
-	}
-	return 0;
+	return list_emit(ls, e);
 }
 
 static void
@@ -169,16 +208,27 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		}
 		break;
 	case LWW_OP_LIST: {
-		lww_scan s = {q->key,   q->klen, q->after,    q->alen,
-		              q->limit, 0,       list_damaged};
-		list_state ls = {d, &a->out, 0, 0};
-		int more = 0;
-		lwwd_wal_barrier(d); /* scans read the store */
-		if ((rv = lww_list_begin(&a->out)) != LWW_OK ||
-		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, &more)) !=
-		        LWW_OK ||
-		    (rv = lww_list_end(&a->out, more || ls.truncated,
-		                       ls.damaged)) != LWW_OK) {
+		/* Tombstones too: a logged value may win over a stored
+		 * tombstone, and the other way round. */
+		lww_scan s = {q->key, q->klen, q->after,    q->alen,
+		              0,      1,       list_damaged};
+		list_state ls = {d, &a->out, {NULL, 0, NULL}, 0, 0, q->limit,
+		                 0, 0};
+		lwwd_wal_barrier(d); /* fewer logged entries to merge */
+		/* The logged entries first: one the checkpointer drops after
+		 * this is in the store before the scan below reads it. */
+		rv = lwwd_mem_range_get(d, q->key, q->klen, q->after, q->alen,
+		                        &ls.mem);
+		if (rv == LWW_OK && (rv = lww_list_begin(&a->out)) == LWW_OK &&
+		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, NULL)) ==
+		        LWW_OK) {
+			while (!ls.more && ls.mi < ls.mem.n) {
+				(void) list_emit(&ls, &ls.mem.v[ls.mi++]);
+			}
+			rv = lww_list_end(&a->out, ls.more, ls.damaged);
+		}
+		lwwd_mem_range_free(&ls.mem);
+		if (rv != LWW_OK) {
 			if (rv == LWW_ECORRUPT) {
 				char kb[LWWD_LOG_KEY_MAX];
 				atomic_fetch_add(&d->stats.store_page_errors,

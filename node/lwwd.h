@@ -271,6 +271,19 @@ lww_err lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
                              void *arg);
 /* Checkpointer: forgets the frozen generation (the store has it now). */
 void lwwd_mem_drop_frozen(lwwd *d);
+/* A copy of the logged winners (tombstones included) whose key starts
+ * with prefix and sorts after `after` (alen 0: from the first), one per
+ * key, in key order: what a scan of the store must be merged with to see
+ * every acknowledged write. Free it with lwwd_mem_range_free. */
+typedef struct lwwd_mem_range {
+	lww_entry *v;
+	size_t n;
+	uint8_t *bytes; /* the keys and values v points into */
+} lwwd_mem_range;
+lww_err lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
+                           const uint8_t *after, size_t alen,
+                           lwwd_mem_range *out);
+void lwwd_mem_range_free(lwwd_mem_range *r);
 
 /* Start-up: applies the segments a previous run left in --data to the
  * store and removes them, then opens a fresh segment. Prints why and

@@ -368,3 +368,113 @@ lwwd_mem_drop_frozen(lwwd *d)
 	pthread_mutex_unlock(&m->mtx);
 	tab_clear(&old); /* freed outside the lock */
 }
+
+/* Whether x belongs to a range: key starts with prefix, sorts after
+ * `after` (alen 0: any). */
+static int
+in_range(const mnode *x, const uint8_t *prefix, size_t plen,
+         const uint8_t *after, size_t alen)
+{
+	size_t m;
+	int c;
+
+	if (x->klen < plen || (plen && memcmp(x->data, prefix, plen) != 0)) {
+		return 0;
+	}
+	if (alen == 0) {
+		return 1;
+	}
+	m = x->klen < alen ? x->klen : alen;
+	c = memcmp(x->data, after, m);
+	return c > 0 || (c == 0 && x->klen > alen);
+}
+
+static int
+entry_key_cmp(const void *a, const void *b)
+{
+	const lww_entry *x = a, *y = b;
+	size_t m = x->klen < y->klen ? x->klen : y->klen;
+	int c = memcmp(x->key, y->key, m);
+
+	if (c != 0) {
+		return c;
+	}
+	if (x->klen != y->klen) {
+		return (x->klen > y->klen) - (x->klen < y->klen);
+	}
+	return -lww_entry_cmp(x, y); /* the winner first */
+}
+
+lww_err
+lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
+                   const uint8_t *after, size_t alen, lwwd_mem_range *out)
+{
+	struct lwwd_mem *m = d->mem;
+	size_t n = 0, bytes = 0, off = 0, k = 0;
+	lwwd_mem_range r = {NULL, 0, NULL};
+
+	pthread_mutex_lock(&m->mtx);
+	for (int g = 0; g < 2; g++) {
+		const mtab *t = &m->gen[g];
+		if (g != m->active && !m->frozen) {
+			continue;
+		}
+		for (size_t i = 0; i < t->nb; i++) {
+			for (mnode *x = t->b[i]; x != NULL; x = x->next) {
+				if (in_range(x, prefix, plen, after, alen)) {
+					n++;
+					bytes += x->klen + x->vlen;
+				}
+			}
+		}
+	}
+	if (n > 0 && ((r.v = malloc(n * sizeof(*r.v))) == NULL ||
+	              (r.bytes = malloc(bytes ? bytes : 1)) == NULL)) {
+		pthread_mutex_unlock(&m->mtx);
+		free(r.v);
+		return LWW_ENOMEM;
+	}
+	for (int g = 0; g < 2 && n > 0; g++) {
+		const mtab *t = &m->gen[g];
+		if (g != m->active && !m->frozen) {
+			continue;
+		}
+		for (size_t i = 0; i < t->nb; i++) {
+			for (mnode *x = t->b[i]; x != NULL; x = x->next) {
+				lww_entry *e = &r.v[k];
+				if (!in_range(x, prefix, plen, after, alen)) {
+					continue;
+				}
+				node_entry(x, e);
+				memcpy(r.bytes + off, x->data,
+				       x->klen + x->vlen);
+				e->key = r.bytes + off;
+				e->val = r.bytes + off + x->klen;
+				off += x->klen + x->vlen;
+				k++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&m->mtx);
+	/* Key order; of a key in both generations, only the winner. */
+	if (n > 1) {
+		qsort(r.v, n, sizeof(*r.v), entry_key_cmp);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (r.n > 0 && r.v[r.n - 1].klen == r.v[i].klen &&
+		    memcmp(r.v[r.n - 1].key, r.v[i].key, r.v[i].klen) == 0) {
+			continue;
+		}
+		r.v[r.n++] = r.v[i];
+	}
+	*out = r;
+	return LWW_OK;
+}
+
+void
+lwwd_mem_range_free(lwwd_mem_range *r)
+{
+	free(r->v);
+	free(r->bytes);
+	memset(r, 0, sizeof(*r));
+}

@@ -197,6 +197,48 @@ value(const snap *s, const metric *m)
 	return *(const uint64_t *) ((const char *) s + m->off);
 }
 
+/* Adds what the logged writes not yet in the store change in the key
+ * and tombstone counts (none once a checkpoint ran; all of them while a
+ * full disk or store stops checkpoints). */
+static void
+logged_counts(lwwd *d, snap *s)
+{
+	lwwd_mem_range r;
+	lww_buf vb = LWW_BUF_INIT;
+
+	if (lwwd_mem_range_get(d, NULL, 0, NULL, 0, &r) != LWW_OK) {
+		return;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		const lww_entry *m = &r.v[i];
+		lww_entry cur;
+		int tomb = lww_entry_is_tombstone(m);
+		lww_err rv =
+		    lww_store_get(d->store, m->key, m->klen, &vb, &cur);
+		if (rv == LWW_OK) {
+			if (!lww_entry_wins(m, &cur) ||
+			    lww_entry_is_tombstone(&cur) == tomb) {
+				continue;
+			}
+			/* The key moves from one count to the other. */
+			if (tomb) {
+				s->keys--;
+			} else {
+				s->tombstones--;
+			}
+		} else if (rv != LWW_ENOTFOUND) {
+			continue;
+		}
+		if (tomb) {
+			s->tombstones++;
+		} else {
+			s->keys++;
+		}
+	}
+	lww_buf_fini(&vb);
+	lwwd_mem_range_free(&r);
+}
+
 static lww_err
 take(lwwd *d, snap *s)
 {
@@ -227,6 +269,7 @@ take(lwwd *d, snap *s)
 	}
 	s->keys = st.entries - st.tombstones;
 	s->tombstones = st.tombstones;
+	logged_counts(d, s);
 	s->store_bytes = st.bytes;
 	s->store_capacity = st.map_size;
 	s->seq = atomic_load(&d->seq_pub);

@@ -137,6 +137,14 @@ class Durability(ClusterTest):
         # Stats answer (no waiting for a checkpoint that cannot run)
         # and say why.
         self.assertGreater(n1.stats()["checkpoint"]["failed"], 0)
+        # list and the key count hold every acknowledged write, also
+        # those only in the log while checkpoints cannot run.
+        want = sorted(f"b{b:02d}-{j:03d}" for b in range(acked)
+                      for j in range(100))
+        r = n1.ctl("list", "b")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.out.splitlines(), want)
+        self.assertEqual(n1.stats()["keys"], acked * 100)
         self.assertEqual(n1.stop(), 0)
         n1.start(extra=["--map-size", "16"])
         self.assertEqual(n1.lookup(last), "x" * 200)
