@@ -351,6 +351,9 @@ ckpt_main(void *arg)
 		} else {
 			struct timespec ts;
 			d->ckpt_err = rv;
+			/* Wake who waits for this checkpoint (shutdown, the
+			 * barrier): it failed, and will not be waited for. */
+			pthread_cond_broadcast(&d->ckpt_cv);
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
 			if (!d->ckpt_stopping) {
