@@ -20,11 +20,43 @@
  * signature; nng refuses anything larger before allocating it. */
 #define LWW_MSG_MAX (2 * 1024 * 1024)
 
+/* The largest encoded stamped entry: flags, stamp (hlc, node), then key
+ * and value, each after its uvarint length (at most 10 bytes). */
+#define LWW_ENTRY_ENCODED_MAX (1 + 8 + 8 + 10 + LWW_KEY_MAX + 10 + LWW_VAL_MAX)
+
+/* What every message keeps free for its own header and counts and the
+ * signed envelope around it (98 bytes), beyond the entries or summaries
+ * it carries. So a message may carry LWW_MSG_MAX - LWW_MSG_HEADROOM bytes
+ * of them, and one entry of the largest size always fits: gossip, the
+ * log, repair and the API can all move every entry the store accepts. */
+#define LWW_MSG_HEADROOM 1024
+_Static_assert(LWW_ENTRY_ENCODED_MAX + LWW_MSG_HEADROOM <= LWW_MSG_MAX,
+               "one entry of the largest size fits in a message");
+
 /* A delta batch (gossip) or bulk load holds at most this many entries. */
 #define LWW_BATCH_ENTRIES_MAX 4096
 
 /* A batch is flushed once its encoded entries reach this many bytes. */
 #define LWW_BATCH_BYTES_TARGET (256 * 1024)
+
+/* Anti-entropy repair (node/repair.c). A leaf request names leaves until
+ * their summaries reach LWW_SYNC_REQUEST_BYTES_TARGET, and a leaf reply
+ * takes entries until they reach LWW_SYNC_REPLY_BYTES_TARGET, so that a
+ * large catch-up is many small steps. Either still carries its first leaf
+ * or entry whatever its size, up to LWW_MSG_MAX - LWW_MSG_HEADROOM: an
+ * entry of the largest size travels alone. */
+#define LWW_SYNC_REQUEST_BYTES_TARGET (1024 * 1024)
+#define LWW_SYNC_REPLY_BYTES_TARGET   (1024 * 1024)
+_Static_assert(LWW_SYNC_REQUEST_BYTES_TARGET <=
+                       LWW_MSG_MAX - LWW_MSG_HEADROOM &&
+                   LWW_SYNC_REPLY_BYTES_TARGET <=
+                       LWW_MSG_MAX - LWW_MSG_HEADROOM,
+               "repair targets leave room for the envelope");
+
+/* A repair round skips a leaf where the peer makes no progress (its reply
+ * carries none of what differs there); after this many such leaves it
+ * gives up on that peer until the next round. */
+#define LWW_SYNC_STALLED_LEAVES_MAX 16
 
 /* A list reply carries at most this many entries; the client follows the
  * continuation for more. */

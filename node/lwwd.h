@@ -111,6 +111,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t seq_gaps;
 	_Atomic uint64_t repair_rounds;
 	_Atomic uint64_t repair_rounds_failed;
+	_Atomic uint64_t repair_rounds_stalled; /* also counted as failed */
 	_Atomic uint64_t repair_rounds_in_sync;
 	_Atomic uint64_t repair_keys_fetched;
 	_Atomic uint64_t repair_keys_sent;

@@ -12,10 +12,19 @@
  * entries go through the writer like gossip: an entry whose node id
  * belongs to no trusted key is dropped here, one beyond max drift is
  * refused there. Bounds: one session served at a time (a synchronous REP
- * loop), at most LWW_BATCH_ENTRIES_MAX entries and REPLY_BYTES_MAX bytes
- * per reply, so a large catch-up is many small steps and never stalls the
- * API; rounds run on their own thread.
+ * loop), at most LWW_BATCH_ENTRIES_MAX entries and about
+ * LWW_SYNC_REPLY_BYTES_TARGET bytes per reply, so a large catch-up is many
+ * small steps and never stalls the API; rounds run on their own thread.
+ *
+ * Every legal entry can be repaired: a reply always carries its first
+ * entry, and a request its first leaf, whatever their size (core/limits.h
+ * keeps room for one entry of the largest size in every message). A leaf
+ * too big for one reply comes in parts: the asker names what each part
+ * brought in its next request, so the peer sends the rest. A leaf where
+ * the peer makes no progress is skipped, and the round reported once at
+ * error level (repair_stalled) and counted, not retried silently forever.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +38,32 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
-#define REPLY_BYTES_MAX    (1024 * 1024)
-#define REQUEST_BYTES_MAX  (1024 * 1024)
 #define SESSION_TIMEOUT_MS 5000
 #define TRIGGER_MIN_GAP_MS 500
+/* A peer's stalled rounds are logged at error level at most this often;
+ * the rounds in between log at debug level and are counted. */
+#define STALL_LOG_EVERY_MS (10 * 60 * 1000)
+/* Rounds in a row that fail at the same leaf before that is a stall. */
+#define STALL_FAILED_RUNS 3
+
+/* What a leaf request or reply may carry inside its envelope. */
+#define SYNC_PAYLOAD_MAX (LWW_MSG_MAX - LWW_MSG_HEADROOM)
+_Static_assert(LWW_ENVELOPE_OVERHEAD + 64 <= LWW_MSG_HEADROOM,
+               "the headroom holds the envelope and a message header");
+_Static_assert(64 + (LWW_SYNC_NODES_MAX * LWW_DIGEST_FANOUT * LWW_SYNC_HASH) <=
+                   SYNC_PAYLOAD_MAX,
+               "a tree reply fits in a message");
 
 typedef struct repair_peer {
 	char *url;
 	nng_socket sock;
 	int open;
-	uint64_t node; /* learned from its first signed reply */
+	uint64_t node;            /* learned from its first signed reply */
+	uint32_t fail_leaf;       /* where the last failed round stopped */
+	unsigned fail_runs;       /* rounds in a row that failed there */
+	uint64_t stall_logged_ms; /* last repair_stalled error logged */
+	int stalled_logged;       /* stall_logged_ms is set */
+	int stalled;              /* its last round stalled */
 } repair_peer;
 
 struct lwwd_repair {
@@ -189,9 +214,14 @@ static int
 leaf_serve_cb(const lww_entry *e, void *arg)
 {
 	leaf_serve *ls = arg;
+	size_t len = ls->out->len + lww_entry_size(e);
 
-	if (ls->out->len + lww_entry_size(e) > REPLY_BYTES_MAX ||
-	    lww_leaf_rep_add(ls->out, e) != LWW_OK) {
+	/* Past the target a reply takes no more entries, but its first goes
+	 * whatever its size: one of the largest (LWW_ENTRY_ENCODED_MAX)
+	 * fits in a message, so every entry can be repaired. */
+	if ((len > LWW_SYNC_REPLY_BYTES_TARGET &&
+	     lww_leaf_rep_count(ls->out) > 0) ||
+	    len > SYNC_PAYLOAD_MAX || lww_leaf_rep_add(ls->out, e) != LWW_OK) {
 		ls->full = 1;
 		return 1;
 	}
@@ -224,7 +254,7 @@ serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
 		if (ls.full) {
 			/* Leave this leaf whole for the next request, unless
 			 * it alone overflows a reply: then send what fits and
-			 * the asker asks again with fresh summaries. */
+			 * the asker asks again, naming what came. */
 			if (done > 0) {
 				lww_leaf_rep_truncate(out, mark, count);
 			} else {
@@ -458,15 +488,112 @@ wait_writer_idle(lwwd *d)
 	}
 }
 
+/* The leaves of one round where the peer made no progress. */
+typedef struct stall {
+	uint32_t leaves;
+	char reason[320]; /* the first one's: cause, then what to do */
+} stall;
+
+static void __attribute__((format(printf, 2, 3)))
+stall_note(stall *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->leaves++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(st->reason, sizeof(st->reason), fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* A round failed at leaf (no reply, or a malformed one). The same leaf
+ * STALL_FAILED_RUNS rounds in a row is a stall, not bad luck. */
+static void
+leaf_failed(repair_peer *p, uint32_t leaf, const char *why, stall *st)
+{
+	if (p->fail_runs > 0 && p->fail_leaf == leaf) {
+		p->fail_runs++;
+	} else {
+		p->fail_leaf = leaf;
+		p->fail_runs = 1;
+	}
+	if (p->fail_runs >= STALL_FAILED_RUNS) {
+		stall_note(st,
+		           "leaf %u: %u rounds in a row failed there (%s); "
+		           "see the peer's log",
+		           leaf, p->fail_runs, why);
+	}
+}
+
+/* A reply served part of leaf (done = 0). Appends to *named the summary
+ * of each entry it brought under that leaf which the request's summaries
+ * (sums, nsum) did not name, so that the next request names it and the
+ * peer sends the rest: entries not applied here (an older write, a stamp
+ * beyond max drift) are named as well as those applied, and those
+ * applied need not wait for a checkpoint to be summarised. Returns how
+ * many it appended: 0 means the reply brought nothing new. */
+static uint32_t
+name_partial(uint32_t leaf, const uint8_t *sums, uint32_t nsum,
+             const lww_entries *es, lww_buf *named)
+{
+	size_t off = 0;
+	uint32_t n = 0;
+	lww_entry e;
+
+	while (lww_entries_next(es, &off, &e)) {
+		uint32_t bucket = lww_digest_bucket(e.key, e.klen);
+		uint8_t sum[LWW_SYNC_SUMMARY];
+		lww_digest h;
+
+		if (lww_digest_index(bucket, LWW_DIGEST_STORED) != leaf) {
+			continue; /* not what was asked for */
+		}
+		lww_digest_entry(&e, &h);
+		lww_sync_summary(sum, bucket, h.h);
+		if (summary_has(sums, nsum, sum) ||
+		    summary_has(named->p,
+		                (uint32_t) (named->len / LWW_SYNC_SUMMARY),
+		                sum) ||
+		    lww_buf_put(named, sum, sizeof(sum)) != LWW_OK) {
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Reports a round that stalled: at error level once per
+ * STALL_LOG_EVERY_MS for a peer, else at debug level; always counted. */
+static void
+report_stall(lwwd *d, repair_peer *p, const char *name, const stall *st)
+{
+	uint64_t now = mono_ms();
+	int level = LWWD_LOG_DEBUG;
+
+	atomic_fetch_add(&d->stats.repair_rounds_stalled, 1);
+	if (!p->stalled_logged ||
+	    now - p->stall_logged_ms >= STALL_LOG_EVERY_MS) {
+		level = LWWD_LOG_ERROR;
+		p->stall_logged_ms = now;
+		p->stalled_logged = 1;
+	}
+	p->stalled = 1;
+	lwwd_log(level, "repair_stalled",
+	         "peer=%s url=%s leaves=%u reason=\"%s\"", name, p->url,
+	         st->leaves, st->reason);
+}
+
 /* One round with one peer. */
 static void
 round_with(lwwd *d, repair_peer *p)
 {
 	char name[LWW_TRUST_NAME_MAX + 1] = "?";
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT, sums = LWW_BUF_INIT;
+	lww_buf named = LWW_BUF_INIT; /* what parts of nodes[i] brought */
 	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
 	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = mono_ms();
 	const char *why = NULL;
+	stall st = {0, ""};
 	lww_err rv;
 
 	nodes = malloc(LWW_SYNC_LEAVES_MAX * sizeof(*nodes));
@@ -549,32 +676,66 @@ round_with(lwwd *d, repair_peer *p)
 	 * again. Start small, double while replies serve everything, and
 	 * fall back to what the last reply managed. */
 	for (uint32_t i = 0, want = 64; i < nnodes;) {
-		uint32_t j = i;
+		uint32_t j = i, nsum0, leaf0, fresh;
+		const uint8_t *sums0;
+		lww_leaf_req q;
+		size_t qoff = 0;
 		lww_envelope e;
 		lww_leaf_rep lr;
 		nng_msg *m;
 
+		if (st.leaves >= LWW_SYNC_STALLED_LEAVES_MAX) {
+			why = "too many leaves without progress";
+			goto out;
+		}
 		if (lww_leaf_req_begin(&req) != LWW_OK) {
 			why = "encode";
 			goto out;
 		}
-		for (;
-		     j < nnodes && j - i < want && req.len < REQUEST_BYTES_MAX;
-		     j++) {
+		for (; j < nnodes && j - i < want; j++) {
 			sum_acc a = {&sums, 0};
+			size_t need;
 			lww_buf_reset(&sums);
 			if (lww_store_scan_summaries(
 			        d->store, LWW_DIGEST_STORED, nodes[j],
 			        summarise_cb, NULL, &a) != LWW_OK ||
-			    lww_leaf_req_add(&req, nodes[j], sums.p, a.n) !=
-			        LWW_OK) {
+			    (j == i && named.len > 0 &&
+			     lww_buf_put(&sums, named.p, named.len) !=
+			         LWW_OK)) {
+				why = "local summary";
+				goto out;
+			}
+			a.n = (uint32_t) (sums.len / LWW_SYNC_SUMMARY);
+			/* Each request stays within its target, but holds its
+			 * first leaf whatever its size: it fits, or no request
+			 * can name that leaf. */
+			need = 8 + sums.len;
+			if ((j > i &&
+			     req.len + need > LWW_SYNC_REQUEST_BYTES_TARGET) ||
+			    req.len + need > SYNC_PAYLOAD_MAX) {
+				break;
+			}
+			if (lww_leaf_req_add(&req, nodes[j], sums.p, a.n) !=
+			    LWW_OK) {
 				why = "local summary";
 				goto out;
 			}
 		}
+		if (j == i) {
+			stall_note(
+			    &st,
+			    "leaf %u: this node holds more entries there "
+			    "than one request can summarise (%zu bytes); "
+			    "the differences there stay",
+			    nodes[i], sums.len);
+			lww_buf_reset(&named);
+			i++;
+			continue;
+		}
 		if ((rv = exchange(d, p, &req, &env, &m, &e, &node, name)) !=
 		    LWW_OK) {
 			why = lww_strerror(rv);
+			leaf_failed(p, nodes[i], why, &st);
 			goto out;
 		}
 		if (lww_leaf_rep_decode(e.payload, e.plen, &lr) != LWW_OK ||
@@ -582,30 +743,62 @@ round_with(lwwd *d, repair_peer *p)
 			nng_msg_free(m);
 			atomic_fetch_add(&d->stats.repair_rejected, 1);
 			why = "malformed leaf reply";
+			leaf_failed(p, nodes[i], why, &st);
 			goto out;
 		}
+		if (lr.done > 0) {
+			fetched += submit_entries(d, &lr.entries, node, name);
+			nng_msg_free(m);
+			lww_buf_reset(&named);
+			if (lr.done == j - i) {
+				want = want < LWW_SYNC_LEAVES_MAX / 2
+				           ? want * 2
+				           : LWW_SYNC_LEAVES_MAX;
+			} else {
+				want = lr.done > 16 ? lr.done : 16;
+			}
+			i += lr.done;
+			continue;
+		}
+		/* Part of one leaf too big for a reply came (or nothing):
+		 * the next request names what came, so the peer sends the
+		 * rest. Our own request holds the first leaf's summaries. */
+		if (lww_leaf_req_decode(req.p, req.len, &q) != LWW_OK ||
+		    !lww_leaf_req_next(&q, &qoff, &leaf0, &nsum0, &sums0)) {
+			nng_msg_free(m);
+			why = "encode";
+			goto out;
+		}
+		fresh = name_partial(leaf0, sums0, nsum0, &lr.entries, &named);
 		fetched += submit_entries(d, &lr.entries, node, name);
 		nng_msg_free(m);
-		if (lr.done == 0 && lr.entries.count == 0) {
-			why = "peer made no progress";
-			goto out;
+		if (fresh == 0) {
+			if (lr.entries.count == 0) {
+				stall_note(
+				    &st,
+				    "leaf %u differs, but the peer's reply "
+				    "carried none of its entries; upgrade "
+				    "the peer if it runs an older lwwd "
+				    "(replies capped below the largest "
+				    "entry)",
+				    nodes[i]);
+			} else {
+				stall_note(&st,
+				           "leaf %u: the peer sent again only "
+				           "entries this node had named; check "
+				           "that both run the same lwwd",
+				           nodes[i]);
+			}
+			lww_buf_reset(&named);
+			i++;
+			continue;
 		}
-		if (lr.done == 0) {
-			/* Part of one huge leaf came: let the writer apply it
-			 * so the next summaries cover it. */
-			wait_writer_idle(d);
-		}
-		/* A leaf too big for one reply is asked for again; what
-		 * came already is then covered by the new summaries. */
-		if (lr.done == j - i) {
-			want = want < LWW_SYNC_LEAVES_MAX / 2
-			           ? want * 2
-			           : LWW_SYNC_LEAVES_MAX;
-		} else {
-			want = lr.done > 16 ? lr.done : 16;
-		}
-		i += lr.done;
+		/* Let the writer take this part before asking for more, so
+		 * that a huge leaf is not all queued in memory at once. */
+		wait_writer_idle(d);
+		want = 16;
 	}
+	p->fail_runs = 0; /* every leaf got an answer */
 	/* Let the writer log what came, and the store take it, before the
 	 * next round summarises again: entries still queued, or logged but
 	 * not yet checkpointed (summaries come from the store), would be
@@ -614,16 +807,27 @@ round_with(lwwd *d, repair_peer *p)
 		wait_writer_idle(d);
 		lwwd_wal_barrier(d);
 	}
-	note_peer(d, node, fetched, seq0);
+	note_peer(d, node, fetched, st.leaves > 0 ? 0 : seq0);
 out:
 	if (node != 0) {
 		p->node = node;
 	}
-	if (why != NULL) {
+	if (st.leaves > 0) {
+		report_stall(d, p, name, &st);
+	}
+	if (why != NULL || st.leaves > 0) {
 		atomic_fetch_add(&d->stats.repair_rounds_failed, 1);
-		lwwd_log(LWWD_LOG_DEBUG, "repair_failed",
-		         "peer=%s reason=\"%s\"", p->url, why);
+		if (why != NULL) {
+			lwwd_log(LWWD_LOG_DEBUG, "repair_failed",
+			         "peer=%s reason=\"%s\"", p->url, why);
+		}
 	} else {
+		if (p->stalled) {
+			p->stalled = 0;
+			lwwd_log(LWWD_LOG_INFO, "repair_unstalled", "peer=%s",
+			         name);
+		}
+		p->fail_runs = 0;
 		atomic_fetch_add(&d->stats.repair_rounds, 1);
 		atomic_store(&d->stats.repair_last_ms, lwwd_now_ms());
 		if (fetched > 0) {
@@ -638,6 +842,7 @@ out:
 	lww_buf_fini(&req);
 	lww_buf_fini(&env);
 	lww_buf_fini(&sums);
+	lww_buf_fini(&named);
 }
 
 static void *

@@ -137,6 +137,10 @@ static const metric metrics[] = {
      "counter", NULL, A(repair_rounds_in_sync), 1},
     {"repair", "failed", "lww_repair_rounds_total", "result=\"failed\"",
      "counter", NULL, A(repair_rounds_failed), 1},
+    {"repair", "stalled", "lww_repair_stalled_rounds_total", NULL, "counter",
+     "Repair rounds where a peer made no progress on some leaf (also "
+     "failed; logged as repair_stalled).",
+     A(repair_rounds_stalled), 1},
     {"repair", "keys_fetched", "lww_repair_keys_total", "direction=\"fetched\"",
      "counter", "Entries moved by repair.", A(repair_keys_fetched), 1},
     {"repair", "keys_sent", "lww_repair_keys_total", "direction=\"sent\"",

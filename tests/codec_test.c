@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include "codec.h"
+#include "envelope.h"
 #include "err.h"
 #include "limits.h"
 
@@ -533,6 +534,73 @@ test_leaf_messages(void **state)
 	lww_buf_fini(&b);
 }
 
+/* A message carrying one entry of the largest size stays within that
+ * entry's bound plus the headroom, less the signed envelope (and, for an
+ * API request, the client's auth wrapper: version, type, time, nonce)
+ * that goes around it; so it fits in LWW_MSG_MAX. */
+static void
+assert_carries_largest(const lww_buf *b)
+{
+	size_t wrap = LWW_ENVELOPE_OVERHEAD + 2 + 8 + LWW_NONCE_BYTES;
+
+	assert_true(b->len > LWW_KEY_MAX + LWW_VAL_MAX);
+	assert_true(b->len + wrap <= LWW_ENTRY_ENCODED_MAX + LWW_MSG_HEADROOM);
+	assert_true(b->len + wrap <= LWW_MSG_MAX);
+}
+
+static void
+test_largest_entry_fits_every_message(void **state)
+{
+	uint8_t *key = malloc(LWW_KEY_MAX), *val = malloc(LWW_VAL_MAX);
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e;
+	lww_batch bt;
+	lww_leaf_rep lr;
+	lww_req q, qo;
+	lww_rep r, ro;
+	(void) state;
+
+	assert_non_null(key);
+	assert_non_null(val);
+	memset(key, 'k', LWW_KEY_MAX);
+	memset(val, 0xa5, LWW_VAL_MAX);
+	e = (lww_entry){key,        LWW_KEY_MAX, val, LWW_VAL_MAX,
+	                UINT64_MAX, UINT64_MAX,  0};
+	assert_true(lww_entry_size(&e) <= LWW_ENTRY_ENCODED_MAX);
+
+	/* Gossip (and the log, which stores batches). */
+	assert_ok(lww_batch_begin(&b, UINT64_MAX));
+	assert_ok(lww_batch_add(&b, &e));
+	assert_ok(lww_batch_decode(b.p, b.len, &bt));
+	assert_carries_largest(&b);
+	/* A repair reply carrying it alone. */
+	assert_ok(lww_leaf_rep_begin(&b));
+	assert_ok(lww_leaf_rep_add(&b, &e));
+	lww_leaf_rep_set_done(&b, LWW_SYNC_LEAVES_MAX);
+	assert_ok(lww_leaf_rep_decode(b.p, b.len, &lr));
+	assert_int_equal(lr.entries.count, 1);
+	assert_carries_largest(&b);
+	/* The client's add, and the lookup reply. */
+	q = (lww_req){.op = LWW_OP_ADD,
+	              .key = key,
+	              .klen = LWW_KEY_MAX,
+	              .val = val,
+	              .vlen = LWW_VAL_MAX};
+	lww_buf_reset(&b);
+	assert_ok(lww_req_encode(&b, &q));
+	assert_ok(lww_req_decode(b.p, b.len, &qo));
+	assert_carries_largest(&b);
+	r = (lww_rep){.op = LWW_OP_LOOKUP, .entry = e};
+	lww_buf_reset(&b);
+	assert_ok(lww_rep_encode(&b, &r));
+	assert_ok(lww_rep_decode(b.p, b.len, &ro));
+	assert_entry_eq(&ro.entry, &e);
+	assert_carries_largest(&b);
+	lww_buf_fini(&b);
+	free(key);
+	free(val);
+}
+
 int
 main(void)
 {
@@ -548,6 +616,7 @@ main(void)
 	    cmocka_unit_test(test_long_error_message_is_truncated),
 	    cmocka_unit_test(test_tree_messages),
 	    cmocka_unit_test(test_leaf_messages),
+	    cmocka_unit_test(test_largest_entry_fits_every_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,13 @@
  *   replay   the same signed bytes twice
  *   stale    stamped 60 s in the past
  *   badsig   one signature bit flipped
+ *
+ * As a repair peer: lwwforge sync URL KEYFILE MODE binds a REP socket at
+ * URL (the sync URL a node derives from its --peer) and answers repair
+ * requests, signed by KEYFILE, until it is killed:
+ *   stuck    its hash tree differs from an empty store's in one leaf, but
+ *            every leaf reply carries no entry (as a peer whose replies
+ *            are capped below the size of an entry it holds)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 #include <sodium.h>
@@ -32,6 +40,7 @@
 #include "codec.h"
 #include "envelope.h"
 #include "hlc.h"
+#include "limits.h"
 
 static uint64_t
 now_ms(void)
@@ -106,6 +115,94 @@ api_main(const char *url, const char *keyfile, const char *mode)
 	return 0;
 }
 
+/* The answer of a stuck peer to one repair request, into out. */
+static lww_err
+stuck_answer(const uint8_t *p, size_t n, lww_buf *out)
+{
+	lww_tree_req tq;
+	lww_leaf_req lq;
+	uint8_t *hashes;
+	uint8_t type;
+	lww_err rv;
+
+	if ((rv = lww_msg_peek(p, n, &type)) != LWW_OK) {
+		return rv;
+	}
+	if (type == LWW_MSG_LEAF_REQ) {
+		if ((rv = lww_leaf_req_decode(p, n, &lq)) != LWW_OK) {
+			return rv;
+		}
+		return lww_leaf_rep_begin(out); /* done 0, no entry */
+	}
+	if ((rv = lww_tree_req_decode(p, n, &tq)) != LWW_OK) {
+		return rv;
+	}
+	/* Only the first child of node 0 differs, down to leaf 0. */
+	hashes = calloc((size_t) tq.count * 16 + 1, LWW_SYNC_HASH);
+	if (hashes == NULL) {
+		return LWW_ENOMEM;
+	}
+	for (uint32_t i = 0; i < tq.count; i++) {
+		if (lww_tree_req_index(&tq, i) == 0) {
+			memset(hashes + (size_t) i * 16 * LWW_SYNC_HASH, 0xff,
+			       LWW_SYNC_HASH);
+		}
+	}
+	rv = lww_tree_rep_encode(out, tq.level, hashes, tq.count);
+	free(hashes);
+	return rv;
+}
+
+static int
+sync_main(const char *url, const char *keyfile, const char *mode)
+{
+	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	nng_socket s;
+	lww_key k;
+
+	if (strcmp(mode, "stuck") != 0) {
+		fprintf(stderr, "lwwforge: unknown sync mode %s\n", mode);
+		return 2;
+	}
+	if (lww_key_load(keyfile, &k) != LWW_OK) {
+		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
+		return 1;
+	}
+	if (nng_rep0_open(&s) != 0 ||
+	    nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX) != 0 ||
+	    nng_listen(s, url, NULL, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot listen on %s\n", url);
+		return 1;
+	}
+	for (;;) {
+		lww_envelope e;
+		nng_msg *m;
+
+		if (nng_recvmsg(s, &m, 0) != 0) {
+			break;
+		}
+		lww_buf_reset(&out);
+		lww_buf_reset(&env);
+		if (lww_envelope_open(nng_msg_body(m), nng_msg_len(m), NULL,
+		                      &e) != LWW_OK ||
+		    stuck_answer(e.payload, e.plen, &out) != LWW_OK ||
+		    lww_envelope_seal(&k, out.p, out.len, &env) != LWW_OK) {
+			lww_buf_reset(&env);
+			(void) lww_buf_put_u8(&env,
+			                      0); /* refused by decoders */
+		}
+		nng_msg_free(m);
+		if (nng_send(s, env.p, env.len, 0) != 0) {
+			break;
+		}
+	}
+	nng_close(s);
+	lww_key_wipe(&k);
+	lww_buf_fini(&out);
+	lww_buf_fini(&env);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -122,11 +219,18 @@ main(int argc, char **argv)
 		}
 		return api_main(argv[2], argv[3], argv[4]);
 	}
+	if (argc == 5 && strcmp(argv[1], "sync") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return sync_main(argv[2], argv[3], argv[4]);
+	}
 	if (argc != 8) {
 		fprintf(stderr, "usage: lwwforge URL KEYFILE MODE KEY VALUE "
 		                "COUNT INTERVAL_MS\n"
 		                "       lwwforge api URL KEYFILE "
-		                "replay|stale|badsig\n");
+		                "replay|stale|badsig\n"
+		                "       lwwforge sync URL KEYFILE stuck\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""End-to-end tests of repair at the size limits: an entry with the
+largest key (LWW_KEY_MAX, 1 KiB) and the largest value (LWW_VAL_MAX,
+1 MiB) travels by gossip, and by anti-entropy alone to a node that joins
+late with an empty store or lost its data directory, byte for byte. A
+repair round that cannot make progress is reported at error level once
+(not every round), with the peer and the reason, and counted."""
+
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
+
+KEY_MAX = 1024
+VAL_MAX = 1024 * 1024
+BIG_KEY = "big/" + "k" * (KEY_MAX - 8) + "/end"
+# Seeded, so a failure can be replayed; random bytes hold NULs and
+# newlines, so a lossy text path would show.
+BIG_VAL = random.Random(17).randbytes(VAL_MAX)
+ORDINARY = 300
+REPAIR = ["--repair-interval", "500"]
+
+
+def leaf(key):
+    """The stored hash-tree leaf of a key: the top 16 bits of its bucket
+    (BLAKE2b-128 of the key, core/digest.h)."""
+    h = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    return int.from_bytes(h[:2], "big")
+
+
+def same_leaf_keys():
+    """Two keys of the largest size that fall in one leaf."""
+    first = "leaf/a/" + "x" * (KEY_MAX - 7)
+    want = leaf(first)
+    for i in range(1 << 22):
+        tail = f"/{i:08d}"
+        k = "leaf/b/" + "y" * (KEY_MAX - 7 - len(tail)) + tail
+        if leaf(k) == want:
+            return first, k
+    raise AssertionError("no second key in the same leaf")
+
+
+def lookup_raw(node, key):
+    """The value's exact bytes (lookup prints the value and a newline),
+    or None."""
+    r = ctl("lookup", key, api=node.api, timeout=60)
+    if r.rc != 0 or not r.raw.endswith(b"\n"):
+        return None
+    return r.raw[:-1]
+
+
+def listing(node):
+    """Every key with its stamp and value, as the node lists them."""
+    r = ctl("--json", "list", api=node.api, timeout=60)
+    assert r.rc == 0, r
+    return r.out
+
+
+class MaxEntry(ClusterTest):
+    def write_max_and_ordinary(self, node):
+        self.assertEqual(len(BIG_KEY), KEY_MAX)
+        r = node.ctl("add", BIG_KEY, "-", stdin=BIG_VAL)
+        self.assertEqual(r.rc, 0, r)
+        lines = "".join(f"o/{i:04d}\tv{i}\n" for i in range(ORDINARY))
+        r = node.ctl("load", stdin=lines.encode())
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(lookup_raw(node, BIG_KEY), BIG_VAL)
+
+    def converged(self, src, dst, timeout=90):
+        """Waits until dst holds the largest entry byte for byte, then
+        requires the same listing (keys, stamps, values) as src."""
+        wait_until(lambda: lookup_raw(dst, BIG_KEY) == BIG_VAL,
+                   timeout=timeout, step=0.2,
+                   what=f"the 1 MiB value on {dst.name}")
+        want = listing(src)
+        wait_until(lambda: listing(dst) == want, timeout=timeout, step=0.2,
+                   what=f"{dst.name} listing as {src.name}'s")
+        s = dst.stats()
+        self.assertEqual(s["keys"], ORDINARY + 1)
+        self.assertNotIn("level=error", dst.logtext())
+
+    def test_max_entry_travels_by_gossip(self):
+        # No periodic repair: only the start-up round (an empty store,
+        # before the write) and gossip.
+        c = self.cluster(2)
+        for n in c.nodes:
+            n.extra = ["--repair-interval", "0"]
+        c.start()
+        n1, n2 = c.nodes
+        self.write_max_and_ordinary(n1)
+        self.converged(n1, n2)
+        self.assertEqual(n2.stats()["repair"]["keys_fetched"], 0)
+        self.assertNotIn("publish_failed", n1.logtext())
+
+    def test_late_joiner_with_empty_store_gets_max_entry(self):
+        c = self.cluster(3)
+        for n in c.nodes:
+            n.extra = list(REPAIR)
+        n1, n2, n3 = c.nodes
+        n1.start()
+        n2.start()
+        self.write_max_and_ordinary(n1)
+        # n3 starts after the writes: gossip never carries them to it.
+        n3.start()
+        self.converged(n1, n3)
+        s = n3.stats()
+        self.assertGreaterEqual(s["repair"]["keys_fetched"], ORDINARY + 1)
+        self.assertEqual(s["repair"]["stalled"], 0)
+
+    def test_wiped_node_gets_max_entry_back(self):
+        c = self.cluster(2)
+        for n in c.nodes:
+            n.extra = list(REPAIR)
+        c.start()
+        n1, n2 = c.nodes
+        self.write_max_and_ordinary(n1)
+        self.converged(n1, n2)
+        self.assertEqual(n2.stop(), 0)
+        shutil.rmtree(n2.data)
+        n2.start()
+        self.converged(n1, n2)
+        self.assertEqual(n2.stats()["repair"]["stalled"], 0)
+
+    def test_leaf_larger_than_a_reply_comes_in_parts(self):
+        # Two entries of the largest size in one leaf need two replies.
+        # The asker holds a newer write to the first key: the peer's older
+        # one never applies here, so only naming what each part brought
+        # (not the asker's store) moves the peer on to the second key.
+        k1, k2 = same_leaf_keys()
+        self.assertEqual((len(k1), len(k2)), (KEY_MAX, KEY_MAX))
+        old1, v2, new1 = (random.Random(s).randbytes(VAL_MAX)
+                          for s in (1, 2, 3))
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        for n in c.nodes:
+            n.extra = list(REPAIR)
+            n.peers = []
+        n1.start()  # n1 never dials n2: it keeps the older write
+        for k, v in ((k1, old1), (k2, v2)):
+            r = n1.ctl("add", k, "-", stdin=v)
+            self.assertEqual(r.rc, 0, r)
+        n2.start()  # alone, so nothing reaches n1 or n2
+        r = n2.ctl("add", k1, "-", stdin=new1)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(n2.stop(), 0)
+        n2.peers = [n1.gossip]
+        n2.start()
+        wait_until(lambda: lookup_raw(n2, k2) == v2, timeout=90, step=0.2,
+                   what="the second entry of the leaf on n2")
+        self.assertEqual(lookup_raw(n2, k1), new1)
+        self.assertEqual(lookup_raw(n1, k1), old1)
+        self.assertEqual(n2.stats()["repair"]["stalled"], 0)
+        self.assertNotIn("level=error", n2.logtext())
+
+
+class Stalled(ClusterTest):
+    def test_round_without_progress_is_reported_once_and_counted(self):
+        # A peer whose leaf replies carry no entry for a leaf that
+        # differs (as a peer whose replies are capped below the entry's
+        # size did): every round stalls there.
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        fkey = os.path.join(c.dir, "forge.key")
+        r = ctl("keygen", fkey)
+        self.assertEqual(r.rc, 0, r)
+        with open(c.trustfile, "a") as f:
+            f.write(f"forge {r.out.strip()}\n")
+        gossip = f"ipc://{c.dir}/forge.gossip"
+        flog = open(os.path.join(c.dir, "forge.log"), "wb")
+        p = subprocess.Popen([LWWFORGE, "sync", gossip + ".sync", fkey,
+                              "stuck"], stderr=flog)
+        try:
+            metrics = f"http://127.0.0.1:{c.port_base + 5}/metrics"
+            n1.peers = [gossip]
+            n1.extra = ["--repair-interval", "200", "--metrics", metrics]
+            c.start()
+            wait_until(lambda: n1.stats()["repair"]["stalled"] >= 3,
+                       timeout=60, what="stalled rounds counted")
+            with urllib.request.urlopen(metrics, timeout=30) as m:
+                text = m.read().decode()
+        finally:
+            p.kill()
+            p.wait()
+            flog.close()
+        errors = [l for l in n1.logtext().splitlines()
+                  if "level=error" in l]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("event=repair_stalled", errors[0])
+        self.assertIn("peer=forge", errors[0])
+        self.assertIn("reason=", errors[0])
+        self.assertIn("leaf", errors[0])
+        s = n1.stats()["repair"]
+        self.assertGreaterEqual(s["failed"], s["stalled"])
+        self.assertIn("# TYPE lww_repair_stalled_rounds_total counter", text)
+        v = [l.split()[1] for l in text.splitlines()
+             if l.startswith("lww_repair_stalled_rounds_total ")]
+        self.assertEqual(len(v), 1, text)
+        self.assertGreaterEqual(float(v[0]), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
