@@ -58,3 +58,15 @@ lww_entry_cmp(const lww_entry *a, const lww_entry *b)
 	c = memcmp(a->val, b->val, a->vlen);
 	return (c > 0) - (c < 0);
 }
+
+int
+lww_entry_key_cmp(const lww_entry *a, const lww_entry *b)
+{
+	size_t m = a->klen < b->klen ? a->klen : b->klen;
+	int c = m ? memcmp(a->key, b->key, m) : 0;
+
+	if (c != 0) {
+		return (c > 0) - (c < 0);
+	}
+	return (a->klen > b->klen) - (a->klen < b->klen);
+}

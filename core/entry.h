@@ -48,6 +48,10 @@ lww_err lww_entry_check(const lww_entry *e);
  * Returns 0 only for writes identical in stamp, kind and value. */
 int lww_entry_cmp(const lww_entry *a, const lww_entry *b);
 
+/* Orders two entries' keys in byte order (memcmp, then shorter first),
+ * the order of scans and listings: <0, 0, >0. */
+int lww_entry_key_cmp(const lww_entry *a, const lww_entry *b);
+
 /* Non-zero if `incoming` replaces `current` under the merge rule (it is
  * strictly greater). An equal write is a duplicate and does not win. */
 static inline int

@@ -832,8 +832,7 @@ bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 static int
 entry_key_cmp(const void *a, const void *b)
 {
-	const lww_entry *x = a, *y = b;
-	return bytes_cmp(x->key, x->klen, y->key, y->klen);
+	return lww_entry_key_cmp(a, b);
 }
 
 typedef struct scan_state {
@@ -1525,8 +1524,15 @@ check_clean(const lww_store_check *r)
 	return r->damaged == 0 && r->index_fixed == 0 && r->tree_fixed == 0;
 }
 
-lww_err
-lww_store_check_leaf(lww_store *s, uint32_t leaf, lww_store_check *out)
+/* One check: walk(s, txn, fix, arg, r, dtomb). */
+typedef lww_err (*check_fn)(lww_store *s, MDB_txn *txn, int fix, void *arg,
+                            lww_store_check *r, int64_t *dtomb);
+
+/* Runs a check in a read transaction and, only when it found something
+ * off, again in a write transaction that fixes it (the state may have
+ * moved in between: the second run decides). */
+static lww_err
+check_then_fix(lww_store *s, check_fn walk, void *arg, lww_store_check *out)
 {
 	lww_store_check r = {0, 0, 0, 0};
 	int64_t dtomb = 0;
@@ -1534,38 +1540,47 @@ lww_store_check_leaf(lww_store *s, uint32_t leaf, lww_store_check *out)
 	lww_err rv;
 	int rc;
 
-	if (leaf >= LWW_STORE_LEAVES) {
-		return LWW_EINVAL;
-	}
-	/* Read first; a write transaction only when something is off. */
 	if ((rv = read_begin(s, &txn)) != LWW_OK) {
 		return rv;
 	}
-	if ((rv = leaf_walk(s, txn, leaf, 0, &r, &dtomb)) == LWW_OK) {
-		rv = ancestors_walk(s, txn, leaf, 0, &r);
-	}
+	rv = walk(s, txn, 0, arg, &r, &dtomb);
 	mdb_txn_abort(txn);
-	if (rv != LWW_OK || check_clean(&r)) {
-		goto done;
+	if (rv == LWW_OK && !check_clean(&r)) {
+		memset(&r, 0, sizeof(r));
+		dtomb = 0;
+		if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+			return mdb_err(rc);
+		}
+		if ((rv = walk(s, txn, 1, arg, &r, &dtomb)) != LWW_OK ||
+		    (rv = tomb_add(s, txn, dtomb)) != LWW_OK) {
+			mdb_txn_abort(txn);
+			return rv;
+		}
+		rv = mdb_err(mdb_txn_commit(txn));
 	}
-	memset(&r, 0, sizeof(r));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
-		return mdb_err(rc);
-	}
-	if ((rv = leaf_walk(s, txn, leaf, 1, &r, &dtomb)) != LWW_OK ||
-	    (rv = ancestors_walk(s, txn, leaf, 1, &r)) != LWW_OK ||
-	    (rv = tomb_add(s, txn, dtomb)) != LWW_OK) {
-		mdb_txn_abort(txn);
-		return rv;
-	}
-	if ((rv = mdb_err(mdb_txn_commit(txn))) != LWW_OK) {
-		return rv;
-	}
-done:
 	if (rv == LWW_OK && out != NULL) {
 		*out = r;
 	}
 	return rv;
+}
+
+static lww_err
+leaf_check(lww_store *s, MDB_txn *txn, int fix, void *arg, lww_store_check *r,
+           int64_t *dtomb)
+{
+	uint32_t leaf = *(const uint32_t *) arg;
+	lww_err rv = leaf_walk(s, txn, leaf, fix, r, dtomb);
+
+	return rv == LWW_OK ? ancestors_walk(s, txn, leaf, fix, r) : rv;
+}
+
+lww_err
+lww_store_check_leaf(lww_store *s, uint32_t leaf, lww_store_check *out)
+{
+	if (leaf >= LWW_STORE_LEAVES) {
+		return LWW_EINVAL;
+	}
+	return check_then_fix(s, leaf_check, &leaf, out);
 }
 
 /* Checks up to `limit` records in key order after stored key `after`
@@ -1686,45 +1701,34 @@ keys_walk(lww_store *s, MDB_txn *txn, int fix, const uint8_t *after,
 	return rv;
 }
 
+typedef struct keys_arg {
+	const uint8_t *after;
+	size_t alen, limit;
+	uint8_t *next;
+	size_t *nlen;
+} keys_arg;
+
+static lww_err
+keys_check(lww_store *s, MDB_txn *txn, int fix, void *arg, lww_store_check *r,
+           int64_t *dtomb)
+{
+	keys_arg *k = arg;
+	return keys_walk(s, txn, fix, k->after, k->alen, k->limit, k->next,
+	                 k->nlen, r, dtomb);
+}
+
 lww_err
 lww_store_check_keys(lww_store *s, const uint8_t *after, size_t alen,
                      size_t limit, uint8_t next[LWW_STORE_KEY_MAX],
                      size_t *nlen, lww_store_check *out)
 {
-	lww_store_check r = {0, 0, 0, 0};
-	int64_t dtomb = 0;
-	MDB_txn *txn;
-	lww_err rv;
-	int rc;
+	keys_arg k = {after, alen, limit, next, nlen};
 
 	if (alen > LWW_STORE_KEY_MAX || (alen && after == NULL) || limit == 0 ||
 	    next == NULL || nlen == NULL) {
 		return LWW_EINVAL;
 	}
-	if ((rv = read_begin(s, &txn)) != LWW_OK) {
-		return rv;
-	}
-	rv = keys_walk(s, txn, 0, after, alen, limit, next, nlen, &r, &dtomb);
-	mdb_txn_abort(txn);
-	if (rv != LWW_OK || check_clean(&r)) {
-		goto done;
-	}
-	memset(&r, 0, sizeof(r));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
-		return mdb_err(rc);
-	}
-	if ((rv = keys_walk(s, txn, 1, after, alen, limit, next, nlen, &r,
-	                    &dtomb)) != LWW_OK ||
-	    (rv = tomb_add(s, txn, dtomb)) != LWW_OK) {
-		mdb_txn_abort(txn);
-		return rv;
-	}
-	rv = mdb_err(mdb_txn_commit(txn));
-done:
-	if (rv == LWW_OK && out != NULL) {
-		*out = r;
-	}
-	return rv;
+	return check_then_fix(s, keys_check, &k, out);
 }
 
 lww_err

@@ -131,14 +131,6 @@ list_emit(list_state *ls, const lww_entry *e)
 	return 0;
 }
 
-static int
-key_cmp(const lww_entry *a, const lww_entry *b)
-{
-	size_t m = a->klen < b->klen ? a->klen : b->klen;
-	int c = memcmp(a->key, b->key, m);
-	return c != 0 ? c : (a->klen > b->klen) - (a->klen < b->klen);
-}
-
 /* One store entry, after the logged entries that sort before it; of a
  * key in both, the winner. */
 static int
@@ -148,7 +140,7 @@ list_cb(const lww_entry *e, void *arg)
 
 	while (ls->mi < ls->mem.n) {
 		const lww_entry *m = &ls->mem.v[ls->mi];
-		int c = key_cmp(m, e);
+		int c = lww_entry_key_cmp(m, e);
 		if (c > 0) {
 			break;
 		}

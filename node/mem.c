@@ -302,12 +302,11 @@ lwwd_mem_freeze(lwwd *d)
 static int
 node_cmp(const void *a, const void *b)
 {
-	const mnode *x = *(const mnode *const *) a;
-	const mnode *y = *(const mnode *const *) b;
-	size_t m = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->data, y->data, m);
+	lww_entry x, y;
 
-	return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
+	node_entry(*(const mnode *const *) a, &x);
+	node_entry(*(const mnode *const *) b, &y);
+	return lww_entry_key_cmp(&x, &y);
 }
 
 lww_err
@@ -392,17 +391,8 @@ in_range(const mnode *x, const uint8_t *prefix, size_t plen,
 static int
 entry_key_cmp(const void *a, const void *b)
 {
-	const lww_entry *x = a, *y = b;
-	size_t m = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->key, y->key, m);
-
-	if (c != 0) {
-		return c;
-	}
-	if (x->klen != y->klen) {
-		return (x->klen > y->klen) - (x->klen < y->klen);
-	}
-	return -lww_entry_cmp(x, y); /* the winner first */
+	int c = lww_entry_key_cmp(a, b);
+	return c != 0 ? c : -lww_entry_cmp(a, b); /* the winner first */
 }
 
 lww_err
