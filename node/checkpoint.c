@@ -144,7 +144,7 @@ replay_segment(lwwd *d, uint64_t num)
 	char *path = segment_path(d, num);
 	const char *name;
 	replay r = {d, NULL, 0};
-	lww_wal_info info = {0, 0};
+	lww_wal_info info = {0, 0, 0, 0, 0};
 	lww_err rv;
 	int rc = -1;
 
@@ -154,7 +154,7 @@ replay_segment(lwwd *d, uint64_t num)
 	}
 	name = strrchr(path, '/') + 1;
 	if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
-		rv = lww_wal_replay(path, replay_record, &r, &info);
+		rv = lww_wal_replay(path, 0, replay_record, &r, &info);
 		if (rv == LWW_OK) {
 			rv = lww_txn_commit(r.t);
 		} else {
