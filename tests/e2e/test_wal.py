@@ -174,6 +174,27 @@ class Damage(ClusterTest):
         self.assertEqual(n1.ctl("add", "after", "1").rc, 0)
 
 
+class Options(ClusterTest):
+    def test_wal_recovery_flag_and_config_key(self):
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        rc, err = lwwd_once(n1, ["--wal-recovery", "bogus"])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("want refuse or skip-damaged", err)
+        conf = os.path.join(c.dir, "lwwd.conf")
+        with open(conf, "w") as f:
+            f.write("[lwwd]\nwal-recovery = sometimes\n")
+        rc, err = lwwd_once(n1, ["--config", conf])
+        self.assertEqual(rc, 2, err)
+        self.assertIn("line 2", err)
+        with open(conf, "w") as f:
+            f.write("[lwwd]\nwal-recovery = skip-damaged\n")
+        n1.start(extra=["--config", conf])
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+        r = subprocess.run([LWWD, "--help"], capture_output=True)
+        self.assertIn(b"--wal-recovery", r.stdout)
+
+
 class Lock(ClusterTest):
     def test_second_node_on_a_busy_data_directory_is_refused(self):
         c = self.cluster(1).start()
