@@ -279,7 +279,7 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 			rv = lww_store_sync(d->store);
 		}
 	}
-	if (into_mem || (is_capacity(rv) && !info.damaged)) {
+	if (into_mem || is_capacity(rv)) {
 		if (!into_mem) {
 			*cap_err = rv;
 			lwwd_log(LWWD_LOG_ERROR, "wal_not_applied",
