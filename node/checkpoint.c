@@ -232,8 +232,8 @@ retire_segment(lwwd *d, const char *path, int damaged)
 		return;
 	}
 	lwwd_log(LWWD_LOG_WARN, "wal_moved_aside",
-	         "path=%s to=%s (its damaged records are not in it any "
-	         "more; delete it once you no longer need it)",
+	         "path=%s to=%s (its whole records are in the store; "
+	         "kept as it was, for inspection: delete it when done)",
 	         path, aside);
 }
 
