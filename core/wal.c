@@ -321,7 +321,7 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 		goto out;
 	}
 	while (off < w.size) {
-		uint64_t next;
+		uint64_t next = w.size;
 		size_t len = 0;
 
 		if (off > 0 && (rv = record_at(&w, off, &len)) != LWW_OK) {
