@@ -166,14 +166,14 @@ lww_wal_close(lww_wal *w)
 	}
 }
 
-/* Reads up to n bytes; returns how many (short only at the end). */
+/* Reads up to n bytes at off; returns how many (short only at the end). */
 static ssize_t
-read_full(int fd, uint8_t *p, size_t n)
+pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
 {
 	size_t got = 0;
 
 	while (got < n) {
-		ssize_t r = read(fd, p + got, n - got);
+		ssize_t r = pread(fd, p + got, n - got, (off_t) (off + got));
 		if (r < 0 && errno == EINTR) {
 			continue;
 		}
@@ -188,85 +188,179 @@ read_full(int fd, uint8_t *p, size_t n)
 	return (ssize_t) got;
 }
 
-lww_err
-lww_wal_replay(const char *path, lww_wal_fn fn, void *arg, lww_wal_info *info)
+/* A window on the segment: offsets only move forward, and any whole
+ * record fits, so each byte is read about twice at most. */
+typedef struct win {
+	int fd;
+	uint64_t size; /* of the file, at the start */
+	uint8_t *buf;
+	size_t cap;
+	uint64_t start; /* file offset of buf[0] */
+	size_t len;
+} win;
+
+/* Points *p at bytes [off, off + n) of the file; off + n <= size and
+ * n <= cap. */
+static lww_err
+win_get(win *w, uint64_t off, size_t n, const uint8_t **p)
 {
-	uint8_t hdr[LWW_WAL_RECORD_HDR], check[crypto_shorthash_BYTES];
-	uint8_t *buf = NULL;
-	lww_wal_info in = {0, 0};
+	if (off < w->start || off + n > w->start + w->len) {
+		uint64_t rest = w->size - off;
+		size_t want = rest < w->cap ? (size_t) rest : w->cap;
+		ssize_t r = pread_full(w->fd, w->buf, want, off);
+		if (r < 0) {
+			w->len = 0;
+			return lww_err_from_errno(errno);
+		}
+		w->start = off;
+		w->len = (size_t) r;
+		if ((size_t) r < n) {
+			return LWW_EIO; /* the file shrank while we read it */
+		}
+	}
+	*p = w->buf + (off - w->start);
+	return LWW_OK;
+}
+
+/* *len gets the size of the whole record at off (header included), or
+ * 0 if the bytes there are not one. */
+static lww_err
+record_at(win *w, uint64_t off, size_t *len)
+{
+	uint8_t check[crypto_shorthash_BYTES];
+	const uint8_t *p;
+	uint32_t n;
+	lww_err rv;
+
+	*len = 0;
+	if (w->size - off < LWW_WAL_RECORD_HDR) {
+		return LWW_OK;
+	}
+	if ((rv = win_get(w, off, LWW_WAL_RECORD_HDR, &p)) != LWW_OK) {
+		return rv;
+	}
+	n = lww_get_u32le(p);
+	if (n == 0 || n > LWW_WAL_RECORD_MAX ||
+	    n > w->size - off - LWW_WAL_RECORD_HDR) {
+		return LWW_OK;
+	}
+	if ((rv = win_get(w, off, LWW_WAL_RECORD_HDR + n, &p)) != LWW_OK) {
+		return rv;
+	}
+	crypto_shorthash(check, p + LWW_WAL_RECORD_HDR, n, wal_key);
+	if (memcmp(check, p + 4, sizeof(check)) == 0) {
+		*len = LWW_WAL_RECORD_HDR + (size_t) n;
+	}
+	return LWW_OK;
+}
+
+/* *next gets the first offset >= from where a whole record starts, or
+ * the file's size if there is none. Byte by byte: a damaged length
+ * says nothing of where the next record is, and trusting it could step
+ * over whole records. */
+static lww_err
+next_record(win *w, uint64_t from, uint64_t *next)
+{
+	for (uint64_t off = from; off < w->size; off++) {
+		size_t len;
+		lww_err rv = record_at(w, off, &len);
+		if (rv != LWW_OK) {
+			return rv;
+		}
+		if (len > 0) {
+			*next = off;
+			return LWW_OK;
+		}
+	}
+	*next = w->size;
+	return LWW_OK;
+}
+
+lww_err
+lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
+               lww_wal_info *info)
+{
+	lww_wal_info in = {0, 0, 0, 0, 0};
+	win w = {-1, 0, NULL, 0, 0, 0};
+	const uint8_t *p;
 	struct stat st;
 	uint64_t off = LWW_WAL_HEADER;
 	lww_err rv = LWW_OK;
-	ssize_t r;
-	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		return lww_err_from_errno(errno);
-	}
-	if (fstat(fd, &st) != 0 ||
-	    (r = read_full(fd, hdr, LWW_WAL_HEADER)) < 0) {
+	if ((w.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		rv = lww_err_from_errno(errno);
 		goto out;
 	}
-	if (r < LWW_WAL_HEADER || memcmp(hdr, wal_magic, 6) != 0 ||
-	    hdr[6] != 0) {
-		/* A segment whose creation did not finish holds nothing. */
-		rv = r < LWW_WAL_HEADER && st.st_size < LWW_WAL_HEADER
-		         ? LWW_OK
-		         : LWW_ECORRUPT;
-		in.ignored = (uint64_t) st.st_size;
+	if (fstat(w.fd, &st) != 0) {
+		rv = lww_err_from_errno(errno);
 		goto out;
 	}
-	if (hdr[7] != LWW_WAL_VERSION) {
+	w.size = (uint64_t) st.st_size;
+	if (w.size < LWW_WAL_HEADER) {
+		/* A segment whose creation did not finish holds nothing. */
+		in.ignored = w.size;
+		goto out;
+	}
+	w.cap = 2 * (LWW_WAL_RECORD_HDR + LWW_WAL_RECORD_MAX);
+	if (w.size < w.cap) {
+		w.cap = (size_t) w.size;
+	}
+	if ((w.buf = malloc(w.cap)) == NULL) {
+		rv = LWW_ENOMEM;
+		goto out;
+	}
+	if ((rv = win_get(&w, 0, LWW_WAL_HEADER, &p)) != LWW_OK) {
+		goto out;
+	}
+	if (memcmp(p, wal_magic, sizeof(wal_magic)) != 0 || p[6] != 0) {
+		/* The header was synced when the segment was made: damage,
+		 * up to the first whole record. */
+		off = 0;
+	} else if (p[7] != LWW_WAL_VERSION) {
 		rv = LWW_EVERSION;
 		goto out;
 	}
-	for (size_t cap = 0;;) {
-		uint32_t n;
-		if ((r = read_full(fd, hdr, sizeof(hdr))) < 0) {
-			rv = lww_err_from_errno(errno);
+	while (off < w.size) {
+		uint64_t next = w.size;
+		size_t len = 0;
+
+		if (off > 0 && (rv = record_at(&w, off, &len)) != LWW_OK) {
 			break;
 		}
-		if (r < (ssize_t) sizeof(hdr)) {
-			break;
-		}
-		n = lww_get_u32le(hdr);
-		if (n == 0 || n > LWW_WAL_RECORD_MAX) {
-			break;
-		}
-		if (n > cap) {
-			/* Grown as records need, not to the largest at once. */
-			uint8_t *nb = realloc(buf, n);
-			if (nb == NULL) {
-				rv = LWW_ENOMEM;
+		if (len > 0) {
+			if ((rv = win_get(&w, off, len, &p)) != LWW_OK ||
+			    (rv = fn(p + LWW_WAL_RECORD_HDR,
+			             len - LWW_WAL_RECORD_HDR, arg)) !=
+			        LWW_OK) {
 				break;
 			}
-			buf = nb;
-			cap = n;
+			in.records++;
+			off += len;
+			continue;
 		}
-		if ((r = read_full(fd, buf, n)) < 0) {
-			rv = lww_err_from_errno(errno);
+		rv = next_record(&w, off > 0 ? off + 1 : LWW_WAL_HEADER, &next);
+		if (rv != LWW_OK) {
 			break;
 		}
-		if ((size_t) r < n) {
+		if (next == w.size && off > 0) {
+			in.ignored = w.size - off; /* the torn tail */
 			break;
 		}
-		crypto_shorthash(check, buf, n, wal_key);
-		if (memcmp(check, hdr + 4, sizeof(check)) != 0) {
+		if (in.damaged++ == 0) {
+			in.damaged_at = off;
+		}
+		in.damaged_bytes += next - off;
+		if (!(flags & LWW_WAL_SKIP_DAMAGED)) {
+			rv = LWW_ECORRUPT;
 			break;
 		}
-		if ((rv = fn(buf, n, arg)) != LWW_OK) {
-			break;
-		}
-		in.records++;
-		off += sizeof(hdr) + n;
-	}
-	if ((uint64_t) st.st_size > off) {
-		in.ignored = (uint64_t) st.st_size - off;
+		off = next;
 	}
 out:
-	free(buf);
-	close(fd);
+	free(w.buf);
+	if (w.fd >= 0) {
+		close(w.fd);
+	}
 	if (info != NULL) {
 		*info = in;
 	}

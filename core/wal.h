@@ -7,10 +7,20 @@
  * (libsodium's crypto_shorthash, fixed key) of the payload; a damaged
  * length makes the check fail too. Appending
  * is write(2) only; lww_wal_sync makes everything appended so far durable
- * with one fdatasync, so many records share one sync. A crash can leave a
- * torn record at the end, never one that a sync covered: replay stops at
- * the first record that is short or fails its check, and says how many
- * bytes it ignored.
+ * with one fdatasync, so many records share one sync.
+ *
+ * Replay tells a torn tail from damage. A crash can leave the records
+ * appended since the last sync cut short or unwritten, and only at the
+ * end: a record that is short or fails its check with no whole record
+ * after it is such a torn tail, never acknowledged, and is dropped (and
+ * counted). A bad record that a whole record follows cannot come from a
+ * crash (one fdatasync covers everything written before it): the file
+ * was damaged after it was synced, so records after it may have been
+ * acknowledged. Replay then stops and says where, unless the caller asks
+ * to skip damaged stretches (LWW_WAL_SKIP_DAMAGED), in which case it
+ * resumes at the next whole record and counts what it skipped. A whole
+ * record is found by its length and check alone, at any byte offset, so
+ * a damaged length costs a scan, not the rest of the segment.
  *
  * The payload is the caller's (lwwd writes one per applied batch: the
  * origin node id, u64le, then a codec batch message). Records are applied
@@ -52,17 +62,32 @@ uint64_t lww_wal_size(const lww_wal *w);
 /* Closes the segment (no sync); accepts NULL. */
 void lww_wal_close(lww_wal *w);
 
+/* Flags of lww_wal_replay. */
+#define LWW_WAL_SKIP_DAMAGED 1u /* skip damaged stretches, go on after */
+
 typedef struct lww_wal_info {
 	uint64_t records; /* whole records passed to fn */
-	uint64_t ignored; /* bytes after the last whole record */
+	uint64_t ignored; /* bytes of the torn tail (no whole record after) */
+	uint64_t damaged; /* damaged stretches found: each is one record whose
+	                   * length survived, or a run up to the next whole
+	                   * record (offset 0: the segment header) */
+	uint64_t damaged_at;    /* file offset of the first one */
+	uint64_t damaged_bytes; /* bytes in them: without SKIP_DAMAGED the
+	                         * first one's, which a whole record follows */
 } lww_wal_info;
 
 /* Calls fn for each whole record of segment `path`, in order; fn returns
  * LWW_OK to go on, anything else stops the replay and is returned.
- * LWW_EVERSION for a segment of an unknown version, LWW_ECORRUPT if the
- * header is not a segment's, LWW_ENOENT/LWW_EIO from the file system. */
+ * A torn tail is dropped (info->ignored). Damage (see above) returns
+ * LWW_ECORRUPT with info->damaged = 1 and info->damaged_at set, after fn
+ * saw the records before it; with LWW_WAL_SKIP_DAMAGED replay skips each
+ * damaged stretch and returns LWW_OK, counting them in info. Also
+ * LWW_EVERSION for a segment of an unknown version, LWW_ENOENT/LWW_EIO
+ * from the file system. A segment shorter than a header (its creation
+ * never finished) holds nothing. *info (may be NULL) is written on every
+ * return, so that errors can name the offset. */
 typedef lww_err (*lww_wal_fn)(const uint8_t *p, size_t n, void *arg);
-lww_err lww_wal_replay(const char *path, lww_wal_fn fn, void *arg,
-                       lww_wal_info *info);
+lww_err lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn,
+                       void *arg, lww_wal_info *info);
 
 #endif /* LWW_WAL_H */

@@ -202,13 +202,14 @@ main(int argc, char **argv)
 	}
 
 	/* wal: a segment as lwwd writes it (batch messages, then the
-	 * origin), whole and cut short in its last record */
+	 * origin), whole, cut short in its last record, and damaged before
+	 * a whole record (in a payload, in a length, in the header) */
 	{
 		char path[512];
 		lww_wal *w;
 		FILE *f;
 		uint8_t seg[1024];
-		size_t n;
+		size_t n, first;
 
 		snprintf(path, sizeof(path), "%s/wal-seed.tmp", root);
 		unlink(path);
@@ -221,6 +222,7 @@ main(int argc, char **argv)
 		lww_batch_add(&b, &e2);
 		lww_buf_put_u64(&b, 0x1122334455667788);
 		lww_wal_append(w, b.p, b.len);
+		first = (size_t) lww_wal_size(w);
 		lww_buf_reset(&b);
 		lww_batch_begin(&b, 0);
 		lww_batch_add(&b, &e2);
@@ -237,6 +239,14 @@ main(int argc, char **argv)
 		put("wal", "segment", seg, n);
 		put("wal", "torn", seg, n - 5);
 		put("wal", "header-only", seg, LWW_WAL_HEADER);
+		seg[first - 3] ^= 0x10;
+		put("wal", "damaged-payload", seg, n);
+		seg[first - 3] ^= 0x10;
+		seg[LWW_WAL_HEADER + 1] ^= 0x10;
+		put("wal", "damaged-length", seg, n);
+		seg[LWW_WAL_HEADER + 1] ^= 0x10;
+		seg[2] ^= 0x10;
+		put("wal", "damaged-header", seg, n);
 	}
 	lww_buf_fini(&b);
 	return 0;

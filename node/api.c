@@ -80,7 +80,11 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 	op->msg = NULL;
 	if (rv != LWW_OK) {
 		atomic_fetch_add(&a->d->stats.api_refused, 1);
-		reply_error(a, opcode, rv, NULL);
+		reply_error(a, opcode, rv,
+		            rv == LWW_ENOSPC
+		                ? "disk full: free space on the file system "
+		                  "holding --data, then restart lwwd"
+		                : NULL);
 		return;
 	}
 	lww_rep r = {

@@ -21,6 +21,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +55,41 @@ segment_path(const lwwd *d, uint64_t n)
 
 /* ---- start-up ---- */
 
+/* A segment start-up could not apply (the store or the disk is full):
+ * the frozen generation holds its records until a checkpoint puts them
+ * into the store, then it is removed, or moved aside if it was damaged. */
+struct lwwd_leftover {
+	char *path;
+	int damaged;
+};
+
 typedef struct replay {
 	lwwd *d;
-	lww_txn *t;
+	lww_txn *t; /* NULL: into the active generation instead */
+	lww_buf vb;
 	uint64_t entries;
 } replay;
+
+/* One entry into the active generation, if it beats the store's. */
+static lww_err
+replay_mem(replay *r, const lww_entry *e)
+{
+	lww_entry cur;
+	lww_err rv = lww_store_get(r->d->store, e->key, e->klen, &r->vb, &cur);
+
+	if (rv == LWW_OK && !lww_entry_wins(e, &cur)) {
+		return LWW_OK;
+	}
+	if (rv != LWW_OK && rv != LWW_ENOTFOUND) {
+		return rv;
+	}
+	/* The store does not have this stamp yet: the clock must not
+	 * restart below it (main.c). */
+	if (e->node == r->d->self && e->hlc > r->d->wal_hlc) {
+		r->d->wal_hlc = e->hlc;
+	}
+	return lwwd_mem_put(r->d, e);
+}
 
 /* One record: a batch message, then its origin (u64le). */
 static lww_err
@@ -78,13 +110,21 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 		return LWW_ECORRUPT;
 	}
 	while (lww_entries_next(&b.entries, &off, &e)) {
-		if ((rv = lww_txn_apply(r->t, &e, NULL)) != LWW_OK) {
+		rv = r->t != NULL ? lww_txn_apply(r->t, &e, NULL)
+		                  : replay_mem(r, &e);
+		if (rv != LWW_OK) {
 			return rv;
 		}
 		r->entries++;
 	}
 	if (b.seq > 0 && origin != 0) {
-		return lww_txn_set_seq(r->t, origin, b.seq);
+		if (r->t != NULL) {
+			return lww_txn_set_seq(r->t, origin, b.seq);
+		}
+		if (origin == r->d->self && b.seq > r->d->seq) {
+			r->d->seq = b.seq; /* nor the batch sequence */
+		}
+		return lwwd_mem_note_seq(r->d, origin, b.seq);
 	}
 	return LWW_OK;
 }
@@ -136,16 +176,87 @@ list_segments(const lwwd *d, size_t *count)
 	return names;
 }
 
-/* Applies one segment left by a previous run to the store, durably, and
- * removes it. Prints why and returns -1 on error. */
+/* Makes the directory entries of --data durable. */
 static int
-replay_segment(lwwd *d, uint64_t num)
+sync_data_dir(const lwwd *d)
+{
+	int fd = open(d->cfg.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		return -1;
+	}
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Removes a segment whose records the store holds now; a damaged one is
+ * moved aside instead (PATH.damaged, or .damaged.N if that exists), for
+ * the operator to look at. Logs a failure: the segment is then applied
+ * again, harmlessly, at the next start. */
+static void
+retire_segment(lwwd *d, const char *path, int damaged)
+{
+	char aside[PATH_MAX];
+	int rc = -1;
+
+	if (!damaged) {
+		if (unlink(path) != 0 && errno != ENOENT) {
+			lwwd_log(LWWD_LOG_WARN, "wal_remove_failed",
+			         "path=%s reason=\"%s\" (replayed, "
+			         "harmlessly, at the next start)",
+			         path, strerror(errno));
+		}
+		return;
+	}
+	for (int i = 0; i < 100 && rc != 0; i++) {
+		if (i == 0) {
+			snprintf(aside, sizeof(aside), "%s.damaged", path);
+		} else {
+			snprintf(aside, sizeof(aside), "%s.damaged.%d", path,
+			         i);
+		}
+		if (access(aside, F_OK) == 0) {
+			continue; /* the data directory is ours: no race */
+		}
+		rc = rename(path, aside);
+		if (rc != 0) {
+			break;
+		}
+	}
+	if (rc != 0 || sync_data_dir(d) != 0) {
+		lwwd_log(LWWD_LOG_WARN, "wal_move_aside_failed",
+		         "path=%s reason=\"%s\" (it stays; the next start "
+		         "finds the damage again)",
+		         path, strerror(errno));
+		return;
+	}
+	lwwd_log(LWWD_LOG_WARN, "wal_moved_aside",
+	         "path=%s to=%s (its whole records are in the store; "
+	         "kept as it was, for inspection: delete it when done)",
+	         path, aside);
+}
+
+static int
+is_capacity(lww_err rv)
+{
+	return rv == LWW_ENOSPC || rv == LWW_EFULL;
+}
+
+/* Applies one segment left by a previous run to the store, durably, and
+ * retires it; or, with into_mem (an earlier one could not be applied),
+ * or if the store or disk is full, merges it into the active generation
+ * and keeps it (1). Prints why and returns -1 on an error that stops
+ * the start. */
+static int
+replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 {
 	char *path = segment_path(d, num);
 	const char *name;
-	replay r = {d, NULL, 0};
-	lww_wal_info info = {0, 0};
-	lww_err rv;
+	replay r = {d, NULL, LWW_BUF_INIT, 0};
+	lww_wal_info info = {0, 0, 0, 0, 0};
+	unsigned flags = d->cfg.wal_skip_damaged ? LWW_WAL_SKIP_DAMAGED : 0;
+	lww_err rv = LWW_OK;
 	int rc = -1;
 
 	if (path == NULL) {
@@ -153,46 +264,144 @@ replay_segment(lwwd *d, uint64_t num)
 		return -1;
 	}
 	name = strrchr(path, '/') + 1;
-	if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
-		rv = lww_wal_replay(path, replay_record, &r, &info);
+	if (!into_mem) {
+		if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
+			rv = lww_wal_replay(path, flags, replay_record, &r,
+			                    &info);
+			if (rv == LWW_OK) {
+				rv = lww_txn_commit(r.t);
+			} else {
+				lww_txn_abort(r.t);
+			}
+			r.t = NULL;
+		}
 		if (rv == LWW_OK) {
-			rv = lww_txn_commit(r.t);
-		} else {
-			lww_txn_abort(r.t);
+			rv = lww_store_sync(d->store);
 		}
 	}
-	if (rv == LWW_OK) {
-		rv = lww_store_sync(d->store);
+	if (into_mem || is_capacity(rv)) {
+		if (!into_mem) {
+			*cap_err = rv;
+			lwwd_log(LWWD_LOG_ERROR, "wal_not_applied",
+			         "segment=%s reason=\"%s\" (kept, and read "
+			         "from memory; writes are refused until a "
+			         "checkpoint succeeds)",
+			         name, lww_strerror(rv));
+		}
+		r.entries = 0;
+		rv = lww_wal_replay(path, flags, replay_record, &r, &info);
+		into_mem = 1;
+	}
+	if (rv == LWW_ECORRUPT && info.damaged) {
+		fprintf(stderr,
+		        "lwwd: write-ahead log %s is damaged at byte %llu "
+		        "(%llu bytes), before records that may have been "
+		        "acknowledged; nothing was changed. Either restore "
+		        "--data from a backup, or start once with "
+		        "--wal-recovery skip-damaged: it skips the damaged "
+		        "record, keeps the rest, moves the segment aside, and "
+		        "repair fetches what was lost from the peers\n",
+		        path, (unsigned long long) info.damaged_at,
+		        (unsigned long long) info.damaged_bytes);
+		goto out;
 	}
 	if (rv != LWW_OK) {
 		fprintf(stderr, "lwwd: cannot apply write-ahead log %s: %s%s\n",
 		        path, lww_strerror(rv),
 		        rv == LWW_EFULL ? " (raise --map-size; the log "
 		                          "keeps the writes)"
-		                        : "");
+		        : rv == LWW_ENOSPC
+		            ? " (free space on the file system "
+		              "holding --data; the log keeps the "
+		              "writes)"
+		            : "");
 		goto out;
 	}
-	lwwd_log(LWWD_LOG_INFO, "wal_replayed",
+	lwwd_log(LWWD_LOG_INFO, into_mem ? "wal_held" : "wal_replayed",
 	         "segment=%s records=%llu entries=%llu ignored_bytes=%llu",
 	         name, (unsigned long long) info.records,
 	         (unsigned long long) r.entries,
 	         (unsigned long long) info.ignored);
 	if (info.ignored > 0) {
-		lwwd_log(
-		    LWWD_LOG_WARN, "wal_torn_tail",
-		    "segment=%s ignored_bytes=%llu (a write cut short by a "
-		    "crash; it was never acknowledged)",
-		    name, (unsigned long long) info.ignored);
+		lwwd_log(LWWD_LOG_WARN, "wal_torn_tail",
+		         "segment=%s ignored_bytes=%llu (a write cut short by "
+		         "a crash before its sync; it was never acknowledged)",
+		         name, (unsigned long long) info.ignored);
 	}
-	if (unlink(path) != 0) {
-		fprintf(stderr, "lwwd: cannot remove %s: %s\n", path,
-		        strerror(errno));
+	if (info.damaged) {
+		d->wal_skipped = 1;
+		lwwd_log(LWWD_LOG_WARN, "wal_damage_skipped",
+		         "segment=%s offset=%llu stretches=%llu bytes=%llu "
+		         "(--wal-recovery skip-damaged; repair fetches the "
+		         "lost writes from the peers)",
+		         name, (unsigned long long) info.damaged_at,
+		         (unsigned long long) info.damaged,
+		         (unsigned long long) info.damaged_bytes);
+	}
+	if (into_mem) {
+		struct lwwd_leftover *l =
+		    realloc(d->left, (d->nleft + 1) * sizeof(*l));
+		if (l == NULL) {
+			fprintf(stderr, "lwwd: out of memory\n");
+			goto out;
+		}
+		d->left = l;
+		l[d->nleft].path = path;
+		l[d->nleft].damaged = info.damaged > 0;
+		d->nleft++;
+		path = NULL;
+		rc = 1;
 		goto out;
 	}
+	retire_segment(d, path, info.damaged > 0);
 	rc = 0;
 out:
+	lww_buf_fini(&r.vb);
 	free(path);
 	return rc;
+}
+
+/* A new segment to append to; on a full disk, none (d->wal stays NULL,
+ * and the writer refuses writes until lwwd_wal_reopen makes one). */
+static lww_err
+open_segment(lwwd *d)
+{
+	char *path = segment_path(d, d->wal_next);
+	lww_wal *w;
+	lww_err rv;
+
+	if (path == NULL) {
+		return LWW_ENOMEM;
+	}
+	if ((rv = lww_wal_create(path, &w)) != LWW_OK) {
+		if (rv != d->wal_err) {
+			lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
+			         "path=%s reason=\"%s\" (writes are refused "
+			         "until it can be made)",
+			         path, lww_strerror(rv));
+		}
+		d->wal_err = rv;
+		free(path);
+		return rv;
+	}
+	if (d->wal_err != LWW_OK) {
+		lwwd_log(LWWD_LOG_INFO, "wal_created",
+		         "path=%s (writes are accepted again)", path);
+	}
+	d->wal_err = LWW_OK;
+	d->wal_next++;
+	pthread_mutex_lock(&d->mtx);
+	free(d->wal_path);
+	d->wal_path = path;
+	d->wal = w;
+	pthread_mutex_unlock(&d->mtx);
+	return LWW_OK;
+}
+
+lww_err
+lwwd_wal_reopen(lwwd *d)
+{
+	return d->wal != NULL ? LWW_OK : open_segment(d);
 }
 
 int
@@ -200,36 +409,60 @@ lwwd_wal_recover(lwwd *d)
 {
 	size_t n;
 	char **names = list_segments(d, &n);
-	lww_err rv;
-	int rc = 0;
+	lww_err rv, cap_err = LWW_OK;
+	int rc = 0, into_mem = 0;
 
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc >= 0; i++) {
 		uint64_t num =
 		    strtoull(names[i] + sizeof(WAL_PREFIX) - 1, NULL, 16);
 		if (num >= d->wal_next) {
 			d->wal_next = num + 1;
 		}
-		rc = replay_segment(d, num);
+		/* Once one cannot be applied, the later ones (newer writes)
+		 * are held in memory with it, in order. */
+		if ((rc = replay_segment(d, num, into_mem, &cap_err)) == 1) {
+			into_mem = 1;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(names[i]);
 	}
 	free(names);
-	if (rc != 0) {
+	if (rc < 0) {
 		return -1;
 	}
-	if ((d->wal_path = segment_path(d, d->wal_next)) == NULL) {
-		fprintf(stderr, "lwwd: out of memory\n");
-		return -1;
-	}
-	if ((rv = lww_wal_create(d->wal_path, &d->wal)) != LWW_OK) {
-		fprintf(stderr, "lwwd: cannot create write-ahead log %s: %s\n",
-		        d->wal_path, lww_strerror(rv));
-		return -1;
-	}
-	d->wal_next++;
 	d->mem_gen = 1;
+	if (d->nleft > 0) {
+		/* The checkpointer applies them as a frozen generation once
+		 * there is room, retrying every second; until then writes
+		 * are refused with the reason. */
+		if (lwwd_mem_freeze(d) != 0) {
+			return -1; /* not reached: nothing is frozen yet */
+		}
+		d->ckpt_ready = 1;
+		d->ckpt_err = cap_err;
+		d->mem_gen = 2;
+	}
+	if ((rv = open_segment(d)) != LWW_OK && !is_capacity(rv)) {
+		fprintf(stderr,
+		        "lwwd: cannot create write-ahead log in %s: %s\n",
+		        d->cfg.data, lww_strerror(rv));
+		return -1;
+	}
 	return 0;
+}
+
+/* Checkpointer: the leftover segments, now in the store. */
+static void
+retire_leftovers(lwwd *d)
+{
+	for (size_t i = 0; i < d->nleft; i++) {
+		retire_segment(d, d->left[i].path, d->left[i].damaged);
+		free(d->left[i].path);
+	}
+	free(d->left);
+	d->left = NULL;
+	d->nleft = 0;
 }
 
 /* ---- the checkpointer ---- */
@@ -320,12 +553,10 @@ ckpt_main(void *arg)
 		us = lwwd_mono_us() - t0;
 		if (rv == LWW_OK) {
 			lwwd_mem_drop_frozen(d);
-			if (unlink(path) != 0 && errno != ENOENT) {
-				lwwd_log(LWWD_LOG_WARN, "wal_remove_failed",
-				         "path=%s reason=\"%s\" (replayed, "
-				         "harmlessly, at the next start)",
-				         path, strerror(errno));
+			if (path != NULL) {
+				retire_segment(d, path, 0);
 			}
+			retire_leftovers(d);
 			atomic_fetch_add(&d->stats.checkpoints, 1);
 			atomic_fetch_add(&d->stats.checkpoint_entries, n);
 			lwwd_stat_max(&d->stats.checkpoint_us_max, us);
@@ -334,8 +565,13 @@ ckpt_main(void *arg)
 			lwwd_log(LWWD_LOG_ERROR, "checkpoint_failed",
 			         "reason=\"%s\" segment=%s (writes are refused "
 			         "until it succeeds; the log keeps them)%s",
-			         lww_strerror(rv), path,
-			         rv == LWW_EFULL ? "; raise --map-size" : "");
+			         lww_strerror(rv),
+			         path != NULL ? path : d->left[0].path,
+			         rv == LWW_EFULL ? "; raise --map-size"
+			         : rv == LWW_ENOSPC
+			             ? "; free space on the file system "
+			               "holding --data"
+			             : "");
 		}
 
 		pthread_mutex_lock(&d->mtx);
@@ -532,4 +768,11 @@ lwwd_ckpt_stop(lwwd *d)
 	free(d->wal_path);
 	free(d->ckpt_path);
 	d->wal_path = d->ckpt_path = NULL;
+	/* Not applied: the next start finds them again. */
+	for (size_t i = 0; i < d->nleft; i++) {
+		free(d->left[i].path);
+	}
+	free(d->left);
+	d->left = NULL;
+	d->nleft = 0;
 }

@@ -22,6 +22,7 @@ static const char usage[] =
     "            [--repair-interval MS] [--scrub-interval DURATION]\n"
     "            [--tls-cert FILE --tls-ca FILE\n"
     "            [--tls-server-name NAME]] [--metrics URL]\n"
+    "            [--wal-recovery refuse|skip-damaged]\n"
     "            [--log-level error|warn|info|debug] [--insecure-api]\n"
     "\n"
     "lwwd is the lww peer node: it holds the whole dictionary in LMDB,\n"
@@ -54,6 +55,11 @@ static const char usage[] =
     "                    7d; default 1h; 0: only records that reads find\n"
     "                    damaged); damaged ones are dropped and repaired\n"
     "                    from a peer\n"
+    "  --wal-recovery MODE  what start-up does with a damaged write-ahead\n"
+    "                    log record (not a torn tail): refuse (default)\n"
+    "                    to start, naming it; skip-damaged: skip it, keep\n"
+    "                    the rest, move the segment aside, and let repair\n"
+    "                    fetch what was lost from the peers\n"
     "  --log-level LVL   error, warn, info (default) or debug\n"
     "  --metrics URL     serve Prometheus metrics, e.g.\n"
     "                    http://127.0.0.1:9464/metrics\n"
@@ -230,6 +236,18 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 			return -1;
 		}
 		c->scrub_interval = x;
+	} else if (strcmp(name, "wal-recovery") == 0) {
+		if (strcmp(v, "refuse") == 0) {
+			c->wal_skip_damaged = 0;
+		} else if (strcmp(v, "skip-damaged") == 0) {
+			c->wal_skip_damaged = 1;
+		} else {
+			snprintf(
+			    err, errlen,
+			    "wal-recovery '%s': want refuse or skip-damaged",
+			    v);
+			return -1;
+		}
 		return 0;
 	} else if (strcmp(name, "metrics") == 0) {
 		return set_str(&c->metrics, v);
@@ -325,6 +343,7 @@ lwwd_config_parse(lwwd_config *c, int argc, char **argv)
 	    {"metrics", required_argument, NULL, 'P'},
 	    {"tls-ca", required_argument, NULL, 'A'},
 	    {"tls-server-name", required_argument, NULL, 'N'},
+	    {"wal-recovery", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},

@@ -63,6 +63,7 @@ typedef struct lwwd_config {
 	char *tls_ca;             /* PEM CA that signs every node's cert */
 	char *tls_server_name;    /* name to expect in peers' certificates */
 	char *metrics;            /* http://HOST:PORT/PATH, or NULL */
+	int wal_skip_damaged;     /* --wal-recovery skip-damaged */
 } lwwd_config;
 
 /* Parses flags and the config file. Returns 0 to run, 1 after --help or
@@ -214,8 +215,16 @@ typedef struct lwwd {
 	uint64_t ckpt_done;   /* last generation the store holds */
 	int ckpt_ready;       /* a frozen generation waits or is applied */
 	char *ckpt_path;      /* its segment, removed once it is applied */
-	lww_err ckpt_err;     /* the last checkpoint failed so: refuse */
-	int ckpt_wanted;      /* a reader waits for a checkpoint */
+	/* Segments start-up could not apply (store or disk full), frozen
+	 * with that generation (ckpt_path NULL), and how many. */
+	struct lwwd_leftover *left;
+	size_t nleft;
+	lww_err wal_err;  /* why d->wal is NULL (writer) */
+	int wal_skipped;  /* start-up skipped damaged log records */
+	uint64_t wal_hlc; /* greatest own stamp held, not stored (start-up) */
+	int lock_fd;      /* the lock on --data, held until exit */
+	lww_err ckpt_err; /* the last checkpoint failed so: refuse */
+	int ckpt_wanted;  /* a reader waits for a checkpoint */
 	int ckpt_stopping;
 	uint64_t ckpt_last_us; /* when the writer last froze (writer) */
 	_Atomic int mem_dirty; /* the active generation holds data */
@@ -287,9 +296,17 @@ lww_err lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
 void lwwd_mem_range_free(lwwd_mem_range *r);
 
 /* Start-up: applies the segments a previous run left in --data to the
- * store and removes them, then opens a fresh segment. Prints why and
- * returns -1 on error. */
+ * store and removes them, then opens a fresh segment. A damaged segment
+ * stops the start (the segment is kept) unless --wal-recovery
+ * skip-damaged, which skips the damage and moves the segment aside.
+ * Segments the store or disk has no room for stay, and are read from
+ * memory until a checkpoint applies them; without room for a new
+ * segment d->wal stays NULL. Either way writes are refused until then.
+ * Prints why and returns -1 on error. */
 int lwwd_wal_recover(lwwd *d);
+/* Writer: makes a new segment if there is none (start-up found the disk
+ * full); LWW_OK, or why writes must be refused. */
+lww_err lwwd_wal_reopen(lwwd *d);
 int lwwd_ckpt_start(lwwd *d);
 /* Shutdown, after the writer: puts everything logged into the store. */
 void lwwd_ckpt_stop(lwwd *d);

@@ -8,11 +8,13 @@
  * and published everything queued; SIGHUP re-reads the trust file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -28,6 +30,72 @@ wall_ms(void *arg)
 	return lwwd_now_ms();
 }
 
+/* Locks --data for this process's life (a POSIX lock on DIR/lwwd.lock,
+ * which the kernel drops when the process ends, however it ends), so
+ * that a second lwwd never replays, applies or removes the log segments
+ * a running one appends to. The lock file holds the owner's pid too,
+ * for people. Prints why and returns -1 if another process holds it. */
+static int
+lock_data(lwwd *d)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	size_t len = strlen(d->cfg.data) + sizeof("/lwwd.lock");
+	char *path = malloc(len), pid[32];
+	int fd, n;
+
+	if (path == NULL) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		return -1;
+	}
+	snprintf(path, len, "%s/lwwd.lock", d->cfg.data);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr,
+		        "lwwd: cannot open %s: %s (is --data "
+		        "writable?)\n",
+		        path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (fcntl(fd, F_SETLK, &fl) != 0) {
+		int e = errno;
+		long holder = 0;
+		if (e == EACCES || e == EAGAIN) {
+			struct flock q = {.l_type = F_WRLCK,
+			                  .l_whence = SEEK_SET};
+			if (fcntl(fd, F_GETLK, &q) == 0 &&
+			    q.l_type != F_UNLCK) {
+				holder = (long) q.l_pid;
+			}
+			if (holder <= 0 &&
+			    (n = (int) pread(fd, pid, sizeof(pid) - 1, 0)) >
+			        0) {
+				pid[n] = '\0';
+				holder = strtol(pid, NULL, 10);
+			}
+			fprintf(stderr,
+			        "lwwd: --data %s is in use by another lwwd "
+			        "(pid %ld); stop it first, or give this node "
+			        "its own --data\n",
+			        d->cfg.data, holder);
+		} else {
+			fprintf(stderr, "lwwd: cannot lock %s: %s\n", path,
+			        strerror(e));
+		}
+		close(fd);
+		free(path);
+		return -1;
+	}
+	/* Best effort (the disk may be full): the lock is what counts. */
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long) getpid());
+	if (pwrite(fd, pid, (size_t) n, 0) == n) {
+		(void) ftruncate(fd, n);
+	}
+	free(path);
+	d->lock_fd = fd; /* never closed: closing would drop the lock */
+	return 0;
+}
+
 static int
 open_store(lwwd *d)
 {
@@ -35,12 +103,16 @@ open_store(lwwd *d)
 	 * commits can defer the root's sync. */
 	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always,
 	                    d->cfg.fsync_always};
-	uint64_t hlc;
+	uint64_t hlc, seq;
 	lww_err rv;
 
 	if (mkdir(d->cfg.data, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "lwwd: cannot create --data %s: %s\n",
 		        d->cfg.data, strerror(errno));
+		return -1;
+	}
+	/* Before anything in it is read or written. */
+	if (lock_data(d) != 0) {
 		return -1;
 	}
 	if ((rv = lww_store_open(d->cfg.data, &o, &d->store)) != LWW_OK) {
@@ -60,13 +132,18 @@ open_store(lwwd *d)
 		return -1;
 	}
 	if ((rv = lww_store_hlc(d->store, &hlc)) != LWW_OK ||
-	    (rv = lww_store_seq(d->store, d->self, &d->seq)) != LWW_OK) {
+	    (rv = lww_store_seq(d->store, d->self, &seq)) != LWW_OK) {
 		fprintf(stderr, "lwwd: cannot read store state: %s\n",
 		        lww_strerror(rv));
 		return -1;
 	}
+	/* Segments held in memory (a full store or disk) may hold later
+	 * stamps and sequences than the store. */
+	if (seq > d->seq) {
+		d->seq = seq;
+	}
 	lww_hlc_init(&d->hlc, wall_ms, NULL, d->cfg.max_drift);
-	lww_hlc_restore(&d->hlc, hlc);
+	lww_hlc_restore(&d->hlc, hlc > d->wal_hlc ? hlc : d->wal_hlc);
 	atomic_store(&d->seq_pub, d->seq);
 	return 0;
 }
@@ -119,6 +196,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "lwwd: libsodium failed to initialise\n");
 		return 1;
 	}
+	d->lock_fd = -1;
 	pthread_mutex_init(&d->mtx, NULL);
 	pthread_cond_init(&d->cv, NULL);
 	pthread_cond_init(&d->hb_cv, NULL);
@@ -141,6 +219,12 @@ main(int argc, char **argv)
 	    lwwd_repair_start(d) != 0 || lwwd_scrub_start(d) != 0 ||
 	    lwwd_metrics_start(d) != 0) {
 		goto out;
+	}
+	if (d->wal_skipped) {
+		/* What the damaged records held is on the peers: ask now. */
+		pthread_mutex_lock(&d->mtx);
+		lwwd_repair_trigger(d, 0);
+		pthread_mutex_unlock(&d->mtx);
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
 	         "node=%016llx name=%s api=%s gossip=%s peers=%zu fsync=%s "

@@ -301,7 +301,9 @@ sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 	if (g == NULL) {
 		/* No memory to queue it: sync here, then answer. */
 		finish(d, ops,
-		       d->cfg.fsync_always ? lww_wal_sync(d->wal) : LWW_OK);
+		       d->cfg.fsync_always && d->wal != NULL
+		           ? lww_wal_sync(d->wal)
+		           : LWW_OK);
 		return;
 	}
 	g->ops = ops;
@@ -348,7 +350,8 @@ syncer_main(void *arg)
 			break;
 		}
 		/* One fsync covers every group logged before it began. */
-		if (d->cfg.fsync_always) {
+		/* No segment (a full disk at start-up): nothing was logged. */
+		if (d->cfg.fsync_always && wal != NULL) {
 			uint64_t t0 = lwwd_mono_us(), us;
 			rv = lww_wal_sync(wal);
 			us = lwwd_mono_us() - t0;
@@ -452,6 +455,10 @@ writer_main(void *arg)
 		refuse = d->ckpt_err;
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
+		if (refuse == LWW_OK && d->wal == NULL) {
+			/* Start-up found no room for a segment: try again. */
+			refuse = lwwd_wal_reopen(d);
+		}
 
 		seq = d->seq + 1;
 		log_group(d, group, &gb, &rec, &vb, seq, refuse);

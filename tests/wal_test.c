@@ -1,6 +1,8 @@
-/* wal_test.c - write-ahead log segments: records come back in order, a
- * torn or damaged tail is dropped (and counted), never what precedes it,
- * a failed append leaves no torn record behind, bad headers are refused. */
+/* wal_test.c - write-ahead log segments: records come back in order; a
+ * torn tail (short, or bad with nothing whole after it) is dropped and
+ * counted, never what precedes it; a damaged record that whole records
+ * follow is reported as damage with its offset, or skipped on request;
+ * a failed append leaves no torn record behind; bad headers are refused. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -89,7 +91,7 @@ test_records_come_back_in_order(void **state)
 	assert_int_equal(file_size(path), LWW_WAL_HEADER +
 	                                      4 * LWW_WAL_RECORD_HDR + 1 + 300 +
 	                                      65536 + 17);
-	assert_ok(lww_wal_replay(path, collect, &g, &info));
+	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
 	assert_int_equal(g.n, 4);
 	assert_int_equal(info.records, 4);
 	assert_int_equal(info.ignored, 0);
@@ -104,24 +106,49 @@ test_records_come_back_in_order(void **state)
 	/* The callback's error stops the replay and is returned. */
 	memset(&g, 0, sizeof(g));
 	g.stop_at = 2;
-	assert_err(lww_wal_replay(path, collect, &g, &info), LWW_EIO);
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_EIO);
 	assert_int_equal(g.n, 1);
 	/* Nothing else: no segment, no records. */
 	unlink(path);
-	assert_err(lww_wal_replay(path, collect, &g, NULL), LWW_ENOENT);
+	assert_err(lww_wal_replay(path, 0, collect, &g, NULL), LWW_ENOENT);
 	free(path);
 	tu_rmdir(dir);
 }
 
+/* Flips one bit of the byte at offset at. */
 static void
-test_torn_or_damaged_tail_is_dropped(void **state)
+flip(const char *path, off_t at)
+{
+	uint8_t b;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, at), 1);
+	b ^= 0x10;
+	assert_int_equal(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+/* File offset of record i of a segment of records of sizes lens. */
+static off_t
+rec_off(const size_t *lens, size_t i)
+{
+	off_t off = LWW_WAL_HEADER;
+
+	for (size_t k = 0; k < i; k++) {
+		off += (off_t) (LWW_WAL_RECORD_HDR + lens[k]);
+	}
+	return off;
+}
+
+static void
+test_torn_tail_is_dropped(void **state)
 {
 	char *dir = tu_tmpdir(), *path = seg_path(dir);
 	size_t lens[] = {100, 200, 300};
-	off_t full;
+	off_t full, last = rec_off(lens, 2);
 	lww_wal_info info;
 	got g;
-	int fd;
 	(void) state;
 
 	write_segment(path, lens, 3);
@@ -132,31 +159,134 @@ test_torn_or_damaged_tail_is_dropped(void **state)
 		write_segment(path, lens, 3);
 		assert_int_equal(truncate(path, full - cut), 0);
 		memset(&g, 0, sizeof(g));
-		assert_ok(lww_wal_replay(path, collect, &g, &info));
+		assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
 		assert_int_equal(g.n, 2);
 		assert_int_equal(info.ignored,
 		                 (uint64_t) (300 + LWW_WAL_RECORD_HDR - cut));
+		assert_int_equal(info.damaged, 0);
 	}
+	/* A whole-length last record that fails its check (its bytes never
+	 * reached the disk), in its length, check or payload: a torn tail
+	 * too, since nothing whole follows it. */
+	for (off_t at = 0; at < LWW_WAL_RECORD_HDR + 300; at += 5) {
+		unlink(path);
+		write_segment(path, lens, 3);
+		flip(path, last + at);
+		for (unsigned fl = 0; fl <= LWW_WAL_SKIP_DAMAGED; fl++) {
+			memset(&g, 0, sizeof(g));
+			assert_ok(lww_wal_replay(path, fl, collect, &g, &info));
+			assert_int_equal(g.n, 2);
+			assert_int_equal(info.records, 2);
+			assert_int_equal(info.ignored,
+			                 (uint64_t) (full - last));
+			assert_int_equal(info.damaged, 0);
+		}
+	}
+	/* Zeros where the last record should be (the file grew, its data
+	 * never came), and garbage after a whole last record. */
 	unlink(path);
-	write_segment(path, lens, 3);
-	/* A flipped byte in the second record: only the first survives,
-	 * and everything after it is counted as ignored. */
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	{
-		uint8_t b;
-		off_t at = LWW_WAL_HEADER + LWW_WAL_RECORD_HDR + 100 +
-		           LWW_WAL_RECORD_HDR + 50;
-		assert_int_equal(pread(fd, &b, 1, at), 1);
-		b ^= 0x10;
-		assert_int_equal(pwrite(fd, &b, 1, at), 1);
-	}
-	close(fd);
+	write_segment(path, lens, 2);
+	assert_int_equal(truncate(path, full), 0);
 	memset(&g, 0, sizeof(g));
-	assert_ok(lww_wal_replay(path, collect, &g, &info));
+	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
+	assert_int_equal(g.n, 2);
+	assert_int_equal(info.ignored, (uint64_t) (full - last));
+	free(path);
+	tu_rmdir(dir);
+}
+
+static void
+test_damage_before_whole_records_is_reported(void **state)
+{
+	char *dir = tu_tmpdir(), *path = seg_path(dir);
+	size_t lens[] = {100, 200, 300, 40};
+	off_t second = rec_off(lens, 1);
+	/* In the length, the check, the payload's first and last byte. */
+	off_t where[] = {0,
+	                 1,
+	                 3,
+	                 4,
+	                 11,
+	                 LWW_WAL_RECORD_HDR,
+	                 LWW_WAL_RECORD_HDR + 150,
+	                 LWW_WAL_RECORD_HDR + 199};
+	lww_wal_info info;
+	got g;
+	(void) state;
+
+	for (size_t k = 0; k < sizeof(where) / sizeof(where[0]); k++) {
+		unlink(path);
+		write_segment(path, lens, 4);
+		flip(path, second + where[k]);
+		/* Not a torn tail: a distinct error naming the offset, after
+		 * the records before it (and nothing after it). */
+		memset(&g, 0, sizeof(g));
+		assert_err(lww_wal_replay(path, 0, collect, &g, &info),
+		           LWW_ECORRUPT);
+		assert_int_equal(g.n, 1);
+		assert_int_equal(info.records, 1);
+		assert_int_equal(info.damaged, 1);
+		assert_int_equal(info.damaged_at, (uint64_t) second);
+		assert_int_equal(info.damaged_bytes, LWW_WAL_RECORD_HDR + 200);
+		assert_int_equal(info.ignored, 0);
+		/* Skipping resumes at the next whole record. */
+		memset(&g, 0, sizeof(g));
+		assert_ok(lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect,
+		                         &g, &info));
+		assert_int_equal(g.n, 3);
+		assert_int_equal(info.records, 3);
+		assert_int_equal(g.first[0], 1);
+		assert_int_equal(g.first[1], 3);
+		assert_int_equal(g.first[2], 4);
+		assert_int_equal(g.len[1], 300);
+		assert_int_equal(info.damaged, 1);
+		assert_int_equal(info.damaged_at, (uint64_t) second);
+		assert_int_equal(info.damaged_bytes, LWW_WAL_RECORD_HDR + 200);
+		assert_int_equal(info.ignored, 0);
+	}
+	free(path);
+	tu_rmdir(dir);
+}
+
+static void
+test_skip_counts_each_damaged_stretch(void **state)
+{
+	char *dir = tu_tmpdir(), *path = seg_path(dir);
+	size_t lens[] = {10, 20, 30, 40, 50, 60, 70};
+	off_t full;
+	lww_wal_info info;
+	got g = {0};
+	(void) state;
+
+	write_segment(path, lens, 7);
+	full = file_size(path);
+	/* Records 2 and 3 (one stretch: no whole record between them),
+	 * record 5, and a torn tail in the last. */
+	flip(path, rec_off(lens, 1) + 2);
+	flip(path, rec_off(lens, 2) + LWW_WAL_RECORD_HDR);
+	flip(path, rec_off(lens, 4) + 8);
+	assert_int_equal(truncate(path, full - 5), 0);
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
 	assert_int_equal(g.n, 1);
-	assert_int_equal(info.ignored, (uint64_t) (full - LWW_WAL_HEADER -
-	                                           LWW_WAL_RECORD_HDR - 100));
+	assert_int_equal(info.damaged_at, (uint64_t) rec_off(lens, 1));
+	assert_int_equal(info.damaged_bytes, 2 * LWW_WAL_RECORD_HDR + 20 + 30);
+	memset(&g, 0, sizeof(g));
+	assert_ok(
+	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info));
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.first[0], 1);
+	assert_int_equal(g.first[1], 4);
+	assert_int_equal(g.first[2], 6);
+	assert_int_equal(info.records, 3);
+	assert_int_equal(info.damaged, 2);
+	assert_int_equal(info.damaged_at, (uint64_t) rec_off(lens, 1));
+	assert_int_equal(info.damaged_bytes,
+	                 3 * LWW_WAL_RECORD_HDR + 20 + 30 + 50);
+	assert_int_equal(info.ignored, LWW_WAL_RECORD_HDR + 70 - 5);
+	/* Every byte is accounted for. */
+	assert_int_equal(LWW_WAL_HEADER + 3 * LWW_WAL_RECORD_HDR + 10 + 40 +
+	                     60 + info.damaged_bytes + info.ignored,
+	                 full - 5);
 	free(path);
 	tu_rmdir(dir);
 }
@@ -176,13 +306,29 @@ test_bad_headers_are_refused(void **state)
 	fd = open(path, O_RDWR);
 	b = LWW_WAL_VERSION + 1;
 	assert_int_equal(pwrite(fd, &b, 1, 7), 1);
-	assert_err(lww_wal_replay(path, collect, &g, &info), LWW_EVERSION);
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_EVERSION);
+	assert_err(
+	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info),
+	    LWW_EVERSION);
+	b = LWW_WAL_VERSION;
+	assert_int_equal(pwrite(fd, &b, 1, 7), 1);
 	b = 'X';
 	assert_int_equal(pwrite(fd, &b, 1, 0), 1);
-	assert_err(lww_wal_replay(path, collect, &g, &info), LWW_ECORRUPT);
+	/* Damage at offset 0; skipping it finds the record after it. */
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
+	assert_int_equal(g.n, 0);
+	assert_int_equal(info.damaged, 1);
+	assert_int_equal(info.damaged_at, 0);
+	assert_int_equal(info.damaged_bytes, LWW_WAL_HEADER);
+	assert_ok(
+	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info));
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.len[0], 10);
+	assert_int_equal(info.damaged_bytes, LWW_WAL_HEADER);
+	g.n = 0;
 	/* A segment whose header never made it to disk holds nothing. */
 	assert_int_equal(ftruncate(fd, 3), 0);
-	assert_ok(lww_wal_replay(path, collect, &g, &info));
+	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
 	assert_int_equal(g.n, 0);
 	close(fd);
 	free(path);
@@ -220,7 +366,7 @@ test_failed_append_leaves_no_torn_record(void **state)
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	assert_ok(lww_wal_sync(w));
 	lww_wal_close(w);
-	assert_ok(lww_wal_replay(path, collect, &g, &info));
+	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
 	assert_int_equal(g.n, 2);
 	assert_int_equal(g.len[0], 100);
 	assert_int_equal(g.len[1], 200);
@@ -234,7 +380,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_records_come_back_in_order),
-	    cmocka_unit_test(test_torn_or_damaged_tail_is_dropped),
+	    cmocka_unit_test(test_torn_tail_is_dropped),
+	    cmocka_unit_test(test_damage_before_whole_records_is_reported),
+	    cmocka_unit_test(test_skip_counts_each_damaged_stretch),
 	    cmocka_unit_test(test_bad_headers_are_refused),
 	    cmocka_unit_test(test_failed_append_leaves_no_torn_record),
 	};
