@@ -236,6 +236,7 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 			return -1;
 		}
 		c->scrub_interval = x;
+		return 0;
 	} else if (strcmp(name, "wal-recovery") == 0) {
 		if (strcmp(v, "refuse") == 0) {
 			c->wal_skip_damaged = 0;
