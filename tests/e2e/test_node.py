@@ -394,8 +394,14 @@ class StartupErrors(ClusterTest):
         self.assertEqual(p.returncode, 0)
         for flag in (b"--data", b"--key", b"--trust", b"--api", b"--gossip",
                      b"--sync", b"--peer", b"--max-drift", b"--fsync",
-                     b"--log-level", b"--config"):
+                     b"--log-level", b"--config", b"--scrub-interval",
+                     b"--wal-recovery"):
             self.assertIn(flag, p.stdout)
+        # A DURATION needs its unit (0 alone is off), at least 1 s.
+        for bad in ("5", "5x", "500ms", "-1s", "s", "1h5m"):
+            rc, err = self.run_lwwd(c, "--scrub-interval", bad)
+            self.assertEqual(rc, 2, bad)
+            self.assertOneLine(err, "--scrub-interval", "duration")
 
     def test_config_file_and_flag_override(self):
         c = self.cluster(1)
