@@ -528,10 +528,58 @@ checkpoint(lwwd *d, uint64_t *entries)
 	return rv;
 }
 
+/* Failed checkpoints are retried every second: the first failure, a
+ * change of reason, and then one line a minute say so, and the recovery
+ * says how many retries it took. */
+#define CKPT_FAIL_LOG_GAP_US (60 * 1000000)
+
+typedef struct fail_log {
+	lww_err last;       /* reason of the last failure, LWW_OK: none */
+	uint64_t count;     /* failures in a row */
+	uint64_t quiet;     /* of those, not logged */
+	uint64_t logged_us; /* when the last line was */
+} fail_log;
+
+static void
+log_failure(fail_log *f, lww_err rv, const char *path)
+{
+	uint64_t now = lwwd_mono_us();
+
+	f->count++;
+	if (rv == f->last && now - f->logged_us < CKPT_FAIL_LOG_GAP_US) {
+		f->quiet++;
+		return;
+	}
+	lwwd_log(LWWD_LOG_ERROR, "checkpoint_failed",
+	         "reason=\"%s\" segment=%s failures=%llu (writes are refused "
+	         "until it succeeds; the log keeps them; retried every "
+	         "second, logged once a minute)%s",
+	         lww_strerror(rv), path, (unsigned long long) f->count,
+	         rv == LWW_EFULL    ? "; raise --map-size"
+	         : rv == LWW_ENOSPC ? "; free space on the file system "
+	                              "holding --data"
+	                            : "");
+	f->last = rv;
+	f->quiet = 0;
+	f->logged_us = now;
+}
+
+static void
+log_recovery(fail_log *f)
+{
+	if (f->count > 0) {
+		lwwd_log(LWWD_LOG_WARN, "checkpoint_recovered",
+		         "after=%llu failures (writes are accepted again)",
+		         (unsigned long long) f->count);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
 static void *
 ckpt_main(void *arg)
 {
 	lwwd *d = arg;
+	fail_log fails = {LWW_OK, 0, 0, 0};
 
 	pthread_mutex_lock(&d->mtx);
 	for (;;) {
@@ -557,21 +605,14 @@ ckpt_main(void *arg)
 				retire_segment(d, path, 0);
 			}
 			retire_leftovers(d);
+			log_recovery(&fails);
 			atomic_fetch_add(&d->stats.checkpoints, 1);
 			atomic_fetch_add(&d->stats.checkpoint_entries, n);
 			lwwd_stat_max(&d->stats.checkpoint_us_max, us);
 		} else {
 			atomic_fetch_add(&d->stats.checkpoints_failed, 1);
-			lwwd_log(LWWD_LOG_ERROR, "checkpoint_failed",
-			         "reason=\"%s\" segment=%s (writes are refused "
-			         "until it succeeds; the log keeps them)%s",
-			         lww_strerror(rv),
-			         path != NULL ? path : d->left[0].path,
-			         rv == LWW_EFULL ? "; raise --map-size"
-			         : rv == LWW_ENOSPC
-			             ? "; free space on the file system "
-			               "holding --data"
-			             : "");
+			log_failure(&fails, rv,
+			            path != NULL ? path : d->left[0].path);
 		}
 
 		pthread_mutex_lock(&d->mtx);

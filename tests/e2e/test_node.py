@@ -142,6 +142,10 @@ class Durability(ClusterTest):
         # Stats answer (no waiting for a checkpoint that cannot run)
         # and say why.
         self.assertGreater(n1.stats()["checkpoint"]["failed"], 0)
+        # Retried every second, logged once a minute.
+        wait_until(lambda: n1.stats()["checkpoint"]["failed"] >= 3,
+                   what="three failed checkpoints")
+        self.assertEqual(n1.logtext().count("event=checkpoint_failed"), 1)
         # list and the key count hold every acknowledged write, also
         # those only in the log while checkpoints cannot run.
         want = sorted(f"b{b:02d}-{j:03d}" for b in range(acked)
