@@ -79,12 +79,21 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 	nng_msg_free(op->msg);
 	op->msg = NULL;
 	if (rv != LWW_OK) {
+		const char *msg = NULL;
 		atomic_fetch_add(&a->d->stats.api_refused, 1);
-		reply_error(a, opcode, rv,
-		            rv == LWW_ENOSPC
-		                ? "disk full: free space on the file system "
-		                  "holding --data, then restart lwwd"
-		                : NULL);
+		if (rv == LWW_ENOSPC) {
+			atomic_fetch_add(&a->d->stats.refused_disk_full, 1);
+			msg =
+			    "disk full: free space on the file system holding "
+			    "--data; writes resume by themselves, and every "
+			    "acknowledged write is kept";
+		} else if (rv == LWW_EFULL) {
+			atomic_fetch_add(&a->d->stats.refused_store_full, 1);
+			msg = "store full: restart lwwd with a larger "
+			      "--map-size; "
+			      "every acknowledged write is kept";
+		}
+		reply_error(a, opcode, rv, msg);
 		return;
 	}
 	lww_rep r = {

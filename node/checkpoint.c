@@ -531,23 +531,18 @@ checkpoint(lwwd *d, uint64_t *entries)
 /* Failed checkpoints are retried every second: the first failure, a
  * change of reason, and then one line a minute say so, and the recovery
  * says how many retries it took. */
-#define CKPT_FAIL_LOG_GAP_US (60 * 1000000)
-
 typedef struct fail_log {
-	lww_err last;       /* reason of the last failure, LWW_OK: none */
-	uint64_t count;     /* failures in a row */
-	uint64_t quiet;     /* of those, not logged */
-	uint64_t logged_us; /* when the last line was */
+	lwwd_log_limit limit;
+	uint64_t count; /* failures in a row */
 } fail_log;
 
 static void
 log_failure(fail_log *f, lww_err rv, const char *path)
 {
-	uint64_t now = lwwd_mono_us();
+	uint64_t skipped;
 
 	f->count++;
-	if (rv == f->last && now - f->logged_us < CKPT_FAIL_LOG_GAP_US) {
-		f->quiet++;
+	if (!lwwd_log_due(&f->limit, rv, LWWD_LOG_GAP_US, &skipped)) {
 		return;
 	}
 	lwwd_log(LWWD_LOG_ERROR, "checkpoint_failed",
@@ -559,9 +554,6 @@ log_failure(fail_log *f, lww_err rv, const char *path)
 	         : rv == LWW_ENOSPC ? "; free space on the file system "
 	                              "holding --data"
 	                            : "");
-	f->last = rv;
-	f->quiet = 0;
-	f->logged_us = now;
 }
 
 static void
@@ -579,7 +571,9 @@ static void *
 ckpt_main(void *arg)
 {
 	lwwd *d = arg;
-	fail_log fails = {LWW_OK, 0, 0, 0};
+	fail_log fails;
+
+	memset(&fails, 0, sizeof(fails));
 
 	pthread_mutex_lock(&d->mtx);
 	for (;;) {

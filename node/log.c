@@ -98,3 +98,20 @@ lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n)
 	}
 	return out;
 }
+
+int
+lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us, uint64_t *skipped)
+{
+	uint64_t now = lwwd_mono_us();
+
+	if (l->started && reason == l->reason && now - l->at_us < gap_us) {
+		l->skipped++;
+		return 0;
+	}
+	*skipped = l->skipped;
+	l->started = 1;
+	l->reason = reason;
+	l->skipped = 0;
+	l->at_us = now;
+	return 1;
+}

@@ -35,6 +35,21 @@ void lwwd_log(int level, const char *event, const char *fmt, ...)
 char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
 #define LWWD_LOG_KEY_MAX 160
 
+/* Rate limit for a line that a persistent condition repeats (a full disk
+ * refusing every write): lwwd_log_due says whether to log now: on the
+ * first call, when `reason` changes, or once `gap_us` passed since the
+ * last line; *skipped gets the calls not logged since. One owner thread
+ * per limit. */
+typedef struct lwwd_log_limit {
+	int reason;
+	uint64_t skipped;
+	uint64_t at_us;
+	int started;
+} lwwd_log_limit;
+int lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us,
+                 uint64_t *skipped);
+#define LWWD_LOG_GAP_US (60 * UINT64_C(1000000))
+
 /* Signed client requests: freshness window and replay cache size. */
 #define LWWD_FRESH_MS   30000
 #define LWWD_NONCES_MAX 262144
@@ -128,7 +143,9 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t tree_fixed;
 	_Atomic uint64_t scrub_records;
 	_Atomic uint64_t scrub_passes;
-	_Atomic uint64_t store_page_errors; /* LMDB found a damaged page */
+	_Atomic uint64_t store_page_errors;  /* LMDB found a damaged page */
+	_Atomic uint64_t refused_disk_full;  /* writes refused: no disk */
+	_Atomic uint64_t refused_store_full; /* writes refused: map full */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */

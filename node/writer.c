@@ -85,9 +85,20 @@ log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 	rv = lww_wal_append(d->wal, b->p, b->len);
 	b->len = len; /* the batch again, as gossip carries it */
 	if (rv != LWW_OK) {
+		static lwwd_log_limit limit; /* the writer thread's */
+		uint64_t skipped;
 		atomic_fetch_add(&d->stats.wal_failed, 1);
-		lwwd_log(LWWD_LOG_ERROR, "log_append_failed", "reason=\"%s\"",
-		         lww_strerror(rv));
+		if (lwwd_log_due(&limit, rv, LWWD_LOG_GAP_US, &skipped)) {
+			lwwd_log(
+			    LWWD_LOG_ERROR, "log_append_failed",
+			    "reason=\"%s\" not_logged_since=%llu (the "
+			    "writes were refused, never acknowledged)%s",
+			    lww_strerror(rv), (unsigned long long) skipped,
+			    rv == LWW_ENOSPC
+			        ? "; free space on the file system holding "
+			          "--data"
+			        : "");
+		}
 		return rv;
 	}
 	d->mem_dirty = 1;

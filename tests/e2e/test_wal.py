@@ -328,6 +328,64 @@ class DiskFull(ClusterTest):
         self.assertEqual(n1.lookup("resumed"), "1")
         self.assertEqual(n1.lookup("warm"), "x")
 
+    def test_disk_fills_while_running(self):
+        # The file system under --data fills up while the node runs:
+        # writes are refused as "disk full" (never "store full"), reads,
+        # list and stats keep every acknowledged write, SIGTERM stops at
+        # once, a restart on the still full disk serves reads, and with
+        # space back writes resume and nothing is lost.
+        mnt = self.mount()
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        n1.data = os.path.join(mnt, "data")
+        c.start()
+        self.assertTrue(load(n1, "a-", 300, size=500))
+        self.fill(os.path.join(mnt, "filler"))
+        acked, refused = ["a-"], None
+        for i in range(200):
+            p = f"b{i:03d}-"
+            lines = "".join(f"{p}{j:04d}\t{value(p, j, 500)}\n"
+                            for j in range(20))
+            r = n1.ctl("load", stdin=lines.encode())
+            if r.rc != 0:
+                refused = r
+                break
+            acked.append(p)
+        self.assertIsNotNone(refused, "a full disk never refused a write")
+        self.assertEqual(refused.rc, 4, refused)
+        self.assertIn("disk full", refused.err)
+        self.assertNotIn("store full", refused.err)
+        self.assertEqual(len(refused.err.strip().splitlines()), 1)
+        st = n1.stats()
+        self.assertGreaterEqual(st["writes_refused"]["disk_full"], 1)
+        self.assertEqual(st["writes_refused"]["store_full"], 0)
+        want = {f"{p}{j:04d}": value(p, j, 500) for p in acked
+                for j in range(300 if p == "a-" else 20)}
+
+        def everything_there(node):
+            r = node.ctl("--json", "list", timeout=60)
+            self.assertEqual(r.rc, 0, r)
+            got = {o["key"]: o["value"] for o in r.json_lines()}
+            self.assertEqual(len(got), len(want))
+            self.assertTrue(got == want, "values differ")
+            self.assertEqual(node.stats()["keys"], len(want))
+
+        everything_there(n1)
+        self.assertIn("disk full", n1.logtext())
+        # Stops at once, exit 0, also with checkpoints that cannot run.
+        self.assertEqual(n1.stop(timeout=20), 0)
+        n1.start()
+        everything_there(n1)
+        self.assertEqual(n1.ctl("add", "still", "full").rc, 4)
+        os.unlink(os.path.join(mnt, "filler"))
+        wait_until(lambda: n1.ctl("add", "resumed", "1").rc == 0,
+                   timeout=30, what="writes accepted again")
+        want["resumed"] = "1"
+        everything_there(n1)
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        everything_there(n1)
+
 
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
