@@ -295,12 +295,12 @@ store_upgrade(MDB_txn *txn, lww_store *s, uint64_t fmt)
 		lww_entry e;
 		lww_digest h;
 		if (k.mv_size > LKEY_MAX) {
-			rv = LWW_ECORRUPT;
-			break;
+			continue; /* not a key lww writes: damaged, as above */
 		}
-		if ((rv = rec_parse(&k, &d, REC_VERSION_1, &e, &check)) !=
-		    LWW_OK) {
-			break;
+		if (rec_parse(&k, &d, REC_VERSION_1, &e, &check) != LWW_OK) {
+			/* Damaged already: left as it is, it fails its
+			 * check from now on and is healed like any other. */
+			continue;
 		}
 		lww_digest_entry(&e, &h);
 		if ((rv = rec_encode(&rec, &e, &h)) != LWW_OK) {
@@ -507,6 +507,29 @@ idx_put(MDB_txn *txn, lww_store *s, uint32_t bucket, const MDB_val *k,
 	return mdb_put(txn, s->idx, &ikv, &hv, fresh ? MDB_NOOVERWRITE : 0);
 }
 
+/* 1 if stored key k has its bucket index record and it holds h's summary
+ * bytes, 0 if not, -1 on an LMDB error. */
+static int
+idx_matches(MDB_txn *txn, lww_store *s, uint32_t bucket, const MDB_val *k,
+            const lww_digest *h)
+{
+	uint8_t ik[IDX_KEY_MAX];
+	MDB_val ikv = {4 + k->mv_size, ik}, iv;
+	int rc;
+
+	put_be32(ik, bucket);
+	memcpy(ik + 4, k->mv_data, k->mv_size);
+	rc = mdb_get(txn, s->idx, &ikv, &iv);
+	if (rc == MDB_NOTFOUND) {
+		return 0;
+	}
+	if (rc != 0) {
+		return -1;
+	}
+	return iv.mv_size == LWW_STORE_SUMMARY_HASH &&
+	       memcmp(iv.mv_data, h->h, LWW_STORE_SUMMARY_HASH) == 0;
+}
+
 /* Notes that leaf's stored hash must be recomputed at commit. */
 static lww_err
 txn_redo(lww_txn *t, uint32_t leaf)
@@ -557,18 +580,42 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 	rc = mdb_get(t->txn, t->s->kv, &k, &d);
 	if (rc == 0) {
 		lww_entry cur;
+		const uint8_t *check;
 		if ((rv = rec_decode(&k, &d, &cur, &oldh)) == LWW_ECORRUPT) {
 			/* A damaged record loses to anything: its hash in
-			 * the tree is unknown, so its leaf is recomputed. */
+			 * the tree is unknown, so its leaf is recomputed.
+			 * Its flag is the best guess of what it was. */
 			damaged = 1;
+			oldtomb = rec_parse(&k, &d, REC_VERSION, &cur,
+			                    &check) == LWW_OK &&
+			          lww_entry_is_tombstone(&cur);
 		} else if (rv != LWW_OK) {
 			return txn_fail(t, rv);
-		} else if (!lww_entry_wins(e, &cur)) {
-			if (won != NULL) {
-				*won = 0;
-			}
-			return LWW_OK;
 		} else {
+			/* A sound record whose index record was lost or
+			 * damaged: the tree may not hold its hash either.
+			 * Rewrite the index record; the leaf is recomputed. */
+			if ((rc = idx_matches(t->txn, t->s, bucket, &k,
+			                      &oldh)) < 0) {
+				return txn_fail(t, LWW_EIO);
+			}
+			if (rc == 0) {
+				damaged = 1;
+			}
+			if (!lww_entry_wins(e, &cur)) {
+				if (won != NULL) {
+					*won = 0;
+				}
+				if (!damaged) {
+					return LWW_OK;
+				}
+				if ((rc = idx_put(t->txn, t->s, bucket, &k,
+				                  &oldh, 0)) != 0) {
+					return txn_fail(t, mdb_err(rc));
+				}
+				rv = txn_redo(t, leaf_of(bucket));
+				return rv != LWW_OK ? txn_fail(t, rv) : LWW_OK;
+			}
 			oldtomb = lww_entry_is_tombstone(&cur);
 			have = 1;
 		}
@@ -650,6 +697,7 @@ lww_txn_note_hlc(lww_txn *t, uint64_t hlc)
 
 static lww_err leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
                          lww_store_check *r, int64_t *dtomb);
+static lww_err tomb_add(lww_store *s, MDB_txn *txn, int64_t dtomb);
 
 static lww_err
 tree_fold(unsigned level, uint32_t index, const lww_digest *delta, void *arg)
@@ -700,16 +748,8 @@ lww_txn_commit(lww_txn *t)
 			goto fail;
 		}
 	}
-	if (t->dtomb != 0) {
-		if ((rv = meta_get_u64(t->txn, t->s->meta, META_TOMB,
-		                       sizeof(META_TOMB) - 1, &v)) != LWW_OK) {
-			goto fail;
-		}
-		v = (uint64_t) ((int64_t) v + t->dtomb);
-		if ((rv = meta_put_u64(t->txn, t->s->meta, META_TOMB,
-		                       sizeof(META_TOMB) - 1, v)) != LWW_OK) {
-			goto fail;
-		}
+	if ((rv = tomb_add(t->s, t->txn, t->dtomb)) != LWW_OK) {
+		goto fail;
 	}
 	if (t->hlc != 0) {
 		if ((rv = meta_get_u64(t->txn, t->s->meta, META_HLC,
@@ -1386,8 +1426,11 @@ leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
 			if (b < first || b - first > span) {
 				break;
 			}
-		} else if (memcmp(k.mv_data, start, k.mv_size) > 0) {
-			break; /* a damaged short key past this leaf */
+		} else if (k.mv_size < 2 || memcmp(k.mv_data, start, 2) != 0) {
+			/* A damaged short key: in this leaf if it has the
+			 * leaf's first two bytes (then it goes below), else
+			 * past it. */
+			break;
 		}
 		r->records++;
 		if (k.mv_size <= 4 || k.mv_size > IDX_KEY_MAX) {
@@ -1632,19 +1675,23 @@ keys_walk(lww_store *s, MDB_txn *txn, int fix, const uint8_t *after,
 			int tomb = 0;
 			rv = LWW_OK;
 			r->damaged++;
-			/* Its leaf: from the key as stored when it is the
-			 * whole key, else from the key the record names. */
-			if (k.mv_size <= LWW_STORE_INLINE_KEY) {
-				redo[nredo++] = leaf_of(
-				    lww_digest_bucket(k.mv_data, k.mv_size));
-			}
+			/* Its leaf: from the key the record names, else from
+			 * the key as stored when that is the whole key. */
 			if (rec_parse(&k, &d, REC_VERSION, &e, &check) ==
 			    LWW_OK) {
 				tomb = lww_entry_is_tombstone(&e);
-				if (k.mv_size > LWW_STORE_INLINE_KEY) {
-					redo[nredo++] = leaf_of(
-					    lww_digest_bucket(e.key, e.klen));
-				}
+				redo[nredo++] =
+				    leaf_of(lww_digest_bucket(e.key, e.klen));
+			} else if (k.mv_size <= LWW_STORE_INLINE_KEY) {
+				redo[nredo++] = leaf_of(
+				    lww_digest_bucket(k.mv_data, k.mv_size));
+			} else {
+				/* A long key it cannot read: no way to its
+				 * leaf from here. Left to the leaf walk (and
+				 * lww_store_heal_key), which reach it from its
+				 * index record. */
+				r->damaged--;
+				continue;
 			}
 			if (fix) {
 				if ((rc = mdb_cursor_del(cur, 0)) != 0) {
@@ -1731,11 +1778,14 @@ lww_store_check_keys(lww_store *s, const uint8_t *after, size_t alen,
 	return check_then_fix(s, keys_check, &k, out);
 }
 
-lww_err
-lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
-               lww_store_check *out)
+/* Checks the record under stored key skey (and, with leaf >= 0, that
+ * tree leaf). */
+static lww_err
+heal(lww_store *s, const uint8_t *skey, size_t n, int64_t leaf,
+     lww_store_check *out)
 {
 	uint8_t before[LWW_STORE_KEY_MAX], next[LWW_STORE_KEY_MAX];
+	lww_store_check r = {0, 0, 0, 0}, lr = {0, 0, 0, 0};
 	size_t blen = 0, nlen;
 	MDB_txn *txn;
 	MDB_cursor *cur;
@@ -1743,9 +1793,6 @@ lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
 	lww_err rv;
 	int rc;
 
-	if (skey == NULL || n == 0 || n > LWW_STORE_KEY_MAX) {
-		return LWW_EINVAL;
-	}
 	/* The stored key just before skey, so that a one-record check
 	 * starting after it looks at skey itself. */
 	if ((rv = read_begin(s, &txn)) != LWW_OK) {
@@ -1772,17 +1819,44 @@ lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		return mdb_err(rc);
 	}
-	rv = lww_store_check_keys(s, before, blen, 1, next, &nlen, out);
-	if (rv == LWW_OK && n <= LWW_STORE_INLINE_KEY) {
-		/* A record lost under this key leaves only its index record. */
-		lww_store_check lr;
-		rv = lww_store_check_leaf(
-		    s, leaf_of(lww_digest_bucket(skey, n)), &lr);
-		if (rv == LWW_OK && out != NULL) {
-			out->damaged += lr.damaged;
-			out->index_fixed += lr.index_fixed;
-			out->tree_fixed += lr.tree_fixed;
-		}
+	rv = lww_store_check_keys(s, before, blen, 1, next, &nlen, &r);
+	/* A record lost under this key leaves only its index record, which
+	 * the leaf check finds. */
+	if (rv == LWW_OK && leaf >= 0) {
+		rv = lww_store_check_leaf(s, (uint32_t) leaf, &lr);
+		r.damaged += lr.damaged;
+		r.index_fixed += lr.index_fixed;
+		r.tree_fixed += lr.tree_fixed;
+	}
+	if (rv == LWW_OK && out != NULL) {
+		*out = r;
 	}
 	return rv;
+}
+
+lww_err
+lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
+               lww_store_check *out)
+{
+	if (skey == NULL || n == 0 || n > LWW_STORE_KEY_MAX) {
+		return LWW_EINVAL;
+	}
+	return heal(s, skey, n,
+	            n <= LWW_STORE_INLINE_KEY
+	                ? (int64_t) leaf_of(lww_digest_bucket(skey, n))
+	                : -1,
+	            out);
+}
+
+lww_err
+lww_store_heal_key(lww_store *s, const uint8_t *key, size_t klen,
+                   lww_store_check *out)
+{
+	uint8_t sk[LWW_STORE_KEY_MAX];
+
+	if (key == NULL || klen < LWW_KEY_MIN || klen > LWW_KEY_MAX) {
+		return LWW_EKEYSIZE;
+	}
+	return heal(s, sk, lww_store_key(key, klen, sk),
+	            leaf_of(lww_digest_bucket(key, klen)), out);
 }

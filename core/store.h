@@ -200,9 +200,15 @@ lww_err lww_store_check_keys(lww_store *s, const uint8_t *after, size_t alen,
 
 /* Checks the record stored under skey (a stored key, as scans report
  * them) and, for a short key, its tree leaf, dropping what is damaged.
- * Call it after lww_store_get or a scan found skey damaged. */
+ * Call it after a scan found skey damaged. A long key whose record is too
+ * damaged to name its key is left to lww_store_check_leaf. */
 lww_err lww_store_heal(lww_store *s, const uint8_t *skey, size_t n,
                        lww_store_check *out);
+
+/* The same for key itself (after lww_store_get found it damaged): checks
+ * its record and its tree leaf, for long keys too. */
+lww_err lww_store_heal_key(lww_store *s, const uint8_t *key, size_t klen,
+                           lww_store_check *out);
 
 /* The hash of digest node (level 0..LWW_DIGEST_LEVELS, index). */
 lww_err lww_store_digest(lww_store *s, unsigned level, uint32_t index,

@@ -19,7 +19,8 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
 
-#define API_CONTEXTS 128
+#define API_CONTEXTS     128
+#define LIST_PENDING_MAX 8 /* damaged records named per page (all counted) */
 
 enum { API_RECV, API_WAIT, API_SEND };
 
@@ -114,6 +115,11 @@ typedef struct list_state {
 	size_t emitted, limit;
 	int more;
 	uint32_t damaged;
+	/* Damaged records met since the last entry added: counted only once
+	 * an entry after them is (else the next page meets them again). */
+	uint8_t pend[LIST_PENDING_MAX][LWW_STORE_KEY_MAX];
+	size_t pendlen[LIST_PENDING_MAX];
+	uint32_t npend;
 } list_state;
 
 /* A record the scan skipped because it failed its check. */
@@ -122,8 +128,22 @@ list_damaged(const uint8_t *skey, size_t n, void *arg)
 {
 	list_state *ls = arg;
 
-	ls->damaged++;
-	lwwd_scrub_report(ls->d, skey, n);
+	if (ls->npend < LIST_PENDING_MAX) {
+		memcpy(ls->pend[ls->npend], skey, n);
+		ls->pendlen[ls->npend] = n;
+	}
+	ls->npend++;
+}
+
+/* The damaged records before an entry on this page: counted, reported. */
+static void
+list_flush_damaged(list_state *ls)
+{
+	for (uint32_t i = 0; i < ls->npend && i < LIST_PENDING_MAX; i++) {
+		lwwd_scrub_report(ls->d, ls->pend[i], ls->pendlen[i], 0);
+	}
+	ls->damaged += ls->npend;
+	ls->npend = 0;
 }
 
 /* Adds a winner to the page; non-zero when the page is full. */
@@ -141,6 +161,7 @@ list_emit(list_state *ls, const lww_entry *e)
 		return 1;
 	}
 	ls->emitted++;
+	list_flush_damaged(ls);
 	return 0;
 }
 
@@ -200,10 +221,8 @@ do_read(struct lwwd_api *a, const lww_req *q)
 			return;
 		}
 		if (rv == LWW_ECORRUPT) {
-			uint8_t sk[LWW_STORE_KEY_MAX];
 			atomic_fetch_add(&d->stats.api_refused, 1);
-			lwwd_scrub_report(d, sk,
-			                  lww_store_key(q->key, q->klen, sk));
+			lwwd_scrub_report(d, q->key, q->klen, 1);
 			reply_error(a, q->op, rv,
 			            "the stored record of this key is damaged "
 			            "(it failed its checksum); not served: the "
@@ -217,8 +236,7 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		 * tombstone, and the other way round. */
 		lww_scan s = {q->key, q->klen, q->after,    q->alen,
 		              0,      1,       list_damaged};
-		list_state ls = {d, &a->out, {NULL, 0, NULL}, 0, 0, q->limit,
-		                 0, 0};
+		list_state ls = {.d = d, .out = &a->out, .limit = q->limit};
 		lwwd_wal_barrier(d); /* fewer logged entries to merge */
 		/* The logged entries first: one the checkpointer drops after
 		 * this is in the store before the scan below reads it. */
@@ -229,6 +247,9 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		        LWW_OK) {
 			while (!ls.more && ls.mi < ls.mem.n) {
 				(void) list_emit(&ls, &ls.mem.v[ls.mi++]);
+			}
+			if (!ls.more) {
+				list_flush_damaged(&ls); /* the last page */
 			}
 			rv = lww_list_end(&a->out, ls.more, ls.damaged);
 		}

@@ -215,8 +215,8 @@ main(int argc, char **argv)
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
-	    lwwd_repair_start(d) != 0 || lwwd_scrub_start(d) != 0 ||
+	    lwwd_scrub_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
+	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
 	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}

@@ -19,10 +19,11 @@
 #include "lwwd.h"
 #include "scrub.h"
 
-#define TICK_MS    100
-#define QUEUE_MAX  64
-#define STEP_KEYS  64 /* records a step checks at least */
-#define LOG_GAP_MS 10000
+#define TICK_MS      100
+#define QUEUE_MAX    64
+#define STEP_KEYS    64 /* records a step checks at least */
+#define LOG_GAP_MS   10000
+#define RETRIGGER_MS 1000 /* a second repair trigger after a fix */
 
 struct lwwd_scrub {
 	lwwd *d;
@@ -30,9 +31,11 @@ struct lwwd_scrub {
 	pthread_mutex_t mtx;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC: reports, stop */
 	int stop;
-	uint8_t queue[QUEUE_MAX][LWW_STORE_KEY_MAX];
+	uint8_t queue[QUEUE_MAX][LWW_KEY_MAX];
 	size_t qlen[QUEUE_MAX];
+	int qfull[QUEUE_MAX]; /* the key itself, not its stored key */
 	size_t nq;
+	uint64_t retrigger_ms; /* ask repair again then (0: no) */
 	/* The pass (scrub thread only). */
 	uint8_t after[LWW_STORE_KEY_MAX];
 	size_t alen;
@@ -42,26 +45,41 @@ struct lwwd_scrub {
 };
 
 void
-lwwd_scrub_report(lwwd *d, const uint8_t *skey, size_t n)
+lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 {
 	struct lwwd_scrub *s = d->scrub;
 	char kb[LWWD_LOG_KEY_MAX];
 
 	atomic_fetch_add(&d->stats.records_damaged, 1);
 	lwwd_log(LWWD_LOG_ERROR, "record_damaged",
-	         "key=%s reason=\"failed its check\" action=\"not served; "
+	         "key=%s%s reason=\"failed its check\" action=\"not served; "
 	         "dropping it so that repair fetches a sound copy\"",
-	         lwwd_log_key(kb, sizeof(kb), skey, n));
-	if (s == NULL || n == 0 || n > LWW_STORE_KEY_MAX) {
+	         lwwd_log_key(kb, sizeof(kb), key, n),
+	         full ? "" : " (as stored)");
+	if (s == NULL || n == 0 ||
+	    n > (full ? LWW_KEY_MAX : LWW_STORE_KEY_MAX)) {
 		return;
 	}
 	pthread_mutex_lock(&s->mtx);
 	if (!s->stop && s->nq < QUEUE_MAX) {
-		memcpy(s->queue[s->nq], skey, n);
-		s->qlen[s->nq++] = n;
+		memcpy(s->queue[s->nq], key, n);
+		s->qlen[s->nq] = n;
+		s->qfull[s->nq++] = full;
 		pthread_cond_signal(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Asks for a repair round now, and once more a second later: repair
+ * takes one trigger per half second, so a fix right after another would
+ * otherwise wait for the next periodic round. */
+static void
+ask_repair(struct lwwd_scrub *s)
+{
+	pthread_mutex_lock(&s->d->mtx);
+	lwwd_repair_trigger(s->d, 0);
+	pthread_mutex_unlock(&s->d->mtx);
+	s->retrigger_ms = lwwd_mono_us() / 1000 + RETRIGGER_MS;
 }
 
 /* Counts, logs and has repaired what a check found; 1 if it dropped or
@@ -84,9 +102,7 @@ account(struct lwwd_scrub *s, const lww_store_check *r, const char *what)
 	         what, (unsigned long long) r->damaged,
 	         (unsigned long long) r->index_fixed,
 	         (unsigned long long) r->tree_fixed);
-	pthread_mutex_lock(&d->mtx);
-	lwwd_repair_trigger(d, 0);
-	pthread_mutex_unlock(&d->mtx);
+	ask_repair(s);
 	return 1;
 }
 
@@ -115,8 +131,9 @@ check_failed(struct lwwd_scrub *s, lww_err rv, const char *where)
 static void
 heal_queued(struct lwwd_scrub *s)
 {
-	uint8_t key[LWW_STORE_KEY_MAX];
+	uint8_t key[LWW_KEY_MAX];
 	size_t n;
+	int full;
 
 	for (;;) {
 		lww_store_check r = {0, 0, 0, 0};
@@ -127,9 +144,12 @@ heal_queued(struct lwwd_scrub *s)
 			return;
 		}
 		n = s->qlen[--s->nq];
+		full = s->qfull[s->nq];
 		memcpy(key, s->queue[s->nq], n);
 		pthread_mutex_unlock(&s->mtx);
-		if ((rv = lww_store_heal(s->d->store, key, n, &r)) != LWW_OK) {
+		rv = full ? lww_store_heal_key(s->d->store, key, n, &r)
+		          : lww_store_heal(s->d->store, key, n, &r);
+		if (rv != LWW_OK) {
 			check_failed(s, rv, "record reported by a read");
 			continue;
 		}
@@ -210,6 +230,13 @@ scrub_main(void *arg)
 		if (lwwd_mono_us() >= next) {
 			if (s->d->cfg.scrub_interval != 0) {
 				pass_step(s);
+			}
+			if (s->retrigger_ms != 0 &&
+			    lwwd_mono_us() / 1000 >= s->retrigger_ms) {
+				pthread_mutex_lock(&s->d->mtx);
+				lwwd_repair_trigger(s->d, 0);
+				pthread_mutex_unlock(&s->d->mtx);
+				s->retrigger_ms = 0;
 			}
 			next = lwwd_mono_us() + TICK_MS * 1000;
 		}

@@ -30,9 +30,10 @@ void lwwd_scrub_stop(lwwd *d);
  * the API stopped). */
 void lwwd_scrub_free(lwwd *d);
 
-/* A read found the record under stored key skey (lww_store_key) damaged:
- * counts and logs it, and queues it for the scrub thread. Any thread;
- * never blocks (a full queue is left to the next pass). */
-void lwwd_scrub_report(lwwd *d, const uint8_t *skey, size_t n);
+/* A read found a record damaged: key is the key itself when `full`
+ * (a lookup), else its stored key (lww_store_key; a scan). Counts and
+ * logs it, and queues it for the scrub thread. Any thread; never blocks
+ * (a full queue is left to the next pass). */
+void lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full);
 
 #endif /* LWWD_SCRUB_H */

@@ -1207,6 +1207,213 @@ test_checks_find_and_fix_damage(void **state)
 	tu_rmdir(dir);
 }
 
+/* Damage in a long key's own bytes: the record cannot name its leaf,
+ * the key a lookup had can, and healing by it leaves a sound store. */
+static void
+test_heal_key_reaches_a_long_keys_leaf(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_entry es[4];
+	size_t n = rot_entries(es), nlen;
+	lww_store *s;
+	lww_buf b = LWW_BUF_INIT;
+	lww_entry e;
+	lww_digest all, root;
+	rawrecs kv;
+	raw r;
+	uint8_t sk[LWW_STORE_KEY_MAX], next[LWW_STORE_KEY_MAX];
+	size_t sn = lww_store_key(es[3].key, es[3].klen, sk);
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_ok(lww_store_apply(s, es, n, NULL));
+	assert_ok(lww_store_digest(s, 0, 0, &all));
+	lww_store_close(s);
+	raw_open(&r, dir);
+	raw_all(&r, r.kv, &kv);
+	for (size_t i = 0; i < kv.n; i++) {
+		if (kv.k[i].mv_size == sn) {
+			((uint8_t *) kv.d[i].mv_data)[26 + 2 + 5] ^= 0x5a;
+			assert_int_equal(
+			    mdb_put(r.txn, r.kv, &kv.k[i], &kv.d[i], 0), 0);
+		}
+	}
+	raw_close(&r);
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_err(lww_store_get(s, es[3].key, es[3].klen, &b, &e),
+	           LWW_ECORRUPT);
+	/* What a scan reports (its stored key) cannot name the leaf; the
+	 * key a lookup had can. */
+	assert_ok(lww_store_heal(s, sk, sn, NULL));
+	nlen = 0;
+	do {
+		uint8_t after[LWW_STORE_KEY_MAX];
+		size_t alen = nlen;
+		memcpy(after, next, nlen);
+		assert_ok(
+		    lww_store_check_keys(s, after, alen, 1, next, &nlen, NULL));
+	} while (nlen != 0);
+	assert_ok(lww_store_heal_key(s, es[3].key, es[3].klen, NULL));
+	assert_err(lww_store_get(s, es[3].key, es[3].klen, &b, &e),
+	           LWW_ENOTFOUND);
+	assert_ok(lww_store_digest(s, 0, 0, &root));
+	{
+		lww_digest h;
+		lww_digest_entry(&es[3], &h);
+		lww_digest_xor(&h, &all);
+		assert_memory_equal(root.h, h.h, LWW_DIGEST_BYTES);
+	}
+	check_digest(s);
+	lww_store_close(s);
+	rawrecs_free(&kv);
+	lww_buf_fini(&b);
+	tu_rmdir(dir);
+}
+
+/* A write over a damaged tombstone takes it out of the count. */
+static void
+test_damaged_tombstone_leaves_the_count(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_entry es[4];
+	size_t n = rot_entries(es);
+	lww_store *s;
+	lww_store_stats st;
+	rawrecs kv;
+	raw r;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_ok(lww_store_apply(s, es, n, NULL));
+	lww_store_close(s);
+	raw_open(&r, dir);
+	raw_all(&r, r.kv, &kv);
+	for (size_t i = 0; i < kv.n; i++) {
+		if (kv.k[i].mv_size == 2 &&
+		    memcmp(kv.k[i].mv_data, "k2", 2) == 0) {
+			((uint8_t *) kv.d[i].mv_data)[3] ^= 1; /* hlc */
+			assert_int_equal(
+			    mdb_put(r.txn, r.kv, &kv.k[i], &kv.d[i], 0), 0);
+		}
+	}
+	raw_close(&r);
+	assert_ok(lww_store_open(dir, &o, &s));
+	{
+		lww_entry x = ENT("k2", "live", 100, 1);
+		assert_ok(lww_store_apply(s, &x, 1, NULL));
+	}
+	assert_ok(lww_store_stats_get(s, &st));
+	assert_int_equal(st.tombstones, 0);
+	lww_store_close(s);
+	rawrecs_free(&kv);
+	tu_rmdir(dir);
+}
+
+/* A damaged (3-byte) index key inside a leaf: dropped, and the records
+ * after it still count for the leaf. */
+static void
+test_short_index_key_inside_a_leaf(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_store *s;
+	lww_store_check ck;
+	raw r;
+	char k[16];
+	uint32_t bk = 0;
+	int i;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (i = 0;; i++) {
+		snprintf(k, sizeof(k), "key%d", i);
+		bk = lww_digest_bucket((const uint8_t *) k, strlen(k));
+		if (((bk >> 8) & 0xff) > 0) {
+			break;
+		}
+	}
+	{
+		lww_entry e = ENT(k, "v", 1, 1), f = ENT("other", "w", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+		assert_ok(lww_store_apply(s, &f, 1, NULL));
+	}
+	lww_store_close(s);
+	raw_open(&r, dir);
+	{
+		uint8_t ik[3] = {(uint8_t) (bk >> 24), (uint8_t) (bk >> 16),
+		                 (uint8_t) (bk >> 8)};
+		uint8_t h[8] = {0};
+		MDB_val kk = {3, ik}, dd = {8, h};
+		assert_int_equal(mdb_put(r.txn, r.idx, &kk, &dd, 0), 0);
+	}
+	raw_close(&r);
+	assert_ok(lww_store_open(dir, &o, &s));
+	for (int pass = 0; pass < 2; pass++) {
+		assert_ok(lww_store_check_leaf(
+		    s, lww_digest_index(bk, LWW_DIGEST_STORED), &ck));
+		assert_int_equal(ck.damaged, pass == 0 ? 1 : 0);
+	}
+	assert_int_equal(ck.tree_fixed, 0);
+	check_digest(s);
+	check_summaries(s);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
+/* A sound record indexed under a wrong bucket: the leaf check drops the
+ * index record, and a later write to the key leaves a sound tree. */
+static void
+test_index_under_a_wrong_bucket_then_a_write(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store_opts o = {.nosync = 1};
+	lww_store *s;
+	lww_store_check ck;
+	raw r;
+	rawrecs idx;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, &o, &s));
+	{
+		lww_entry e = ENT("kk", "v", 1, 1), f = ENT("other", "w", 1, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+		assert_ok(lww_store_apply(s, &f, 1, NULL));
+	}
+	lww_store_close(s);
+	raw_open(&r, dir);
+	raw_all(&r, r.idx, &idx);
+	for (size_t i = 0; i < idx.n; i++) {
+		uint8_t *p = idx.k[i].mv_data;
+		if (idx.k[i].mv_size == 6 && memcmp(p + 4, "kk", 2) == 0) {
+			assert_int_equal(mdb_del(r.txn, r.idx, &idx.k[i], NULL),
+			                 0);
+			p[3] ^= 1; /* same leaf, another bucket */
+			assert_int_equal(
+			    mdb_put(r.txn, r.idx, &idx.k[i], &idx.d[i], 0), 0);
+		}
+	}
+	raw_close(&r);
+	assert_ok(lww_store_open(dir, &o, &s));
+	assert_ok(lww_store_check_leaf(
+	    s,
+	    lww_digest_index(lww_digest_bucket((const uint8_t *) "kk", 2),
+	                     LWW_DIGEST_STORED),
+	    &ck));
+	assert_int_equal(ck.damaged, 1);
+	{
+		lww_entry e = ENT("kk", "v2", 2, 1);
+		assert_ok(lww_store_apply(s, &e, 1, NULL));
+	}
+	check_digest(s);
+	check_summaries(s);
+	expect_val(s, "kk", "v2");
+	lww_store_close(s);
+	rawrecs_free(&idx);
+	tu_rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1224,6 +1431,10 @@ main(void)
 	    cmocka_unit_test(test_corrupt_record_is_reported),
 	    cmocka_unit_test(test_every_changed_byte_is_found),
 	    cmocka_unit_test(test_checks_find_and_fix_damage),
+	    cmocka_unit_test(test_heal_key_reaches_a_long_keys_leaf),
+	    cmocka_unit_test(test_damaged_tombstone_leaves_the_count),
+	    cmocka_unit_test(test_short_index_key_inside_a_leaf),
+	    cmocka_unit_test(test_index_under_a_wrong_bucket_then_a_write),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
