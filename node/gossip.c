@@ -118,7 +118,7 @@ handle(lwwd *d, nng_msg *msg)
 		atomic_fetch_add(&d->stats.heartbeats_received, 1);
 		pthread_mutex_lock(&d->mtx);
 		if ((ps = peer_find(d, node)) != NULL) {
-			ps->last_contact_ms = lwwd_now_ms();
+			ps->last_contact_ms = lwwd_mono_ms();
 			/* A batch announced a heartbeat ago and still not
 			 * here was lost: repair fetches it. */
 			if (ps->seq_announced > ps->seq_applied &&
@@ -157,7 +157,7 @@ handle(lwwd *d, nng_msg *msg)
 	atomic_fetch_add(&d->stats.batches_received, 1);
 	pthread_mutex_lock(&d->mtx);
 	if ((ps = peer_find(d, node)) != NULL) {
-		ps->last_contact_ms = lwwd_now_ms();
+		ps->last_contact_ms = lwwd_mono_ms();
 		if (ps->seq_applied != 0 &&
 		    op->batch.seq > ps->seq_applied + 1) {
 			atomic_fetch_add(&d->stats.seq_gaps, 1);
@@ -210,18 +210,13 @@ heartbeat_main(void *arg)
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
 
 	for (;;) {
-		struct timespec ts;
+		uint64_t due = lwwd_mono_us() + HEARTBEAT_MS * 1000;
 		lww_heartbeat h;
 		int stop;
 
 		pthread_mutex_lock(&d->mtx);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += HEARTBEAT_MS / 1000;
-		while (!d->stopping) {
-			if (pthread_cond_timedwait(&d->hb_cv, &d->mtx, &ts) !=
-			    0) {
-				break;
-			}
+		while (!d->stopping &&
+		       lwwd_cond_wait_until(&d->hb_cv, &d->mtx, due) == 0) {
 		}
 		stop = d->stopping;
 		pthread_mutex_unlock(&d->mtx);

@@ -118,13 +118,13 @@ typedef struct lwwd_stats {
 typedef struct lwwd_peer_state {
 	uint64_t node;
 	char name[65];
-	uint64_t last_contact_ms; /* wall ms, 0 = never */
+	uint64_t last_contact_ms; /* lwwd_mono_ms(), 0 = never */
 	uint64_t seq_applied;     /* highest batch seq received */
 	uint64_t seq_announced;   /* highest seq named by a heartbeat */
 	uint64_t batches;
-	uint64_t
-	    last_repair_ms;   /* wall ms of the last repair round, 0 = never */
-	uint64_t repair_keys; /* entries fetched from it by repair */
+	uint64_t last_repair_ms; /* lwwd_mono_ms() of the last repair round,
+	                            0 = never */
+	uint64_t repair_keys;    /* entries fetched from it by repair */
 } lwwd_peer_state;
 
 /* ---- one queued write (writer.c) ---- */
@@ -216,9 +216,25 @@ typedef struct lwwd {
 	struct nng_http_server *metrics;
 } lwwd;
 
+/* Wall-clock milliseconds: for stamps and what users read as dates,
+ * never for a wait or a duration. */
 uint64_t lwwd_now_ms(void);
 /* Monotonic microseconds, for durations and deadlines. */
 uint64_t lwwd_mono_us(void);
+/* Monotonic milliseconds (lwwd_mono_us() / 1000). */
+uint64_t lwwd_mono_ms(void);
+
+/* ---- threads and waits (thr.c) ---- */
+/* Initialises a condition variable whose timed waits run on the monotonic
+ * clock, so that a wall-clock step never moves their deadlines. Every
+ * condition variable of the node is made so. */
+void lwwd_cond_init(pthread_cond_t *cv);
+/* Waits on cv (made by lwwd_cond_init; mtx held) until it is signalled or
+ * lwwd_mono_us() reaches deadline_us (UINT64_MAX: no deadline). Returns 0
+ * when woken (perhaps spuriously: callers re-check their condition),
+ * ETIMEDOUT once the deadline has passed. */
+int lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
+                         uint64_t deadline_us);
 
 /* ---- addresses (net.c) ---- */
 /* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */

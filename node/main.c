@@ -119,11 +119,11 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pthread_mutex_init(&d->mtx, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	pthread_cond_init(&d->hb_cv, NULL);
-	pthread_cond_init(&d->sync_cv, NULL);
-	pthread_cond_init(&d->sync_idle_cv, NULL);
-	pthread_cond_init(&d->ckpt_cv, NULL);
+	lwwd_cond_init(&d->cv);
+	lwwd_cond_init(&d->hb_cv);
+	lwwd_cond_init(&d->sync_cv);
+	lwwd_cond_init(&d->sync_idle_cv);
+	lwwd_cond_init(&d->ckpt_cv);
 
 	/* Block the signals before any thread starts; main waits for them. */
 	sigemptyset(&set);

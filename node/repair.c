@@ -46,6 +46,7 @@ struct lwwd_repair {
 	size_t npeers;
 	size_t next;
 	nng_socket rep;
+	nng_aio *rep_aio; /* the server's receive; stop cancels it */
 	pthread_t server;
 	pthread_t client;
 	int server_started;
@@ -56,12 +57,6 @@ struct lwwd_repair {
 	uint64_t last_trigger_ms;
 	_Atomic int stop;
 };
-
-static uint64_t
-mono_ms(void)
-{
-	return lwwd_mono_us() / 1000;
-}
 
 /* Seals payload and sends it; returns 0 or an nng error. */
 static int
@@ -254,10 +249,21 @@ server_main(void *arg)
 		nng_msg *msg;
 		uint8_t type;
 		lww_err rv;
+		int nrv;
 
-		if (nng_recvmsg(r->rep, &msg, 0) != 0) {
-			continue; /* timeout (to check stop) or closed */
+		/* No receive timeout: lwwd_repair_stop cancels the receive.
+		 * (nng 1.5 times its timeouts on the wall clock, so one
+		 * under way when the clock steps back lasts as much longer,
+		 * and a stop waiting for it would too.) */
+		nng_recv_aio(r->rep, r->rep_aio);
+		nng_aio_wait(r->rep_aio);
+		if ((nrv = nng_aio_result(r->rep_aio)) != 0) {
+			if (nrv != NNG_ECANCELED && nrv != NNG_ECLOSED) {
+				nng_msleep(10); /* never spin on an error */
+			}
+			continue;
 		}
+		msg = nng_aio_get_msg(r->rep_aio);
 		rv = open_sealed(d, msg, &e, &node, name);
 		lww_buf_reset(&out);
 		if (rv == LWW_OK &&
@@ -418,7 +424,7 @@ note_peer(lwwd *d, uint64_t node, uint64_t keys, uint64_t seq_seen)
 		if (ps->node != node) {
 			continue;
 		}
-		ps->last_repair_ms = lwwd_now_ms();
+		ps->last_repair_ms = lwwd_mono_ms();
 		ps->repair_keys += keys;
 		/* Everything the peer had announced when the round began
 		 * is now here, lost batches included. */
@@ -465,7 +471,7 @@ round_with(lwwd *d, repair_peer *p)
 	char name[LWW_TRUST_NAME_MAX + 1] = "?";
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT, sums = LWW_BUF_INIT;
 	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
-	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = mono_ms();
+	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = lwwd_mono_ms();
 	const char *why = NULL;
 	lww_err rv;
 
@@ -630,7 +636,7 @@ out:
 			lwwd_log(LWWD_LOG_INFO, "repaired",
 			         "peer=%s keys=%llu ms=%llu", name,
 			         (unsigned long long) fetched,
-			         (unsigned long long) (mono_ms() - t0));
+			         (unsigned long long) (lwwd_mono_ms() - t0));
 		}
 	}
 	free(nodes);
@@ -645,25 +651,20 @@ client_main(void *arg)
 {
 	lwwd *d = arg;
 	struct lwwd_repair *r = d->repair;
-	uint64_t seed = (uint64_t) d->self ^ mono_ms();
+	uint64_t seed = (uint64_t) d->self ^ lwwd_mono_ms();
 	/* First round soon after start: a restarted or new node catches up
 	 * without waiting for a full interval. */
-	uint64_t due = mono_ms() + 300;
+	uint64_t due = lwwd_mono_ms() + 300;
 
 	while (!atomic_load(&r->stop)) {
-		struct timespec ts;
 		int fired = 0;
 
 		pthread_mutex_lock(&d->mtx);
 		while (!atomic_load(&r->stop) && !r->triggered &&
-		       mono_ms() < due) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cv, &d->mtx, &ts);
+		       lwwd_mono_ms() < due) {
+			lwwd_cond_wait_until(
+			    &r->cv, &d->mtx,
+			    due < UINT64_MAX / 1000 ? due * 1000 : UINT64_MAX);
 		}
 		fired = r->triggered;
 		r->triggered = 0;
@@ -694,7 +695,7 @@ client_main(void *arg)
 			seed ^= seed << 17;
 			/* +-25% jitter so rounds of many nodes spread out. */
 			due = iv == 0 ? UINT64_MAX
-			              : mono_ms() + iv * 3 / 4 +
+			              : lwwd_mono_ms() + iv * 3 / 4 +
 			                    seed % (iv / 2 + 1);
 		}
 	}
@@ -705,7 +706,7 @@ void
 lwwd_repair_trigger(lwwd *d, uint64_t node)
 {
 	struct lwwd_repair *r = d->repair;
-	uint64_t now = mono_ms();
+	uint64_t now = lwwd_mono_ms();
 
 	/* Called with d->mtx held (from gossip's peer bookkeeping). */
 	if (r == NULL || now - r->last_trigger_ms < TRIGGER_MIN_GAP_MS) {
@@ -727,11 +728,11 @@ lwwd_repair_start(lwwd *d)
 		return -1;
 	}
 	d->repair = r;
-	pthread_cond_init(&r->cv, NULL);
+	lwwd_cond_init(&r->cv);
 	if ((rv = nng_rep0_open(&r->rep)) != 0 ||
 	    (rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(r->rep, NNG_OPT_RECVTIMEO, 200)) != 0) {
+	    (rv = nng_aio_alloc(&r->rep_aio, NULL, NULL)) != 0) {
 		fprintf(stderr, "lwwd: cannot open --sync socket: %s\n",
 		        nng_strerror(rv));
 		return -1;
@@ -803,10 +804,15 @@ lwwd_repair_stop(lwwd *d)
 		pthread_join(r->client, NULL);
 	}
 	/* The REP (listening) socket stays open until exit (see api.c); the
-	 * server thread sees `stop` within its 200 ms receive timeout. */
+	 * server's receive is cancelled (one started after this fails at
+	 * once), and the thread sees `stop`. */
+	if (r->rep_aio != NULL) {
+		nng_aio_stop(r->rep_aio);
+	}
 	if (r->server_started) {
 		pthread_join(r->server, NULL);
 	}
+	nng_aio_free(r->rep_aio);
 	for (size_t i = 0; i < r->npeers; i++) {
 		free(r->peers[i].url);
 	}

