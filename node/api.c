@@ -214,13 +214,14 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 {
 	lwwd *d = a->d;
 	lww_envelope env;
+	lww_peer signer;
 	lww_auth au;
 	lww_err rv;
 	uint8_t type;
 
 	*ro = 0;
 	if (lww_msg_peek(*p, *n, &type) != LWW_OK || type != LWW_MSG_ENVELOPE) {
-		if (d->clients == NULL) {
+		if (d->cfg.clients == NULL) {
 			return 0; /* an open API: plain requests are fine */
 		}
 		refuse(a, &d->stats.auth_unsigned, op_of(*p, *n), LWW_EAUTH,
@@ -229,12 +230,10 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 		       "--clients file");
 		return -1;
 	}
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(*p, *n, d->clients, &env);
+	rv = lwwd_open_signed(d, 1, *p, *n, &env, &signer);
 	if (rv == LWW_OK && env.peer != NULL) {
 		*ro = (env.peer->flags & LWW_PEER_RO) != 0;
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_EUNTRUSTED) {
 		refuse(a, &d->stats.auth_unlisted, 0, LWW_EAUTH,
 		       "client key not listed in this node's --clients file");

@@ -9,6 +9,10 @@
  * decoded and every entry must carry the signer's node id. Only then is a
  * batch queued for the writer. Every rejection is counted by reason.
  *
+ * The signature is checked without the node's mutex (lwwd_open_signed),
+ * so a trusted key flooding badly signed batches costs CPU, never the
+ * writer's lock.
+ *
  * pub/sub drops messages when a subscriber is slow or away: gossip is the
  * fast path; anti-entropy repair is what makes replicas converge.
  */
@@ -73,19 +77,18 @@ handle(lwwd *d, nng_msg *msg)
 	lww_envelope env;
 	lww_heartbeat hb;
 	lwwd_peer_state *ps;
+	lww_peer signer;
 	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t node = 0;
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
 
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(p, n, d->trust, &env);
+	rv = lwwd_open_signed(d, 0, p, n, &env, &signer);
 	if (rv == LWW_OK) {
-		node = env.peer->node;
-		memcpy(name, env.peer->name, sizeof(name));
+		node = signer.node;
+		memcpy(name, signer.name, sizeof(name));
 	}
-	pthread_mutex_unlock(&d->mtx);
 	switch (rv) {
 	case LWW_OK:
 		break;

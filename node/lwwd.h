@@ -161,9 +161,13 @@ typedef struct lwwd {
 	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
 	lwwd_stats stats;
 
-	pthread_mutex_t mtx;  /* guards trust, peers, the op queue */
+	pthread_mutex_t mtx;  /* guards peers, the op queue */
 	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
 	pthread_cond_t hb_cv; /* heartbeat: stopping */
+	/* Guards trust and clients, not mtx: signatures are checked under
+	 * its read side (lwwd_open_signed), so never under a lock that the
+	 * write path needs; a reload swaps the sets under its write side. */
+	pthread_rwlock_t keys_lock;
 	lww_trust *trust;
 	lww_trust *clients; /* NULL without --clients */
 	struct lww_replay *replay;
@@ -325,6 +329,15 @@ void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
  * unless `initial`. On error keeps what it had, writes why into err and
  * returns -1. */
 int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
+/* Opens an envelope signed by a key of the trust file (clients != 0: of
+ * the --clients file; errors as lww_envelope_open). The signature is
+ * checked under keys_lock's read side, never under d->mtx; on LWW_OK
+ * *signer gets a copy of the signer's entry and env->peer points to it. */
+LWW_MUST_CHECK lww_err lwwd_open_signed(lwwd *d, int clients, const uint8_t *p,
+                                        size_t n, lww_envelope *env,
+                                        lww_peer *signer);
+/* Whether node is the node id of a key in the trust file. */
+int lwwd_trusted_node(lwwd *d, uint64_t node);
 
 /* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
  * --clients or --insecure-api; prints why. 0 if fine. */

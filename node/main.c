@@ -7,6 +7,7 @@
  * thread (sigwait): SIGTERM/SIGINT stop the node after the writer applied
  * and published everything queued; SIGHUP re-reads the trust file.
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -124,6 +125,16 @@ main(int argc, char **argv)
 	lwwd_cond_init(&d->sync_cv);
 	lwwd_cond_init(&d->sync_idle_cv);
 	lwwd_cond_init(&d->ckpt_cv);
+	{
+		/* A reload waits for the signature checks under way, not
+		 * for a stream of them to pause. */
+		pthread_rwlockattr_t ra;
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(
+		    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&d->keys_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 
 	/* Block the signals before any thread starts; main waits for them. */
 	sigemptyset(&set);

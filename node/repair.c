@@ -88,17 +88,17 @@ static lww_err
 open_sealed(lwwd *d, nng_msg *msg, lww_envelope *env, uint64_t *node,
             char name[LWW_TRUST_NAME_MAX + 1])
 {
+	lww_peer signer;
 	lww_err rv;
 
 	atomic_fetch_add(&d->stats.repair_bytes_received, nng_msg_len(msg));
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(nng_msg_body(msg), nng_msg_len(msg), d->trust,
-	                       env);
+	rv = lwwd_open_signed(d, 0, nng_msg_body(msg), nng_msg_len(msg), env,
+	                      &signer);
 	if (rv == LWW_OK) {
-		*node = env->peer->node;
-		memcpy(name, env->peer->name, LWW_TRUST_NAME_MAX + 1);
+		env->peer = NULL; /* signer is ours: do not let it escape */
+		*node = signer.node;
+		memcpy(name, signer.name, LWW_TRUST_NAME_MAX + 1);
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_OK && *node == d->self) {
 		rv = LWW_EFORGED; /* our own key from elsewhere: a loop */
 	}
@@ -367,9 +367,8 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 	if (op == NULL) {
 		return 0;
 	}
-	pthread_mutex_lock(&d->mtx);
 	while (lww_entries_next(es, &off, &e)) {
-		if (lww_trust_find_node(d->trust, e.node) == NULL) {
+		if (!lwwd_trusted_node(d, e.node)) {
 			dropped++;
 			continue;
 		}
@@ -377,7 +376,6 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 			n++;
 		}
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (dropped > 0) {
 		atomic_fetch_add(&d->stats.rejected_forged, dropped);
 		lwwd_log(LWWD_LOG_WARN, "repair_entries_refused",
