@@ -4,9 +4,13 @@
  *
  * Each context loops: receive, decode (bounds-checked; a bad request gets
  * an error reply, is counted and changes nothing), then either answer a
- * read at once from an LMDB read transaction, or hand a write to the
- * writer and answer when its group commit is durable.
+ * lookup at once from an LMDB read transaction, hand a write to the
+ * writer and answer when its group commit is durable, or hand a request
+ * that may block (list and stats wait for a checkpoint, peers for the
+ * node's mutex, reload reads files) to the worker thread (work.c), which
+ * answers it. The callbacks themselves never block.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +24,7 @@
 
 #define API_CONTEXTS 128
 
-enum { API_RECV, API_WAIT, API_SEND };
+enum { API_RECV, API_WAIT, API_WORK, API_SEND };
 
 struct lwwd_api {
 	lwwd *d;
@@ -28,6 +32,9 @@ struct lwwd_api {
 	nng_aio *aio;
 	int state;
 	lwwd_op op;
+	lwwd_job job; /* API_WORK: the request below, on the worker */
+	lww_req q;
+	nng_msg *qmsg; /* owns the bytes q points into */
 	lww_buf out;
 	lww_buf val;
 };
@@ -288,6 +295,36 @@ do_reload(struct lwwd_api *a)
 	send_reply(a);
 }
 
+/* The worker runs a request that may block, and answers it. */
+static void
+api_job(lwwd_job *job)
+{
+	struct lwwd_api *a =
+	    (struct lwwd_api *) ((char *) job - offsetof(struct lwwd_api, job));
+	/* Once answered, a may serve its next request at once: keep what
+	 * is needed after the answer in locals. */
+	lww_req q = a->q;
+	nng_msg *msg = a->qmsg;
+
+	a->qmsg = NULL;
+	if (q.op == LWW_OP_RELOAD) {
+		do_reload(a);
+	} else {
+		do_read(a, &q);
+	}
+	nng_msg_free(msg); /* q pointed into it */
+}
+
+/* Requests that may wait: for a checkpoint (list and stats read the
+ * store, lwwd_wal_barrier), for the node's mutex (peers), or for files
+ * (reload). */
+static int
+may_block(uint8_t op)
+{
+	return op == LWW_OP_LIST || op == LWW_OP_STATS || op == LWW_OP_PEERS ||
+	       op == LWW_OP_RELOAD;
+}
+
 static void
 handle(struct lwwd_api *a, nng_msg *msg)
 {
@@ -317,9 +354,16 @@ handle(struct lwwd_api *a, nng_msg *msg)
 		nng_msg_free(msg);
 		return;
 	}
-	if (q.op == LWW_OP_RELOAD) {
-		nng_msg_free(msg);
-		do_reload(a);
+	if (may_block(q.op)) {
+		a->q = q;
+		a->qmsg = msg;
+		a->state = API_WORK;
+		if ((rv = lwwd_work_submit(d, &a->job)) != LWW_OK) {
+			a->qmsg = NULL;
+			nng_msg_free(msg);
+			atomic_fetch_add(&d->stats.api_refused, 1);
+			reply_error(a, q.op, rv, "node shutting down");
+		}
 		return;
 	}
 	if (!lww_op_writes(q.op)) {
@@ -447,6 +491,7 @@ lwwd_api_start(lwwd *d)
 	for (size_t i = 0; i < API_CONTEXTS; i++) {
 		struct lwwd_api *a = &d->apis[i];
 		a->d = d;
+		a->job.run = api_job;
 		if (nng_aio_alloc(&a->aio, api_cb, a) != 0 ||
 		    nng_ctx_open(&a->ctx, d->api) != 0) {
 			return -1;

@@ -218,6 +218,7 @@ typedef struct lwwd {
 	nng_aio *sub_aio;
 	struct lwwd_repair *repair;
 	struct nng_http_server *metrics;
+	struct lwwd_work *work;
 } lwwd;
 
 /* Wall-clock milliseconds: for stamps and what users read as dates,
@@ -239,6 +240,26 @@ void lwwd_cond_init(pthread_cond_t *cv);
  * ETIMEDOUT once the deadline has passed. */
 int lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
                          uint64_t deadline_us);
+
+/* ---- the worker: requests that may block (work.c) ---- */
+/* nng forbids blocking in its callbacks, so a callback whose request may
+ * wait (for a checkpoint, the node's mutex, a file) queues a job here and
+ * returns; the job answers its request when it is done. One thread runs
+ * the jobs in the order queued. */
+typedef struct lwwd_job lwwd_job;
+struct lwwd_job {
+	void (*run)(lwwd_job *job); /* on the worker thread */
+	lwwd_job *next;
+};
+int lwwd_work_start(lwwd *d);
+/* Queues job (owned by the caller until run is called). LWW_ECLOSED once
+ * the worker stops (or never started): the job is not taken. Never
+ * blocks beyond a short mutex. Thread-safe. */
+lww_err lwwd_work_submit(lwwd *d, lwwd_job *job);
+/* Refuses new jobs, runs every job queued, and joins the thread. Jobs
+ * may still be offered (and are refused) until lwwd_work_free. */
+void lwwd_work_stop(lwwd *d);
+void lwwd_work_free(lwwd *d);
 
 /* ---- addresses (net.c) ---- */
 /* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */

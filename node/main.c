@@ -147,8 +147,9 @@ main(int argc, char **argv)
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
-	    lwwd_repair_start(d) != 0 || lwwd_metrics_start(d) != 0) {
+	    lwwd_work_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
+	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
+	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
@@ -182,7 +183,11 @@ out:
 	lwwd_gossip_stop(d);
 	lwwd_writer_stop(d);
 	lwwd_ckpt_stop(d);
+	/* The worker answers the list, stats, peers and reload requests
+	 * queued and refuses new ones; then the API's contexts stop. */
+	lwwd_work_stop(d);
 	lwwd_api_stop(d);
+	lwwd_work_free(d);
 	/* The PUB (listening) socket is left to process exit: see api.c. */
 	pthread_mutex_lock(&d->mtx);
 	lww_store_close(d->store);

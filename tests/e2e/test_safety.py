@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -206,6 +207,57 @@ class SignatureFlood(ClusterTest):
         self.assertLessEqual(during["p99_us"],
                              10 * max(before["p99_us"], after["p99_us"]), runs)
         self.assertGreaterEqual(during["ops"], 0.4 * quiet, runs)
+
+
+class SlowCheckpoint(ClusterTest):
+    SYNC_MS = 1000
+
+    @unittest.skipUnless(os.path.exists(LWWBENCH), "lwwbench not built")
+    def test_lookups_answer_while_list_and_stats_wait(self):
+        # Each sync of the store's file takes SYNC_MS (lwwshim), so a
+        # checkpoint takes seconds; list and stats wait for it (they read
+        # the store). Lookups on the same API must not wait with them.
+        c = self.cluster(1, transport="tcp")
+        n1 = c.nodes[0]
+        n1.wrap = preload(LWWSHIM, LWW_SHIM_SYNC_MS=self.SYNC_MS,
+                          LWW_SHIM_SYNC_MATCH="data.mdb")
+        n1.start()
+        # Lookups all along, on connections made before the stall.
+        looker = subprocess.Popen([LWWBENCH, "clients", n1.api, "4", "4",
+                                   "lookup", "100"], stdout=subprocess.PIPE)
+        self.addCleanup(looker.kill)
+        time.sleep(1)
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+        slow = []
+
+        def wait_for(cmd):
+            r, took = timed(n1.ctl, "--json", cmd)
+            slow.append((cmd, r, took))
+        # More than nng has threads for its callbacks (2 per core).
+        waiting = [threading.Thread(target=wait_for,
+                                    args=("stats" if i % 2 else "list",))
+                   for i in range(2 * (os.cpu_count() or 2) + 4)]
+        for t in waiting:
+            t.start()
+        for t in waiting:
+            t.join(60)
+        out, _ = looker.communicate(timeout=60)
+        self.assertEqual(looker.returncode, 0, out)
+        looked = json.loads(out)
+        for cmd, r, took in slow:
+            self.assertEqual(r.rc, 0, (cmd, r))
+            if cmd == "stats":
+                self.assertEqual(r.json()["keys"], 1, r)
+            else:
+                self.assertEqual(r.json_lines()[0]["key"], "k", r)
+        # The checkpoint was slow: someone waited for it.
+        slowest = max(took for _, _, took in slow)
+        self.assertGreaterEqual(slowest, self.SYNC_MS / 1000, slow)
+        # Lookups went on meanwhile, each far quicker than that wait.
+        self.assertEqual(looked["errors"], 0, looked)
+        self.assertGreater(looked["ops"], 0, looked)
+        self.assertLessEqual(looked["max_us"] / 1e6, slowest / 4,
+                             (looked, slowest))
 
 
 if __name__ == "__main__":
