@@ -383,11 +383,14 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	}
 }
 
+/* The aio holds a message only while a reply is being sent (or was left
+ * unsent: see lwwd_api_stop): one taken from it is cleared from it. */
 static void
 api_cb(void *arg)
 {
 	struct lwwd_api *a = arg;
 	int rv = nng_aio_result(a->aio);
+	nng_msg *m;
 
 	switch (a->state) {
 	case API_RECV:
@@ -398,11 +401,14 @@ api_cb(void *arg)
 			nng_ctx_recv(a->ctx, a->aio);
 			return;
 		}
-		handle(a, nng_aio_get_msg(a->aio));
+		m = nng_aio_get_msg(a->aio);
+		nng_aio_set_msg(a->aio, NULL);
+		handle(a, m);
 		return;
 	case API_SEND:
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(a->aio));
+			nng_aio_set_msg(a->aio, NULL);
 			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 				return;
 			}
@@ -506,14 +512,26 @@ lwwd_api_start(lwwd *d)
 void
 lwwd_api_stop(lwwd *d)
 {
+	/* After lwwd_work_stop: no job is left to answer on a context.
+	 * Contexts close first: a reply a callback sends from then on fails
+	 * with NNG_ECLOSED through the callback, which frees it. */
 	for (size_t i = 0; i < d->napis; i++) {
+		nng_ctx_close(d->apis[i].ctx);
+	}
+	for (size_t i = 0; i < d->napis; i++) {
+		nng_msg *m;
 		nng_aio_stop(d->apis[i].aio);
+		/* A reply that a callback still running sent after the stop
+		 * began never started (nng 1.5 fails an operation on a
+		 * stopped aio without a callback): it is left here. */
+		if ((m = nng_aio_get_msg(d->apis[i].aio)) != NULL) {
+			nng_msg_free(m);
+		}
 	}
 	/* The REP socket itself stays open until the process exits: closing
 	 * a socket with a live listener can make nng 1.5 panic in one of its
 	 * own threads (nanomsg/nng#2110). Nothing of ours uses it any more. */
 	for (size_t i = 0; i < d->napis; i++) {
-		nng_ctx_close(d->apis[i].ctx);
 		nng_aio_free(d->apis[i].aio);
 		lww_buf_fini(&d->apis[i].out);
 		lww_buf_fini(&d->apis[i].val);

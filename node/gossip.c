@@ -218,10 +218,10 @@ heartbeat_main(void *arg)
 		int stop;
 
 		pthread_mutex_lock(&d->mtx);
-		while (!d->stopping &&
+		while (!d->hb_stopping &&
 		       lwwd_cond_wait_until(&d->hb_cv, &d->mtx, due) == 0) {
 		}
-		stop = d->stopping;
+		stop = d->hb_stopping;
 		pthread_mutex_unlock(&d->mtx);
 		if (stop) {
 			break;
@@ -288,21 +288,25 @@ lwwd_gossip_start(lwwd *d)
 void
 lwwd_gossip_stop(lwwd *d)
 {
+	/* The subscriber first: once nng_aio_stop returns, no callback runs
+	 * or will run, so nothing of gossip reaches repair or the writer. */
 	if (d->sub_aio != NULL) {
 		nng_aio_stop(d->sub_aio);
 	}
-	nng_close(d->sub);
-	if (d->sub_aio != NULL) {
-		nng_aio_free(d->sub_aio);
-		d->sub_aio = NULL;
-	}
 	if (d->heartbeat_started) {
 		pthread_mutex_lock(&d->mtx);
-		d->stopping = 1;
-		pthread_cond_broadcast(&d->cv);
+		d->hb_stopping = 1;
 		pthread_cond_broadcast(&d->hb_cv);
 		pthread_mutex_unlock(&d->mtx);
 		pthread_join(d->heartbeat, NULL);
 		d->heartbeat_started = 0;
+	}
+	/* The SUB socket itself stays open until exit, as the PUB socket
+	 * does: nng 1.5's nng_close can deadlock against its own pipe
+	 * callbacks under traffic (seen here; nanomsg/nng#1543), and with
+	 * the receive stopped nothing of ours uses it. */
+	if (d->sub_aio != NULL) {
+		nng_aio_free(d->sub_aio);
+		d->sub_aio = NULL;
 	}
 }

@@ -1,10 +1,14 @@
 /*
  * lwwd.h - the peer node's modules and the state they share.
  *
- * Threads: nng's own threads run the API and gossip callbacks; one writer
- * thread owns the store's write transaction and the hybrid logical clock;
- * one heartbeat thread publishes liveness. Counters are atomics; the peer
- * table and the trust set are behind a mutex.
+ * Threads: nng's own threads run the API, gossip and metrics callbacks,
+ * which never block: what may wait (list, stats, peers, reload, scrapes)
+ * goes to the worker thread (work.c). One writer thread owns the store's
+ * write transaction and the hybrid logical clock; one heartbeat thread
+ * publishes liveness. Counters are atomics; the peer table and the op
+ * queue are behind the node's mutex, the trust sets behind their own
+ * lock, under which signatures are checked (trust.c). Every timed wait
+ * runs on the monotonic clock (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -163,7 +167,8 @@ typedef struct lwwd {
 
 	pthread_mutex_t mtx;  /* guards peers, the op queue */
 	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
-	pthread_cond_t hb_cv; /* heartbeat: stopping */
+	pthread_cond_t hb_cv; /* heartbeat: hb_stopping */
+	int hb_stopping;
 	/* Guards trust and clients, not mtx: signatures are checked under
 	 * its read side (lwwd_open_signed), so never under a lock that the
 	 * write path needs; a reload swaps the sets under its write side. */
@@ -218,6 +223,7 @@ typedef struct lwwd {
 	nng_aio *sub_aio;
 	struct lwwd_repair *repair;
 	struct nng_http_server *metrics;
+	int metrics_started;
 	struct lwwd_work *work;
 } lwwd;
 
@@ -334,9 +340,10 @@ void lwwd_repair_stop(lwwd *d);
  * called when gossip shows a lost batch. Rate-limited. */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
-/* The Prometheus endpoint (metrics.c), if --metrics is given; it runs
- * until the process exits. */
+/* The Prometheus endpoint (metrics.c), if --metrics is given. Scrapes
+ * are answered by the worker. Stop waits for a scrape being answered. */
 int lwwd_metrics_start(lwwd *d);
+void lwwd_metrics_stop(lwwd *d);
 
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);

@@ -6,6 +6,11 @@
  * one line naming the cause. Signals are handled synchronously in the main
  * thread (sigwait): SIGTERM/SIGINT stop the node after the writer applied
  * and published everything queued; SIGHUP re-reads the trust file.
+ *
+ * Modules start in the order their events flow backwards (the store and
+ * its checkpointer, the writer, the worker, repair, gossip, the API,
+ * metrics) and stop in the reverse order: each source of events stops
+ * before what consumes its events is freed (see the end of main).
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <errno.h>
@@ -147,8 +152,8 @@ main(int argc, char **argv)
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_work_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
+	    lwwd_work_start(d) != 0 || lwwd_repair_start(d) != 0 ||
+	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
 	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
@@ -179,8 +184,17 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
-	lwwd_repair_stop(d);
+	/* Scrapes read the peer table and the store: none is left once the
+	 * server has stopped (it waits for the one being answered). */
+	lwwd_metrics_stop(d);
+	/* Gossip feeds the writer and triggers repair rounds: its
+	 * subscriber is stopped before repair is freed. */
 	lwwd_gossip_stop(d);
+	/* Repair feeds the writer; its server reads the store. */
+	lwwd_repair_stop(d);
+	/* The writer applies, publishes and answers what is queued: the API
+	 * still takes requests meanwhile (writes are refused, "node shutting
+	 * down"), and its contexts must outlive the answers. */
 	lwwd_writer_stop(d);
 	lwwd_ckpt_stop(d);
 	/* The worker answers the list, stats, peers and reload requests

@@ -4,7 +4,8 @@
  * server. It only reads counters, the peer table and the store's
  * statistics. Counting waits for a checkpoint (lwwd_wal_barrier), so the
  * HTTP callback hands each scrape to the worker (work.c) and returns; the
- * worker completes the scrape's aio when the reply is built.
+ * worker completes the scrape's aio when the reply is built. The server
+ * is stopped first at shutdown, before anything it reads is freed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,23 @@ lwwd_metrics_start(lwwd *d)
 		return -1;
 	}
 	nng_url_free(url);
-	/* The server is never stopped: it lives until the process exits, as
-	 * every listening socket does (see api.c). */
+	d->metrics_started = 1;
 	return 0;
+}
+
+void
+lwwd_metrics_stop(lwwd *d)
+{
+	if (d->metrics == NULL) {
+		return;
+	}
+	/* Closes the listener and every connection, and returns once each
+	 * connection is reaped, which waits for a scrape the worker is
+	 * answering (nng stops the handler's aio). */
+	if (d->metrics_started) {
+		nng_http_server_stop(d->metrics);
+		d->metrics_started = 0;
+	}
+	nng_http_server_release(d->metrics);
+	d->metrics = NULL;
 }

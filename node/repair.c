@@ -47,6 +47,7 @@ struct lwwd_repair {
 	size_t next;
 	nng_socket rep;
 	nng_aio *rep_aio; /* the server's receive; stop cancels it */
+	nng_aio *cli_aio; /* the client's exchanges; stop cancels them */
 	pthread_t server;
 	pthread_t client;
 	int server_started;
@@ -58,9 +59,11 @@ struct lwwd_repair {
 	_Atomic int stop;
 };
 
-/* Seals payload and sends it; returns 0 or an nng error. */
+/* Seals payload and sends it, through aio if given (the client's, which
+ * lwwd_repair_stop cancels); returns 0 or an nng error. */
 static int
-send_sealed(lwwd *d, nng_socket s, const lww_buf *payload, lww_buf *env)
+send_sealed(lwwd *d, nng_socket s, nng_aio *aio, const lww_buf *payload,
+            lww_buf *env)
 {
 	nng_msg *m;
 	int rv;
@@ -74,9 +77,24 @@ send_sealed(lwwd *d, nng_socket s, const lww_buf *payload, lww_buf *env)
 		return rv;
 	}
 	if ((rv = nng_msg_append(m, env->p, env->len)) != 0 ||
-	    (rv = nng_sendmsg(s, m, 0)) != 0) {
+	    (aio == NULL && (rv = nng_sendmsg(s, m, 0)) != 0)) {
 		nng_msg_free(m);
 		return rv;
+	}
+	if (aio != NULL) {
+		nng_aio_set_msg(aio, m);
+		nng_send_aio(s, aio);
+		nng_aio_wait(aio);
+		if ((rv = nng_aio_result(aio)) != 0) {
+			/* Not sent (a cancelled aio may not even start):
+			 * the message is still ours. */
+			if ((m = nng_aio_get_msg(aio)) != NULL) {
+				nng_msg_free(m);
+			}
+			nng_aio_set_msg(aio, NULL);
+			return rv;
+		}
+		nng_aio_set_msg(aio, NULL);
 	}
 	atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
 	return 0;
@@ -299,7 +317,7 @@ server_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&d->stats.repair_requests_served, 1);
-		(void) send_sealed(d, r->rep, &out, &env);
+		(void) send_sealed(d, r->rep, NULL, &out, &env);
 	}
 	lww_buf_fini(&out);
 	lww_buf_fini(&env);
@@ -315,16 +333,22 @@ exchange(lwwd *d, repair_peer *p, const lww_buf *req, lww_buf *env,
          nng_msg **reply, lww_envelope *e, uint64_t *node,
          char name[LWW_TRUST_NAME_MAX + 1])
 {
+	nng_aio *aio = d->repair->cli_aio;
 	nng_msg *m;
 	lww_err rv;
 
-	if (send_sealed(d, p->sock, req, env) != 0) {
+	if (send_sealed(d, p->sock, aio, req, env) != 0) {
 		return LWW_EIO;
 	}
 	atomic_fetch_add(&d->stats.repair_pull_bytes, env->len);
-	if (nng_recvmsg(p->sock, &m, 0) != 0) {
+	/* The socket's receive timeout applies; a stop cancels the aio. */
+	nng_recv_aio(p->sock, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
 		return LWW_EIO;
 	}
+	m = nng_aio_get_msg(aio);
+	nng_aio_set_msg(aio, NULL);
 	atomic_fetch_add(&d->stats.repair_pull_bytes, nng_msg_len(m));
 	if ((rv = open_sealed(d, m, e, node, name)) != LWW_OK) {
 		nng_msg_free(m);
@@ -730,7 +754,8 @@ lwwd_repair_start(lwwd *d)
 	if ((rv = nng_rep0_open(&r->rep)) != 0 ||
 	    (rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||
-	    (rv = nng_aio_alloc(&r->rep_aio, NULL, NULL)) != 0) {
+	    (rv = nng_aio_alloc(&r->rep_aio, NULL, NULL)) != 0 ||
+	    (rv = nng_aio_alloc(&r->cli_aio, NULL, NULL)) != 0) {
 		fprintf(stderr, "lwwd: cannot open --sync socket: %s\n",
 		        nng_strerror(rv));
 		return -1;
@@ -794,13 +819,17 @@ lwwd_repair_stop(lwwd *d)
 	pthread_mutex_lock(&d->mtx);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&d->mtx);
-	/* Closing the sockets ends any exchange in progress. */
-	for (size_t i = 0; i < r->npeers; i++) {
-		nng_close(r->peers[i].sock);
+	/* Cancelling the client's aio ends the exchange in progress, and
+	 * the rest of its round fails at once. The REQ sockets stay open
+	 * until exit: nng_close can deadlock while a receive is under way
+	 * on the socket (nanomsg/nng#1543, #1813). */
+	if (r->cli_aio != NULL) {
+		nng_aio_stop(r->cli_aio);
 	}
 	if (r->client_started) {
 		pthread_join(r->client, NULL);
 	}
+	nng_aio_free(r->cli_aio);
 	/* The REP (listening) socket stays open until exit (see api.c); the
 	 * server's receive is cancelled (one started after this fails at
 	 * once), and the thread sees `stop`. */
