@@ -221,6 +221,9 @@ typedef struct lwwd {
 	struct lwwd_api *apis;
 	size_t napis;
 	nng_aio *sub_aio;
+	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
+	                   starts the next */
+	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
 	struct lwwd_repair *repair;
 	struct nng_http_server *metrics;
 	int metrics_started;

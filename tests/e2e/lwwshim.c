@@ -1,5 +1,5 @@
 /*
- * lwwshim - an LD_PRELOAD library for end-to-end tests: it makes three
+ * lwwshim - an LD_PRELOAD library for end-to-end tests: it makes four
  * slow or rare conditions happen on demand in a real lwwd, each switched
  * on by an environment variable (all off by default):
  *
@@ -11,6 +11,10 @@
  *   LWW_SHIM_SYNC_MS=N     fsync and fdatasync of a file whose path
  *   LWW_SHIM_SYNC_MATCH=S  contains S sleep N ms first: a slow disk under
  *                          one file (say the store's data.mdb).
+ *   LWW_SHIM_RECV_TIMEOUT_MS=N  every nng_recv_aio gets an N ms timeout
+ *                          (as if a receive timeout were set on each
+ *                          socket): a receive that waits longer fails
+ *                          with NNG_ETIMEDOUT, an error other than close.
  *   LWW_SHIM_WALL_WAITS=1  a pthread_cond_timedwait on a CLOCK_REALTIME
  *                          condition variable ends when the wall clock
  *                          that the process reads (clock_gettime, possibly
@@ -141,6 +145,32 @@ fdatasync(int fd)
 	}
 	slow_sync(fd);
 	return real(fd);
+}
+
+/* ---- receive timeouts ---- */
+
+/* nng's types, by layout: a socket is a struct of one uint32_t. */
+typedef struct {
+	unsigned int id;
+} shim_socket;
+void nng_recv_aio(shim_socket s, void *aio);
+
+void
+nng_recv_aio(shim_socket s, void *aio)
+{
+	static void (*real)(shim_socket, void *);
+	static void (*set_timeout)(void *, int);
+	long ms = env_ms("LWW_SHIM_RECV_TIMEOUT_MS");
+
+	if (real == NULL) {
+		real = (void (*)(shim_socket, void *)) next("nng_recv_aio");
+		set_timeout =
+		    (void (*)(void *, int)) next("nng_aio_set_timeout");
+	}
+	if (ms > 0) {
+		set_timeout(aio, (int) ms);
+	}
+	real(s, aio);
 }
 
 /* ---- waits on the wall clock, as the kernel times them ---- */

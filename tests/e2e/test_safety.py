@@ -2,12 +2,13 @@
 """End-to-end tests of lwwd's threads, clocks and shutdown: a wall clock
 stepped back stalls no timer, a flood of badly signed gossip does not
 stall local writes, a slow checkpoint does not stop lookups on the same
-API, and SIGTERM under gossip, repair, writes and metrics scrapes exits
-cleanly.
+API, a failed gossip receive does not end the subscriber, and SIGTERM
+under gossip, repair, writes and metrics scrapes exits cleanly.
 
-Slow conditions are made on demand by tests/e2e/lwwshim.c, preloaded
-into lwwd (see that file): slow signature checks, a slow disk under the
-store, and waits that honour a stepped wall clock as the kernel does."""
+Slow or rare conditions are made on demand by tests/e2e/lwwshim.c,
+preloaded into lwwd (see that file): slow signature checks, a slow disk
+under the store, receive timeouts, and waits that honour a stepped wall
+clock as the kernel does."""
 
 import glob
 import json
@@ -260,6 +261,35 @@ class SlowCheckpoint(ClusterTest):
         self.assertGreater(looked["ops"], 0, looked)
         self.assertLessEqual(looked["max_us"] / 1e6, slowest / 4,
                              (looked, slowest))
+
+
+class SubscriberErrors(ClusterTest):
+    def test_subscriber_survives_a_receive_timeout(self):
+        # lwwshim gives every nng receive of n1 a 300 ms timeout, as a
+        # receive timeout set on its sockets would: between n2's
+        # heartbeats (1 s) n1's gossip receive fails with NNG_ETIMEDOUT,
+        # the one error nng 1.5 delivers to a SUB receive besides close
+        # and cancel. The subscriber must carry on.
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        n1.wrap = preload(LWWSHIM, LWW_SHIM_RECV_TIMEOUT_MS=300)
+        for n in c.nodes:
+            n.extra = ["--repair-interval", "0"]  # gossip alone
+        c.start()
+        wait_until(lambda: "event=gossip_receive_failed" in n1.logtext(),
+                   what="a gossip receive that timed out")
+        hb = n1.stats()["heartbeats_received"]
+        for i in range(3):
+            self.assertEqual(n2.ctl("add", f"k{i}", "v").rc, 0)
+            time.sleep(0.5)
+        for i in range(3):
+            wait_until(lambda: n1.lookup(f"k{i}") == "v", timeout=10,
+                       what=f"k{i} gossiped to n1")
+        wait_until(lambda: n1.stats()["heartbeats_received"] >= hb + 3,
+                   timeout=15, what="heartbeats after the timeouts")
+        self.assertIn('reason="Timed out"', n1.logtext())
+        # Gossip brought them, not a repair round.
+        self.assertEqual(n1.stats()["repair"]["keys_fetched"], 0)
 
 
 class Load:
