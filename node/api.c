@@ -4,9 +4,13 @@
  *
  * Each context loops: receive, decode (bounds-checked; a bad request gets
  * an error reply, is counted and changes nothing), then either answer a
- * read at once from an LMDB read transaction, or hand a write to the
- * writer and answer when its group commit is durable.
+ * lookup at once from an LMDB read transaction, hand a write to the
+ * writer and answer when its group commit is durable, or hand a request
+ * that may block (list and stats wait for a checkpoint, peers for the
+ * node's mutex, reload reads files) to the worker thread (work.c), which
+ * answers it. The callbacks themselves never block.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,7 @@
 #define API_CONTEXTS     128
 #define LIST_PENDING_MAX 8 /* damaged records named per page (all counted) */
 
-enum { API_RECV, API_WAIT, API_SEND };
+enum { API_RECV, API_WAIT, API_WORK, API_SEND };
 
 struct lwwd_api {
 	lwwd *d;
@@ -30,6 +34,9 @@ struct lwwd_api {
 	nng_aio *aio;
 	int state;
 	lwwd_op op;
+	lwwd_job job; /* API_WORK: the request below, on the worker */
+	lww_req q;
+	nng_msg *qmsg; /* owns the bytes q points into */
 	lww_buf out;
 	lww_buf val;
 };
@@ -333,13 +340,14 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 {
 	lwwd *d = a->d;
 	lww_envelope env;
+	lww_peer signer;
 	lww_auth au;
 	lww_err rv;
 	uint8_t type;
 
 	*ro = 0;
 	if (lww_msg_peek(*p, *n, &type) != LWW_OK || type != LWW_MSG_ENVELOPE) {
-		if (d->clients == NULL) {
+		if (d->cfg.clients == NULL) {
 			return 0; /* an open API: plain requests are fine */
 		}
 		refuse(a, &d->stats.auth_unsigned, op_of(*p, *n), LWW_EAUTH,
@@ -348,12 +356,10 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 		       "--clients file");
 		return -1;
 	}
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(*p, *n, d->clients, &env);
+	rv = lwwd_open_signed(d, 1, *p, *n, &env, &signer);
 	if (rv == LWW_OK && env.peer != NULL) {
 		*ro = (env.peer->flags & LWW_PEER_RO) != 0;
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_EUNTRUSTED) {
 		refuse(a, &d->stats.auth_unlisted, 0, LWW_EAUTH,
 		       "client key not listed in this node's --clients file");
@@ -408,6 +414,36 @@ do_reload(struct lwwd_api *a)
 	send_reply(a);
 }
 
+/* The worker runs a request that may block, and answers it. */
+static void
+api_job(lwwd_job *job)
+{
+	struct lwwd_api *a =
+	    (struct lwwd_api *) ((char *) job - offsetof(struct lwwd_api, job));
+	/* Once answered, a may serve its next request at once: keep what
+	 * is needed after the answer in locals. */
+	lww_req q = a->q;
+	nng_msg *msg = a->qmsg;
+
+	a->qmsg = NULL;
+	if (q.op == LWW_OP_RELOAD) {
+		do_reload(a);
+	} else {
+		do_read(a, &q);
+	}
+	nng_msg_free(msg); /* q pointed into it */
+}
+
+/* Requests that may wait: for a checkpoint (list and stats read the
+ * store, lwwd_wal_barrier), for the node's mutex (peers), or for files
+ * (reload). */
+static int
+may_block(uint8_t op)
+{
+	return op == LWW_OP_LIST || op == LWW_OP_STATS || op == LWW_OP_PEERS ||
+	       op == LWW_OP_RELOAD;
+}
+
 static void
 handle(struct lwwd_api *a, nng_msg *msg)
 {
@@ -437,9 +473,16 @@ handle(struct lwwd_api *a, nng_msg *msg)
 		nng_msg_free(msg);
 		return;
 	}
-	if (q.op == LWW_OP_RELOAD) {
-		nng_msg_free(msg);
-		do_reload(a);
+	if (may_block(q.op)) {
+		a->q = q;
+		a->qmsg = msg;
+		a->state = API_WORK;
+		if ((rv = lwwd_work_submit(d, &a->job)) != LWW_OK) {
+			a->qmsg = NULL;
+			nng_msg_free(msg);
+			atomic_fetch_add(&d->stats.api_refused, 1);
+			reply_error(a, q.op, rv, "node shutting down");
+		}
 		return;
 	}
 	if (!lww_op_writes(q.op)) {
@@ -459,11 +502,14 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	}
 }
 
+/* The aio holds a message only while a reply is being sent (or was left
+ * unsent: see lwwd_api_stop): one taken from it is cleared from it. */
 static void
 api_cb(void *arg)
 {
 	struct lwwd_api *a = arg;
 	int rv = nng_aio_result(a->aio);
+	nng_msg *m;
 
 	switch (a->state) {
 	case API_RECV:
@@ -474,11 +520,14 @@ api_cb(void *arg)
 			nng_ctx_recv(a->ctx, a->aio);
 			return;
 		}
-		handle(a, nng_aio_get_msg(a->aio));
+		m = nng_aio_get_msg(a->aio);
+		nng_aio_set_msg(a->aio, NULL);
+		handle(a, m);
 		return;
 	case API_SEND:
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(a->aio));
+			nng_aio_set_msg(a->aio, NULL);
 			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 				return;
 			}
@@ -567,6 +616,7 @@ lwwd_api_start(lwwd *d)
 	for (size_t i = 0; i < API_CONTEXTS; i++) {
 		struct lwwd_api *a = &d->apis[i];
 		a->d = d;
+		a->job.run = api_job;
 		if (nng_aio_alloc(&a->aio, api_cb, a) != 0 ||
 		    nng_ctx_open(&a->ctx, d->api) != 0) {
 			return -1;
@@ -581,14 +631,26 @@ lwwd_api_start(lwwd *d)
 void
 lwwd_api_stop(lwwd *d)
 {
+	/* After lwwd_work_stop: no job is left to answer on a context.
+	 * Contexts close first: a reply a callback sends from then on fails
+	 * with NNG_ECLOSED through the callback, which frees it. */
 	for (size_t i = 0; i < d->napis; i++) {
+		nng_ctx_close(d->apis[i].ctx);
+	}
+	for (size_t i = 0; i < d->napis; i++) {
+		nng_msg *m;
 		nng_aio_stop(d->apis[i].aio);
+		/* A reply that a callback still running sent after the stop
+		 * began never started (nng 1.5 fails an operation on a
+		 * stopped aio without a callback): it is left here. */
+		if ((m = nng_aio_get_msg(d->apis[i].aio)) != NULL) {
+			nng_msg_free(m);
+		}
 	}
 	/* The REP socket itself stays open until the process exits: closing
 	 * a socket with a live listener can make nng 1.5 panic in one of its
 	 * own threads (nanomsg/nng#2110). Nothing of ours uses it any more. */
 	for (size_t i = 0; i < d->napis; i++) {
-		nng_ctx_close(d->apis[i].ctx);
 		nng_aio_free(d->apis[i].aio);
 		lww_buf_fini(&d->apis[i].out);
 		lww_buf_fini(&d->apis[i].val);

@@ -620,16 +620,13 @@ ckpt_main(void *arg)
 			pthread_cond_broadcast(&d->ckpt_cv);
 			pthread_cond_broadcast(&d->cv);
 		} else {
-			struct timespec ts;
 			d->ckpt_err = rv;
 			/* Wake who waits for this checkpoint (shutdown, the
 			 * barrier): it failed, and will not be waited for. */
 			pthread_cond_broadcast(&d->ckpt_cv);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
 			if (!d->ckpt_stopping) {
-				pthread_cond_timedwait(&d->ckpt_cv, &d->mtx,
-				                       &ts);
+				lwwd_cond_wait_until(&d->ckpt_cv, &d->mtx,
+				                     lwwd_mono_us() + 1000000);
 			}
 			if (d->ckpt_stopping) {
 				break;
@@ -733,8 +730,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 void
 lwwd_wal_barrier(lwwd *d)
 {
-	struct timespec ts;
-	uint64_t want;
+	uint64_t want, due;
 
 	pthread_mutex_lock(&d->mtx);
 	if (d->ckpt_err != LWW_OK) {
@@ -755,11 +751,10 @@ lwwd_wal_barrier(lwwd *d)
 		pthread_mutex_unlock(&d->mtx);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += BARRIER_MAX_MS / 1000;
+	due = lwwd_mono_us() + BARRIER_MAX_MS * 1000;
 	while (d->ckpt_done < want && d->ckpt_err == LWW_OK &&
 	       !d->ckpt_stopping && !d->stopping) {
-		if (pthread_cond_timedwait(&d->ckpt_cv, &d->mtx, &ts) != 0) {
+		if (lwwd_cond_wait_until(&d->ckpt_cv, &d->mtx, due) != 0) {
 			break; /* answer from the store as it is */
 		}
 	}

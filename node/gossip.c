@@ -9,6 +9,11 @@
  * decoded and every entry must carry the signer's node id. Only then is a
  * batch queued for the writer. Every rejection is counted by reason.
  *
+ * The signature is checked without the node's mutex (lwwd_open_signed),
+ * so a trusted key flooding badly signed batches costs CPU, never the
+ * writer's lock. The subscriber's callback never blocks, and it keeps
+ * receiving after any error but the socket's close (see sub_cb).
+ *
  * pub/sub drops messages when a subscriber is slow or away: gossip is the
  * fast path; anti-entropy repair is what makes replicas converge.
  */
@@ -73,19 +78,18 @@ handle(lwwd *d, nng_msg *msg)
 	lww_envelope env;
 	lww_heartbeat hb;
 	lwwd_peer_state *ps;
+	lww_peer signer;
 	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t node = 0;
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
 
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(p, n, d->trust, &env);
+	rv = lwwd_open_signed(d, 0, p, n, &env, &signer);
 	if (rv == LWW_OK) {
-		node = env.peer->node;
-		memcpy(name, env.peer->name, sizeof(name));
+		node = signer.node;
+		memcpy(name, signer.name, sizeof(name));
 	}
-	pthread_mutex_unlock(&d->mtx);
 	switch (rv) {
 	case LWW_OK:
 		break;
@@ -118,7 +122,7 @@ handle(lwwd *d, nng_msg *msg)
 		atomic_fetch_add(&d->stats.heartbeats_received, 1);
 		pthread_mutex_lock(&d->mtx);
 		if ((ps = peer_find(d, node)) != NULL) {
-			ps->last_contact_ms = lwwd_now_ms();
+			ps->last_contact_ms = lwwd_mono_ms();
 			/* A batch announced a heartbeat ago and still not
 			 * here was lost: repair fetches it. */
 			if (ps->seq_announced > ps->seq_applied &&
@@ -157,7 +161,7 @@ handle(lwwd *d, nng_msg *msg)
 	atomic_fetch_add(&d->stats.batches_received, 1);
 	pthread_mutex_lock(&d->mtx);
 	if ((ps = peer_find(d, node)) != NULL) {
-		ps->last_contact_ms = lwwd_now_ms();
+		ps->last_contact_ms = lwwd_mono_ms();
 		if (ps->seq_applied != 0 &&
 		    op->batch.seq > ps->seq_applied + 1) {
 			atomic_fetch_add(&d->stats.seq_gaps, 1);
@@ -191,16 +195,46 @@ drop:
 	nng_msg_free(msg);
 }
 
+/*
+ * The subscriber's one receive. It ends only when the socket is closed
+ * (NNG_ECLOSED) or gossip stops (sub_stopping, set before nng_aio_stop,
+ * whose cancel arrives as NNG_ECANCELED). After any other error the
+ * subscriber pauses, and the heartbeat thread starts the next receive
+ * at its next beat (within a second): the callback never blocks, a
+ * persistent error cannot spin, and no nng timer is involved (nng 1.5
+ * times them on the wall clock, see README). In nng 1.5 a SUB receive
+ * fails otherwise only with NNG_ETIMEDOUT, once a receive timeout is set
+ * on the socket or the aio (none is), and a failed allocation is skipped
+ * inside nng; but a subscriber that died on one unexpected error would
+ * stop this node hearing gossip for good, with nothing in the log, so
+ * the rule is "anything but close: carry on".
+ */
 static void
 sub_cb(void *arg)
 {
 	lwwd *d = arg;
+	int rv = nng_aio_result(d->sub_aio);
 
-	if (nng_aio_result(d->sub_aio) != 0) {
-		return; /* closed */
+	if (atomic_load(&d->sub_stopping)) {
+		if (rv == 0) {
+			nng_msg_free(nng_aio_get_msg(d->sub_aio));
+		}
+		return;
 	}
-	handle(d, nng_aio_get_msg(d->sub_aio));
-	nng_recv_aio(d->sub, d->sub_aio);
+	if (rv == 0) {
+		handle(d, nng_aio_get_msg(d->sub_aio));
+		nng_recv_aio(d->sub, d->sub_aio);
+		return;
+	}
+	if (rv == NNG_ECLOSED) {
+		return;
+	}
+	lwwd_log(LWWD_LOG_WARN, "gossip_receive_failed",
+	         "reason=\"%s\" (receiving again within a second)",
+	         nng_strerror(rv));
+	pthread_mutex_lock(&d->mtx);
+	d->sub_paused = 1;
+	pthread_mutex_unlock(&d->mtx);
 }
 
 static void *
@@ -210,23 +244,24 @@ heartbeat_main(void *arg)
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
 
 	for (;;) {
-		struct timespec ts;
+		uint64_t due = lwwd_mono_us() + HEARTBEAT_MS * 1000;
 		lww_heartbeat h;
-		int stop;
+		int stop, paused;
 
 		pthread_mutex_lock(&d->mtx);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += HEARTBEAT_MS / 1000;
-		while (!d->stopping) {
-			if (pthread_cond_timedwait(&d->hb_cv, &d->mtx, &ts) !=
-			    0) {
-				break;
-			}
+		while (!d->hb_stopping &&
+		       lwwd_cond_wait_until(&d->hb_cv, &d->mtx, due) == 0) {
 		}
-		stop = d->stopping;
+		stop = d->hb_stopping;
+		paused = d->sub_paused;
+		d->sub_paused = 0;
 		pthread_mutex_unlock(&d->mtx);
 		if (stop) {
 			break;
+		}
+		if (paused && !atomic_load(&d->sub_stopping)) {
+			/* The subscriber paused after an error (sub_cb). */
+			nng_recv_aio(d->sub, d->sub_aio);
 		}
 		h.seq = atomic_load(&d->seq_pub);
 		h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
@@ -290,21 +325,29 @@ lwwd_gossip_start(lwwd *d)
 void
 lwwd_gossip_stop(lwwd *d)
 {
+	/* The subscriber first: once nng_aio_stop returns, no callback runs
+	 * or will run (a receive started later fails at once), so nothing of
+	 * gossip reaches repair or the writer. */
+	atomic_store(&d->sub_stopping, 1);
 	if (d->sub_aio != NULL) {
 		nng_aio_stop(d->sub_aio);
 	}
-	nng_close(d->sub);
-	if (d->sub_aio != NULL) {
-		nng_aio_free(d->sub_aio);
-		d->sub_aio = NULL;
-	}
+	/* The heartbeat thread may restart the receive: it goes before the
+	 * aio is freed. */
 	if (d->heartbeat_started) {
 		pthread_mutex_lock(&d->mtx);
-		d->stopping = 1;
-		pthread_cond_broadcast(&d->cv);
+		d->hb_stopping = 1;
 		pthread_cond_broadcast(&d->hb_cv);
 		pthread_mutex_unlock(&d->mtx);
 		pthread_join(d->heartbeat, NULL);
 		d->heartbeat_started = 0;
+	}
+	/* The SUB socket itself stays open until exit, as the PUB socket
+	 * does: nng 1.5's nng_close can deadlock against its own pipe
+	 * callbacks under traffic (seen here; nanomsg/nng#1543), and with
+	 * the receive stopped nothing of ours uses it. */
+	if (d->sub_aio != NULL) {
+		nng_aio_free(d->sub_aio);
+		d->sub_aio = NULL;
 	}
 }

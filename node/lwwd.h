@@ -1,10 +1,14 @@
 /*
  * lwwd.h - the peer node's modules and the state they share.
  *
- * Threads: nng's own threads run the API and gossip callbacks; one writer
- * thread owns the store's write transaction and the hybrid logical clock;
- * one heartbeat thread publishes liveness. Counters are atomics; the peer
- * table and the trust set are behind a mutex.
+ * Threads: nng's own threads run the API, gossip and metrics callbacks,
+ * which never block: what may wait (list, stats, peers, reload, scrapes)
+ * goes to the worker thread (work.c). One writer thread owns the store's
+ * write transaction and the hybrid logical clock; one heartbeat thread
+ * publishes liveness. Counters are atomics; the peer table and the op
+ * queue are behind the node's mutex, the trust sets behind their own
+ * lock, under which signatures are checked (trust.c). Every timed wait
+ * runs on the monotonic clock (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -152,13 +156,13 @@ typedef struct lwwd_stats {
 typedef struct lwwd_peer_state {
 	uint64_t node;
 	char name[65];
-	uint64_t last_contact_ms; /* wall ms, 0 = never */
+	uint64_t last_contact_ms; /* lwwd_mono_ms(), 0 = never */
 	uint64_t seq_applied;     /* highest batch seq received */
 	uint64_t seq_announced;   /* highest seq named by a heartbeat */
 	uint64_t batches;
-	uint64_t
-	    last_repair_ms;   /* wall ms of the last repair round, 0 = never */
-	uint64_t repair_keys; /* entries fetched from it by repair */
+	uint64_t last_repair_ms; /* lwwd_mono_ms() of the last repair round,
+	                            0 = never */
+	uint64_t repair_keys;    /* entries fetched from it by repair */
 } lwwd_peer_state;
 
 /* ---- one queued write (writer.c) ---- */
@@ -195,9 +199,14 @@ typedef struct lwwd {
 	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
 	lwwd_stats stats;
 
-	pthread_mutex_t mtx;  /* guards trust, peers, the op queue */
+	pthread_mutex_t mtx;  /* guards peers, the op queue */
 	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
-	pthread_cond_t hb_cv; /* heartbeat: stopping */
+	pthread_cond_t hb_cv; /* heartbeat: hb_stopping */
+	int hb_stopping;
+	/* Guards trust and clients, not mtx: signatures are checked under
+	 * its read side (lwwd_open_signed), so never under a lock that the
+	 * write path needs; a reload swaps the sets under its write side. */
+	pthread_rwlock_t keys_lock;
 	lww_trust *trust;
 	lww_trust *clients; /* NULL without --clients */
 	struct lww_replay *replay;
@@ -254,14 +263,55 @@ typedef struct lwwd {
 	struct lwwd_api *apis;
 	size_t napis;
 	nng_aio *sub_aio;
+	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
+	                   starts the next */
+	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
 	struct lwwd_repair *repair;
 	struct lwwd_scrub *scrub;
 	struct nng_http_server *metrics;
+	int metrics_started;
+	struct lwwd_work *work;
 } lwwd;
 
+/* Wall-clock milliseconds: for stamps and what users read as dates,
+ * never for a wait or a duration. */
 uint64_t lwwd_now_ms(void);
 /* Monotonic microseconds, for durations and deadlines. */
 uint64_t lwwd_mono_us(void);
+/* Monotonic milliseconds (lwwd_mono_us() / 1000). */
+uint64_t lwwd_mono_ms(void);
+
+/* ---- threads and waits (thr.c) ---- */
+/* Initialises a condition variable whose timed waits run on the monotonic
+ * clock, so that a wall-clock step never moves their deadlines. Every
+ * condition variable of the node is made so. */
+void lwwd_cond_init(pthread_cond_t *cv);
+/* Waits on cv (made by lwwd_cond_init; mtx held) until it is signalled or
+ * lwwd_mono_us() reaches deadline_us (UINT64_MAX: no deadline). Returns 0
+ * when woken (perhaps spuriously: callers re-check their condition),
+ * ETIMEDOUT once the deadline has passed. */
+int lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
+                         uint64_t deadline_us);
+
+/* ---- the worker: requests that may block (work.c) ---- */
+/* nng forbids blocking in its callbacks, so a callback whose request may
+ * wait (for a checkpoint, the node's mutex, a file) queues a job here and
+ * returns; the job answers its request when it is done. One thread runs
+ * the jobs in the order queued. */
+typedef struct lwwd_job lwwd_job;
+struct lwwd_job {
+	void (*run)(lwwd_job *job); /* on the worker thread */
+	lwwd_job *next;
+};
+int lwwd_work_start(lwwd *d);
+/* Queues job (owned by the caller until run is called). LWW_ECLOSED once
+ * the worker stops (or never started): the job is not taken. Never
+ * blocks beyond a short mutex. Thread-safe. */
+lww_err lwwd_work_submit(lwwd *d, lwwd_job *job);
+/* Refuses new jobs, runs every job queued, and joins the thread. Jobs
+ * may still be offered (and are refused) until lwwd_work_free. */
+void lwwd_work_stop(lwwd *d);
+void lwwd_work_free(lwwd *d);
 
 /* ---- addresses (net.c) ---- */
 /* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */
@@ -357,9 +407,10 @@ void lwwd_repair_stop(lwwd *d);
  * called when gossip shows a lost batch. Rate-limited. */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
-/* The Prometheus endpoint (metrics.c), if --metrics is given; it runs
- * until the process exits. */
+/* The Prometheus endpoint (metrics.c), if --metrics is given. Scrapes
+ * are answered by the worker. Stop waits for a scrape being answered. */
 int lwwd_metrics_start(lwwd *d);
+void lwwd_metrics_stop(lwwd *d);
 
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
@@ -373,6 +424,15 @@ void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
  * unless `initial`. On error keeps what it had, writes why into err and
  * returns -1. */
 int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
+/* Opens an envelope signed by a key of the trust file (clients != 0: of
+ * the --clients file; errors as lww_envelope_open). The signature is
+ * checked under keys_lock's read side, never under d->mtx; on LWW_OK
+ * *signer gets a copy of the signer's entry and env->peer points to it. */
+LWW_MUST_CHECK lww_err lwwd_open_signed(lwwd *d, int clients, const uint8_t *p,
+                                        size_t n, lww_envelope *env,
+                                        lww_peer *signer);
+/* Whether node is the node id of a key in the trust file. */
+int lwwd_trusted_node(lwwd *d, uint64_t node);
 
 /* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
  * --clients or --insecure-api; prints why. 0 if fine. */

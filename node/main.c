@@ -6,7 +6,13 @@
  * one line naming the cause. Signals are handled synchronously in the main
  * thread (sigwait): SIGTERM/SIGINT stop the node after the writer applied
  * and published everything queued; SIGHUP re-reads the trust file.
+ *
+ * Modules start in the order their events flow backwards (the store and
+ * its checkpointer, the writer, the worker, repair, gossip, the API,
+ * metrics) and stop in the reverse order: each source of events stops
+ * before what consumes its events is freed (see the end of main).
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -198,11 +204,21 @@ main(int argc, char **argv)
 	}
 	d->lock_fd = -1;
 	pthread_mutex_init(&d->mtx, NULL);
-	pthread_cond_init(&d->cv, NULL);
-	pthread_cond_init(&d->hb_cv, NULL);
-	pthread_cond_init(&d->sync_cv, NULL);
-	pthread_cond_init(&d->sync_idle_cv, NULL);
-	pthread_cond_init(&d->ckpt_cv, NULL);
+	lwwd_cond_init(&d->cv);
+	lwwd_cond_init(&d->hb_cv);
+	lwwd_cond_init(&d->sync_cv);
+	lwwd_cond_init(&d->sync_idle_cv);
+	lwwd_cond_init(&d->ckpt_cv);
+	{
+		/* A reload waits for the signature checks under way, not
+		 * for a stream of them to pause. */
+		pthread_rwlockattr_t ra;
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(
+		    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&d->keys_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 
 	/* Block the signals before any thread starts; main waits for them. */
 	sigemptyset(&set);
@@ -215,9 +231,9 @@ main(int argc, char **argv)
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
+	    lwwd_work_start(d) != 0 || lwwd_repair_start(d) != 0 ||
 	    lwwd_scrub_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0 || lwwd_repair_start(d) != 0 ||
-	    lwwd_metrics_start(d) != 0) {
+	    lwwd_api_start(d) != 0 || lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	if (d->wal_skipped) {
@@ -253,13 +269,28 @@ main(int argc, char **argv)
 	}
 	status = 0;
 out:
-	lwwd_scrub_stop(d);
-	lwwd_repair_stop(d);
+	/* Scrapes read the peer table and the store: none is left once the
+	 * server has stopped (it waits for the one being answered). */
+	lwwd_metrics_stop(d);
+	/* Gossip feeds the writer and triggers repair rounds: its
+	 * subscriber is stopped before repair is freed. */
 	lwwd_gossip_stop(d);
+	/* The scrub triggers repair rounds and writes the store; reads
+	 * still report to it (ignored) until lwwd_scrub_free. */
+	lwwd_scrub_stop(d);
+	/* Repair feeds the writer; its server reads the store. */
+	lwwd_repair_stop(d);
+	/* The writer applies, publishes and answers what is queued: the API
+	 * still takes requests meanwhile (writes are refused, "node shutting
+	 * down"), and its contexts must outlive the answers. */
 	lwwd_writer_stop(d);
 	lwwd_ckpt_stop(d);
+	/* The worker answers the list, stats, peers and reload requests
+	 * queued and refuses new ones; then the API's contexts stop. */
+	lwwd_work_stop(d);
 	lwwd_api_stop(d);
 	lwwd_scrub_free(d);
+	lwwd_work_free(d);
 	/* The PUB (listening) socket is left to process exit: see api.c. */
 	pthread_mutex_lock(&d->mtx);
 	lww_store_close(d->store);

@@ -71,6 +71,8 @@ struct lwwd_repair {
 	size_t npeers;
 	size_t next;
 	nng_socket rep;
+	nng_aio *rep_aio; /* the server's receive; stop cancels it */
+	nng_aio *cli_aio; /* the client's exchanges; stop cancels them */
 	pthread_t server;
 	pthread_t client;
 	int server_started;
@@ -82,15 +84,11 @@ struct lwwd_repair {
 	_Atomic int stop;
 };
 
-static uint64_t
-mono_ms(void)
-{
-	return lwwd_mono_us() / 1000;
-}
-
-/* Seals payload and sends it; returns 0 or an nng error. */
+/* Seals payload and sends it, through aio if given (the client's, which
+ * lwwd_repair_stop cancels); returns 0 or an nng error. */
 static int
-send_sealed(lwwd *d, nng_socket s, const lww_buf *payload, lww_buf *env)
+send_sealed(lwwd *d, nng_socket s, nng_aio *aio, const lww_buf *payload,
+            lww_buf *env)
 {
 	nng_msg *m;
 	int rv;
@@ -104,9 +102,24 @@ send_sealed(lwwd *d, nng_socket s, const lww_buf *payload, lww_buf *env)
 		return rv;
 	}
 	if ((rv = nng_msg_append(m, env->p, env->len)) != 0 ||
-	    (rv = nng_sendmsg(s, m, 0)) != 0) {
+	    (aio == NULL && (rv = nng_sendmsg(s, m, 0)) != 0)) {
 		nng_msg_free(m);
 		return rv;
+	}
+	if (aio != NULL) {
+		nng_aio_set_msg(aio, m);
+		nng_send_aio(s, aio);
+		nng_aio_wait(aio);
+		if ((rv = nng_aio_result(aio)) != 0) {
+			/* Not sent (a cancelled aio may not even start):
+			 * the message is still ours. */
+			if ((m = nng_aio_get_msg(aio)) != NULL) {
+				nng_msg_free(m);
+			}
+			nng_aio_set_msg(aio, NULL);
+			return rv;
+		}
+		nng_aio_set_msg(aio, NULL);
 	}
 	atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
 	return 0;
@@ -118,17 +131,17 @@ static lww_err
 open_sealed(lwwd *d, nng_msg *msg, lww_envelope *env, uint64_t *node,
             char name[LWW_TRUST_NAME_MAX + 1])
 {
+	lww_peer signer;
 	lww_err rv;
 
 	atomic_fetch_add(&d->stats.repair_bytes_received, nng_msg_len(msg));
-	pthread_mutex_lock(&d->mtx);
-	rv = lww_envelope_open(nng_msg_body(msg), nng_msg_len(msg), d->trust,
-	                       env);
+	rv = lwwd_open_signed(d, 0, nng_msg_body(msg), nng_msg_len(msg), env,
+	                      &signer);
 	if (rv == LWW_OK) {
-		*node = env->peer->node;
-		memcpy(name, env->peer->name, LWW_TRUST_NAME_MAX + 1);
+		env->peer = NULL; /* signer is ours: do not let it escape */
+		*node = signer.node;
+		memcpy(name, signer.name, LWW_TRUST_NAME_MAX + 1);
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_OK && *node == d->self) {
 		rv = LWW_EFORGED; /* our own key from elsewhere: a loop */
 	}
@@ -284,10 +297,21 @@ server_main(void *arg)
 		nng_msg *msg;
 		uint8_t type;
 		lww_err rv;
+		int nrv;
 
-		if (nng_recvmsg(r->rep, &msg, 0) != 0) {
-			continue; /* timeout (to check stop) or closed */
+		/* No receive timeout: lwwd_repair_stop cancels the receive.
+		 * (nng 1.5 times its timeouts on the wall clock, so one
+		 * under way when the clock steps back lasts as much longer,
+		 * and a stop waiting for it would too.) */
+		nng_recv_aio(r->rep, r->rep_aio);
+		nng_aio_wait(r->rep_aio);
+		if ((nrv = nng_aio_result(r->rep_aio)) != 0) {
+			if (nrv != NNG_ECANCELED && nrv != NNG_ECLOSED) {
+				nng_msleep(10); /* never spin on an error */
+			}
+			continue;
 		}
+		msg = nng_aio_get_msg(r->rep_aio);
 		rv = open_sealed(d, msg, &e, &node, name);
 		lww_buf_reset(&out);
 		if (rv == LWW_OK &&
@@ -323,7 +347,7 @@ server_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&d->stats.repair_requests_served, 1);
-		(void) send_sealed(d, r->rep, &out, &env);
+		(void) send_sealed(d, r->rep, NULL, &out, &env);
 	}
 	lww_buf_fini(&out);
 	lww_buf_fini(&env);
@@ -339,16 +363,22 @@ exchange(lwwd *d, repair_peer *p, const lww_buf *req, lww_buf *env,
          nng_msg **reply, lww_envelope *e, uint64_t *node,
          char name[LWW_TRUST_NAME_MAX + 1])
 {
+	nng_aio *aio = d->repair->cli_aio;
 	nng_msg *m;
 	lww_err rv;
 
-	if (send_sealed(d, p->sock, req, env) != 0) {
+	if (send_sealed(d, p->sock, aio, req, env) != 0) {
 		return LWW_EIO;
 	}
 	atomic_fetch_add(&d->stats.repair_pull_bytes, env->len);
-	if (nng_recvmsg(p->sock, &m, 0) != 0) {
+	/* The socket's receive timeout applies; a stop cancels the aio. */
+	nng_recv_aio(p->sock, aio);
+	nng_aio_wait(aio);
+	if (nng_aio_result(aio) != 0) {
 		return LWW_EIO;
 	}
+	m = nng_aio_get_msg(aio);
+	nng_aio_set_msg(aio, NULL);
 	atomic_fetch_add(&d->stats.repair_pull_bytes, nng_msg_len(m));
 	if ((rv = open_sealed(d, m, e, node, name)) != LWW_OK) {
 		nng_msg_free(m);
@@ -391,9 +421,8 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 	if (op == NULL) {
 		return 0;
 	}
-	pthread_mutex_lock(&d->mtx);
 	while (lww_entries_next(es, &off, &e)) {
-		if (lww_trust_find_node(d->trust, e.node) == NULL) {
+		if (!lwwd_trusted_node(d, e.node)) {
 			dropped++;
 			continue;
 		}
@@ -401,7 +430,6 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 			n++;
 		}
 	}
-	pthread_mutex_unlock(&d->mtx);
 	if (dropped > 0) {
 		atomic_fetch_add(&d->stats.rejected_forged, dropped);
 		lwwd_log(LWWD_LOG_WARN, "repair_entries_refused",
@@ -448,7 +476,7 @@ note_peer(lwwd *d, uint64_t node, uint64_t keys, uint64_t seq_seen)
 		if (ps->node != node) {
 			continue;
 		}
-		ps->last_repair_ms = lwwd_now_ms();
+		ps->last_repair_ms = lwwd_mono_ms();
 		ps->repair_keys += keys;
 		/* Everything the peer had announced when the round began
 		 * is now here, lost batches included. */
@@ -567,7 +595,7 @@ name_partial(uint32_t leaf, const uint8_t *sums, uint32_t nsum,
 static void
 report_stall(lwwd *d, repair_peer *p, const char *name, const stall *st)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = lwwd_mono_ms();
 	int level = LWWD_LOG_DEBUG;
 
 	atomic_fetch_add(&d->stats.repair_rounds_stalled, 1);
@@ -591,7 +619,7 @@ round_with(lwwd *d, repair_peer *p)
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT, sums = LWW_BUF_INIT;
 	lww_buf named = LWW_BUF_INIT; /* what parts of nodes[i] brought */
 	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
-	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = mono_ms();
+	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = lwwd_mono_ms();
 	const char *why = NULL;
 	stall st = {0, ""};
 	lww_err rv;
@@ -834,7 +862,7 @@ out:
 			lwwd_log(LWWD_LOG_INFO, "repaired",
 			         "peer=%s keys=%llu ms=%llu", name,
 			         (unsigned long long) fetched,
-			         (unsigned long long) (mono_ms() - t0));
+			         (unsigned long long) (lwwd_mono_ms() - t0));
 		}
 	}
 	free(nodes);
@@ -850,25 +878,20 @@ client_main(void *arg)
 {
 	lwwd *d = arg;
 	struct lwwd_repair *r = d->repair;
-	uint64_t seed = (uint64_t) d->self ^ mono_ms();
+	uint64_t seed = (uint64_t) d->self ^ lwwd_mono_ms();
 	/* First round soon after start: a restarted or new node catches up
 	 * without waiting for a full interval. */
-	uint64_t due = mono_ms() + 300;
+	uint64_t due = lwwd_mono_ms() + 300;
 
 	while (!atomic_load(&r->stop)) {
-		struct timespec ts;
 		int fired = 0;
 
 		pthread_mutex_lock(&d->mtx);
 		while (!atomic_load(&r->stop) && !r->triggered &&
-		       mono_ms() < due) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->cv, &d->mtx, &ts);
+		       lwwd_mono_ms() < due) {
+			lwwd_cond_wait_until(
+			    &r->cv, &d->mtx,
+			    due < UINT64_MAX / 1000 ? due * 1000 : UINT64_MAX);
 		}
 		fired = r->triggered;
 		r->triggered = 0;
@@ -899,7 +922,7 @@ client_main(void *arg)
 			seed ^= seed << 17;
 			/* +-25% jitter so rounds of many nodes spread out. */
 			due = iv == 0 ? UINT64_MAX
-			              : mono_ms() + iv * 3 / 4 +
+			              : lwwd_mono_ms() + iv * 3 / 4 +
 			                    seed % (iv / 2 + 1);
 		}
 	}
@@ -910,7 +933,7 @@ void
 lwwd_repair_trigger(lwwd *d, uint64_t node)
 {
 	struct lwwd_repair *r = d->repair;
-	uint64_t now = mono_ms();
+	uint64_t now = lwwd_mono_ms();
 
 	/* Called with d->mtx held (from gossip's peer bookkeeping). */
 	if (r == NULL || now - r->last_trigger_ms < TRIGGER_MIN_GAP_MS) {
@@ -932,11 +955,12 @@ lwwd_repair_start(lwwd *d)
 		return -1;
 	}
 	d->repair = r;
-	pthread_cond_init(&r->cv, NULL);
+	lwwd_cond_init(&r->cv);
 	if ((rv = nng_rep0_open(&r->rep)) != 0 ||
 	    (rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||
-	    (rv = nng_socket_set_ms(r->rep, NNG_OPT_RECVTIMEO, 200)) != 0) {
+	    (rv = nng_aio_alloc(&r->rep_aio, NULL, NULL)) != 0 ||
+	    (rv = nng_aio_alloc(&r->cli_aio, NULL, NULL)) != 0) {
 		fprintf(stderr, "lwwd: cannot open --sync socket: %s\n",
 		        nng_strerror(rv));
 		return -1;
@@ -1000,18 +1024,27 @@ lwwd_repair_stop(lwwd *d)
 	pthread_mutex_lock(&d->mtx);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&d->mtx);
-	/* Closing the sockets ends any exchange in progress. */
-	for (size_t i = 0; i < r->npeers; i++) {
-		nng_close(r->peers[i].sock);
+	/* Cancelling the client's aio ends the exchange in progress, and
+	 * the rest of its round fails at once. The REQ sockets stay open
+	 * until exit: nng_close can deadlock while a receive is under way
+	 * on the socket (nanomsg/nng#1543, #1813). */
+	if (r->cli_aio != NULL) {
+		nng_aio_stop(r->cli_aio);
 	}
 	if (r->client_started) {
 		pthread_join(r->client, NULL);
 	}
+	nng_aio_free(r->cli_aio);
 	/* The REP (listening) socket stays open until exit (see api.c); the
-	 * server thread sees `stop` within its 200 ms receive timeout. */
+	 * server's receive is cancelled (one started after this fails at
+	 * once), and the thread sees `stop`. */
+	if (r->rep_aio != NULL) {
+		nng_aio_stop(r->rep_aio);
+	}
 	if (r->server_started) {
 		pthread_join(r->server, NULL);
 	}
+	nng_aio_free(r->rep_aio);
 	for (size_t i = 0; i < r->npeers; i++) {
 		free(r->peers[i].url);
 	}

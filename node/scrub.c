@@ -217,10 +217,7 @@ scrub_main(void *arg)
 		heal_queued(s);
 		pthread_mutex_lock(&s->mtx);
 		while (!s->stop && s->nq == 0 && lwwd_mono_us() < next) {
-			uint64_t at = next;
-			struct timespec ts = {(time_t) (at / 1000000),
-			                      (long) (at % 1000000) * 1000};
-			pthread_cond_timedwait(&s->cv, &s->mtx, &ts);
+			lwwd_cond_wait_until(&s->cv, &s->mtx, next);
 		}
 		if (s->stop) {
 			pthread_mutex_unlock(&s->mtx);
@@ -247,7 +244,6 @@ int
 lwwd_scrub_start(lwwd *d)
 {
 	struct lwwd_scrub *s;
-	pthread_condattr_t ca;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
@@ -255,10 +251,7 @@ lwwd_scrub_start(lwwd *d)
 	}
 	s->d = d;
 	pthread_mutex_init(&s->mtx, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	lwwd_cond_init(&s->cv);
 	if (pthread_create(&s->thr, NULL, scrub_main, s) != 0) {
 		fprintf(stderr, "lwwd: cannot start the scrub thread\n");
 		pthread_cond_destroy(&s->cv);

@@ -342,7 +342,7 @@ lww_err
 lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 {
 	const char *last = "";
-	uint64_t now = lwwd_now_ms();
+	uint64_t now;
 	lww_err rv;
 	snap s;
 
@@ -377,6 +377,7 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 		       "# TYPE lww_peer_last_contact_seconds gauge\n");
 	}
 	pthread_mutex_lock(&d->mtx);
+	now = lwwd_mono_ms(); /* the peer table's clock, read under its lock */
 	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
 		const lwwd_peer_state *p = &d->peers[i];
 		char l[96];
@@ -408,10 +409,11 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 lww_err
 lwwd_peers_json(lwwd *d, lww_buf *b)
 {
-	uint64_t now = lwwd_now_ms();
 	lww_err rv = lww_buf_put(b, "[", 1);
+	uint64_t now;
 
 	pthread_mutex_lock(&d->mtx);
+	now = lwwd_mono_ms(); /* the peer table's clock, read under its lock */
 	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
 		const lwwd_peer_state *p = &d->peers[i];
 		uint64_t lag = p->seq_announced > p->seq_applied

@@ -1,8 +1,15 @@
 /*
- * trust.c - (re)loading the trust and clients files. A reload builds the
- * new sets completely before swapping them in under the node's mutex, so
- * a file that does not parse changes nothing, and a key removed from a
+ * trust.c - (re)loading the trust and clients files, and opening signed
+ * envelopes against them. A reload reads and builds the new sets
+ * completely before swapping them in under keys_lock's write side, so a
+ * file that does not parse changes nothing, and a key removed from a
  * file is refused from the next message on. Writes already merged stay.
+ *
+ * Checking a signature hashes the whole message (up to 2 MiB: a few
+ * milliseconds), so it runs under keys_lock's read side, which the write
+ * path never takes: a flood of badly signed batches from a trusted key
+ * costs CPU, never the writer's mutex. The lock prefers writers, so a
+ * reload waits for the checks under way, not for a flood to end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +28,37 @@ log_diff(const lww_trust *from, const lww_trust *to, const char *event,
 			lwwd_log(LWWD_LOG_INFO, event, "%s=%s", what, p->name);
 		}
 	}
+}
+
+lww_err
+lwwd_open_signed(lwwd *d, int clients, const uint8_t *p, size_t n,
+                 lww_envelope *env, lww_peer *signer)
+{
+	lww_envelope e;
+	lww_err rv;
+
+	pthread_rwlock_rdlock(&d->keys_lock);
+	rv = lww_envelope_open(p, n, clients ? d->clients : d->trust, &e);
+	if (rv == LWW_OK && e.peer != NULL) {
+		*signer = *e.peer; /* e.peer points into a set a reload frees */
+		e.peer = signer;
+	}
+	pthread_rwlock_unlock(&d->keys_lock);
+	if (rv == LWW_OK) {
+		*env = e;
+	}
+	return rv;
+}
+
+int
+lwwd_trusted_node(lwwd *d, uint64_t node)
+{
+	int found;
+
+	pthread_rwlock_rdlock(&d->keys_lock);
+	found = lww_trust_find_node(d->trust, node) != NULL;
+	pthread_rwlock_unlock(&d->keys_lock);
+	return found;
 }
 
 int
@@ -50,6 +88,8 @@ lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
 		lww_trust_free(cl);
 		return -1;
 	}
+	/* keys_lock, then mtx: never the other way round. */
+	pthread_rwlock_wrlock(&d->keys_lock);
 	pthread_mutex_lock(&d->mtx);
 	for (size_t i = 0; i < lww_trust_count(t); i++) {
 		const lww_peer *p = lww_trust_at(t, i);
@@ -67,12 +107,6 @@ lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
 		memcpy(np[n].name, p->name, sizeof(np[n].name));
 		n++;
 	}
-	if (!initial) {
-		log_diff(d->trust, t, "peer_removed", "peer", d->self);
-		log_diff(t, d->trust, "peer_added", "peer", d->self);
-		log_diff(d->clients, cl, "client_removed", "client", 0);
-		log_diff(cl, d->clients, "client_added", "client", 0);
-	}
 	old = d->trust;
 	oldcl = d->clients;
 	d->trust = t;
@@ -81,6 +115,14 @@ lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
 	d->peers = np;
 	d->npeers = n;
 	pthread_mutex_unlock(&d->mtx);
+	pthread_rwlock_unlock(&d->keys_lock);
+	/* The old sets are ours alone now; the new ones never change. */
+	if (!initial) {
+		log_diff(old, t, "peer_removed", "peer", d->self);
+		log_diff(t, old, "peer_added", "peer", d->self);
+		log_diff(oldcl, cl, "client_removed", "client", 0);
+		log_diff(cl, oldcl, "client_added", "client", 0);
+	}
 	lww_trust_free(old);
 	lww_trust_free(oldcl);
 	if (!initial) {

@@ -415,7 +415,6 @@ writer_main(void *arg)
 		pthread_mutex_lock(&d->mtx);
 		while (d->qhead == NULL && !d->stopping) {
 			uint64_t now = lwwd_mono_us(), due;
-			struct timespec ts;
 			if (!d->mem_dirty || d->ckpt_ready) {
 				pthread_cond_wait(&d->cv, &d->mtx);
 				continue;
@@ -429,11 +428,7 @@ writer_main(void *arg)
 				pthread_mutex_lock(&d->mtx);
 				continue;
 			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long) ((due - now) * 1000);
-			ts.tv_sec += ts.tv_nsec / 1000000000;
-			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&d->cv, &d->mtx, &ts);
+			lwwd_cond_wait_until(&d->cv, &d->mtx, due);
 		}
 		if (d->qhead == NULL) {
 			pthread_mutex_unlock(&d->mtx);

@@ -124,6 +124,7 @@ typedef struct lat {
 	size_t n;
 	uint64_t seen;
 	uint64_t seed;
+	uint32_t max; /* of all, not only the sample */
 } lat;
 
 /* Reservoir sample of latencies (us). */
@@ -132,6 +133,9 @@ lat_add(lat *l, uint64_t us)
 {
 	uint32_t x = us > UINT32_MAX ? UINT32_MAX : (uint32_t) us;
 	l->seen++;
+	if (x > l->max) {
+		l->max = x;
+	}
 	if (l->n < SAMPLES_MAX) {
 		l->v[l->n++] = x;
 		return;
@@ -222,7 +226,7 @@ run_clients(const char *url, unsigned n, double secs, int add, unsigned keys)
 	uint64_t t0;
 	int rv = 0;
 
-	c.l = (lat){malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0, 1};
+	c.l = (lat){malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0, 1, 0};
 	c.sent = calloc(n, sizeof(*c.sent));
 	if ((c.pool = sp_open(url, n, cl_reply, &c)) == NULL) {
 		return 1;
@@ -251,9 +255,9 @@ run_clients(const char *url, unsigned n, double secs, int add, unsigned keys)
 	double el = (double) (now_us() - t0) / 1e6;
 	printf("{\"ops\":%" PRIu64 ",\"errors\":%" PRIu64
 	       ",\"seconds\":%.3f,\"ops_per_s\":%.0f,\"p50_us\":%u,"
-	       "\"p99_us\":%u}\n",
+	       "\"p90_us\":%u,\"p99_us\":%u,\"max_us\":%u}\n",
 	       c.ops, c.errors, el, (double) c.ops / el, pct(c.l.v, c.l.n, 0.5),
-	       pct(c.l.v, c.l.n, 0.99));
+	       pct(c.l.v, c.l.n, 0.9), pct(c.l.v, c.l.n, 0.99), c.l.max);
 	sp_close(c.pool);
 	lww_buf_fini(&c.b);
 	free(c.l.v);
@@ -671,7 +675,7 @@ cmd_lag(int argc, char **argv)
 		               &stop,
 		               &sent,
 		               {malloc(SAMPLES_MAX * sizeof(uint32_t)), 0, 0,
-		                (uint64_t) i + 1}};
+		                (uint64_t) i + 1, 0}};
 		pthread_create(&rt[i], NULL, lag_reader, &rs[i]);
 	}
 	wrv = lag_write(argv[2], &w);

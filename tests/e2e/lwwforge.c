@@ -10,7 +10,11 @@
  *   truncated  a valid batch cut short by one byte
  *   garbage    random bytes
  *   drift      a valid batch stamped one hour in the future
+ *   junksig    VALUE's bytes as the payload (no batch), then a random
+ *              signature (well-formed: verifying it hashes the message)
  * Usage: lwwforge URL KEYFILE MODE KEY VALUE COUNT INTERVAL_MS
+ * VALUE @N is N bytes of 'x' (up to 1 MiB; for junksig up to a whole
+ * message): a large message, slow to verify (Ed25519 hashes all of it).
  *
  * As a client: lwwforge api URL KEYFILE MODE sends one signed ADD of
  * forge-api=x to the API and prints the status code of each reply:
@@ -207,6 +211,7 @@ int
 main(int argc, char **argv)
 {
 	lww_buf batch = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	uint8_t *big = NULL;
 	const char *mode;
 	lww_entry e;
 	lww_key k;
@@ -243,8 +248,22 @@ main(int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	e.key = (const uint8_t *) argv[4];
 	e.klen = strlen(argv[4]);
-	e.val = (const uint8_t *) argv[5];
-	e.vlen = strlen(argv[5]);
+	if (argv[5][0] == '@') {
+		size_t max = strcmp(mode, "junksig") == 0
+		                 ? LWW_MSG_MAX - LWW_ENVELOPE_OVERHEAD
+		                 : LWW_VAL_MAX;
+		e.vlen = strtoul(argv[5] + 1, NULL, 10);
+		if (e.vlen > max || (big = malloc(e.vlen + 1)) == NULL) {
+			fprintf(stderr, "lwwforge: bad value size %s\n",
+			        argv[5]);
+			return 2;
+		}
+		memset(big, 'x', e.vlen);
+		e.val = big;
+	} else {
+		e.val = (const uint8_t *) argv[5];
+		e.vlen = strlen(argv[5]);
+	}
 	e.hlc = lww_hlc_make(now_ms(), 0);
 	e.node = lww_node_id(k.pk);
 	if (strcmp(mode, "forged") == 0) {
@@ -252,9 +271,19 @@ main(int argc, char **argv)
 	} else if (strcmp(mode, "drift") == 0) {
 		e.hlc = lww_hlc_make(now_ms() + 3600 * 1000, 0);
 	}
-	if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
-	    lww_batch_add(&batch, &e) != LWW_OK ||
-	    lww_envelope_seal(&k, batch.p, batch.len, &env) != LWW_OK) {
+	if (strcmp(mode, "junksig") == 0) {
+		if (lww_envelope_seal(&k, e.val, e.vlen, &env) != LWW_OK) {
+			fprintf(stderr, "lwwforge: cannot build the message\n");
+			return 1;
+		}
+		/* Random R and S, with S below the group order so that the
+		 * verifier hashes the whole message before refusing it (a
+		 * non-canonical S is refused before any hashing). */
+		randombytes_buf(env.p + env.len - LWW_SIG_BYTES, LWW_SIG_BYTES);
+		env.p[env.len - 1] &= 0x0f;
+	} else if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
+	           lww_batch_add(&batch, &e) != LWW_OK ||
+	           lww_envelope_seal(&k, batch.p, batch.len, &env) != LWW_OK) {
 		fprintf(stderr, "lwwforge: cannot build the batch\n");
 		return 1;
 	}
@@ -265,7 +294,7 @@ main(int argc, char **argv)
 	} else if (strcmp(mode, "garbage") == 0) {
 		randombytes_buf(env.p, env.len);
 	} else if (strcmp(mode, "valid") != 0 && strcmp(mode, "forged") != 0 &&
-	           strcmp(mode, "drift") != 0) {
+	           strcmp(mode, "drift") != 0 && strcmp(mode, "junksig") != 0) {
 		fprintf(stderr, "lwwforge: unknown mode %s\n", mode);
 		return 2;
 	}
@@ -282,5 +311,6 @@ main(int argc, char **argv)
 	lww_key_wipe(&k);
 	lww_buf_fini(&batch);
 	lww_buf_fini(&env);
+	free(big);
 	return 0;
 }
