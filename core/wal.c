@@ -17,11 +17,16 @@
 #include "buf.h"
 
 static const uint8_t wal_magic[6] = {'L', 'W', 'W', 'W', 'A', 'L'};
-/* Integrity, not secrecy: a fixed key. */
-static const uint8_t wal_key[crypto_shorthash_KEYBYTES] = {0};
+/* The header's check, and version 1's records: integrity against the
+ * disk only, so a fixed key. */
+static const uint8_t zero_key[crypto_shorthash_KEYBYTES] = {0};
+
+#define KEY_AT    8  /* in a version 2 header */
+#define HCHECK_AT 24 /* in a version 2 header */
 
 struct lww_wal {
 	int fd;
+	uint8_t key[crypto_shorthash_KEYBYTES];
 	uint64_t size;      /* end of the last whole record */
 	_Atomic int broken; /* a failed append or sync: no more use */
 };
@@ -93,6 +98,10 @@ lww_wal_create(const char *path, lww_wal **out)
 	}
 	memcpy(hdr, wal_magic, sizeof(wal_magic));
 	hdr[7] = LWW_WAL_VERSION;
+	/* Secret from clients: their bytes cannot form a record. */
+	randombytes_buf(w->key, sizeof(w->key));
+	memcpy(hdr + KEY_AT, w->key, sizeof(w->key));
+	crypto_shorthash(hdr + HCHECK_AT, hdr, HCHECK_AT, zero_key);
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
 	             0600);
 	if (w->fd < 0 || write_all(w->fd, &iov, 1) != 0 ||
@@ -102,12 +111,26 @@ lww_wal_create(const char *path, lww_wal **out)
 			close(w->fd);
 			unlink(path);
 		}
+		sodium_memzero(w->key, sizeof(w->key));
 		free(w);
 		return lww_err_from_errno(e);
 	}
 	w->size = LWW_WAL_HEADER;
 	*out = w;
 	return LWW_OK;
+}
+
+/* Writes len:u32le lencheck:u32le at p, for a record at offset off. */
+static void
+len_check(uint8_t *p, const uint8_t *key, uint32_t len, uint64_t off)
+{
+	uint8_t in[12], h[crypto_shorthash_BYTES];
+
+	lww_put_u32le(in, len);
+	lww_put_u64le(in + 4, off);
+	crypto_shorthash(h, in, sizeof(in), key);
+	memcpy(p, in, 4);
+	memcpy(p + 4, h, 4);
 }
 
 lww_err
@@ -123,8 +146,8 @@ lww_wal_append(lww_wal *w, const uint8_t *p, size_t n)
 	if (n == 0 || n > LWW_WAL_RECORD_MAX) {
 		return LWW_EINVAL;
 	}
-	lww_put_u32le(hdr, (uint32_t) n);
-	crypto_shorthash(hdr + 4, p, n, wal_key);
+	len_check(hdr, w->key, (uint32_t) n, w->size);
+	crypto_shorthash(hdr + 8, p, n, w->key);
 	if (write_all(w->fd, iov, 2) == 0) {
 		w->size += sizeof(hdr) + n;
 		return LWW_OK;
@@ -162,6 +185,7 @@ lww_wal_close(lww_wal *w)
 {
 	if (w != NULL) {
 		close(w->fd);
+		sodium_memzero(w->key, sizeof(w->key));
 		free(w);
 	}
 }
@@ -197,6 +221,11 @@ typedef struct win {
 	size_t cap;
 	uint64_t start; /* file offset of buf[0] */
 	size_t len;
+	/* The segment's format. */
+	unsigned version;
+	size_t rec_hdr;
+	uint8_t key[crypto_shorthash_KEYBYTES];
+	uint64_t hashed; /* payload bytes hashed */
 } win;
 
 /* Points *p at bytes [off, off + n) of the file; off + n <= size and
@@ -227,29 +256,38 @@ win_get(win *w, uint64_t off, size_t n, const uint8_t **p)
 static lww_err
 record_at(win *w, uint64_t off, size_t *len)
 {
-	uint8_t check[crypto_shorthash_BYTES];
+	uint8_t check[crypto_shorthash_BYTES], lc[8];
 	const uint8_t *p;
+	size_t hdr = w->rec_hdr;
 	uint32_t n;
 	lww_err rv;
 
 	*len = 0;
-	if (w->size - off < LWW_WAL_RECORD_HDR) {
+	if (w->size - off < hdr) {
 		return LWW_OK;
 	}
-	if ((rv = win_get(w, off, LWW_WAL_RECORD_HDR, &p)) != LWW_OK) {
+	if ((rv = win_get(w, off, hdr, &p)) != LWW_OK) {
 		return rv;
 	}
 	n = lww_get_u32le(p);
-	if (n == 0 || n > LWW_WAL_RECORD_MAX ||
-	    n > w->size - off - LWW_WAL_RECORD_HDR) {
+	if (n == 0 || n > LWW_WAL_RECORD_MAX || n > w->size - off - hdr) {
 		return LWW_OK;
 	}
-	if ((rv = win_get(w, off, LWW_WAL_RECORD_HDR + n, &p)) != LWW_OK) {
+	if (w->version >= 2) {
+		/* The length's own check first, so that a wrong offset
+		 * almost never costs a payload's hash. */
+		len_check(lc, w->key, n, off);
+		if (memcmp(lc + 4, p + 4, 4) != 0) {
+			return LWW_OK;
+		}
+	}
+	if ((rv = win_get(w, off, hdr + n, &p)) != LWW_OK) {
 		return rv;
 	}
-	crypto_shorthash(check, p + LWW_WAL_RECORD_HDR, n, wal_key);
-	if (memcmp(check, p + 4, sizeof(check)) == 0) {
-		*len = LWW_WAL_RECORD_HDR + (size_t) n;
+	w->hashed += n;
+	crypto_shorthash(check, p + hdr, n, w->key);
+	if (memcmp(check, p + hdr - sizeof(check), sizeof(check)) == 0) {
+		*len = hdr + (size_t) n;
 	}
 	return LWW_OK;
 }
@@ -276,17 +314,66 @@ next_record(win *w, uint64_t from, uint64_t *next)
 	return LWW_OK;
 }
 
+/* Reads the header: sets w's format and *hdr_len, and *bad if the header
+ * is not whole (then the format is a guess: version 1 if its version
+ * byte says so, else version 2 with the key where it would be). */
+static lww_err
+read_header(win *w, size_t *hdr_len, int *bad)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	const uint8_t *p;
+	size_t have =
+	    w->size < LWW_WAL_HEADER ? (size_t) w->size : LWW_WAL_HEADER;
+	int magic;
+	lww_err rv;
+
+	if ((rv = win_get(w, 0, have, &p)) != LWW_OK) {
+		return rv;
+	}
+	magic = memcmp(p, wal_magic, sizeof(wal_magic)) == 0 && p[6] == 0;
+	*bad = 0;
+	if (p[7] == 1) {
+		w->version = 1;
+		w->rec_hdr = LWW_WAL_V1_RECORD_HDR;
+		memcpy(w->key, zero_key, sizeof(w->key));
+		*hdr_len = LWW_WAL_V1_HEADER;
+		*bad = !magic;
+		return LWW_OK;
+	}
+	w->version = LWW_WAL_VERSION;
+	w->rec_hdr = LWW_WAL_RECORD_HDR;
+	*hdr_len = LWW_WAL_HEADER;
+	if (have < LWW_WAL_HEADER) {
+		*bad = 1;
+		return LWW_OK;
+	}
+	memcpy(w->key, p + KEY_AT, sizeof(w->key));
+	crypto_shorthash(h, p, HCHECK_AT, zero_key);
+	if (!magic || memcmp(h, p + HCHECK_AT, sizeof(h)) != 0 ||
+	    p[7] < LWW_WAL_VERSION) {
+		*bad = 1;
+	} else if (p[7] > LWW_WAL_VERSION) {
+		/* Whole, and not ours: a newer release wrote it. */
+		return LWW_EVERSION;
+	}
+	return LWW_OK;
+}
+
 lww_err
 lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
                lww_wal_info *info)
 {
-	lww_wal_info in = {0, 0, 0, 0, 0};
-	win w = {-1, 0, NULL, 0, 0, 0};
+	lww_wal_info in;
+	win w;
 	const uint8_t *p;
 	struct stat st;
-	uint64_t off = LWW_WAL_HEADER;
+	size_t hdr_len;
+	uint64_t off;
+	int bad;
 	lww_err rv = LWW_OK;
 
+	memset(&in, 0, sizeof(in));
+	memset(&w, 0, sizeof(w));
 	if ((w.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		rv = lww_err_from_errno(errno);
 		goto out;
@@ -296,7 +383,7 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 		goto out;
 	}
 	w.size = (uint64_t) st.st_size;
-	if (w.size < LWW_WAL_HEADER) {
+	if (w.size < LWW_WAL_V1_HEADER) {
 		/* A segment whose creation did not finish holds nothing. */
 		in.ignored = w.size;
 		goto out;
@@ -309,17 +396,19 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 		rv = LWW_ENOMEM;
 		goto out;
 	}
-	if ((rv = win_get(&w, 0, LWW_WAL_HEADER, &p)) != LWW_OK) {
+	if ((rv = read_header(&w, &hdr_len, &bad)) != LWW_OK) {
 		goto out;
 	}
-	if (memcmp(p, wal_magic, sizeof(wal_magic)) != 0 || p[6] != 0) {
-		/* The header was synced when the segment was made: damage,
-		 * up to the first whole record. */
-		off = 0;
-	} else if (p[7] != LWW_WAL_VERSION) {
-		rv = LWW_EVERSION;
+	if (bad && w.size <= hdr_len) {
+		/* Nothing after it: the creation was cut short (the header
+		 * is synced before any record is written). */
+		in.ignored = w.size;
 		goto out;
 	}
+	/* A bad header was synced, then damaged: damage, up to the first
+	 * whole record. */
+	in.version = bad ? 0 : w.version;
+	off = bad ? 0 : hdr_len;
 	while (off < w.size) {
 		uint64_t next = w.size;
 		size_t len = 0;
@@ -328,17 +417,24 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 			break;
 		}
 		if (len > 0) {
-			if ((rv = win_get(&w, off, len, &p)) != LWW_OK ||
-			    (rv = fn(p + LWW_WAL_RECORD_HDR,
-			             len - LWW_WAL_RECORD_HDR, arg)) !=
-			        LWW_OK) {
+			if ((rv = win_get(&w, off, len, &p)) != LWW_OK) {
+				break;
+			}
+			rv = fn(p + w.rec_hdr, len - w.rec_hdr, arg);
+			if (rv == LWW_ECORRUPT) {
+				/* Whole, yet not what was written: damage. */
+				next = off + len;
+				goto damage;
+			}
+			if (rv != LWW_OK) {
 				break;
 			}
 			in.records++;
+			in.record_bytes += len;
 			off += len;
 			continue;
 		}
-		rv = next_record(&w, off > 0 ? off + 1 : LWW_WAL_HEADER, &next);
+		rv = next_record(&w, off > 0 ? off + 1 : hdr_len, &next);
 		if (rv != LWW_OK) {
 			break;
 		}
@@ -346,6 +442,7 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 			in.ignored = w.size - off; /* the torn tail */
 			break;
 		}
+	damage:
 		if (in.damaged++ == 0) {
 			in.damaged_at = off;
 		}
@@ -354,13 +451,16 @@ lww_wal_replay(const char *path, unsigned flags, lww_wal_fn fn, void *arg,
 			rv = LWW_ECORRUPT;
 			break;
 		}
+		rv = LWW_OK;
 		off = next;
 	}
 out:
+	in.hashed = w.hashed;
 	free(w.buf);
 	if (w.fd >= 0) {
 		close(w.fd);
 	}
+	sodium_memzero(w.key, sizeof(w.key));
 	if (info != NULL) {
 		*info = in;
 	}

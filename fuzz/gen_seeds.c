@@ -208,7 +208,7 @@ main(int argc, char **argv)
 		char path[512];
 		lww_wal *w;
 		FILE *f;
-		uint8_t seg[1024];
+		uint8_t seg[2048];
 		size_t n, first;
 
 		snprintf(path, sizeof(path), "%s/wal-seed.tmp", root);
@@ -239,14 +239,39 @@ main(int argc, char **argv)
 		put("wal", "segment", seg, n);
 		put("wal", "torn", seg, n - 5);
 		put("wal", "header-only", seg, LWW_WAL_HEADER);
+		put("wal", "header-cut-short", seg, LWW_WAL_HEADER - 9);
 		seg[first - 3] ^= 0x10;
 		put("wal", "damaged-payload", seg, n);
 		seg[first - 3] ^= 0x10;
 		seg[LWW_WAL_HEADER + 1] ^= 0x10;
 		put("wal", "damaged-length", seg, n);
 		seg[LWW_WAL_HEADER + 1] ^= 0x10;
+		seg[LWW_WAL_HEADER + 5] ^= 0x10;
+		put("wal", "damaged-length-check", seg, n);
+		seg[LWW_WAL_HEADER + 5] ^= 0x10;
+		seg[7] ^= 0x10;
+		put("wal", "damaged-version", seg, n);
+		seg[7] ^= 0x10;
+		seg[12] ^= 0x10;
+		put("wal", "damaged-key", seg, n);
+		seg[12] ^= 0x10;
 		seg[2] ^= 0x10;
 		put("wal", "damaged-header", seg, n);
+		{
+			/* A whole header of a newer version. */
+			uint8_t zero[crypto_shorthash_KEYBYTES] = {0};
+			seg[7] = LWW_WAL_VERSION + 1;
+			crypto_shorthash(seg + 24, seg, 24, zero);
+			put("wal", "newer-version", seg, n);
+			seg[7] = LWW_WAL_VERSION;
+			crypto_shorthash(seg + 24, seg, 24, zero);
+		}
+		/* A stretch that reads as a length everywhere, after the
+		 * first record (the scan's worst case). */
+		for (size_t i = first; i + 4 <= sizeof(seg); i += 4) {
+			memcpy(seg + i, "\0\0\2\0", 4);
+		}
+		put("wal", "length-stretch", seg, sizeof(seg));
 	}
 	lww_buf_fini(&b);
 	return 0;

@@ -68,6 +68,7 @@ typedef struct replay {
 	lww_txn *t; /* NULL: into the active generation instead */
 	lww_buf vb;
 	uint64_t entries;
+	lww_err store_err; /* the store's own error, not the record's */
 } replay;
 
 /* One entry into the active generation, if it beats the store's. */
@@ -102,6 +103,8 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 	uint64_t origin;
 	lww_err rv;
 
+	/* Not a batch: damage its check could not see (the log says
+	 * LWW_ECORRUPT; skip-damaged skips it). */
 	if (n < 8) {
 		return LWW_ECORRUPT;
 	}
@@ -113,20 +116,29 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 		rv = r->t != NULL ? lww_txn_apply(r->t, &e, NULL)
 		                  : replay_mem(r, &e);
 		if (rv != LWW_OK) {
-			return rv;
+			goto store_err;
 		}
 		r->entries++;
 	}
 	if (b.seq > 0 && origin != 0) {
 		if (r->t != NULL) {
-			return lww_txn_set_seq(r->t, origin, b.seq);
+			rv = lww_txn_set_seq(r->t, origin, b.seq);
+			goto store_err;
 		}
 		if (origin == r->d->self && b.seq > r->d->seq) {
 			r->d->seq = b.seq; /* nor the batch sequence */
 		}
-		return lwwd_mem_note_seq(r->d, origin, b.seq);
+		rv = lwwd_mem_note_seq(r->d, origin, b.seq);
+		goto store_err;
 	}
 	return LWW_OK;
+store_err:
+	/* The store's LWW_ECORRUPT must not pass for the log's damage. */
+	if (rv == LWW_ECORRUPT) {
+		r->store_err = rv;
+		rv = LWW_EIO;
+	}
+	return rv;
 }
 
 static int
@@ -253,8 +265,8 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 {
 	char *path = segment_path(d, num);
 	const char *name;
-	replay r = {d, NULL, LWW_BUF_INIT, 0};
-	lww_wal_info info = {0, 0, 0, 0, 0};
+	replay r = {d, NULL, LWW_BUF_INIT, 0, LWW_OK};
+	lww_wal_info info;
 	unsigned flags = d->cfg.wal_skip_damaged ? LWW_WAL_SKIP_DAMAGED : 0;
 	lww_err rv = LWW_OK;
 	int rc = -1;
@@ -263,6 +275,7 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;
 	}
+	memset(&info, 0, sizeof(info));
 	name = strrchr(path, '/') + 1;
 	if (!into_mem) {
 		if ((rv = lww_store_begin(d->store, &r.t)) == LWW_OK) {
@@ -289,8 +302,13 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 			         name, lww_strerror(rv));
 		}
 		r.entries = 0;
+		r.store_err = LWW_OK;
 		rv = lww_wal_replay(path, flags, replay_record, &r, &info);
 		into_mem = 1;
+	}
+	if (r.store_err != LWW_OK) {
+		rv = r.store_err; /* the store's, not the log's */
+		info.damaged = 0;
 	}
 	if (rv == LWW_ECORRUPT && info.damaged) {
 		fprintf(stderr,

@@ -2,7 +2,10 @@
  * torn tail (short, or bad with nothing whole after it) is dropped and
  * counted, never what precedes it; a damaged record that whole records
  * follow is reported as damage with its offset, or skipped on request;
- * a failed append leaves no torn record behind; bad headers are refused. */
+ * a failed append leaves no torn record behind; bad headers are damage,
+ * a cut-short creation is not, a newer version is refused; bytes a
+ * client chose cannot pass for a record (per-segment key); the resync
+ * scan is linear; version 1 segments are still read. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -26,7 +29,8 @@ typedef struct got {
 	size_t n;
 	size_t len[16];
 	uint8_t first[16];
-	int stop_at; /* > 0: return LWW_EIO on that record */
+	int stop_at;    /* > 0: return LWW_EIO on that record */
+	uint8_t reject; /* > 0: LWW_ECORRUPT for payloads starting so */
 } got;
 
 static lww_err
@@ -36,6 +40,9 @@ collect(const uint8_t *p, size_t n, void *arg)
 
 	if (g->stop_at > 0 && (int) g->n + 1 == g->stop_at) {
 		return LWW_EIO;
+	}
+	if (g->reject > 0 && p[0] == g->reject) {
+		return LWW_ECORRUPT;
 	}
 	assert_true(g->n < 16);
 	g->len[g->n] = n;
@@ -291,6 +298,20 @@ test_skip_counts_each_damaged_stretch(void **state)
 	tu_rmdir(dir);
 }
 
+/* Rewrites the version byte and the header's check (a whole header of
+ * that version). */
+static void
+set_version(int fd, uint8_t v)
+{
+	uint8_t h[LWW_WAL_HEADER];
+	uint8_t zero[crypto_shorthash_KEYBYTES] = {0};
+
+	assert_int_equal(pread(fd, h, sizeof(h), 0), sizeof(h));
+	h[7] = v;
+	crypto_shorthash(h + 24, h, 24, zero);
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), sizeof(h));
+}
+
 static void
 test_bad_headers_are_refused(void **state)
 {
@@ -304,32 +325,60 @@ test_bad_headers_are_refused(void **state)
 
 	write_segment(path, lens, 1);
 	fd = open(path, O_RDWR);
-	b = LWW_WAL_VERSION + 1;
-	assert_int_equal(pwrite(fd, &b, 1, 7), 1);
+	/* A whole header of a newer version: not ours to read. */
+	set_version(fd, LWW_WAL_VERSION + 1);
 	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_EVERSION);
 	assert_err(
 	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info),
 	    LWW_EVERSION);
-	b = LWW_WAL_VERSION;
-	assert_int_equal(pwrite(fd, &b, 1, 7), 1);
-	b = 'X';
-	assert_int_equal(pwrite(fd, &b, 1, 0), 1);
-	/* Damage at offset 0; skipping it finds the record after it. */
-	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
-	assert_int_equal(g.n, 0);
-	assert_int_equal(info.damaged, 1);
-	assert_int_equal(info.damaged_at, 0);
-	assert_int_equal(info.damaged_bytes, LWW_WAL_HEADER);
-	assert_ok(
-	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info));
-	assert_int_equal(g.n, 1);
-	assert_int_equal(g.len[0], 10);
-	assert_int_equal(info.damaged_bytes, LWW_WAL_HEADER);
-	g.n = 0;
-	/* A segment whose header never made it to disk holds nothing. */
-	assert_int_equal(ftruncate(fd, 3), 0);
+	set_version(fd, LWW_WAL_VERSION);
+	/* Any flipped header byte, the version's too: damage at offset 0;
+	 * skipping it finds the record after it (unless the key itself is
+	 * what was damaged). */
+	for (off_t at = 0; at < LWW_WAL_HEADER; at++) {
+		flip(path, at);
+		memset(&g, 0, sizeof(g));
+		assert_err(lww_wal_replay(path, 0, collect, &g, &info),
+		           LWW_ECORRUPT);
+		assert_int_equal(g.n, 0);
+		assert_int_equal(info.damaged, 1);
+		assert_int_equal(info.damaged_at, 0);
+		assert_int_equal(info.version, 0);
+		assert_ok(lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect,
+		                         &g, &info));
+		if (at >= 8 && at < 24) {
+			assert_int_equal(g.n, 0); /* the key */
+			assert_int_equal(info.damaged_bytes,
+			                 LWW_WAL_HEADER + LWW_WAL_RECORD_HDR +
+			                     10);
+		} else {
+			assert_int_equal(g.n, 1);
+			assert_int_equal(g.len[0], 10);
+			assert_int_equal(info.damaged_bytes, LWW_WAL_HEADER);
+		}
+		flip(path, at);
+	}
+	/* A segment whose creation was cut short (its header short, zero,
+	 * or half written, nothing after it) holds nothing: not damage. */
+	for (off_t len = 0; len <= LWW_WAL_HEADER; len += 3) {
+		assert_int_equal(ftruncate(fd, len), 0);
+		for (unsigned fl = 0; fl <= LWW_WAL_SKIP_DAMAGED; fl++) {
+			memset(&g, 0, sizeof(g));
+			assert_ok(lww_wal_replay(path, fl, collect, &g, &info));
+			assert_int_equal(g.n, 0);
+			assert_int_equal(info.damaged, 0);
+			assert_int_equal(info.ignored, (uint64_t) len);
+		}
+	}
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(ftruncate(fd, LWW_WAL_HEADER), 0); /* zeros */
 	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
-	assert_int_equal(g.n, 0);
+	assert_int_equal(info.ignored, LWW_WAL_HEADER);
+	/* A zero header with bytes after it was synced, then damaged. */
+	b = 1;
+	assert_int_equal(pwrite(fd, &b, 1, LWW_WAL_HEADER), 1);
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
+	assert_int_equal(info.damaged_at, 0);
 	close(fd);
 	free(path);
 	tu_rmdir(dir);
@@ -375,6 +424,191 @@ test_failed_append_leaves_no_torn_record(void **state)
 	tu_rmdir(dir);
 }
 
+/* Appends bytes to a file. */
+static void
+append_raw(const char *path, const uint8_t *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t) n);
+	close(fd);
+}
+
+/* A version 1 record (len, check by the fixed zero key, payload) at p;
+ * returns its size. */
+static size_t
+v1_record(uint8_t *p, const uint8_t *payload, uint32_t n)
+{
+	uint8_t zero[crypto_shorthash_KEYBYTES] = {0};
+
+	p[0] = (uint8_t) n;
+	p[1] = (uint8_t) (n >> 8);
+	p[2] = (uint8_t) (n >> 16);
+	p[3] = (uint8_t) (n >> 24);
+	crypto_shorthash(p + 4, payload, n, zero);
+	memmove(p + LWW_WAL_V1_RECORD_HDR, payload, n);
+	return LWW_WAL_V1_RECORD_HDR + n;
+}
+
+/* What a client can put in a value: a record framed as version 1 frames
+ * them, and one framed as version 2 would be under a key it guesses
+ * (zero), at the offset it would land at. Neither may turn a crash's
+ * torn tail into damage (lwwd would refuse to start after a kill -9) or,
+ * skipping, into a record. */
+static void
+test_client_bytes_cannot_form_a_record(void **state)
+{
+	char *dir = tu_tmpdir(), *path = seg_path(dir);
+	static uint8_t val[400];
+	uint8_t inner[40], zero[crypto_shorthash_KEYBYTES] = {0}, in[12], h[8];
+	size_t at = 50, n;
+	uint64_t last, v2_at;
+	lww_wal_info info;
+	got g = {0};
+	lww_wal *w;
+	(void) state;
+
+	memset(inner, 'i', sizeof(inner));
+	memset(val, 'v', sizeof(val));
+	assert_ok(lww_wal_create(path, &w));
+	assert_ok(lww_wal_append(w, val, 100));
+	last = lww_wal_size(w);
+	/* The value: 'v's, a version 1 record, a version 2 one. */
+	n = v1_record(val + at, inner, sizeof(inner));
+	v2_at = at + n + 10;
+	val[v2_at] = sizeof(inner);
+	memset(val + v2_at + 1, 0, 3);
+	memcpy(in, val + v2_at, 4);
+	for (int i = 0; i < 8; i++) {
+		in[4 + i] =
+		    (uint8_t) ((last + LWW_WAL_RECORD_HDR + v2_at) >> (8 * i));
+	}
+	crypto_shorthash(h, in, sizeof(in), zero);
+	memcpy(val + v2_at + 4, h, 4);
+	crypto_shorthash(val + v2_at + 8, inner, sizeof(inner), zero);
+	memcpy(val + v2_at + 16, inner, sizeof(inner));
+	assert_ok(lww_wal_append(w, val, sizeof(val)));
+	assert_ok(lww_wal_sync(w));
+	lww_wal_close(w);
+	/* The crash cut the last record after the embedded ones. */
+	assert_int_equal(truncate(path, (off_t) (last + LWW_WAL_RECORD_HDR +
+	                                         sizeof(val) - 20)),
+	                 0);
+	for (unsigned fl = 0; fl <= LWW_WAL_SKIP_DAMAGED; fl++) {
+		memset(&g, 0, sizeof(g));
+		assert_ok(lww_wal_replay(path, fl, collect, &g, &info));
+		assert_int_equal(g.n, 1);
+		assert_int_equal(g.len[0], 100);
+		assert_int_equal(info.damaged, 0);
+		assert_int_equal(info.ignored,
+		                 LWW_WAL_RECORD_HDR + sizeof(val) - 20);
+	}
+	free(path);
+	tu_rmdir(dir);
+}
+
+/* A stretch of 00 00 02 00 reads, at every offset, as the length of a
+ * record that fits: version 1 hashed one payload per offset (quadratic:
+ * seconds for 512 KiB); version 2 checks the length's own check first
+ * and hashes almost nothing. Also: version 1 segments are still read. */
+static void
+test_resync_scan_is_linear(void **state)
+{
+	char *dir = tu_tmpdir(), *path = seg_path(dir);
+	size_t lens[] = {10, 20}, stretch = (size_t) 2 << 20, n;
+	uint8_t *junk = malloc(stretch), rec[64], payload[30];
+	lww_wal_info info;
+	got g = {0};
+	(void) state;
+
+	assert_non_null(junk);
+	for (size_t i = 0; i < stretch; i += 4) {
+		junk[i] = 0;
+		junk[i + 1] = 0;
+		junk[i + 2] = 2;
+		junk[i + 3] = 0;
+	}
+	write_segment(path, lens, 2);
+	append_raw(path, junk, stretch);
+	assert_ok(lww_wal_replay(path, 0, collect, &g, &info));
+	assert_int_equal(g.n, 2);
+	assert_int_equal(info.version, 2);
+	assert_int_equal(info.ignored, stretch);
+	/* The two records' payloads, and at most a few more by chance:
+	 * version 1 hashed 128 KiB at each of 2 M offsets. */
+	assert_true(info.hashed < 30 + 4 * 0x20000);
+
+	/* Version 1, as earlier releases wrote it: read, scan and all
+	 * (a smaller stretch: its scan is quadratic). */
+	unlink(path);
+	{
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "LWWWAL\0\1", 8), 8);
+		close(fd);
+	}
+	memset(payload, 'a', sizeof(payload));
+	n = v1_record(rec, payload, 10);
+	append_raw(path, rec, n);
+	memset(payload, 'b', sizeof(payload));
+	n = v1_record(rec, payload, 30);
+	rec[LWW_WAL_V1_RECORD_HDR + 3] ^= 1; /* damaged */
+	append_raw(path, rec, n);
+	rec[LWW_WAL_V1_RECORD_HDR + 3] ^= 1;
+	append_raw(path, rec, n);
+	append_raw(path, junk, 4096);
+	memset(&g, 0, sizeof(g));
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(info.version, 1);
+	assert_int_equal(info.damaged_at,
+	                 LWW_WAL_V1_HEADER + LWW_WAL_V1_RECORD_HDR + 10);
+	memset(&g, 0, sizeof(g));
+	assert_ok(
+	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info));
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.first[0], 'a');
+	assert_int_equal(g.first[1], 'b');
+	assert_int_equal(g.len[1], 30);
+	assert_int_equal(info.ignored, 4096);
+	/* The counter measures what the linear scan saves. */
+	assert_true(info.hashed > 4 * 4096);
+	free(junk);
+	free(path);
+	tu_rmdir(dir);
+}
+
+/* A whole record the caller cannot read (not a batch) is damage too:
+ * named without skip, skipped with it. */
+static void
+test_record_the_caller_rejects_is_damage(void **state)
+{
+	char *dir = tu_tmpdir(), *path = seg_path(dir);
+	size_t lens[] = {10, 20, 30};
+	lww_wal_info info;
+	got g = {0};
+	(void) state;
+
+	write_segment(path, lens, 3);
+	g.reject = 2;
+	assert_err(lww_wal_replay(path, 0, collect, &g, &info), LWW_ECORRUPT);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(info.damaged, 1);
+	assert_int_equal(info.damaged_at, (uint64_t) rec_off(lens, 1));
+	assert_int_equal(info.damaged_bytes, LWW_WAL_RECORD_HDR + 20);
+	memset(&g, 0, sizeof(g));
+	g.reject = 2;
+	assert_ok(
+	    lww_wal_replay(path, LWW_WAL_SKIP_DAMAGED, collect, &g, &info));
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.first[1], 3);
+	assert_int_equal(info.records, 2);
+	assert_int_equal(info.damaged, 1);
+	free(path);
+	tu_rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -385,6 +619,9 @@ main(void)
 	    cmocka_unit_test(test_skip_counts_each_damaged_stretch),
 	    cmocka_unit_test(test_bad_headers_are_refused),
 	    cmocka_unit_test(test_failed_append_leaves_no_torn_record),
+	    cmocka_unit_test(test_client_bytes_cannot_form_a_record),
+	    cmocka_unit_test(test_resync_scan_is_linear),
+	    cmocka_unit_test(test_record_the_caller_rejects_is_damage),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
