@@ -341,13 +341,18 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 	         (unsigned long long) r.entries,
 	         (unsigned long long) info.ignored);
 	if (info.ignored > 0) {
+		/* A crash's torn tail, or damage in the last synced record:
+		 * the two look alike. Repair fetches it if it was the
+		 * latter (and a peer has it). */
+		d->wal_repair = 1;
 		lwwd_log(LWWD_LOG_WARN, "wal_torn_tail",
 		         "segment=%s ignored_bytes=%llu (a write cut short by "
-		         "a crash before its sync; it was never acknowledged)",
+		         "a crash before its sync, so not acknowledged, or "
+		         "damaged: repair fetches it if a peer has it)",
 		         name, (unsigned long long) info.ignored);
 	}
 	if (info.damaged) {
-		d->wal_skipped = 1;
+		d->wal_repair = 1;
 		lwwd_log(LWWD_LOG_WARN, "wal_damage_skipped",
 		         "segment=%s offset=%llu stretches=%llu bytes=%llu "
 		         "(--wal-recovery skip-damaged; repair fetches the "

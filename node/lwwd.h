@@ -246,8 +246,8 @@ typedef struct lwwd {
 	struct lwwd_leftover *left;
 	size_t nleft;
 	lww_err wal_err;  /* why d->wal is NULL (writer) */
-	int wal_skipped;  /* start-up skipped damaged log records */
-	uint64_t wal_hlc; /* greatest own stamp held, not stored (start-up) */
+	int wal_repair;   /* start-up skipped or dropped log records */
+	uint64_t wal_hlc; /* greatest stamp held, not stored (start-up) */
 	int lock_fd;      /* the lock on --data, held until exit */
 	lww_err ckpt_err; /* the last checkpoint failed so: refuse */
 	int ckpt_wanted;  /* a reader waits for a checkpoint */

@@ -236,8 +236,9 @@ main(int argc, char **argv)
 	    lwwd_api_start(d) != 0 || lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
-	if (d->wal_skipped) {
-		/* What the damaged records held is on the peers: ask now. */
+	if (d->wal_repair) {
+		/* What the damaged (or dropped) records held may be on the
+		 * peers: ask now. */
 		pthread_mutex_lock(&d->mtx);
 		lwwd_repair_trigger(d, 0);
 		pthread_mutex_unlock(&d->mtx);

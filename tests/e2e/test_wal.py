@@ -3,7 +3,8 @@
 processes: a damaged segment stops the start (kept, unchanged) until the
 operator chooses --wal-recovery skip-damaged, after which repair brings
 back what the damage took; a value that embeds a record (as version 1
-framed them) cannot make a crash's torn tail look like damage; a second lwwd on a data directory in use is
+framed them) cannot make a crash's torn tail look like damage; a torn
+tail starts a repair round; a second lwwd on a data directory in use is
 refused and touches nothing; a node restarted while its disk is full
 comes up, serves every acknowledged write and refuses new ones with
 "disk full", and loses nothing once space is back.
@@ -225,8 +226,50 @@ class Crash(ClusterTest):
         n1.start()
         log = n1.logtext()
         self.assertIn("wal_torn_tail", log)
+        self.assertIn("repair fetches it if a peer has it", log)
         self.assertNotIn("damage", log.split("wal_torn_tail")[-1])
         self.assertEqual(n1.ctl("add", "after", "1").rc, 0)
+
+    def test_torn_tail_starts_a_repair_round(self):
+        # Damage in the last synced record looks like a torn tail: it is
+        # dropped, and a repair round at start-up fetches it back from a
+        # peer (repair rounds are otherwise far apart here).
+        c = self.cluster(2)
+        for node in c.nodes:
+            node.extra = ["--repair-interval", "0"]
+        c.start()
+        n1, n2 = c.nodes
+        found = None
+        for rnd in range(5):
+            self.assertEqual(n1.ctl("add", f"warm{rnd}", "x").rc, 0)
+            self.assertTrue(load(n1, f"t{rnd}-", 30))
+            n1.kill9()
+            for seg in segments(n1.data):
+                path = os.path.join(n1.data, seg)
+                recs = records(path)
+                if recs and f"t{rnd}-".encode() in recs[-1][1]:
+                    found = rnd, path, recs[-1]
+            if found:
+                break
+            n1.start()
+        self.assertIsNotNone(found, "no kept segment ends with the load")
+        rnd, path, (off, payload) = found
+        for j in range(30):
+            wait_until(lambda: n2.lookup(f"t{rnd}-{j:04d}") ==
+                       value(f"t{rnd}-", j), timeout=30,
+                       what="the load on n2")
+        # The last record damaged, as the disk would damage it.
+        with open(path, "r+b") as f:
+            f.seek(off + REC_HDR + len(payload) // 2)
+            b = f.read(1)
+            f.seek(off + REC_HDR + len(payload) // 2)
+            f.write(bytes([b[0] ^ 0x10]))
+        n1.start()
+        self.assertIn("repair fetches it if a peer has it", n1.logtext())
+        for j in range(30):
+            wait_until(lambda: n1.lookup(f"t{rnd}-{j:04d}") ==
+                       value(f"t{rnd}-", j), timeout=20,
+                       what=f"t{rnd}-{j:04d} repaired on n1")
 
 
 class Options(ClusterTest):
