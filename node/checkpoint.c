@@ -85,8 +85,9 @@ replay_mem(replay *r, const lww_entry *e)
 		return rv;
 	}
 	/* The store does not have this stamp yet: the clock must not
-	 * restart below it (main.c). */
-	if (e->node == r->d->self && e->hlc > r->d->wal_hlc) {
+	 * restart below it (main.c), whoever made it, as the writer
+	 * observes remote stamps. */
+	if (e->hlc > r->d->wal_hlc) {
 		r->d->wal_hlc = e->hlc;
 	}
 	return lwwd_mem_put(r->d, e);
