@@ -47,6 +47,7 @@ lock_data(lwwd *d)
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	size_t len = strlen(d->cfg.data) + sizeof("/lwwd.lock");
 	char *path = malloc(len), pid[32];
+	struct stat st;
 	int fd, n;
 
 	if (path == NULL) {
@@ -54,12 +55,23 @@ lock_data(lwwd *d)
 		return -1;
 	}
 	snprintf(path, len, "%s/lwwd.lock", d->cfg.data);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Not through a symlink, nor onto anything but a regular file:
+	 * the pid is written and the file truncated below. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
+		fprintf(stderr, "lwwd: cannot open %s: %s (%s)\n", path,
+		        strerror(errno),
+		        errno == ELOOP ? "it is a symlink: remove it"
+		                       : "is --data writable?");
+		free(path);
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		fprintf(stderr,
-		        "lwwd: cannot open %s: %s (is --data "
-		        "writable?)\n",
-		        path, strerror(errno));
+		        "lwwd: %s is not a regular file; remove it (lwwd "
+		        "makes it)\n",
+		        path);
+		close(fd);
 		free(path);
 		return -1;
 	}

@@ -4,7 +4,7 @@ processes: a damaged segment stops the start (kept, unchanged) until the
 operator chooses --wal-recovery skip-damaged, after which repair brings
 back what the damage took; a value that embeds a record (as version 1
 framed them) cannot make a crash's torn tail look like damage; a torn
-tail starts a repair round; a second lwwd on a data directory in use is
+tail starts a repair round; a symlinked lock file is refused; a second lwwd on a data directory in use is
 refused and touches nothing; a node restarted while its disk is full
 comes up, serves every acknowledged write and refuses new ones with
 "disk full", and loses nothing once space is back.
@@ -341,6 +341,25 @@ class Lock(ClusterTest):
         missing = [i for i in acked if n1.lookup(f"k{i}") != f"v{i}"]
         self.assertEqual(missing, [], f"{len(missing)} of {len(acked)} "
                          "acknowledged writes lost")
+
+
+class LockFile(ClusterTest):
+    def test_symlinked_lock_file_is_refused_and_its_target_kept(self):
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        os.makedirs(n1.data, mode=0o700)
+        target = os.path.join(c.dir, "precious")
+        with open(target, "w") as f:
+            f.write("precious\n" * 100)
+        os.symlink(target, os.path.join(n1.data, "lwwd.lock"))
+        rc, err = lwwd_once(n1)
+        self.assertNotEqual(rc, 0, err)
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("lwwd.lock", lines[0])
+        self.assertIn("symlink", lines[0])
+        with open(target) as f:
+            self.assertEqual(f.read(), "precious\n" * 100)
 
 
 class DiskFull(ClusterTest):
