@@ -229,11 +229,18 @@ retire_segment(lwwd *d, const char *path, int damaged)
 			snprintf(aside, sizeof(aside), "%s.damaged.%d", path,
 			         i);
 		}
-		if (access(aside, F_OK) == 0) {
-			continue; /* the data directory is ours: no race */
+		/* link(2) never replaces an existing name, as rename(2)
+		 * would: an earlier .damaged file stays as it was. */
+		if ((rc = link(path, aside)) != 0) {
+			if (errno == EEXIST) {
+				continue;
+			}
+			break;
 		}
-		rc = rename(path, aside);
-		if (rc != 0) {
+		if ((rc = unlink(path)) != 0) {
+			int e = errno;
+			unlink(aside);
+			errno = e;
 			break;
 		}
 	}
