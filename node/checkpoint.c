@@ -483,10 +483,26 @@ lwwd_wal_recover(lwwd *d)
 	return 0;
 }
 
-/* Checkpointer: the leftover segments, now in the store. */
+/* Checkpointer: the leftover segments, now in the store. Their writes
+ * were synced by the run before, so with --fsync none (whose commits
+ * do not sync) the store is synced before they go. */
 static void
-retire_leftovers(lwwd *d)
+retire_leftovers(lwwd *d, uint64_t entries)
 {
+	lww_err rv;
+
+	if (d->nleft == 0) {
+		return;
+	}
+	if (!d->cfg.fsync_always && (rv = lww_store_sync(d->store)) != LWW_OK) {
+		lwwd_log(LWWD_LOG_WARN, "wal_leftovers_kept",
+		         "segments=%zu entries=%llu reason=\"%s\" (the store "
+		         "could not be synced; they are removed after the next "
+		         "checkpoint, or replayed at the next start)",
+		         d->nleft, (unsigned long long) entries,
+		         lww_strerror(rv));
+		return;
+	}
 	for (size_t i = 0; i < d->nleft; i++) {
 		retire_segment(d, d->left[i].path, d->left[i].damaged);
 		free(d->left[i].path);
@@ -629,7 +645,7 @@ ckpt_main(void *arg)
 			if (path != NULL) {
 				retire_segment(d, path, 0);
 			}
-			retire_leftovers(d);
+			retire_leftovers(d, n);
 			log_recovery(&fails);
 			atomic_fetch_add(&d->stats.checkpoints, 1);
 			atomic_fetch_add(&d->stats.checkpoint_entries, n);
