@@ -148,20 +148,42 @@ segment_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The names of the segments in --data, sorted (oldest first). */
-static char **
-list_segments(const lwwd *d, size_t *count)
+static void
+free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* The names of the segments in --data, sorted (oldest first), in
+ * *out (*count of them). All or nothing: a partial list would skip
+ * acknowledged writes, so an error prints why and returns -1. */
+static int
+list_segments(const lwwd *d, char ***out, size_t *count)
 {
 	DIR *dir = opendir(d->cfg.data);
 	struct dirent *de;
 	char **names = NULL;
 	size_t n = 0, cap = 0;
+	int e = 0;
 
+	*out = NULL;
 	*count = 0;
 	if (dir == NULL) {
-		return NULL;
+		fprintf(stderr,
+		        "lwwd: cannot list the write-ahead log in %s: %s (is "
+		        "--data readable?)\n",
+		        d->cfg.data, strerror(errno));
+		return -1;
 	}
-	while ((de = readdir(dir)) != NULL) {
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(dir)) == NULL) {
+			e = errno;
+			break;
+		}
 		const char *x = de->d_name;
 		if (strlen(x) != WAL_NAME_LEN ||
 		    strncmp(x, WAL_PREFIX, sizeof(WAL_PREFIX) - 1) != 0 ||
@@ -170,23 +192,35 @@ list_segments(const lwwd *d, size_t *count)
 			continue;
 		}
 		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			char **nn = realloc(names, cap * sizeof(*nn));
+			size_t ncap = cap ? cap * 2 : 8;
+			char **nn = realloc(names, ncap * sizeof(*nn));
 			if (nn == NULL) {
+				e = ENOMEM;
 				break;
 			}
 			names = nn;
+			cap = ncap;
 		}
-		if ((names[n] = strdup(x)) != NULL) {
-			n++;
+		if ((names[n] = strdup(x)) == NULL) {
+			e = ENOMEM;
+			break;
 		}
+		n++;
 	}
 	closedir(dir);
+	if (e != 0) {
+		fprintf(stderr,
+		        "lwwd: cannot list the write-ahead log in %s: %s\n",
+		        d->cfg.data, strerror(e));
+		free_names(names, n);
+		return -1;
+	}
 	if (n > 0) {
 		qsort(names, n, sizeof(*names), segment_cmp);
 	}
+	*out = names;
 	*count = n;
-	return names;
+	return 0;
 }
 
 /* Makes the directory entries of --data durable. */
@@ -269,7 +303,8 @@ is_capacity(lww_err rv)
  * and keeps it (1). Prints why and returns -1 on an error that stops
  * the start. */
 static int
-replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
+replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
+               lww_err *cap_err)
 {
 	char *path = segment_path(d, num);
 	const char *name;
@@ -322,13 +357,18 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, lww_err *cap_err)
 		fprintf(stderr,
 		        "lwwd: write-ahead log %s is damaged at byte %llu "
 		        "(%llu bytes), before records that may have been "
-		        "acknowledged; nothing was changed. Either restore "
+		        "acknowledged; %s. Either restore "
 		        "--data from a backup, or start once with "
 		        "--wal-recovery skip-damaged: it skips the damaged "
 		        "record, keeps the rest, moves the segment aside, and "
 		        "repair fetches what was lost from the peers\n",
 		        path, (unsigned long long) info.damaged_at,
-		        (unsigned long long) info.damaged_bytes);
+		        (unsigned long long) info.damaged_bytes,
+		        applied_before
+		            ? "the older segments before it were applied to "
+		              "the store and removed (they were whole), this "
+		              "one and the later ones are unchanged"
+		            : "nothing was changed");
 		goto out;
 	}
 	if (rv != LWW_OK) {
@@ -439,10 +479,13 @@ int
 lwwd_wal_recover(lwwd *d)
 {
 	size_t n;
-	char **names = list_segments(d, &n);
+	char **names;
 	lww_err rv, cap_err = LWW_OK;
-	int rc = 0, into_mem = 0;
+	int rc = 0, into_mem = 0, applied = 0;
 
+	if (list_segments(d, &names, &n) != 0) {
+		return -1;
+	}
 	for (size_t i = 0; i < n && rc >= 0; i++) {
 		uint64_t num =
 		    strtoull(names[i] + sizeof(WAL_PREFIX) - 1, NULL, 16);
@@ -451,14 +494,14 @@ lwwd_wal_recover(lwwd *d)
 		}
 		/* Once one cannot be applied, the later ones (newer writes)
 		 * are held in memory with it, in order. */
-		if ((rc = replay_segment(d, num, into_mem, &cap_err)) == 1) {
+		rc = replay_segment(d, num, into_mem, applied, &cap_err);
+		if (rc == 1) {
 			into_mem = 1;
+		} else if (rc == 0) {
+			applied = 1;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		free(names[i]);
-	}
-	free(names);
+	free_names(names, n);
 	if (rc < 0) {
 		return -1;
 	}
