@@ -105,7 +105,8 @@ lwwd_clock_writer_before(lwwd *d)
 void
 lwwd_clock_writer_after(lwwd *d)
 {
-	if (d->clock != NULL) {
+	/* Not while a rebase waits: the value would be the old mark. */
+	if (d->clock != NULL && atomic_load(&d->clock->rebase_to) == 0) {
 		atomic_store(&d->clock->hlc_pub, d->hlc.last);
 	}
 }
@@ -491,8 +492,8 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark)
 			goto fail;
 		}
 	}
-	atomic_store(&c->hlc_pub, stamp);
 	atomic_store(&c->rebase_to, stamp);
+	atomic_store(&c->hlc_pub, stamp);
 	atomic_fetch_add(&d->stats.clock_rebases, 1);
 	atomic_fetch_add(&d->stats.clock_stranded, a.n);
 	atomic_fetch_add(&d->stats.clock_reissued, done);

@@ -13,9 +13,11 @@ README's figure."""
 
 import glob
 import os
+import re
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lwwtest import ClusterTest, wait_until  # noqa: E402
@@ -48,6 +50,14 @@ def clock(node):
     return node.stats()["clock"]
 
 
+def metric(url, name):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    assert m is not None, f"{name} not in metrics"
+    return float(m.group(1))
+
+
 def replicated(nodes, key, value):
     return all(n.lookup(key) == value for n in nodes)
 
@@ -61,6 +71,8 @@ class Fence(ClusterTest):
         clk = os.path.join(c.dir, "n1.clock")
         set_clock(clk, "+0")
         n1.wrap = preload(clk)
+        url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
+        n1.extra = ["--metrics", url]
         c.start()
         wait_until(lambda: clock(n1)["peers"] == 3 and
                    clock(n1)["state"] == STATE_OK, timeout=20,
@@ -109,6 +121,12 @@ class Fence(ClusterTest):
         for n in others:
             self.assertEqual(clock(n)["fenced"], 0)
         self.assertGreater(n1.stats()["writes_refused"]["clock"], 0)
+        self.assertEqual(metric(url, "lww_clock_fenced"), 1)
+        self.assertGreater(metric(url, "lww_clock_offset_seconds"), 3500)
+        self.assertGreater(
+            metric(url, 'lww_writes_refused_total{reason="clock"}'), 0)
+        self.assertLess(
+            metric(url, 'lww_peer_clock_offset_seconds{peer="n2"}'), -3500)
 
         set_clock(clk, "+0")
         t0 = time.monotonic()
@@ -122,8 +140,8 @@ class Fence(ClusterTest):
         self.assertEqual(log.count("event=clock_fenced"), 1, log[-3000:])
         self.assertEqual(log.count("event=clock_unfenced"), 1, log[-3000:])
         self.assertIn("level=warn event=clock_fenced", log)
-        metrics_ok = n1.stats()["clock"]["fences"] == 1
-        self.assertTrue(metrics_ok)
+        self.assertEqual(n1.stats()["clock"]["fences"], 1)
+        self.assertEqual(metric(url, "lww_clock_fenced"), 0)
         print(f"\ntime to fence {to_fence:.1f} s, to unfence "
               f"{to_unfence:.1f} s", file=sys.stderr)
 
