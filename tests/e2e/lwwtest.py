@@ -144,7 +144,7 @@ class Node:
 class Cluster:
     """N nodes that trust each other, each subscribed to all others."""
 
-    def __init__(self, n=3, transport="ipc", trusted=None):
+    def __init__(self, n=3, transport="ipc", trusted=None, extra=None):
         base = os.environ.get("LWW_TEST_TMP") or None
         if base:
             os.makedirs(base, exist_ok=True)
@@ -162,6 +162,7 @@ class Cluster:
                 f.write(f"{self.nodes[i].name} {self.nodes[i].pubkey}\n")
         for a in self.nodes:
             a.peers = [b.gossip for b in self.nodes if b is not a]
+            a.extra = list(extra or [])  # flags every node starts with
 
     def start(self):
         for n in self.nodes:

@@ -85,9 +85,7 @@ class Faults(ClusterTest):
         self.assertLess(took, 60)
 
     def test_late_joiner_with_empty_store(self):
-        c = self.cluster(3)
-        for node in c.nodes:
-            node.extra = list(REPAIR)
+        c = self.cluster(3, extra=list(REPAIR))
         n1, n2, n3 = c.nodes
         n1.start()
         n2.start()

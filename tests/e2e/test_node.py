@@ -211,9 +211,7 @@ class Trust(ClusterTest):
         self.assertIsNone(n2.lookup("owned"))
 
     def test_sighup_removal_of_a_key_stops_its_writes(self):
-        c = self.cluster(2)
-        for n in c.nodes:
-            n.extra = ["--repair-interval", "300"]
+        c = self.cluster(2, extra=["--repair-interval", "300"])
         c.start()
         n1, n2 = c.nodes
         self.assertEqual(n2.ctl("add", "before", "1").rc, 0)

@@ -89,9 +89,7 @@ class MaxEntry(ClusterTest):
     def test_max_entry_travels_by_gossip(self):
         # No periodic repair: only the start-up round (an empty store,
         # before the write) and gossip.
-        c = self.cluster(2)
-        for n in c.nodes:
-            n.extra = ["--repair-interval", "0"]
+        c = self.cluster(2, extra=["--repair-interval", "0"])
         c.start()
         n1, n2 = c.nodes
         self.write_max_and_ordinary(n1)
@@ -100,9 +98,7 @@ class MaxEntry(ClusterTest):
         self.assertNotIn("publish_failed", n1.logtext())
 
     def test_late_joiner_with_empty_store_gets_max_entry(self):
-        c = self.cluster(3)
-        for n in c.nodes:
-            n.extra = list(REPAIR)
+        c = self.cluster(3, extra=list(REPAIR))
         n1, n2, n3 = c.nodes
         n1.start()
         n2.start()
@@ -115,9 +111,7 @@ class MaxEntry(ClusterTest):
         self.assertEqual(s["repair"]["stalled"], 0)
 
     def test_wiped_node_gets_max_entry_back(self):
-        c = self.cluster(2)
-        for n in c.nodes:
-            n.extra = list(REPAIR)
+        c = self.cluster(2, extra=list(REPAIR))
         c.start()
         n1, n2 = c.nodes
         self.write_max_and_ordinary(n1)

@@ -115,9 +115,7 @@ class Damage(ClusterTest):
         return None
 
     def test_damaged_segment_stops_the_start_until_skip_then_repair(self):
-        c = self.cluster(2)
-        for node in c.nodes:
-            node.extra = list(REPAIR)
+        c = self.cluster(2, extra=list(REPAIR))
         c.start()
         n1, n2 = c.nodes
         got = None
@@ -234,9 +232,7 @@ class Crash(ClusterTest):
         # Damage in the last synced record looks like a torn tail: it is
         # dropped, and a repair round at start-up fetches it back from a
         # peer (repair rounds are otherwise far apart here).
-        c = self.cluster(2)
-        for node in c.nodes:
-            node.extra = ["--repair-interval", "0"]
+        c = self.cluster(2, extra=["--repair-interval", "0"])
         c.start()
         n1, n2 = c.nodes
         found = None
