@@ -60,13 +60,29 @@ lww_entry_cmp(const lww_entry *a, const lww_entry *b)
 }
 
 int
-lww_entry_key_cmp(const lww_entry *a, const lww_entry *b)
+lww_bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
-	size_t m = a->klen < b->klen ? a->klen : b->klen;
-	int c = m ? memcmp(a->key, b->key, m) : 0;
+	size_t m = an < bn ? an : bn;
+	int c = m ? memcmp(a, b, m) : 0;
 
 	if (c != 0) {
 		return (c > 0) - (c < 0);
 	}
-	return (a->klen > b->klen) - (a->klen < b->klen);
+	return (an > bn) - (an < bn);
+}
+
+int
+lww_entry_key_cmp(const lww_entry *a, const lww_entry *b)
+{
+	return lww_bytes_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+int
+lww_entry_key_in(const lww_entry *e, const uint8_t *prefix, size_t plen,
+                 const uint8_t *after, size_t alen)
+{
+	if (e->klen < plen || (plen && memcmp(e->key, prefix, plen) != 0)) {
+		return 0;
+	}
+	return alen == 0 || lww_bytes_cmp(e->key, e->klen, after, alen) > 0;
 }

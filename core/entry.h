@@ -48,9 +48,17 @@ lww_err lww_entry_check(const lww_entry *e);
  * Returns 0 only for writes identical in stamp, kind and value. */
 int lww_entry_cmp(const lww_entry *a, const lww_entry *b);
 
-/* Orders two entries' keys in byte order (memcmp, then shorter first),
- * the order of scans and listings: <0, 0, >0. */
+/* Byte order of keys (memcmp, then shorter first), the order of scans and
+ * listings: <0, 0, >0. */
+int lww_bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+
+/* lww_bytes_cmp of two entries' keys. */
 int lww_entry_key_cmp(const lww_entry *a, const lww_entry *b);
+
+/* Non-zero if e's key starts with prefix (plen 0: any) and sorts strictly
+ * after `after` (alen 0: any): the range of a list page. */
+int lww_entry_key_in(const lww_entry *e, const uint8_t *prefix, size_t plen,
+                     const uint8_t *after, size_t alen);
 
 /* Non-zero if `incoming` replaces `current` under the merge rule (it is
  * strictly greater). An equal write is a duplicate and does not win. */

@@ -180,6 +180,18 @@ rec_parse(const MDB_val *k, const MDB_val *d, int ver, lww_entry *e,
 	return LWW_OK;
 }
 
+/* What a record that failed its check still says it was: its flag is the
+ * best guess left, for the tombstone count. */
+static int
+damaged_tombstone(const MDB_val *k, const MDB_val *d)
+{
+	const uint8_t *check;
+	lww_entry e;
+
+	return rec_parse(k, d, REC_VERSION, &e, &check) == LWW_OK &&
+	       lww_entry_is_tombstone(&e);
+}
+
 /* Decodes a stored record and checks it against its hash, so a changed
  * byte anywhere in it (key included) is LWW_ECORRUPT. The entry borrows
  * from k and d; h (may be NULL) gets its hash. */
@@ -580,15 +592,11 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 	rc = mdb_get(t->txn, t->s->kv, &k, &d);
 	if (rc == 0) {
 		lww_entry cur;
-		const uint8_t *check;
 		if ((rv = rec_decode(&k, &d, &cur, &oldh)) == LWW_ECORRUPT) {
 			/* A damaged record loses to anything: its hash in
-			 * the tree is unknown, so its leaf is recomputed.
-			 * Its flag is the best guess of what it was. */
+			 * the tree is unknown, so its leaf is recomputed. */
 			damaged = 1;
-			oldtomb = rec_parse(&k, &d, REC_VERSION, &cur,
-			                    &check) == LWW_OK &&
-			          lww_entry_is_tombstone(&cur);
+			oldtomb = damaged_tombstone(&k, &d);
 		} else if (rv != LWW_OK) {
 			return txn_fail(t, rv);
 		} else {
@@ -857,18 +865,6 @@ out:
 	return rv;
 }
 
-/* Byte order: memcmp, then shorter first. */
-static int
-bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-	size_t m = an < bn ? an : bn;
-	int c = m ? memcmp(a, b, m) : 0;
-	if (c != 0) {
-		return c;
-	}
-	return (an > bn) - (an < bn);
-}
-
 static int
 entry_key_cmp(const void *a, const void *b)
 {
@@ -890,11 +886,7 @@ scan_offer(scan_state *st, const lww_entry *e)
 {
 	const lww_scan *q = st->q;
 
-	if (e->klen < q->plen ||
-	    (q->plen && memcmp(e->key, q->prefix, q->plen) != 0)) {
-		return;
-	}
-	if (q->alen > 0 && bytes_cmp(e->key, e->klen, q->after, q->alen) <= 0) {
+	if (!lww_entry_key_in(e, q->prefix, q->plen, q->after, q->alen)) {
 		return;
 	}
 	if (lww_entry_is_tombstone(e) && !q->tombstones) {
@@ -954,7 +946,7 @@ lww_store_scan(lww_store *s, const lww_scan *q, lww_scan_fn fn, void *arg,
 	 * key after the continuation sorts below its first bytes. */
 	k.mv_data = (void *) q->prefix;
 	k.mv_size = tp;
-	if (ta > 0 && bytes_cmp(q->after, ta, q->prefix, tp) > 0) {
+	if (ta > 0 && lww_bytes_cmp(q->after, ta, q->prefix, tp) > 0) {
 		k.mv_data = (void *) q->after;
 		k.mv_size = ta;
 	}
@@ -1448,14 +1440,9 @@ leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
 				break;
 			} else if ((rv = rec_decode(&kk, &dd, &e, &h)) ==
 			           LWW_ECORRUPT) {
-				const uint8_t *check;
 				bad = 2;
 				rv = LWW_OK;
-				/* The flag is the best guess left of what the
-				 * damaged record was, for the tombstone count. */
-				tomb = rec_parse(&kk, &dd, REC_VERSION, &e,
-				                 &check) == LWW_OK &&
-				       lww_entry_is_tombstone(&e);
+				tomb = damaged_tombstone(&kk, &dd);
 			} else if (rv != LWW_OK) {
 				break;
 			} else if (lww_digest_bucket(e.key, e.klen) != b) {

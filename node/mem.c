@@ -368,24 +368,15 @@ lwwd_mem_drop_frozen(lwwd *d)
 	tab_clear(&old); /* freed outside the lock */
 }
 
-/* Whether x belongs to a range: key starts with prefix, sorts after
- * `after` (alen 0: any). */
+/* Whether x's key is in a list page's range (lww_entry_key_in). */
 static int
 in_range(const mnode *x, const uint8_t *prefix, size_t plen,
          const uint8_t *after, size_t alen)
 {
-	size_t m;
-	int c;
+	lww_entry e;
 
-	if (x->klen < plen || (plen && memcmp(x->data, prefix, plen) != 0)) {
-		return 0;
-	}
-	if (alen == 0) {
-		return 1;
-	}
-	m = x->klen < alen ? x->klen : alen;
-	c = memcmp(x->data, after, m);
-	return c > 0 || (c == 0 && x->klen > alen);
+	node_entry(x, &e);
+	return lww_entry_key_in(&e, prefix, plen, after, alen);
 }
 
 static int

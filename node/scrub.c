@@ -41,7 +41,7 @@ struct lwwd_scrub {
 	size_t alen;
 	uint32_t leaf;
 	int keys_done, leaves_done;
-	uint64_t page_log_ms; /* last page-error line (rate limit) */
+	lwwd_log_limit failed_log; /* scrub_failed lines */
 };
 
 void
@@ -110,15 +110,14 @@ account(struct lwwd_scrub *s, const lww_store_check *r, const char *what)
 static void
 check_failed(struct lwwd_scrub *s, lww_err rv, const char *where)
 {
-	uint64_t now = lwwd_mono_us() / 1000;
+	uint64_t skipped;
 
 	if (rv == LWW_ECORRUPT) {
 		atomic_fetch_add(&s->d->stats.store_page_errors, 1);
 	}
-	if (s->page_log_ms != 0 && now - s->page_log_ms < LOG_GAP_MS) {
+	if (!lwwd_log_due(&s->failed_log, rv, LOG_GAP_MS * 1000, &skipped)) {
 		return;
 	}
-	s->page_log_ms = now;
 	lwwd_log(LWWD_LOG_ERROR, "scrub_failed", "where=\"%s\" reason=\"%s\"%s",
 	         where, lww_strerror(rv),
 	         rv == LWW_ECORRUPT

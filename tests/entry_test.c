@@ -120,6 +120,29 @@ test_check_limits(void **state)
 	assert_err(lww_entry_check(&e), LWW_EPROTO);
 }
 
+/* Keys in byte order, shorter first, and the range of a list page. */
+static void
+test_key_order_and_range(void **state)
+{
+	lww_entry a = {(const uint8_t *) "ab", 2, NULL, 0, 1, 1, 0};
+	lww_entry b = {(const uint8_t *) "abc", 3, NULL, 0, 1, 1, 0};
+	lww_entry c = {(const uint8_t *) "b", 1, NULL, 0, 1, 1, 0};
+	(void) state;
+
+	assert_true(lww_entry_key_cmp(&a, &b) < 0); /* a prefix first */
+	assert_true(lww_entry_key_cmp(&b, &c) < 0);
+	assert_int_equal(lww_entry_key_cmp(&b, &b), 0);
+	assert_true(lww_bytes_cmp((const uint8_t *) "\xff", 1,
+	                          (const uint8_t *) "\x01", 1) > 0);
+	assert_true(lww_entry_key_in(&b, (const uint8_t *) "ab", 2, NULL, 0));
+	assert_false(lww_entry_key_in(&c, (const uint8_t *) "ab", 2, NULL, 0));
+	/* Strictly after the continuation. */
+	assert_true(lww_entry_key_in(&b, NULL, 0, (const uint8_t *) "ab", 2));
+	assert_false(lww_entry_key_in(&a, NULL, 0, (const uint8_t *) "ab", 2));
+	assert_false(lww_entry_key_in(&a, NULL, 0, (const uint8_t *) "b", 1));
+	assert_true(lww_entry_key_in(&a, NULL, 0, NULL, 0));
+}
+
 int
 main(void)
 {
@@ -130,6 +153,7 @@ main(void)
 	    cmocka_unit_test(test_order_value_shorter_first_then_bytes),
 	    cmocka_unit_test(test_order_is_total_and_antisymmetric),
 	    cmocka_unit_test(test_check_limits),
+	    cmocka_unit_test(test_key_order_and_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
