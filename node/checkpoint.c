@@ -90,7 +90,7 @@ replay_mem(replay *r, const lww_entry *e)
 	if (e->hlc > r->d->wal_hlc) {
 		r->d->wal_hlc = e->hlc;
 	}
-	return lwwd_mem_put(r->d, e);
+	return lwwd_mem_put(r->d->mem, e);
 }
 
 /* One record: a batch message, then its origin (u64le). */
@@ -129,7 +129,7 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 		if (origin == r->d->self && b.seq > r->d->seq) {
 			r->d->seq = b.seq; /* nor the batch sequence */
 		}
-		rv = lwwd_mem_note_seq(r->d, origin, b.seq);
+		rv = lwwd_mem_note_seq(r->d->mem, origin, b.seq);
 		goto store_err;
 	}
 	return LWW_OK;
@@ -510,7 +510,7 @@ lwwd_wal_recover(lwwd *d)
 		/* The checkpointer applies them as a frozen generation once
 		 * there is room, retrying every second; until then writes
 		 * are refused with the reason. */
-		if (lwwd_mem_freeze(d) != 0) {
+		if (lwwd_mem_freeze(d->mem) != 0) {
 			return -1; /* not reached: nothing is frozen yet */
 		}
 		d->ckpt_ready = 1;
@@ -604,7 +604,8 @@ checkpoint(lwwd *d, uint64_t *entries)
 	if ((rv = lww_store_begin(d->store, &a.t)) != LWW_OK) {
 		return rv;
 	}
-	if ((rv = lwwd_mem_frozen_each(d, apply_cb, seq_cb, &a)) != LWW_OK) {
+	if ((rv = lwwd_mem_frozen_each(d->mem, apply_cb, seq_cb, &a)) !=
+	    LWW_OK) {
 		lww_txn_abort(a.t); /* accepts NULL */
 		return rv;
 	}
@@ -684,7 +685,7 @@ ckpt_main(void *arg)
 		rv = checkpoint(d, &n);
 		us = lwwd_mono_us() - t0;
 		if (rv == LWW_OK) {
-			lwwd_mem_drop_frozen(d);
+			lwwd_mem_drop_frozen(d->mem);
 			if (path != NULL) {
 				retire_segment(d, path, 0);
 			}
@@ -763,7 +764,7 @@ rotate(lwwd *d)
 	while (d->sync_head != NULL || d->syncing) {
 		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
 	}
-	if (lwwd_mem_freeze(d) != 0) {
+	if (lwwd_mem_freeze(d->mem) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		/* Not reached: the checkpointer was idle. Keep the old. */
 		lww_wal_close(nw);
@@ -793,7 +794,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 	if (!d->mem_dirty) {
 		return;
 	}
-	n = lwwd_mem_active(d, &bytes);
+	n = lwwd_mem_active(d->mem, &bytes);
 	pthread_mutex_lock(&d->mtx);
 	busy = d->ckpt_ready;
 	if (busy && (n >= MEM_ENTRIES_MAX || bytes >= MEM_BYTES_MAX)) {

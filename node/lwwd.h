@@ -23,6 +23,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "hlc.h"
+#include "mem.h"
 #include "store.h"
 #include "wal.h"
 
@@ -233,14 +234,14 @@ typedef struct lwwd {
 
 	/* The write-ahead log and its checkpoints (checkpoint.c). Under
 	 * mtx unless noted. */
-	struct lwwd_mem *mem; /* logged, not yet in the store (mem.c) */
-	struct lww_wal *wal;  /* the segment appended to (writer) */
-	uint64_t wal_next;    /* number of the next segment (writer) */
-	char *wal_path;       /* path of d->wal (writer) */
-	uint64_t mem_gen;     /* number of the active generation */
-	uint64_t ckpt_done;   /* last generation the store holds */
-	int ckpt_ready;       /* a frozen generation waits or is applied */
-	char *ckpt_path;      /* its segment, removed once it is applied */
+	lwwd_mem *mem;       /* logged, not yet in the store (mem.h) */
+	struct lww_wal *wal; /* the segment appended to (writer) */
+	uint64_t wal_next;   /* number of the next segment (writer) */
+	char *wal_path;      /* path of d->wal (writer) */
+	uint64_t mem_gen;    /* number of the active generation */
+	uint64_t ckpt_done;  /* last generation the store holds */
+	int ckpt_ready;      /* a frozen generation waits or is applied */
+	char *ckpt_path;     /* its segment, removed once it is applied */
 	/* Segments start-up could not apply (store or disk full), frozen
 	 * with that generation (ckpt_path NULL), and how many. */
 	struct lwwd_leftover *left;
@@ -325,43 +326,8 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);
 
-/* ---- writes durable before the store has them (mem.c, checkpoint.c) */
-int lwwd_mem_init(lwwd *d);
-void lwwd_mem_fini(lwwd *d);
-/* The logged winner for key: 1 (value copied into vbuf), 0 if none, -1
- * out of memory. */
-int lwwd_mem_get(lwwd *d, const uint8_t *key, size_t klen, lww_buf *vbuf,
-                 lww_entry *out);
-/* Writer: merges e into the active generation (keeps the greater). */
-lww_err lwwd_mem_put(lwwd *d, const lww_entry *e);
-/* Writer: the active generation holds batch seq of node. */
-lww_err lwwd_mem_note_seq(lwwd *d, uint64_t node, uint64_t seq);
-/* Entries and sequences in the active generation; *bytes (may be NULL)
- * gets the bytes of its keys and values. */
-size_t lwwd_mem_active(lwwd *d, size_t *bytes);
-/* Writer: the active generation becomes the frozen one (-1 if there is
- * one already). */
-int lwwd_mem_freeze(lwwd *d);
-/* Checkpointer: every entry and sequence of the frozen generation. */
-lww_err lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
-                             lww_err (*seq)(uint64_t, uint64_t, void *),
-                             void *arg);
-/* Checkpointer: forgets the frozen generation (the store has it now). */
-void lwwd_mem_drop_frozen(lwwd *d);
-/* A copy of the logged winners (tombstones included) whose key starts
- * with prefix and sorts after `after` (alen 0: from the first), one per
- * key, in key order: what a scan of the store must be merged with to see
- * every acknowledged write. Free it with lwwd_mem_range_free. */
-typedef struct lwwd_mem_range {
-	lww_entry *v;
-	size_t n;
-	uint8_t *bytes; /* the keys and values v points into */
-} lwwd_mem_range;
-lww_err lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
-                           const uint8_t *after, size_t alen,
-                           lwwd_mem_range *out);
-void lwwd_mem_range_free(lwwd_mem_range *r);
-
+/* ---- writes durable before the store has them (checkpoint.c; the
+ * table itself is mem.h) ---- */
 /* Start-up: applies the segments a previous run left in --data to the
  * store and removes them, then opens a fresh segment. A damaged segment
  * stops the start (the segment is kept) unless --wal-recovery

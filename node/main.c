@@ -142,7 +142,7 @@ open_store(lwwd *d)
 		return -1;
 	}
 	/* Writes a previous run logged but did not checkpoint, first. */
-	if (lwwd_mem_init(d) != 0) {
+	if ((d->mem = lwwd_mem_alloc()) == NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;
 	}
@@ -309,7 +309,8 @@ out:
 	lww_store_close(d->store);
 	d->store = NULL;
 	pthread_mutex_unlock(&d->mtx);
-	lwwd_mem_fini(d);
+	lwwd_mem_free(d->mem);
+	d->mem = NULL;
 	lww_trust_free(d->trust);
 	lww_trust_free(d->clients);
 	lww_replay_free(d->replay);

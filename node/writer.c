@@ -57,7 +57,7 @@ lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
 static lww_err
 current(lwwd *d, const lww_entry *e, lww_buf *vb, lww_entry *cur, int *have)
 {
-	int m = lwwd_mem_get(d, e->key, e->klen, vb, cur);
+	int m = lwwd_mem_get(d->mem, e->key, e->klen, vb, cur);
 	lww_err rv;
 
 	if (m != 0) {
@@ -107,12 +107,13 @@ log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 		return rv;
 	}
 	while (lww_entries_next(&bt.entries, &off, &e)) {
-		if ((rv = lwwd_mem_put(d, &e)) != LWW_OK) {
+		if ((rv = lwwd_mem_put(d->mem, &e)) != LWW_OK) {
 			return rv;
 		}
 	}
-	return note_seq && bt.seq > 0 ? lwwd_mem_note_seq(d, origin, bt.seq)
-	                              : LWW_OK;
+	return note_seq && bt.seq > 0
+	           ? lwwd_mem_note_seq(d->mem, origin, bt.seq)
+	           : LWW_OK;
 }
 
 /* The entries of a remote op that beat what the node holds, logged. */
