@@ -58,8 +58,6 @@
 #define LWW_WAL_RECORD_HDR    16 /* version 2 */
 #define LWW_WAL_V1_HEADER     8
 #define LWW_WAL_V1_RECORD_HDR 12
-/* The largest payload: a batch of one group, with room to spare. */
-#define LWW_WAL_RECORD_MAX (2 * LWW_MSG_MAX + 64)
 
 typedef struct lww_wal lww_wal;
 

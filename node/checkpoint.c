@@ -12,7 +12,7 @@
  * idempotent, so records the store already holds change nothing).
  *
  * When: once the writer has been idle for a moment (writer.c), else
- * every CKPT_EVERY_MS or CKPT_ENTRIES entries, sooner when a reader
+ * every CKPT_EVERY_MS or LWW_CKPT_ENTRIES entries, sooner when a reader
  * waits (lwwd_wal_barrier). Few, large checkpoints: each costs the
  * store's two fsyncs, which queue with the log's in the file system. A
  * checkpoint that fails (store full, I/O error) keeps its segment and
@@ -31,14 +31,10 @@
 
 #include "lwwd.h"
 
-#define CKPT_EVERY_MS    1000
-#define CKPT_ENTRIES     65536
-#define CKPT_TXN_ENTRIES 4096
-#define MEM_ENTRIES_MAX  (1u << 18)
-#define MEM_BYTES_MAX    ((size_t) 256 << 20)
-#define BARRIER_MAX_MS   3000
-#define WAL_PREFIX       "wal-"
-#define WAL_NAME_LEN     (sizeof(WAL_PREFIX) - 1 + 16)
+#define CKPT_EVERY_MS  1000
+#define BARRIER_MAX_MS 3000
+#define WAL_PREFIX     "wal-"
+#define WAL_NAME_LEN   (sizeof(WAL_PREFIX) - 1 + 16)
 
 static char *
 segment_path(const lwwd *d, uint64_t n)
@@ -574,7 +570,7 @@ apply_cb(const lww_entry *e, void *arg)
 	 * file by a copy of every page it touches. Each commit syncs its
 	 * data (the root's sync can wait: see store.h, defer_meta); a crash
 	 * midway leaves a prefix applied, and replay merges the rest. */
-	if (a->n > 0 && a->n % CKPT_TXN_ENTRIES == 0) {
+	if (a->n > 0 && a->n % LWW_CKPT_TXN_ENTRIES == 0) {
 		rv = lww_txn_commit(a->t);
 		a->t = NULL;
 		atomic_fetch_add(&a->d->stats.commits, 1);
@@ -797,7 +793,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 	n = lwwd_mem_active(d->mem, &bytes);
 	pthread_mutex_lock(&d->mtx);
 	busy = d->ckpt_ready;
-	if (busy && (n >= MEM_ENTRIES_MAX || bytes >= MEM_BYTES_MAX)) {
+	if (busy && (n >= LWW_MEM_ENTRIES_MAX || bytes >= LWW_MEM_BYTES_MAX)) {
 		/* Memory bound: wait for the checkpoint under way. */
 		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
 		while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
@@ -811,7 +807,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 	if (busy) {
 		return;
 	}
-	if (!idle && !wanted && n < CKPT_ENTRIES &&
+	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
 	    lwwd_mono_us() - d->ckpt_last_us < CKPT_EVERY_MS * 1000) {
 		return;
 	}

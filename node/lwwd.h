@@ -23,6 +23,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "hlc.h"
+#include "limits.h"
 #include "mem.h"
 #include "store.h"
 #include "wal.h"
@@ -38,7 +39,6 @@ void lwwd_log(int level, const char *event, const char *fmt, ...)
  * quoted with \" and \\ escaped, anything else hex:...; long keys are
  * cut with ... and their length. Returns out. */
 char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
-#define LWWD_LOG_KEY_MAX 160
 
 /* Rate limit for a line that a persistent condition repeats (a full disk
  * refusing every write): lwwd_log_due says whether to log now: on the
@@ -55,9 +55,9 @@ int lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us,
                  uint64_t *skipped);
 #define LWWD_LOG_GAP_US (60 * UINT64_C(1000000))
 
-/* Signed client requests: freshness window and replay cache size. */
-#define LWWD_FRESH_MS   30000
-#define LWWD_NONCES_MAX 262144
+/* Signed client requests: freshness window (the replay cache's size is
+ * LWW_NONCES_MAX). */
+#define LWWD_FRESH_MS 30000
 
 /* ---- configuration (config.c) ---- */
 #define LWWD_REPAIR_INTERVAL_DEFAULT 5000
@@ -156,7 +156,7 @@ typedef struct lwwd_stats {
 /* ---- peers seen on gossip ---- */
 typedef struct lwwd_peer_state {
 	uint64_t node;
-	char name[65];
+	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t last_contact_ms; /* lwwd_mono_ms(), 0 = never */
 	uint64_t seq_applied;     /* highest batch seq received */
 	uint64_t seq_announced;   /* highest seq named by a heartbeat */
@@ -178,10 +178,11 @@ struct lwwd_op {
 	/* local: an API request (ADD, REMOVE, LOAD); remote: a batch */
 	lww_req req;
 	lww_batch batch;
-	uint64_t origin;      /* remote: signer's node id */
-	char origin_name[65]; /* remote: signer's name in the trust file */
-	nng_msg *msg;         /* owns the bytes req/batch point into */
-	lwwd_op_done done;    /* local: called once, from the writer */
+	uint64_t origin; /* remote: signer's node id */
+	char origin_name[LWW_TRUST_NAME_MAX +
+	                 1]; /* remote: signer's name in the trust file */
+	nng_msg *msg;        /* owns the bytes req/batch point into */
+	lwwd_op_done done;   /* local: called once, from the writer */
 	void *arg;
 	int owned;          /* the writer frees the op (remote ops) */
 	uint64_t res_hlc;   /* stamp of the op's last write */
@@ -195,7 +196,7 @@ typedef struct lwwd {
 	lwwd_config cfg;
 	lww_key key;
 	uint64_t self;
-	char self_name[65];
+	char self_name[LWW_TRUST_NAME_MAX + 1];
 	lww_store *store;
 	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
 	lwwd_stats stats;

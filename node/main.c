@@ -190,7 +190,7 @@ load_identity(lwwd *d)
 		return -1;
 	}
 	/* Nonces of signed client requests, for a 30 s freshness window. */
-	if ((d->replay = lww_replay_alloc(LWWD_NONCES_MAX, LWWD_FRESH_MS)) ==
+	if ((d->replay = lww_replay_alloc(LWW_NONCES_MAX, LWWD_FRESH_MS)) ==
 	    NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;

@@ -22,12 +22,10 @@
 #include "limits.h"
 #include "lwwd.h"
 
-#define GROUP_OPS_MAX 1024
 /* Quiet this long, the writer checkpoints what it logged (checkpoint.c),
  * so that sparse writes share a checkpoint (each costs the store's syncs
  * and a new segment); under load it does every CKPT_EVERY_MS. */
-#define IDLE_CKPT_MS     1000
-#define QUEUE_REMOTE_MAX 4096
+#define IDLE_CKPT_MS 1000
 
 uint64_t
 lwwd_now_ms(void)
@@ -440,7 +438,7 @@ writer_main(void *arg)
 		items = op_local_items(group);
 		bytes = group->remote ? 0 : nng_msg_len(group->msg);
 		nops = 1;
-		while (last->next != NULL && nops < GROUP_OPS_MAX) {
+		while (last->next != NULL && nops < LWW_GROUP_OPS_MAX) {
 			lwwd_op *n = last->next;
 			size_t ni = op_local_items(n);
 			size_t nb = n->remote ? 0 : nng_msg_len(n->msg);
@@ -510,7 +508,7 @@ lwwd_writer_submit(lwwd *d, lwwd_op *op)
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
 	 * later, while memory stays bounded under a flood. */
-	if (op->remote && d->qlen >= QUEUE_REMOTE_MAX) {
+	if (op->remote && d->qlen >= LWW_QUEUE_REMOTE_MAX) {
 		pthread_mutex_unlock(&d->mtx);
 		return LWW_EBUSY;
 	}
