@@ -2,19 +2,24 @@
  * checkpoint.c - moving what the write-ahead log holds into the store.
  *
  * The writer appends to one log segment (--data/wal-NNNNNNNNNNNNNNNN) and
- * merges the same entries into the active in-memory generation (mem.c).
+ * merges the same entries into the active in-memory generation (mem.h).
  * From time to time, between groups, it freezes that generation, starts a
  * new segment, and hands both to the checkpointer thread, which applies
- * the generation to LMDB in one transaction, makes it durable, forgets
- * the generation and only then removes the segment. So at every moment
+ * the generation to LMDB in key order, in transactions of at most
+ * LWW_CKPT_TXN_ENTRIES entries (a crash midway leaves a prefix applied;
+ * replay merges the rest), forgets the generation and only then removes
+ * the segment. With --fsync always each commit syncs its data and the
+ * last one's root is synced before the segment goes, so at every moment
  * each acknowledged write is in a synced segment, in the store, or both;
- * after a crash, start-up replays the segments left (merging is
+ * with --fsync none nothing is synced, and a crash may lose recent writes.
+ * After a crash, start-up replays the segments left (merging is
  * idempotent, so records the store already holds change nothing).
  *
  * When: once the writer has been idle for a moment (writer.c), else
  * every CKPT_EVERY_MS or LWW_CKPT_ENTRIES entries, sooner when a reader
  * waits (lwwd_wal_barrier). Few, large checkpoints: each costs the
- * store's two fsyncs, which queue with the log's in the file system. A
+ * store's fsyncs (one per transaction, one for the root), which queue
+ * with the log's in the file system. A
  * checkpoint that fails (store full, I/O error) keeps its segment and
  * generation, is retried every second, and until one succeeds the writer
  * refuses new writes with its error.

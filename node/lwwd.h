@@ -3,12 +3,22 @@
  *
  * Threads: nng's own threads run the API, gossip and metrics callbacks,
  * which never block: what may wait (list, stats, peers, reload, scrapes)
- * goes to the worker thread (work.c). One writer thread owns the store's
- * write transaction and the hybrid logical clock; one heartbeat thread
- * publishes liveness. Counters are atomics; the peer table and the op
- * queue are behind the node's mutex, the trust sets behind their own
- * lock, under which signatures are checked (trust.c). Every timed wait
- * runs on the monotonic clock (lwwd_cond_init).
+ * goes to the worker thread (work.c). The writer thread owns the hybrid
+ * logical clock, the log segment it appends to and the active in-memory
+ * generation (writer.c, mem.h); the syncer thread fsyncs what the writer
+ * logged, then publishes its batches and answers its clients (writer.c);
+ * the checkpointer thread puts each frozen generation into the store
+ * (checkpoint.c). The heartbeat thread publishes liveness and restarts a
+ * paused gossip receive (gossip.c); repair runs two threads, the --sync
+ * server and the rounds against peers (repair.c); the scrub thread checks
+ * the store and drops damaged records (scrub.c). The store is written by
+ * the checkpointer, start-up and the scrub (LMDB serialises its write
+ * transactions). Counters are atomics; the peer table, the op and sync
+ * queues and the checkpoint state are behind the node's mutex; the
+ * in-memory generations (mem.h) and the worker's queue behind their own;
+ * the trust sets behind keys_lock, under which signatures are checked
+ * (trust.c). Every timed wait runs on the monotonic clock
+ * (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -198,7 +208,7 @@ typedef struct lwwd {
 	uint64_t self;
 	char self_name[LWW_TRUST_NAME_MAX + 1];
 	lww_store *store;
-	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
+	lww_hlc hlc; /* writer thread only (start-up before it) */
 	lwwd_stats stats;
 
 	pthread_mutex_t mtx;  /* guards peers, the op queue */

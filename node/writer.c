@@ -7,13 +7,19 @@
  * client a write pays exactly one. For each group the writer stamps the
  * local writes, keeps the remote entries that beat what the node holds,
  * appends them to the write-ahead log (core/wal.h) and merges them into
- * the in-memory generation that lookups read (mem.c); the syncer thread
- * then runs one fdatasync for every group handed to it so far, and only
- * then publishes their batches and answers their clients. So a reply or
- * a gossip batch never carries a write that a crash could take back, and
- * the store itself (LMDB) is written in large checkpoints off this path
- * (checkpoint.c). A group whose log append fails is answered with the
- * error and leaves nothing visible.
+ * the in-memory generation that lookups read (mem.h); the syncer thread
+ * then runs one fdatasync for every group handed to it so far (none with
+ * --fsync none), and only then publishes their batches and answers their
+ * clients. So with --fsync always neither a write's reply nor a gossip
+ * batch carries a write that a crash could take back; with --fsync none
+ * a crash may lose acknowledged writes. Reads do not wait for the sync: a
+ * group is in the in-memory generation from the moment it is logged, so
+ * a lookup or list may return a write whose writer is not answered yet,
+ * and that a crash before the fsync takes back. A group whose log append
+ * fails is answered with the error and leaves nothing visible; one whose
+ * fsync fails is answered with the error too, but its writes stay logged
+ * and visible and reach the store. The store itself (LMDB) is written in
+ * large checkpoints off this path (checkpoint.c).
  */
 #include <stdlib.h>
 #include <string.h>
