@@ -90,6 +90,11 @@ _Static_assert(LWW_SYNC_REQUEST_BYTES_TARGET <=
  * message of local writes and one of remote ones), with room to spare. */
 #define LWW_WAL_RECORD_MAX (2 * LWW_MSG_MAX + 64)
 
+/* Damaged log segments kept aside under distinct names (NAME.damaged,
+ * NAME.damaged.1, ...); past that one stays where it is, and is found
+ * again at the next start. */
+#define LWW_WAL_DAMAGED_KEPT_MAX 100
+
 /* Readers of the store at once (LMDB's reader table): every thread that
  * reads, with room to spare; a reader beyond it gets MDB_READERS_FULL. */
 #define LWW_STORE_READERS_MAX 512

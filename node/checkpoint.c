@@ -257,7 +257,7 @@ retire_segment(lwwd *d, const char *path, int damaged)
 		}
 		return;
 	}
-	for (int i = 0; i < 100 && rc != 0; i++) {
+	for (int i = 0; i < LWW_WAL_DAMAGED_KEPT_MAX && rc != 0; i++) {
 		if (i == 0) {
 			snprintf(aside, sizeof(aside), "%s.damaged", path);
 		} else {
