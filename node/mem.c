@@ -1,10 +1,10 @@
 /*
- * mem.c - writes that are durable in the write-ahead log but not yet in
- * the store, kept readable.
+ * mem.c - writes in the write-ahead log (synced, or about to be) but
+ * not yet in the store, kept readable.
  *
  * Two generations of winners by key: the active one, which the writer
  * merges into, and the frozen one, which the checkpointer is putting into
- * the store. A lookup tries active, then frozen, then the store; the
+ * the store. A lookup takes the winner of the two, else the store; the
  * checkpointer drops the frozen generation only after its store commit,
  * so a key is always in at least one of the three. Each generation also
  * keeps the highest batch sequence per origin it holds. Chained hash

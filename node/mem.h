@@ -1,14 +1,14 @@
 /*
- * mem.h - writes that are durable in the write-ahead log but not yet in
- * the store, kept readable (mem.c).
+ * mem.h - writes in the write-ahead log (synced, or about to be) but
+ * not yet in the store, kept readable (mem.c).
  *
  * Two generations of winners by key: the active one, which the writer
  * merges into, and the frozen one, which the checkpointer is putting into
  * the store. lwwd_mem is opaque and owns its lock; it knows nothing of
- * the node, so tests drive it alone. Thread-safety: get, active,
- * range_get and freeze may be called from any thread; put and note_seq
- * from the writer only, frozen_each and drop_frozen from the checkpointer
- * only.
+ * the node, so tests drive it alone. Thread-safety: get, active and
+ * range_get from any thread; put, note_seq and freeze from one thread
+ * (the writer), frozen_each and drop_frozen from one other (the
+ * checkpointer).
  */
 #ifndef LWWD_MEM_H
 #define LWWD_MEM_H
