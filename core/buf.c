@@ -218,6 +218,23 @@ lww_rd_uvarint(lww_rd *r, uint64_t max, uint64_t *out)
 }
 
 lww_err
+lww_rd_len(lww_rd *r, size_t max, size_t *out)
+{
+	lww_rd save = *r;
+	uint64_t v;
+
+	if (lww_rd_uvarint(r, UINT64_MAX, &v) != LWW_OK) {
+		return LWW_EPROTO;
+	}
+	if (v > max) {
+		*r = save;
+		return LWW_ETOOBIG;
+	}
+	*out = (size_t) v;
+	return LWW_OK;
+}
+
+lww_err
 lww_rd_lbytes(lww_rd *r, size_t max, const uint8_t **out, size_t *n)
 {
 	size_t save = r->off;

@@ -84,6 +84,11 @@ lww_err lww_rd_u32(lww_rd *r, uint32_t *out);
 lww_err lww_rd_u64(lww_rd *r, uint64_t *out);
 /* A varint no greater than max. */
 lww_err lww_rd_uvarint(lww_rd *r, uint64_t max, uint64_t *out);
+/* A varint length no greater than max (a limit of limits.h): LWW_ETOOBIG
+ * if it is greater (the reader then stays where it was, so the caller can
+ * say which limit), LWW_EPROTO if it is malformed or cut short. There is
+ * no way to read a length without its limit. */
+lww_err lww_rd_len(lww_rd *r, size_t max, size_t *out);
 /* n bytes, returned as a pointer into the input. */
 lww_err lww_rd_bytes(lww_rd *r, size_t n, const uint8_t **out);
 /* A varint length no greater than max, then that many bytes. */

@@ -60,34 +60,31 @@ put_header(lww_buf *b, uint8_t type)
 static lww_err
 rd_kv(lww_rd *r, lww_entry *e)
 {
-	uint64_t len;
+	size_t len;
 	lww_err rv;
 
-	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
-		return LWW_EPROTO;
+	if ((rv = lww_rd_len(r, LWW_KEY_MAX, &len)) != LWW_OK) {
+		return rv == LWW_ETOOBIG ? LWW_EKEYSIZE : LWW_EPROTO;
 	}
-	if (len < LWW_KEY_MIN || len > LWW_KEY_MAX) {
+	if (len < LWW_KEY_MIN) {
 		return LWW_EKEYSIZE;
 	}
-	if ((rv = lww_rd_bytes(r, (size_t) len, &e->key)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, len, &e->key)) != LWW_OK) {
 		return rv;
 	}
-	e->klen = (size_t) len;
+	e->klen = len;
 	e->val = NULL;
 	e->vlen = 0;
 	if (lww_entry_is_tombstone(e)) {
 		return LWW_OK;
 	}
-	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
-		return LWW_EPROTO;
+	if ((rv = lww_rd_len(r, LWW_VAL_MAX, &len)) != LWW_OK) {
+		return rv == LWW_ETOOBIG ? LWW_EVALSIZE : LWW_EPROTO;
 	}
-	if (len > LWW_VAL_MAX) {
-		return LWW_EVALSIZE;
-	}
-	if ((rv = lww_rd_bytes(r, (size_t) len, &e->val)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, len, &e->val)) != LWW_OK) {
 		return rv;
 	}
-	e->vlen = (size_t) len;
+	e->vlen = len;
 	return LWW_OK;
 }
 
@@ -444,19 +441,19 @@ fail:
 static lww_err
 rd_key(lww_rd *r, size_t min, const uint8_t **key, size_t *klen)
 {
-	uint64_t len;
+	size_t len;
 	lww_err rv;
 
-	if (lww_rd_uvarint(r, UINT64_MAX, &len) != LWW_OK) {
-		return LWW_EPROTO;
+	if ((rv = lww_rd_len(r, LWW_KEY_MAX, &len)) != LWW_OK) {
+		return rv == LWW_ETOOBIG ? LWW_EKEYSIZE : LWW_EPROTO;
 	}
-	if (len < min || len > LWW_KEY_MAX) {
+	if (len < min) {
 		return LWW_EKEYSIZE;
 	}
-	if ((rv = lww_rd_bytes(r, (size_t) len, key)) != LWW_OK) {
+	if ((rv = lww_rd_bytes(r, len, key)) != LWW_OK) {
 		return rv;
 	}
-	*klen = (size_t) len;
+	*klen = len;
 	return LWW_OK;
 }
 
@@ -481,16 +478,12 @@ lww_req_decode(const uint8_t *p, size_t n, lww_req *out)
 		    LWW_OK) {
 			return rv;
 		}
-		if (lww_rd_uvarint(&r, UINT64_MAX, &v) != LWW_OK) {
-			return LWW_EPROTO;
+		if ((rv = lww_rd_len(&r, LWW_VAL_MAX, &tmp.vlen)) != LWW_OK) {
+			return rv == LWW_ETOOBIG ? LWW_EVALSIZE : LWW_EPROTO;
 		}
-		if (v > LWW_VAL_MAX) {
-			return LWW_EVALSIZE;
-		}
-		if ((rv = lww_rd_bytes(&r, (size_t) v, &tmp.val)) != LWW_OK) {
+		if ((rv = lww_rd_bytes(&r, tmp.vlen, &tmp.val)) != LWW_OK) {
 			return rv;
 		}
-		tmp.vlen = (size_t) v;
 		break;
 	case LWW_OP_REMOVE:
 	case LWW_OP_LOOKUP:

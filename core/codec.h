@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "entry.h"
 #include "err.h"
+#include "limits.h"
 
 #define LWW_WIRE_VERSION 1
 
@@ -206,10 +207,8 @@ lww_err lww_list_end(lww_buf *b, int more, uint32_t damaged);
  * answers with its entries whose summary the asker lacks. A reply may stop
  * early (done < count: only the first `done` leaves were served); the
  * asker sends the rest again. */
-#define LWW_SYNC_HASH       8
-#define LWW_SYNC_NODES_MAX  4096
-#define LWW_SYNC_LEAVES_MAX 65536
-#define LWW_SYNC_SUMMARY    12 /* bucket:u32 + digest:u64 */
+#define LWW_SYNC_HASH    8
+#define LWW_SYNC_SUMMARY 12 /* bucket:u32 + digest:u64 */
 
 typedef struct lww_tree_req {
 	uint8_t level;

@@ -15,6 +15,10 @@
 #include "envelope.h"
 #include "limits.h"
 
+#define LWW_STR_(x) #x
+#define LWW_STR(x)  LWW_STR_(x)
+#include "limits.h"
+
 #define SECRET_MAGIC  "lww-secret-key-v1 "
 #define SEED_BYTES    crypto_sign_SEEDBYTES
 #define SEED_TEXT_LEN 44
@@ -227,7 +231,8 @@ lww_key_load(const char *path, lww_key *k)
 	size_t n;
 	lww_err rv;
 
-	if ((rv = read_file(path, 4096, &text, &n, &st)) != LWW_OK) {
+	if ((rv = read_file(path, LWW_KEY_FILE_MAX, &text, &n, &st)) !=
+	    LWW_OK) {
 		return rv == LWW_ETOOBIG ? LWW_ESYNTAX : rv;
 	}
 	if ((st.st_mode & 077) != 0 || st.st_uid != geteuid()) {
@@ -487,7 +492,7 @@ lww_trust_parse(const char *text, size_t n, lww_trust **out, char *err,
 			break;
 		}
 		if (t->n == LWW_TRUST_PEERS_MAX) {
-			why = "more than 1024 keys";
+			why = "more than " LWW_STR(LWW_TRUST_PEERS_MAX) " keys";
 			rv = LWW_ETOOBIG;
 			break;
 		}

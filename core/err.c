@@ -6,6 +6,12 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "limits.h"
+
+/* The size errors below spell these limits: change both together. */
+_Static_assert(LWW_KEY_MIN == 1 && LWW_KEY_MAX == 1024 &&
+                   LWW_VAL_MAX == 1048576,
+               "err.c's size messages name the limits of limits.h");
 
 static const char *const lww_errstr[] = {
     [LWW_OK] = "ok",

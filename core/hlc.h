@@ -62,11 +62,16 @@ void lww_hlc_init(lww_hlc *c, lww_wall_fn wall, void *wall_arg,
  * later stamps are greater. Never lowers it. */
 void lww_hlc_restore(lww_hlc *c, uint64_t stamp);
 
-/* Issues a new stamp, greater than every stamp issued or observed before,
- * into *out. When the logical counter is exhausted within one millisecond
- * the wall part moves one ms ahead of real time (bounded by max_drift the
- * same way a remote clock is). LWW_EOVERFLOW if the 48-bit wall part would
- * wrap (the year 10889); the clock is then unchanged. */
+/* Issues a new stamp, greater than every stamp issued, observed or
+ * restored before, into *out: max(last + 1, the wall clock). When the
+ * logical counter is exhausted within one millisecond the wall part
+ * carries one ms ahead of real time. Nothing bounds how far ahead of the
+ * wall clock a local stamp runs: it follows the greatest stamp observed
+ * (at most max_drift ahead when it was observed), restored (any mark, a
+ * persisted one from a clock that ran ahead included) or issued, plus
+ * such carries; the caller must bound it if it cares. LWW_EOVERFLOW once
+ * the last stamp is the greatest (wall and counter full, the year
+ * 10889); the clock is then unchanged. */
 lww_err lww_hlc_now(lww_hlc *c, uint64_t *out);
 
 /* Observes a stamp from another node. LWW_EDRIFT (clock unchanged) if its

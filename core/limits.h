@@ -73,6 +73,75 @@ _Static_assert(LWW_SYNC_REQUEST_BYTES_TARGET <=
 /* JSON text carried in stats and peers replies. */
 #define LWW_JSON_MAX (256 * 1024)
 
+/* A secret key file: one line of text, so anything larger is not one. */
+#define LWW_KEY_FILE_MAX 4096
+
+/* What a leaf request or reply, a list page or any other message may
+ * carry inside its envelope and header. */
+#define LWW_MSG_PAYLOAD_MAX (LWW_MSG_MAX - LWW_MSG_HEADROOM)
+
+/* A tree request names at most this many nodes, a leaf request or reply
+ * at most this many leaves: a tree reply of LWW_SYNC_NODES_MAX nodes
+ * (16 short hashes each) fits in a message (node/repair.c checks). */
+#define LWW_SYNC_NODES_MAX  4096
+#define LWW_SYNC_LEAVES_MAX 65536
+
+/* The largest write-ahead log record: a batch of one group (at most one
+ * message of local writes and one of remote ones), with room to spare. */
+#define LWW_WAL_RECORD_MAX (2 * LWW_MSG_MAX + 64)
+
+/* Damaged log segments kept aside under distinct names (NAME.damaged,
+ * NAME.damaged.1, ...); past that one stays where it is, and is found
+ * again at the next start. */
+#define LWW_WAL_DAMAGED_KEPT_MAX 100
+
+/* Readers of the store at once (LMDB's reader table): every thread that
+ * reads, with room to spare; a reader beyond it gets MDB_READERS_FULL. */
+#define LWW_STORE_READERS_MAX 512
+
+/* ---- the node (node/) ---- */
+
+/* API requests served at once (one nng context each); more wait in nng. */
+#define LWW_API_CONTEXTS 128
+
+/* Damaged records a list page names (all are counted). */
+#define LWW_LIST_DAMAGED_NAMED_MAX 8
+
+/* Ops the writer takes into one group (one log record, one fsync). */
+#define LWW_GROUP_OPS_MAX 1024
+
+/* Remote batches queued for the writer; beyond it they are dropped (repair
+ * brings them later), so a flood cannot grow memory without bound. */
+#define LWW_QUEUE_REMOTE_MAX 4096
+
+/* Logged entries that start a checkpoint under load, and the entries put
+ * into the store per transaction (LMDB reuses freed pages only two
+ * commits later, so one huge transaction would grow the file). */
+#define LWW_CKPT_ENTRIES     65536
+#define LWW_CKPT_TXN_ENTRIES 4096
+
+/* Logged writes held in memory while a checkpoint runs: beyond either, the
+ * writer waits for it, so memory stays bounded when the disk is slow. */
+#define LWW_MEM_ENTRIES_MAX (1u << 18)
+#define LWW_MEM_BYTES_MAX   ((size_t) 256 << 20)
+
+/* Gossip messages queued per socket: sent batches (PUB), received ones
+ * (SUB) before the writer takes them. */
+#define LWW_GOSSIP_SENDBUF 8192
+#define LWW_GOSSIP_RECVBUF 1024
+
+/* Signed client requests remembered against replay (within the freshness
+ * window). */
+#define LWW_NONCES_MAX 262144
+
+/* Keys a scrub step checks at least, and keys queued for a scrub check
+ * (a full queue drops the request: the next pass finds the key). */
+#define LWW_SCRUB_STEP_KEYS 64
+#define LWW_SCRUB_QUEUE_MAX 64
+
+/* A key as a log line shows it (quoted or hex, cut with its length). */
+#define LWW_LOG_KEY_MAX 160
+
 /* Default refusal horizon for remote stamps ahead of our wall clock. */
 #define LWW_MAX_DRIFT_MS_DEFAULT 1000
 

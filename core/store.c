@@ -372,7 +372,7 @@ lww_store_open(const char *dir, const lww_store_opts *opts, lww_store **out)
 	}
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, 512)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, LWW_STORE_READERS_MAX)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
 	    (rc = mdb_env_open(s->env, dir, flags, 0600)) != 0 ||
 	    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||

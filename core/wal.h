@@ -39,10 +39,12 @@
  * whose creation was cut short, holds nothing and is dropped as a torn
  * tail; a bad header with anything after it is damage at offset 0.
  *
- * The payload is the caller's (lwwd writes one per applied batch: the
- * origin node id, u64le, then a codec batch message). Records are applied
- * by merging, which is idempotent, so replaying a segment whose records
- * the store already holds changes nothing.
+ * The payload is the caller's. lwwd writes one record per group's local
+ * writes and one per remote batch or repair reply with the entries of it
+ * that won (none won: no record): a codec batch message, then the origin
+ * node id, u64le, as the last 8 bytes. Records are applied by merging,
+ * which is idempotent, so replaying a segment whose records the store
+ * already holds changes nothing.
  */
 #ifndef LWW_WAL_H
 #define LWW_WAL_H
@@ -58,8 +60,6 @@
 #define LWW_WAL_RECORD_HDR    16 /* version 2 */
 #define LWW_WAL_V1_HEADER     8
 #define LWW_WAL_V1_RECORD_HDR 12
-/* The largest payload: a batch of one group, with room to spare. */
-#define LWW_WAL_RECORD_MAX (2 * LWW_MSG_MAX + 64)
 
 typedef struct lww_wal lww_wal;
 

@@ -23,9 +23,6 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
 
-#define API_CONTEXTS     128
-#define LIST_PENDING_MAX 8 /* damaged records named per page (all counted) */
-
 enum { API_RECV, API_WAIT, API_WORK, API_SEND };
 
 struct lwwd_api {
@@ -124,8 +121,8 @@ typedef struct list_state {
 	uint32_t damaged;
 	/* Damaged records met since the last entry added: counted only once
 	 * an entry after them is (else the next page meets them again). */
-	uint8_t pend[LIST_PENDING_MAX][LWW_STORE_KEY_MAX];
-	size_t pendlen[LIST_PENDING_MAX];
+	uint8_t pend[LWW_LIST_DAMAGED_NAMED_MAX][LWW_STORE_KEY_MAX];
+	size_t pendlen[LWW_LIST_DAMAGED_NAMED_MAX];
 	uint32_t npend;
 } list_state;
 
@@ -135,7 +132,7 @@ list_damaged(const uint8_t *skey, size_t n, void *arg)
 {
 	list_state *ls = arg;
 
-	if (ls->npend < LIST_PENDING_MAX) {
+	if (ls->npend < LWW_LIST_DAMAGED_NAMED_MAX) {
 		memcpy(ls->pend[ls->npend], skey, n);
 		ls->pendlen[ls->npend] = n;
 	}
@@ -146,7 +143,8 @@ list_damaged(const uint8_t *skey, size_t n, void *arg)
 static void
 list_flush_damaged(list_state *ls)
 {
-	for (uint32_t i = 0; i < ls->npend && i < LIST_PENDING_MAX; i++) {
+	for (uint32_t i = 0; i < ls->npend && i < LWW_LIST_DAMAGED_NAMED_MAX;
+	     i++) {
 		lwwd_scrub_report(ls->d, ls->pend[i], ls->pendlen[i], 0);
 	}
 	ls->damaged += ls->npend;
@@ -208,7 +206,8 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	switch (q->op) {
 	case LWW_OP_LOOKUP:
 		/* Logged writes not yet in the store first (mem.c). */
-		switch (lwwd_mem_get(d, q->key, q->klen, &a->val, &r.entry)) {
+		switch (
+		    lwwd_mem_get(d->mem, q->key, q->klen, &a->val, &r.entry)) {
 		case 1:
 			rv = LWW_OK;
 			break;
@@ -247,8 +246,8 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		lwwd_wal_barrier(d); /* fewer logged entries to merge */
 		/* The logged entries first: one the checkpointer drops after
 		 * this is in the store before the scan below reads it. */
-		rv = lwwd_mem_range_get(d, q->key, q->klen, q->after, q->alen,
-		                        &ls.mem);
+		rv = lwwd_mem_range_get(d->mem, q->key, q->klen, q->after,
+		                        q->alen, &ls.mem);
 		if (rv == LWW_OK && (rv = lww_list_begin(&a->out)) == LWW_OK &&
 		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, NULL)) ==
 		        LWW_OK) {
@@ -263,7 +262,7 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		lwwd_mem_range_free(&ls.mem);
 		if (rv != LWW_OK) {
 			if (rv == LWW_ECORRUPT) {
-				char kb[LWWD_LOG_KEY_MAX];
+				char kb[LWW_LOG_KEY_MAX];
 				atomic_fetch_add(&d->stats.store_page_errors,
 				                 1);
 				atomic_fetch_add(&d->stats.api_refused, 1);
@@ -610,10 +609,10 @@ lwwd_api_start(lwwd *d)
 		        d->cfg.api, nng_strerror(rv));
 		return -1;
 	}
-	if ((d->apis = calloc(API_CONTEXTS, sizeof(*d->apis))) == NULL) {
+	if ((d->apis = calloc(LWW_API_CONTEXTS, sizeof(*d->apis))) == NULL) {
 		return -1;
 	}
-	for (size_t i = 0; i < API_CONTEXTS; i++) {
+	for (size_t i = 0; i < LWW_API_CONTEXTS; i++) {
 		struct lwwd_api *a = &d->apis[i];
 		a->d = d;
 		a->job.run = api_job;

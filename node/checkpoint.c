@@ -2,19 +2,24 @@
  * checkpoint.c - moving what the write-ahead log holds into the store.
  *
  * The writer appends to one log segment (--data/wal-NNNNNNNNNNNNNNNN) and
- * merges the same entries into the active in-memory generation (mem.c).
+ * merges the same entries into the active in-memory generation (mem.h).
  * From time to time, between groups, it freezes that generation, starts a
  * new segment, and hands both to the checkpointer thread, which applies
- * the generation to LMDB in one transaction, makes it durable, forgets
- * the generation and only then removes the segment. So at every moment
+ * the generation to LMDB in key order, in transactions of at most
+ * LWW_CKPT_TXN_ENTRIES entries (a crash midway leaves a prefix applied;
+ * replay merges the rest), forgets the generation and only then removes
+ * the segment. With --fsync always each commit syncs its data and the
+ * last one's root is synced before the segment goes, so at every moment
  * each acknowledged write is in a synced segment, in the store, or both;
- * after a crash, start-up replays the segments left (merging is
+ * with --fsync none nothing is synced, and a crash may lose recent writes.
+ * After a crash, start-up replays the segments left (merging is
  * idempotent, so records the store already holds change nothing).
  *
  * When: once the writer has been idle for a moment (writer.c), else
- * every CKPT_EVERY_MS or CKPT_ENTRIES entries, sooner when a reader
+ * every CKPT_EVERY_MS or LWW_CKPT_ENTRIES entries, sooner when a reader
  * waits (lwwd_wal_barrier). Few, large checkpoints: each costs the
- * store's two fsyncs, which queue with the log's in the file system. A
+ * store's fsyncs (one per transaction, one for the root), which queue
+ * with the log's in the file system. A
  * checkpoint that fails (store full, I/O error) keeps its segment and
  * generation, is retried every second, and until one succeeds the writer
  * refuses new writes with its error.
@@ -31,14 +36,10 @@
 
 #include "lwwd.h"
 
-#define CKPT_EVERY_MS    1000
-#define CKPT_ENTRIES     65536
-#define CKPT_TXN_ENTRIES 4096
-#define MEM_ENTRIES_MAX  (1u << 18)
-#define MEM_BYTES_MAX    ((size_t) 256 << 20)
-#define BARRIER_MAX_MS   3000
-#define WAL_PREFIX       "wal-"
-#define WAL_NAME_LEN     (sizeof(WAL_PREFIX) - 1 + 16)
+#define CKPT_EVERY_MS  1000
+#define BARRIER_MAX_MS 3000
+#define WAL_PREFIX     "wal-"
+#define WAL_NAME_LEN   (sizeof(WAL_PREFIX) - 1 + 16)
 
 static char *
 segment_path(const lwwd *d, uint64_t n)
@@ -90,7 +91,7 @@ replay_mem(replay *r, const lww_entry *e)
 	if (e->hlc > r->d->wal_hlc) {
 		r->d->wal_hlc = e->hlc;
 	}
-	return lwwd_mem_put(r->d, e);
+	return lwwd_mem_put(r->d->mem, e);
 }
 
 /* One record: a batch message, then its origin (u64le). */
@@ -129,7 +130,7 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 		if (origin == r->d->self && b.seq > r->d->seq) {
 			r->d->seq = b.seq; /* nor the batch sequence */
 		}
-		rv = lwwd_mem_note_seq(r->d, origin, b.seq);
+		rv = lwwd_mem_note_seq(r->d->mem, origin, b.seq);
 		goto store_err;
 	}
 	return LWW_OK;
@@ -256,7 +257,7 @@ retire_segment(lwwd *d, const char *path, int damaged)
 		}
 		return;
 	}
-	for (int i = 0; i < 100 && rc != 0; i++) {
+	for (int i = 0; i < LWW_WAL_DAMAGED_KEPT_MAX && rc != 0; i++) {
 		if (i == 0) {
 			snprintf(aside, sizeof(aside), "%s.damaged", path);
 		} else {
@@ -510,7 +511,7 @@ lwwd_wal_recover(lwwd *d)
 		/* The checkpointer applies them as a frozen generation once
 		 * there is room, retrying every second; until then writes
 		 * are refused with the reason. */
-		if (lwwd_mem_freeze(d) != 0) {
+		if (lwwd_mem_freeze(d->mem) != 0) {
 			return -1; /* not reached: nothing is frozen yet */
 		}
 		d->ckpt_ready = 1;
@@ -574,7 +575,7 @@ apply_cb(const lww_entry *e, void *arg)
 	 * file by a copy of every page it touches. Each commit syncs its
 	 * data (the root's sync can wait: see store.h, defer_meta); a crash
 	 * midway leaves a prefix applied, and replay merges the rest. */
-	if (a->n > 0 && a->n % CKPT_TXN_ENTRIES == 0) {
+	if (a->n > 0 && a->n % LWW_CKPT_TXN_ENTRIES == 0) {
 		rv = lww_txn_commit(a->t);
 		a->t = NULL;
 		atomic_fetch_add(&a->d->stats.commits, 1);
@@ -604,7 +605,8 @@ checkpoint(lwwd *d, uint64_t *entries)
 	if ((rv = lww_store_begin(d->store, &a.t)) != LWW_OK) {
 		return rv;
 	}
-	if ((rv = lwwd_mem_frozen_each(d, apply_cb, seq_cb, &a)) != LWW_OK) {
+	if ((rv = lwwd_mem_frozen_each(d->mem, apply_cb, seq_cb, &a)) !=
+	    LWW_OK) {
 		lww_txn_abort(a.t); /* accepts NULL */
 		return rv;
 	}
@@ -684,7 +686,7 @@ ckpt_main(void *arg)
 		rv = checkpoint(d, &n);
 		us = lwwd_mono_us() - t0;
 		if (rv == LWW_OK) {
-			lwwd_mem_drop_frozen(d);
+			lwwd_mem_drop_frozen(d->mem);
 			if (path != NULL) {
 				retire_segment(d, path, 0);
 			}
@@ -763,7 +765,7 @@ rotate(lwwd *d)
 	while (d->sync_head != NULL || d->syncing) {
 		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
 	}
-	if (lwwd_mem_freeze(d) != 0) {
+	if (lwwd_mem_freeze(d->mem) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		/* Not reached: the checkpointer was idle. Keep the old. */
 		lww_wal_close(nw);
@@ -793,10 +795,10 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 	if (!d->mem_dirty) {
 		return;
 	}
-	n = lwwd_mem_active(d, &bytes);
+	n = lwwd_mem_active(d->mem, &bytes);
 	pthread_mutex_lock(&d->mtx);
 	busy = d->ckpt_ready;
-	if (busy && (n >= MEM_ENTRIES_MAX || bytes >= MEM_BYTES_MAX)) {
+	if (busy && (n >= LWW_MEM_ENTRIES_MAX || bytes >= LWW_MEM_BYTES_MAX)) {
 		/* Memory bound: wait for the checkpoint under way. */
 		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
 		while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
@@ -810,7 +812,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 	if (busy) {
 		return;
 	}
-	if (!idle && !wanted && n < CKPT_ENTRIES &&
+	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
 	    lwwd_mono_us() - d->ckpt_last_us < CKPT_EVERY_MS * 1000) {
 		return;
 	}

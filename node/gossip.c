@@ -29,7 +29,6 @@
 #include <nng/protocol/pubsub0/sub.h>
 
 #define HEARTBEAT_MS 1000
-#define PUB_SENDBUF  8192
 
 void
 lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n)
@@ -284,8 +283,8 @@ lwwd_gossip_start(lwwd *d)
 	int rv;
 
 	if ((rv = nng_pub0_open(&d->pub)) != 0 ||
-	    (rv = nng_socket_set_int(d->pub, NNG_OPT_SENDBUF, PUB_SENDBUF)) !=
-	        0) {
+	    (rv = nng_socket_set_int(d->pub, NNG_OPT_SENDBUF,
+	                             LWW_GOSSIP_SENDBUF)) != 0) {
 		fprintf(stderr, "lwwd: cannot open gossip socket: %s\n",
 		        nng_strerror(rv));
 		return -1;
@@ -298,7 +297,8 @@ lwwd_gossip_start(lwwd *d)
 	    (rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
 	    (rv = nng_socket_set_size(d->sub, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||
-	    (rv = nng_socket_set_int(d->sub, NNG_OPT_RECVBUF, 1024)) != 0 ||
+	    (rv = nng_socket_set_int(d->sub, NNG_OPT_RECVBUF,
+	                             LWW_GOSSIP_RECVBUF)) != 0 ||
 	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMINT, 100)) != 0 ||
 	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMAXT, 2000)) != 0) {
 		fprintf(stderr, "lwwd: cannot open subscriber socket: %s\n",

@@ -3,12 +3,22 @@
  *
  * Threads: nng's own threads run the API, gossip and metrics callbacks,
  * which never block: what may wait (list, stats, peers, reload, scrapes)
- * goes to the worker thread (work.c). One writer thread owns the store's
- * write transaction and the hybrid logical clock; one heartbeat thread
- * publishes liveness. Counters are atomics; the peer table and the op
- * queue are behind the node's mutex, the trust sets behind their own
- * lock, under which signatures are checked (trust.c). Every timed wait
- * runs on the monotonic clock (lwwd_cond_init).
+ * goes to the worker thread (work.c). The writer thread owns the hybrid
+ * logical clock, the log segment it appends to and the active in-memory
+ * generation (writer.c, mem.h); the syncer thread fsyncs what the writer
+ * logged, then publishes its batches and answers its clients (writer.c);
+ * the checkpointer thread puts each frozen generation into the store
+ * (checkpoint.c). The heartbeat thread publishes liveness and restarts a
+ * paused gossip receive (gossip.c); repair runs two threads, the --sync
+ * server and the rounds against peers (repair.c); the scrub thread checks
+ * the store and drops damaged records (scrub.c). The store is written by
+ * the checkpointer, start-up and the scrub (LMDB serialises its write
+ * transactions). Counters are atomics; the peer table, the op and sync
+ * queues and the checkpoint state are behind the node's mutex; the
+ * in-memory generations (mem.h) and the worker's queue behind their own;
+ * the trust sets behind keys_lock, under which signatures are checked
+ * (trust.c). Every timed wait runs on the monotonic clock
+ * (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -23,6 +33,8 @@
 #include "envelope.h"
 #include "err.h"
 #include "hlc.h"
+#include "limits.h"
+#include "mem.h"
 #include "store.h"
 #include "wal.h"
 
@@ -37,7 +49,6 @@ void lwwd_log(int level, const char *event, const char *fmt, ...)
  * quoted with \" and \\ escaped, anything else hex:...; long keys are
  * cut with ... and their length. Returns out. */
 char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
-#define LWWD_LOG_KEY_MAX 160
 
 /* Rate limit for a line that a persistent condition repeats (a full disk
  * refusing every write): lwwd_log_due says whether to log now: on the
@@ -54,9 +65,9 @@ int lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us,
                  uint64_t *skipped);
 #define LWWD_LOG_GAP_US (60 * UINT64_C(1000000))
 
-/* Signed client requests: freshness window and replay cache size. */
-#define LWWD_FRESH_MS   30000
-#define LWWD_NONCES_MAX 262144
+/* Signed client requests: freshness window (the replay cache's size is
+ * LWW_NONCES_MAX). */
+#define LWWD_FRESH_MS 30000
 
 /* ---- configuration (config.c) ---- */
 #define LWWD_REPAIR_INTERVAL_DEFAULT 5000
@@ -155,7 +166,7 @@ typedef struct lwwd_stats {
 /* ---- peers seen on gossip ---- */
 typedef struct lwwd_peer_state {
 	uint64_t node;
-	char name[65];
+	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t last_contact_ms; /* lwwd_mono_ms(), 0 = never */
 	uint64_t seq_applied;     /* highest batch seq received */
 	uint64_t seq_announced;   /* highest seq named by a heartbeat */
@@ -177,10 +188,11 @@ struct lwwd_op {
 	/* local: an API request (ADD, REMOVE, LOAD); remote: a batch */
 	lww_req req;
 	lww_batch batch;
-	uint64_t origin;      /* remote: signer's node id */
-	char origin_name[65]; /* remote: signer's name in the trust file */
-	nng_msg *msg;         /* owns the bytes req/batch point into */
-	lwwd_op_done done;    /* local: called once, from the writer */
+	uint64_t origin; /* remote: signer's node id */
+	char origin_name[LWW_TRUST_NAME_MAX +
+	                 1]; /* remote: signer's name in the trust file */
+	nng_msg *msg;        /* owns the bytes req/batch point into */
+	lwwd_op_done done;   /* local: called once, from the writer */
 	void *arg;
 	int owned;          /* the writer frees the op (remote ops) */
 	uint64_t res_hlc;   /* stamp of the op's last write */
@@ -194,9 +206,9 @@ typedef struct lwwd {
 	lwwd_config cfg;
 	lww_key key;
 	uint64_t self;
-	char self_name[65];
+	char self_name[LWW_TRUST_NAME_MAX + 1];
 	lww_store *store;
-	lww_hlc hlc; /* writer thread only, except lww_hlc_check */
+	lww_hlc hlc; /* writer thread only (start-up before it) */
 	lwwd_stats stats;
 
 	pthread_mutex_t mtx;  /* guards peers, the op queue */
@@ -233,14 +245,14 @@ typedef struct lwwd {
 
 	/* The write-ahead log and its checkpoints (checkpoint.c). Under
 	 * mtx unless noted. */
-	struct lwwd_mem *mem; /* logged, not yet in the store (mem.c) */
-	struct lww_wal *wal;  /* the segment appended to (writer) */
-	uint64_t wal_next;    /* number of the next segment (writer) */
-	char *wal_path;       /* path of d->wal (writer) */
-	uint64_t mem_gen;     /* number of the active generation */
-	uint64_t ckpt_done;   /* last generation the store holds */
-	int ckpt_ready;       /* a frozen generation waits or is applied */
-	char *ckpt_path;      /* its segment, removed once it is applied */
+	lwwd_mem *mem;       /* logged, not yet in the store (mem.h) */
+	struct lww_wal *wal; /* the segment appended to (writer) */
+	uint64_t wal_next;   /* number of the next segment (writer) */
+	char *wal_path;      /* path of d->wal (writer) */
+	uint64_t mem_gen;    /* number of the active generation */
+	uint64_t ckpt_done;  /* last generation the store holds */
+	int ckpt_ready;      /* a frozen generation waits or is applied */
+	char *ckpt_path;     /* its segment, removed once it is applied */
 	/* Segments start-up could not apply (store or disk full), frozen
 	 * with that generation (ckpt_path NULL), and how many. */
 	struct lwwd_leftover *left;
@@ -325,43 +337,8 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);
 
-/* ---- writes durable before the store has them (mem.c, checkpoint.c) */
-int lwwd_mem_init(lwwd *d);
-void lwwd_mem_fini(lwwd *d);
-/* The logged winner for key: 1 (value copied into vbuf), 0 if none, -1
- * out of memory. */
-int lwwd_mem_get(lwwd *d, const uint8_t *key, size_t klen, lww_buf *vbuf,
-                 lww_entry *out);
-/* Writer: merges e into the active generation (keeps the greater). */
-lww_err lwwd_mem_put(lwwd *d, const lww_entry *e);
-/* Writer: the active generation holds batch seq of node. */
-lww_err lwwd_mem_note_seq(lwwd *d, uint64_t node, uint64_t seq);
-/* Entries and sequences in the active generation; *bytes (may be NULL)
- * gets the bytes of its keys and values. */
-size_t lwwd_mem_active(lwwd *d, size_t *bytes);
-/* Writer: the active generation becomes the frozen one (-1 if there is
- * one already). */
-int lwwd_mem_freeze(lwwd *d);
-/* Checkpointer: every entry and sequence of the frozen generation. */
-lww_err lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
-                             lww_err (*seq)(uint64_t, uint64_t, void *),
-                             void *arg);
-/* Checkpointer: forgets the frozen generation (the store has it now). */
-void lwwd_mem_drop_frozen(lwwd *d);
-/* A copy of the logged winners (tombstones included) whose key starts
- * with prefix and sorts after `after` (alen 0: from the first), one per
- * key, in key order: what a scan of the store must be merged with to see
- * every acknowledged write. Free it with lwwd_mem_range_free. */
-typedef struct lwwd_mem_range {
-	lww_entry *v;
-	size_t n;
-	uint8_t *bytes; /* the keys and values v points into */
-} lwwd_mem_range;
-lww_err lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
-                           const uint8_t *after, size_t alen,
-                           lwwd_mem_range *out);
-void lwwd_mem_range_free(lwwd_mem_range *r);
-
+/* ---- writes durable before the store has them (checkpoint.c; the
+ * table itself is mem.h) ---- */
 /* Start-up: applies the segments a previous run left in --data to the
  * store and removes them, then opens a fresh segment. A damaged segment
  * stops the start (the segment is kept) unless --wal-recovery

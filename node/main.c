@@ -142,7 +142,7 @@ open_store(lwwd *d)
 		return -1;
 	}
 	/* Writes a previous run logged but did not checkpoint, first. */
-	if (lwwd_mem_init(d) != 0) {
+	if ((d->mem = lwwd_mem_alloc()) == NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;
 	}
@@ -190,7 +190,7 @@ load_identity(lwwd *d)
 		return -1;
 	}
 	/* Nonces of signed client requests, for a 30 s freshness window. */
-	if ((d->replay = lww_replay_alloc(LWWD_NONCES_MAX, LWWD_FRESH_MS)) ==
+	if ((d->replay = lww_replay_alloc(LWW_NONCES_MAX, LWWD_FRESH_MS)) ==
 	    NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;
@@ -309,7 +309,8 @@ out:
 	lww_store_close(d->store);
 	d->store = NULL;
 	pthread_mutex_unlock(&d->mtx);
-	lwwd_mem_fini(d);
+	lwwd_mem_free(d->mem);
+	d->mem = NULL;
 	lww_trust_free(d->trust);
 	lww_trust_free(d->clients);
 	lww_replay_free(d->replay);

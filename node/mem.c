@@ -1,22 +1,23 @@
 /*
- * mem.c - writes that are durable in the write-ahead log but not yet in
- * the store, kept readable.
+ * mem.c - writes in the write-ahead log (synced, or about to be) but
+ * not yet in the store, kept readable.
  *
  * Two generations of winners by key: the active one, which the writer
  * merges into, and the frozen one, which the checkpointer is putting into
- * the store. A lookup tries active, then frozen, then the store; the
+ * the store. A lookup takes the winner of the two, else the store; the
  * checkpointer drops the frozen generation only after its store commit,
  * so a key is always in at least one of the three. Each generation also
  * keeps the highest batch sequence per origin it holds. Chained hash
  * tables keyed by SipHash with a random key, so remote keys cannot be
  * chosen to collide.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
-#include "lwwd.h"
+#include "mem.h"
 
 typedef struct mnode {
 	struct mnode *next;
@@ -126,25 +127,22 @@ tab_clear(mtab *t)
 	memset(t, 0, sizeof(*t));
 }
 
-int
-lwwd_mem_init(lwwd *d)
+lwwd_mem *
+lwwd_mem_alloc(void)
 {
-	struct lwwd_mem *m = calloc(1, sizeof(*m));
+	lwwd_mem *m = calloc(1, sizeof(*m));
 
 	if (m == NULL) {
-		return -1;
+		return NULL;
 	}
 	pthread_mutex_init(&m->mtx, NULL);
 	randombytes_buf(m->key, sizeof(m->key));
-	d->mem = m;
-	return 0;
+	return m;
 }
 
 void
-lwwd_mem_fini(lwwd *d)
+lwwd_mem_free(lwwd_mem *m)
 {
-	struct lwwd_mem *m = d->mem;
-
 	if (m == NULL) {
 		return;
 	}
@@ -152,36 +150,42 @@ lwwd_mem_fini(lwwd *d)
 	tab_clear(&m->gen[1]);
 	pthread_mutex_destroy(&m->mtx);
 	free(m);
-	d->mem = NULL;
 }
 
 int
-lwwd_mem_get(lwwd *d, const uint8_t *key, size_t klen, lww_buf *vbuf,
+lwwd_mem_get(lwwd_mem *m, const uint8_t *key, size_t klen, lww_buf *vbuf,
              lww_entry *out)
 {
-	struct lwwd_mem *m = d->mem;
 	uint64_t h = key_hash(m, key, klen);
+	lww_entry best, e;
 	int found = 0;
 
 	pthread_mutex_lock(&m->mtx);
-	for (int i = 0; i < 2 && !found; i++) {
+	for (int i = 0; i < 2; i++) {
 		const mtab *t = &m->gen[i == 0 ? m->active : !m->active];
 		mnode **p;
 		if (i == 1 && !m->frozen) {
 			break;
 		}
+		/* Both generations, as range_get does: the writer only merges
+		 * what beats the node's winner into the active one, but a
+		 * lookup must not depend on that to return the winner. */
 		if ((p = slot(t, h, key, klen)) != NULL && *p != NULL) {
-			lww_entry e;
 			node_entry(*p, &e);
-			lww_buf_reset(vbuf);
-			if (lww_buf_put(vbuf, e.val, e.vlen) != LWW_OK) {
-				found = -1;
-				break;
+			if (!found || lww_entry_wins(&e, &best)) {
+				best = e;
+				found = 1;
 			}
-			e.key = key;
-			e.val = vbuf->p;
-			*out = e;
-			found = 1;
+		}
+	}
+	if (found) {
+		lww_buf_reset(vbuf);
+		if (lww_buf_put(vbuf, best.val, best.vlen) != LWW_OK) {
+			found = -1;
+		} else {
+			best.key = key;
+			best.val = vbuf->p;
+			*out = best;
 		}
 	}
 	pthread_mutex_unlock(&m->mtx);
@@ -189,9 +193,8 @@ lwwd_mem_get(lwwd *d, const uint8_t *key, size_t klen, lww_buf *vbuf,
 }
 
 lww_err
-lwwd_mem_put(lwwd *d, const lww_entry *e)
+lwwd_mem_put(lwwd_mem *m, const lww_entry *e)
 {
-	struct lwwd_mem *m = d->mem;
 	uint64_t h = key_hash(m, e->key, e->klen);
 	mtab *t;
 	mnode **p, *x;
@@ -239,9 +242,8 @@ lwwd_mem_put(lwwd *d, const lww_entry *e)
 }
 
 lww_err
-lwwd_mem_note_seq(lwwd *d, uint64_t node, uint64_t seq)
+lwwd_mem_note_seq(lwwd_mem *m, uint64_t node, uint64_t seq)
 {
-	struct lwwd_mem *m = d->mem;
 	mtab *t = &m->gen[m->active];
 	size_t i;
 
@@ -268,9 +270,8 @@ lwwd_mem_note_seq(lwwd *d, uint64_t node, uint64_t seq)
 }
 
 size_t
-lwwd_mem_active(lwwd *d, size_t *bytes)
+lwwd_mem_active(lwwd_mem *m, size_t *bytes)
 {
-	struct lwwd_mem *m = d->mem;
 	size_t n;
 
 	pthread_mutex_lock(&m->mtx);
@@ -283,9 +284,8 @@ lwwd_mem_active(lwwd *d, size_t *bytes)
 }
 
 int
-lwwd_mem_freeze(lwwd *d)
+lwwd_mem_freeze(lwwd_mem *m)
 {
-	struct lwwd_mem *m = d->mem;
 	int rv = -1;
 
 	pthread_mutex_lock(&m->mtx);
@@ -310,10 +310,9 @@ node_cmp(const void *a, const void *b)
 }
 
 lww_err
-lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
+lwwd_mem_frozen_each(lwwd_mem *m, lww_err (*fn)(const lww_entry *, void *),
                      lww_err (*seq)(uint64_t, uint64_t, void *), void *arg)
 {
-	struct lwwd_mem *m = d->mem;
 	const mtab *t;
 	lww_err rv = LWW_OK;
 
@@ -351,9 +350,8 @@ lwwd_mem_frozen_each(lwwd *d, lww_err (*fn)(const lww_entry *, void *),
 }
 
 void
-lwwd_mem_drop_frozen(lwwd *d)
+lwwd_mem_drop_frozen(lwwd_mem *m)
 {
-	struct lwwd_mem *m = d->mem;
 	mtab old;
 
 	pthread_mutex_lock(&m->mtx);
@@ -387,10 +385,9 @@ entry_key_cmp(const void *a, const void *b)
 }
 
 lww_err
-lwwd_mem_range_get(lwwd *d, const uint8_t *prefix, size_t plen,
+lwwd_mem_range_get(lwwd_mem *m, const uint8_t *prefix, size_t plen,
                    const uint8_t *after, size_t alen, lwwd_mem_range *out)
 {
-	struct lwwd_mem *m = d->mem;
 	size_t n = 0, bytes = 0, off = 0, k = 0;
 	lwwd_mem_range r = {NULL, 0, NULL};
 

@@ -46,12 +46,10 @@
 /* Rounds in a row that fail at the same leaf before that is a stall. */
 #define STALL_FAILED_RUNS 3
 
-/* What a leaf request or reply may carry inside its envelope. */
-#define SYNC_PAYLOAD_MAX (LWW_MSG_MAX - LWW_MSG_HEADROOM)
 _Static_assert(LWW_ENVELOPE_OVERHEAD + 64 <= LWW_MSG_HEADROOM,
                "the headroom holds the envelope and a message header");
 _Static_assert(64 + (LWW_SYNC_NODES_MAX * LWW_DIGEST_FANOUT * LWW_SYNC_HASH) <=
-                   SYNC_PAYLOAD_MAX,
+                   LWW_MSG_PAYLOAD_MAX,
                "a tree reply fits in a message");
 
 typedef struct repair_peer {
@@ -234,7 +232,8 @@ leaf_serve_cb(const lww_entry *e, void *arg)
 	 * fits in a message, so every entry can be repaired. */
 	if ((len > LWW_SYNC_REPLY_BYTES_TARGET &&
 	     lww_leaf_rep_count(ls->out) > 0) ||
-	    len > SYNC_PAYLOAD_MAX || lww_leaf_rep_add(ls->out, e) != LWW_OK) {
+	    len > LWW_MSG_PAYLOAD_MAX ||
+	    lww_leaf_rep_add(ls->out, e) != LWW_OK) {
 		ls->full = 1;
 		return 1;
 	}
@@ -740,7 +739,7 @@ round_with(lwwd *d, repair_peer *p)
 			need = 8 + sums.len;
 			if ((j > i &&
 			     req.len + need > LWW_SYNC_REQUEST_BYTES_TARGET) ||
-			    req.len + need > SYNC_PAYLOAD_MAX) {
+			    req.len + need > LWW_MSG_PAYLOAD_MAX) {
 				break;
 			}
 			if (lww_leaf_req_add(&req, nodes[j], sums.p, a.n) !=

@@ -20,8 +20,6 @@
 #include "scrub.h"
 
 #define TICK_MS      100
-#define QUEUE_MAX    64
-#define STEP_KEYS    64 /* records a step checks at least */
 #define LOG_GAP_MS   10000
 #define RETRIGGER_MS 1000 /* a second repair trigger after a fix */
 
@@ -31,9 +29,9 @@ struct lwwd_scrub {
 	pthread_mutex_t mtx;
 	pthread_cond_t cv; /* CLOCK_MONOTONIC: reports, stop */
 	int stop;
-	uint8_t queue[QUEUE_MAX][LWW_KEY_MAX];
-	size_t qlen[QUEUE_MAX];
-	int qfull[QUEUE_MAX]; /* the key itself, not its stored key */
+	uint8_t queue[LWW_SCRUB_QUEUE_MAX][LWW_KEY_MAX];
+	size_t qlen[LWW_SCRUB_QUEUE_MAX];
+	int qfull[LWW_SCRUB_QUEUE_MAX]; /* the key itself, not its stored key */
 	size_t nq;
 	uint64_t retrigger_ms; /* ask repair again then (0: no) */
 	/* The pass (scrub thread only). */
@@ -48,7 +46,7 @@ void
 lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 {
 	struct lwwd_scrub *s = d->scrub;
-	char kb[LWWD_LOG_KEY_MAX];
+	char kb[LWW_LOG_KEY_MAX];
 
 	atomic_fetch_add(&d->stats.records_damaged, 1);
 	lwwd_log(LWWD_LOG_ERROR, "record_damaged",
@@ -61,7 +59,7 @@ lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 		return;
 	}
 	pthread_mutex_lock(&s->mtx);
-	if (!s->stop && s->nq < QUEUE_MAX) {
+	if (!s->stop && s->nq < LWW_SCRUB_QUEUE_MAX) {
 		memcpy(s->queue[s->nq], key, n);
 		s->qlen[s->nq] = n;
 		s->qfull[s->nq++] = full;
@@ -171,7 +169,7 @@ pass_step(struct lwwd_scrub *s)
 	if (lww_store_stats_get(d->store, &st) != LWW_OK) {
 		st.entries = 0;
 	}
-	nkeys = (size_t) (st.entries * TICK_MS / iv) + STEP_KEYS;
+	nkeys = (size_t) (st.entries * TICK_MS / iv) + LWW_SCRUB_STEP_KEYS;
 	nleaves = (size_t) ((uint64_t) LWW_STORE_LEAVES * TICK_MS / iv) + 1;
 	if (!s->keys_done) {
 		rv = lww_store_check_keys(d->store, s->after, s->alen, nkeys,

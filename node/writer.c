@@ -7,13 +7,19 @@
  * client a write pays exactly one. For each group the writer stamps the
  * local writes, keeps the remote entries that beat what the node holds,
  * appends them to the write-ahead log (core/wal.h) and merges them into
- * the in-memory generation that lookups read (mem.c); the syncer thread
- * then runs one fdatasync for every group handed to it so far, and only
- * then publishes their batches and answers their clients. So a reply or
- * a gossip batch never carries a write that a crash could take back, and
- * the store itself (LMDB) is written in large checkpoints off this path
- * (checkpoint.c). A group whose log append fails is answered with the
- * error and leaves nothing visible.
+ * the in-memory generation that lookups read (mem.h); the syncer thread
+ * then runs one fdatasync for every group handed to it so far (none with
+ * --fsync none), and only then publishes their batches and answers their
+ * clients. So with --fsync always neither a write's reply nor a gossip
+ * batch carries a write that a crash could take back; with --fsync none
+ * a crash may lose acknowledged writes. Reads do not wait for the sync: a
+ * group is in the in-memory generation from the moment it is logged, so
+ * a lookup or list may return a write whose writer is not answered yet,
+ * and that a crash before the fsync takes back. A group whose log append
+ * fails is answered with the error and leaves nothing visible; one whose
+ * fsync fails is answered with the error too, but its writes stay logged
+ * and visible and reach the store. The store itself (LMDB) is written in
+ * large checkpoints off this path (checkpoint.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +28,10 @@
 #include "limits.h"
 #include "lwwd.h"
 
-#define GROUP_OPS_MAX 1024
 /* Quiet this long, the writer checkpoints what it logged (checkpoint.c),
  * so that sparse writes share a checkpoint (each costs the store's syncs
  * and a new segment); under load it does every CKPT_EVERY_MS. */
-#define IDLE_CKPT_MS     1000
-#define QUEUE_REMOTE_MAX 4096
+#define IDLE_CKPT_MS 1000
 
 uint64_t
 lwwd_now_ms(void)
@@ -57,7 +61,7 @@ lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
 static lww_err
 current(lwwd *d, const lww_entry *e, lww_buf *vb, lww_entry *cur, int *have)
 {
-	int m = lwwd_mem_get(d, e->key, e->klen, vb, cur);
+	int m = lwwd_mem_get(d->mem, e->key, e->klen, vb, cur);
 	lww_err rv;
 
 	if (m != 0) {
@@ -107,12 +111,13 @@ log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 		return rv;
 	}
 	while (lww_entries_next(&bt.entries, &off, &e)) {
-		if ((rv = lwwd_mem_put(d, &e)) != LWW_OK) {
+		if ((rv = lwwd_mem_put(d->mem, &e)) != LWW_OK) {
 			return rv;
 		}
 	}
-	return note_seq && bt.seq > 0 ? lwwd_mem_note_seq(d, origin, bt.seq)
-	                              : LWW_OK;
+	return note_seq && bt.seq > 0
+	           ? lwwd_mem_note_seq(d->mem, origin, bt.seq)
+	           : LWW_OK;
 }
 
 /* The entries of a remote op that beat what the node holds, logged. */
@@ -439,7 +444,7 @@ writer_main(void *arg)
 		items = op_local_items(group);
 		bytes = group->remote ? 0 : nng_msg_len(group->msg);
 		nops = 1;
-		while (last->next != NULL && nops < GROUP_OPS_MAX) {
+		while (last->next != NULL && nops < LWW_GROUP_OPS_MAX) {
 			lwwd_op *n = last->next;
 			size_t ni = op_local_items(n);
 			size_t nb = n->remote ? 0 : nng_msg_len(n->msg);
@@ -509,7 +514,7 @@ lwwd_writer_submit(lwwd *d, lwwd_op *op)
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
 	 * later, while memory stays bounded under a flood. */
-	if (op->remote && d->qlen >= QUEUE_REMOTE_MAX) {
+	if (op->remote && d->qlen >= LWW_QUEUE_REMOTE_MAX) {
 		pthread_mutex_unlock(&d->mtx);
 		return LWW_EBUSY;
 	}

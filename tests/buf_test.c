@@ -84,6 +84,17 @@ test_fixed_and_bytes(void **state)
 	assert_memory_equal(p, "hello", 5);
 	assert_ok(lww_rd_end(&r));
 	assert_err(lww_rd_u8(&r, &v8), LWW_EPROTO);
+	/* A length over its limit is told apart and leaves the reader. */
+	lww_rd_init(&r, b.p + 13, b.len - 13);
+	n = 99;
+	assert_err(lww_rd_len(&r, 4, &n), LWW_ETOOBIG);
+	assert_int_equal(n, 99);
+	assert_int_equal(r.off, 0);
+	assert_ok(lww_rd_len(&r, 5, &n));
+	assert_int_equal(n, 5);
+	assert_int_equal(r.off, 1);
+	lww_rd_init(&r, (const uint8_t *) "\x80", 1);
+	assert_err(lww_rd_len(&r, 5, &n), LWW_EPROTO);
 	assert_int_equal(v8, 0xab);
 	assert_true(v32 == 0x01020304 && v64 == UINT64_C(0x0102030405060708));
 
