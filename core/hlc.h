@@ -62,6 +62,13 @@ void lww_hlc_init(lww_hlc *c, lww_wall_fn wall, void *wall_arg,
  * later stamps are greater. Never lowers it. */
 void lww_hlc_restore(lww_hlc *c, uint64_t stamp);
 
+/* Lowers the clock to `stamp` if it is above it (never raises it): for a
+ * node whose persisted high-water mark came from a clock in the future,
+ * once its peers confirm the wall clock (node/clock.c). Later stamps are
+ * then greater than `stamp` only; the caller has dealt with the stamps
+ * above it. */
+void lww_hlc_rebase(lww_hlc *c, uint64_t stamp);
+
 /* Issues a new stamp, greater than every stamp issued or observed before,
  * into *out. When the logical counter is exhausted within one millisecond
  * the wall part moves one ms ahead of real time (bounded by max_drift the

@@ -490,6 +490,15 @@ handle(struct lwwd_api *a, nng_msg *msg)
 		nng_msg_free(msg);
 		return;
 	}
+	{
+		char why[320];
+		if (lwwd_clock_refuse(d, why, sizeof(why))) {
+			atomic_fetch_add(&d->stats.api_refused, 1);
+			reply_error(a, q.op, LWW_ECLOCK, why);
+			nng_msg_free(msg);
+			return;
+		}
+	}
 	memset(&a->op, 0, sizeof(a->op));
 	a->op.req = q;
 	a->op.msg = msg;

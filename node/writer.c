@@ -132,6 +132,7 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
 	while (lww_entries_next(&op->batch.entries, &off, &e)) {
 		if (lww_hlc_check(&d->hlc, e.hlc) != LWW_OK) {
 			atomic_fetch_add(&d->stats.entries_drift, 1);
+			lwwd_clock_note_refused(d, e.node);
 			lwwd_log(
 			    LWWD_LOG_WARN, "drift_refused",
 			    "peer=%s key_len=%zu stamp_ms=%llu now_ms=%llu",
@@ -467,7 +468,9 @@ writer_main(void *arg)
 		}
 
 		seq = d->seq + 1;
+		lwwd_clock_writer_before(d);
 		log_group(d, group, &gb, &rec, &vb, seq, refuse);
+		lwwd_clock_writer_after(d);
 		if (lww_batch_count(&gb) > 0) {
 			d->seq = seq;
 		}

@@ -1,0 +1,769 @@
+/*
+ * clock.c - this node's clock against its peers: measure, fence, recover.
+ *
+ * One thread probes every peer once a second over the peer's sync (repair)
+ * socket with a signed CLOCK_REQ, on a REQ socket of its own (the repair
+ * client's is busy with rounds), and feeds the samples to core/skew.c. It
+ * publishes each peer's offset (peer table) and the node's own offset from
+ * the fleet median (stats), and decides the fence:
+ *
+ * - ahead: the fleet (at least two answering peers) says this clock is
+ *   more than max_drift/2 ahead. Local writes are refused (LWW_ECLOCK)
+ *   until it is back within max_drift/4; reads, gossip and repair go on.
+ * - future mark: the clock's high-water mark (persisted, or stamped while
+ *   the wall clock ran ahead) is beyond max_drift ahead of the wall
+ *   clock, so every stamp issued now would be refused by the peers.
+ *   Local writes are refused until one answering peer confirms the wall
+ *   clock; then the node waits for the store to hold every logged write,
+ *   re-issues its own writes stamped in the future at the corrected time
+ *   (lww_txn_replace, one transaction, reported per key), lowers the
+ *   persisted mark, has the writer lower its clock (lwwd_clock_writer_before)
+ *   and unfences. Peers fetch the re-issued writes by repair.
+ *
+ * Every transition is one warn line. The repair server answers probes
+ * (lwwd_clock_probe_reply) with how many entries stamped by the asker it
+ * refused as beyond max drift, so an origin learns that its writes did
+ * not replicate (stats clock.refused_by_peers, peers, a warn line).
+ *
+ * Every wait is on the monotonic clock; probes are cancelled at their
+ * deadline rather than timed by nng (which times on the wall clock).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "lwwd.h"
+#include "skew.h"
+
+#include <nng/protocol/reqrep0/req.h>
+
+#define PROBE_EVERY_MS   1000
+#define PROBE_TIMEOUT_MS 800
+/* Distinct stamping nodes whose drift refusals are counted. */
+#define REFUSED_NODES_MAX 256
+/* Re-issued keys named one per log line; the rest are counted. */
+#define REISSUE_LOG_MAX 20
+
+enum { FENCE_NONE = 0, FENCE_AHEAD = 1, FENCE_MARK = 2 };
+
+typedef struct clock_peer {
+	char *url;
+	nng_socket sock;
+	int open;
+	uint64_t node; /* learned from its first signed reply */
+	char name[LWW_TRUST_NAME_MAX + 1];
+	lww_skew_peer skew;
+	uint64_t refused; /* its count of our entries it refused */
+} clock_peer;
+
+typedef struct refused_from {
+	uint64_t node;
+	uint64_t n;
+} refused_from;
+
+struct lwwd_clock {
+	clock_peer *peers;
+	size_t npeers;
+	nng_aio *aio;
+	pthread_mutex_t mtx; /* done, stop wake-ups */
+	pthread_cond_t cv;
+	int done;
+	_Atomic int stop;
+	pthread_t thr;
+	int started;
+	uint64_t threshold; /* ms ahead of the fleet that fences */
+	lww_skew_state state;
+	int fence; /* FENCE_* as last logged */
+	/* For the API: what fences, and the figures for its message. */
+	_Atomic int fenced;
+	_Atomic int64_t fence_ms;
+	_Atomic uint64_t fence_peers;
+	/* The writer's clock: published by it, lowered through rebase_to. */
+	_Atomic uint64_t hlc_pub;
+	_Atomic uint64_t rebase_to;
+	/* Entries of other nodes this node refused as beyond max drift. */
+	pthread_mutex_t rmtx;
+	refused_from refused[REFUSED_NODES_MAX];
+	size_t nrefused;
+};
+
+/* ---- for the writer and the repair server ---- */
+
+void
+lwwd_clock_writer_before(lwwd *d)
+{
+	struct lwwd_clock *c = d->clock;
+	uint64_t to;
+
+	if (c != NULL && (to = atomic_exchange(&c->rebase_to, 0)) != 0) {
+		lww_hlc_rebase(&d->hlc, to);
+	}
+}
+
+void
+lwwd_clock_writer_after(lwwd *d)
+{
+	/* Not while a rebase waits: the value would be the old mark. */
+	if (d->clock != NULL && atomic_load(&d->clock->rebase_to) == 0) {
+		atomic_store(&d->clock->hlc_pub, d->hlc.last);
+	}
+}
+
+void
+lwwd_clock_note_refused(lwwd *d, uint64_t node)
+{
+	struct lwwd_clock *c = d->clock;
+
+	if (c == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&c->rmtx);
+	for (size_t i = 0; i < c->nrefused; i++) {
+		if (c->refused[i].node == node) {
+			c->refused[i].n++;
+			pthread_mutex_unlock(&c->rmtx);
+			return;
+		}
+	}
+	if (c->nrefused < REFUSED_NODES_MAX) {
+		c->refused[c->nrefused].node = node;
+		c->refused[c->nrefused].n = 1;
+		c->nrefused++;
+	}
+	pthread_mutex_unlock(&c->rmtx);
+}
+
+lww_err
+lwwd_clock_probe_reply(lwwd *d, uint64_t node, const uint8_t *p, size_t n,
+                       uint64_t t2, lww_buf *out)
+{
+	struct lwwd_clock *c = d->clock;
+	lww_clock_probe r = {0, t2, 0, 0};
+	lww_err rv;
+
+	if ((rv = lww_clock_req_decode(p, n, &r.t1)) != LWW_OK) {
+		return rv;
+	}
+	if (c != NULL) {
+		pthread_mutex_lock(&c->rmtx);
+		for (size_t i = 0; i < c->nrefused; i++) {
+			if (c->refused[i].node == node) {
+				r.refused = c->refused[i].n;
+			}
+		}
+		pthread_mutex_unlock(&c->rmtx);
+	}
+	r.t3 = lwwd_now_ms();
+	if (r.t3 < r.t2) {
+		r.t3 = r.t2; /* our clock stepped back meanwhile */
+	}
+	return lww_clock_rep_encode(out, &r);
+}
+
+/* ---- for the API ---- */
+
+int
+lwwd_clock_refuse(lwwd *d, char *msg, size_t cap)
+{
+	struct lwwd_clock *c = d->clock;
+	int f;
+
+	if (c == NULL || (f = atomic_load(&c->fenced)) == FENCE_NONE) {
+		return 0;
+	}
+	if (f == FENCE_AHEAD) {
+		snprintf(msg, cap,
+		         "this node's clock is %lld ms ahead of its peers "
+		         "(median of %llu): local writes are refused until it "
+		         "agrees again; fix time sync (NTP) on this machine",
+		         (long long) atomic_load(&c->fence_ms),
+		         (unsigned long long) atomic_load(&c->fence_peers));
+	} else {
+		snprintf(
+		    msg, cap,
+		    "this node's clock high-water mark is %lld ms ahead of "
+		    "its wall clock (it ran ahead before): local writes "
+		    "resume once a peer confirms the clock; check time "
+		    "sync (NTP) and that peers are reachable",
+		    (long long) atomic_load(&c->fence_ms));
+	}
+	atomic_fetch_add(&d->stats.clock_writes_refused, 1);
+	return 1;
+}
+
+/* ---- probing ---- */
+
+static void
+probe_cb(void *arg)
+{
+	struct lwwd_clock *c = arg;
+
+	pthread_mutex_lock(&c->mtx);
+	c->done = 1;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* Waits for the aio started after `c->done = 0` until the monotonic
+ * deadline, then cancels it; returns its result. */
+static int
+aio_finish(struct lwwd_clock *c, uint64_t deadline_us)
+{
+	pthread_mutex_lock(&c->mtx);
+	/* The deadline is checked here, not taken from the wait's result. */
+	while (!c->done && !atomic_load(&c->stop) &&
+	       lwwd_mono_us() < deadline_us) {
+		lwwd_cond_wait_until(&c->cv, &c->mtx, deadline_us);
+	}
+	pthread_mutex_unlock(&c->mtx);
+	nng_aio_cancel(c->aio);
+	nng_aio_wait(c->aio);
+	return nng_aio_result(c->aio);
+}
+
+static void
+aio_arm(struct lwwd_clock *c)
+{
+	pthread_mutex_lock(&c->mtx);
+	c->done = 0;
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* One probe of one peer; 0 and a sample on success. */
+static int
+probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
+{
+	struct lwwd_clock *c = d->clock;
+	uint64_t t1 = lwwd_now_ms(), m1 = lwwd_mono_ms(), t4, m4;
+	uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
+	lww_clock_probe r;
+	lww_envelope e;
+	lww_peer signer;
+	nng_msg *m;
+	lww_err rv;
+	int nrv;
+
+	lww_buf_reset(req);
+	lww_buf_reset(env);
+	if (lww_clock_req_encode(req, t1) != LWW_OK ||
+	    lww_envelope_seal(&d->key, req->p, req->len, env) != LWW_OK ||
+	    nng_msg_alloc(&m, 0) != 0) {
+		return -1;
+	}
+	if (nng_msg_append(m, env->p, env->len) != 0) {
+		nng_msg_free(m);
+		return -1;
+	}
+	aio_arm(c);
+	nng_aio_set_msg(c->aio, m);
+	nng_send_aio(p->sock, c->aio);
+	if ((nrv = aio_finish(c, deadline)) != 0) {
+		lwwd_log(LWWD_LOG_DEBUG, "clock_probe_failed",
+		         "url=%s stage=send reason=\"%s\"", p->url,
+		         nng_strerror(nrv));
+		if ((m = nng_aio_get_msg(c->aio)) != NULL) {
+			nng_msg_free(m);
+		}
+		nng_aio_set_msg(c->aio, NULL);
+		return -1;
+	}
+	nng_aio_set_msg(c->aio, NULL);
+	aio_arm(c);
+	nng_recv_aio(p->sock, c->aio);
+	if ((nrv = aio_finish(c, deadline)) != 0) {
+		lwwd_log(LWWD_LOG_DEBUG, "clock_probe_failed",
+		         "url=%s stage=receive reason=\"%s\"", p->url,
+		         nng_strerror(nrv));
+		return -1;
+	}
+	t4 = lwwd_now_ms();
+	m4 = lwwd_mono_ms();
+	m = nng_aio_get_msg(c->aio);
+	nng_aio_set_msg(c->aio, NULL);
+	rv = lwwd_open_signed(d, 0, nng_msg_body(m), nng_msg_len(m), &e,
+	                      &signer);
+	if (rv == LWW_OK && signer.node == d->self) {
+		rv = LWW_EFORGED; /* our own sync socket: a loop */
+	}
+	if (rv == LWW_OK) {
+		rv = lww_clock_rep_decode(e.payload, e.plen, &r);
+	}
+	nng_msg_free(m);
+	if (rv != LWW_OK || r.t1 != t1) {
+		return -1;
+	}
+	p->node = signer.node;
+	memcpy(p->name, signer.name, sizeof(p->name));
+	if (lww_skew_sample_make(t1, r.t2, r.t3, t4, m4 - m1, m4, out) !=
+	    LWW_OK) {
+		return -1;
+	}
+	if (r.refused > p->refused) {
+		atomic_fetch_add(&d->stats.clock_refused_by_peers,
+		                 r.refused - p->refused);
+		lwwd_log(LWWD_LOG_WARN, "writes_refused_by_peer",
+		         "peer=%s entries=%llu total=%llu reason=\"stamp "
+		         "beyond max drift: this node's clock runs ahead of "
+		         "the peer's\"",
+		         p->name, (unsigned long long) (r.refused - p->refused),
+		         (unsigned long long) r.refused);
+	}
+	p->refused = r.refused;
+	return 0;
+}
+
+/* Copies a peer's estimate into the peer table (by node id). */
+static void
+publish_peer(lwwd *d, const clock_peer *p, const lww_skew_sample *best,
+             int have)
+{
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		lwwd_peer_state *ps = &d->peers[i];
+		if (ps->node != p->node) {
+			continue;
+		}
+		ps->clock_known = have;
+		if (have) {
+			ps->clock_offset_ms = best->offset_ms;
+			ps->clock_unc_ms = best->delay_ms / 2;
+		}
+		ps->clock_refused = p->refused;
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+/* ---- recovery from a high-water mark in the future ---- */
+
+typedef struct stranded {
+	lww_entry e;
+	uint8_t *bytes; /* key then value */
+} stranded;
+
+typedef struct find_acc {
+	lwwd *d;
+	uint64_t now_ms;
+	uint64_t legit;   /* greatest stamp not beyond max drift */
+	uint64_t foreign; /* other nodes' entries beyond max drift */
+	stranded *v;
+	size_t n, cap;
+	int failed;
+} find_acc;
+
+static int
+find_cb(const lww_entry *e, void *arg)
+{
+	find_acc *a = arg;
+	uint64_t w = lww_hlc_wall(e->hlc);
+	stranded *s;
+
+	if (e->node != a->d->self || w <= a->now_ms) {
+		if (w <= a->now_ms + a->d->cfg.max_drift) {
+			if (e->hlc > a->legit) {
+				a->legit = e->hlc;
+			}
+		} else {
+			a->foreign++;
+		}
+		return 0;
+	}
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		stranded *v = realloc(a->v, cap * sizeof(*v));
+		if (v == NULL) {
+			a->failed = 1;
+			return 1;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	s = &a->v[a->n];
+	s->e = *e;
+	if ((s->bytes = malloc(e->klen + e->vlen + 1)) == NULL) {
+		a->failed = 1;
+		return 1;
+	}
+	memcpy(s->bytes, e->key, e->klen);
+	if (e->vlen > 0) {
+		memcpy(s->bytes + e->klen, e->val, e->vlen);
+	}
+	s->e.key = s->bytes;
+	s->e.val = e->vlen > 0 ? s->bytes + e->klen : NULL;
+	a->n++;
+	return 0;
+}
+
+/* Whether the logged (not yet stored) writes hold one of ours stamped
+ * after now: the store must hold them all before they are re-issued. */
+static int
+logged_future(lwwd *d, uint64_t now_ms)
+{
+	lwwd_mem_range r;
+	int found = 0;
+
+	if (lwwd_mem_range_get(d, NULL, 0, NULL, 0, &r) != LWW_OK) {
+		return 1;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		if (r.v[i].node == d->self &&
+		    lww_hlc_wall(r.v[i].hlc) > now_ms) {
+			found = 1;
+		}
+	}
+	lwwd_mem_range_free(&r);
+	return found;
+}
+
+/* Re-issues this node's future-stamped writes at the confirmed time and
+ * lowers the clock. 0 when done (the fence may lift), -1 to retry. */
+static int
+rebase(lwwd *d, uint64_t now_ms, uint64_t mark)
+{
+	struct lwwd_clock *c = d->clock;
+	lww_scan q = {NULL, 0, NULL, 0, 0, 1, NULL};
+	find_acc a = {d, now_ms, 0, 0, NULL, 0, 0, 0};
+	uint64_t stamp, done = 0;
+	lww_txn *t = NULL;
+	lww_err rv;
+
+	/* Every acknowledged write into the store first (fenced: no new
+	 * local ones), so that no log segment holds a future stamp that a
+	 * replay could bring back over its re-issued write. */
+	lwwd_wal_barrier(d);
+	if (logged_future(d, now_ms)) {
+		return -1;
+	}
+	rv = lww_store_scan(d->store, &q, find_cb, &a, NULL);
+	if (rv != LWW_OK || a.failed) {
+		lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
+		         "reason=\"%s\" (retrying)",
+		         a.failed ? "out of memory" : lww_strerror(rv));
+		goto out;
+	}
+	stamp = lww_hlc_make(now_ms, 0);
+	if (a.legit > stamp) {
+		stamp = a.legit;
+	}
+	if (a.n > 0) {
+		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+			goto fail;
+		}
+		for (size_t i = 0; i < a.n; i++) {
+			lww_entry ne = a.v[i].e;
+			int won = 0;
+			ne.hlc = ++stamp;
+			if ((rv = lww_txn_replace(t, &ne, &a.v[i].e, &won)) !=
+			    LWW_OK) {
+				goto fail;
+			}
+			done += (uint64_t) won;
+			if (i < REISSUE_LOG_MAX) {
+				char kb[LWWD_LOG_KEY_MAX];
+				lwwd_log(LWWD_LOG_WARN, "clock_reissued",
+				         "key=%s %s old_stamp_ms=%llu "
+				         "new_stamp_ms=%llu",
+				         lwwd_log_key(kb, sizeof(kb), ne.key,
+				                      ne.klen),
+				         lww_entry_is_tombstone(&ne)
+				             ? "removed=1"
+				             : "removed=0",
+				         (unsigned long long) lww_hlc_wall(
+				             a.v[i].e.hlc),
+				         (unsigned long long) now_ms);
+			}
+		}
+		lww_txn_reset_hlc(t, stamp);
+		rv = lww_txn_commit(t);
+		t = NULL;
+		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
+			goto fail;
+		}
+	} else {
+		/* Nothing to re-issue: only the persisted mark is lowered. */
+		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+			goto fail;
+		}
+		lww_txn_reset_hlc(t, stamp);
+		rv = lww_txn_commit(t);
+		t = NULL;
+		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
+			goto fail;
+		}
+	}
+	atomic_store(&c->rebase_to, stamp);
+	atomic_store(&c->hlc_pub, stamp);
+	atomic_fetch_add(&d->stats.clock_rebases, 1);
+	atomic_fetch_add(&d->stats.clock_stranded, a.n);
+	atomic_fetch_add(&d->stats.clock_reissued, done);
+	lwwd_log(LWWD_LOG_WARN, "clock_rebased",
+	         "mark_ms=%llu now_ms=%llu stranded=%zu reissued=%llu "
+	         "others_future=%llu (this node's writes stamped in the "
+	         "future, which peers refused, are re-issued at the "
+	         "corrected time; peers fetch them by repair)",
+	         (unsigned long long) lww_hlc_wall(mark),
+	         (unsigned long long) now_ms, a.n, (unsigned long long) done,
+	         (unsigned long long) a.foreign);
+	for (size_t i = 0; i < a.n; i++) {
+		free(a.v[i].bytes);
+	}
+	free(a.v);
+	return 0;
+fail:
+	lww_txn_abort(t);
+	lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
+	         "reason=\"%s\" (retrying)", lww_strerror(rv));
+out:
+	for (size_t i = 0; i < a.n; i++) {
+		free(a.v[i].bytes);
+	}
+	free(a.v);
+	return -1;
+}
+
+/* ---- the decision ---- */
+
+static void
+set_fence(lwwd *d, int fence, int64_t ms, size_t peers)
+{
+	struct lwwd_clock *c = d->clock;
+
+	atomic_store(&c->fence_ms, ms);
+	atomic_store(&c->fence_peers, peers);
+	atomic_store(&c->fenced, fence);
+	atomic_store(&d->stats.clock_fenced, (uint64_t) fence);
+	if (fence == c->fence) {
+		return;
+	}
+	if (fence == FENCE_AHEAD) {
+		atomic_fetch_add(&d->stats.clock_fences, 1);
+		lwwd_log(LWWD_LOG_WARN, "clock_fenced",
+		         "ahead_ms=%lld peers=%zu threshold_ms=%llu (local "
+		         "writes refused until the clock agrees with the "
+		         "peers; fix time sync)",
+		         (long long) ms, peers,
+		         (unsigned long long) c->threshold);
+	} else if (fence == FENCE_MARK) {
+		atomic_fetch_add(&d->stats.clock_fences, 1);
+		lwwd_log(
+		    LWWD_LOG_WARN, "clock_fenced",
+		    "mark_ahead_ms=%lld (the clock's high-water mark is in "
+		    "the future; local writes refused until a peer "
+		    "confirms the wall clock)",
+		    (long long) ms);
+	} else {
+		lwwd_log(LWWD_LOG_WARN, "clock_unfenced",
+		         "peers=%zu (local writes accepted again)", peers);
+	}
+	c->fence = fence;
+}
+
+static void
+judge(lwwd *d)
+{
+	struct lwwd_clock *c = d->clock;
+	uint64_t now = lwwd_mono_ms(), wall = lwwd_now_ms();
+	lww_skew_sample best[64];
+	size_t n = 0;
+	int64_t off = 0;
+	uint64_t unc = 0, mark, mark_wall;
+	lww_skew_state st;
+	int confirmed, fence = FENCE_NONE;
+	int64_t fence_ms = 0;
+
+	for (size_t i = 0; i < c->npeers; i++) {
+		lww_skew_sample s;
+		int have = lww_skew_best(&c->peers[i].skew, now, &s);
+		if (have && n < 64) {
+			best[n++] = s;
+		}
+		if (c->peers[i].node != 0) {
+			publish_peer(d, &c->peers[i], &s, have);
+		}
+	}
+	if (lww_skew_fleet(best, n, &off, &unc)) {
+		atomic_store(&d->stats.clock_offset_ms, (uint64_t) off);
+		atomic_store(&d->stats.clock_uncertainty_ms, unc);
+	}
+	atomic_store(&d->stats.clock_peers, n);
+	st = lww_skew_judge(c->state, n, off, unc, c->threshold);
+	if (st != c->state && st != LWW_SKEW_UNKNOWN &&
+	    c->state != LWW_SKEW_UNKNOWN) {
+		lwwd_log(LWWD_LOG_WARN, "clock_state",
+		         "state=%s was=%s offset_ms=%lld uncertainty_ms=%llu "
+		         "peers=%zu%s",
+		         lww_skew_state_name(st), lww_skew_state_name(c->state),
+		         (long long) off, (unsigned long long) unc, n,
+		         st == LWW_SKEW_AHEAD_UNSURE
+		             ? " (too few peers answer to fence; fix time "
+		               "sync)"
+		         : st == LWW_SKEW_BEHIND
+		             ? " (behind the peers: the clock carries writes "
+		               "forward, but fix time sync)"
+		             : "");
+	} else if (st != c->state &&
+	           (st == LWW_SKEW_AHEAD_UNSURE || st == LWW_SKEW_BEHIND)) {
+		lwwd_log(
+		    LWWD_LOG_WARN, "clock_state",
+		    "state=%s offset_ms=%lld uncertainty_ms=%llu peers=%zu "
+		    "(fix time sync)",
+		    lww_skew_state_name(st), (long long) off,
+		    (unsigned long long) unc, n);
+	}
+	c->state = st;
+	atomic_store(&d->stats.clock_state, (uint64_t) st);
+
+	/* The clock's mark: only peers refuse what it stamps, so with none
+	 * configured it is no matter. */
+	mark = atomic_load(&c->hlc_pub);
+	mark_wall = lww_hlc_wall(mark);
+	confirmed =
+	    n >= 1 && st != LWW_SKEW_AHEAD && st != LWW_SKEW_AHEAD_UNSURE;
+	if (st == LWW_SKEW_AHEAD) {
+		fence = FENCE_AHEAD;
+		fence_ms = off;
+	} else if (c->npeers > 0 && mark_wall > wall + d->cfg.max_drift) {
+		fence = FENCE_MARK;
+		fence_ms = (int64_t) (mark_wall - wall);
+		if (confirmed && rebase(d, wall, mark) == 0) {
+			fence = FENCE_NONE;
+		}
+	}
+	set_fence(d, fence, fence_ms, n);
+}
+
+static void *
+clock_main(void *arg)
+{
+	lwwd *d = arg;
+	struct lwwd_clock *c = d->clock;
+	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	uint64_t due = lwwd_mono_ms();
+
+	while (!atomic_load(&c->stop)) {
+		for (size_t i = 0; i < c->npeers && !atomic_load(&c->stop);
+		     i++) {
+			lww_skew_sample s;
+			if (probe(d, &c->peers[i], &req, &env, &s) == 0) {
+				lww_skew_add(&c->peers[i].skew, &s);
+			}
+		}
+		if (atomic_load(&c->stop)) {
+			break;
+		}
+		judge(d);
+		due += PROBE_EVERY_MS;
+		if (due < lwwd_mono_ms()) {
+			due = lwwd_mono_ms() + PROBE_EVERY_MS;
+		}
+		pthread_mutex_lock(&c->mtx);
+		while (!atomic_load(&c->stop) && lwwd_mono_ms() < due) {
+			lwwd_cond_wait_until(&c->cv, &c->mtx, due * 1000);
+		}
+		pthread_mutex_unlock(&c->mtx);
+	}
+	lww_buf_fini(&req);
+	lww_buf_fini(&env);
+	return NULL;
+}
+
+int
+lwwd_clock_start(lwwd *d)
+{
+	struct lwwd_clock *c = calloc(1, sizeof(*c));
+	uint64_t wall = lwwd_now_ms();
+
+	if (c == NULL) {
+		return -1;
+	}
+	d->clock = c;
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_mutex_init(&c->rmtx, NULL);
+	lwwd_cond_init(&c->cv);
+	c->threshold = d->cfg.max_drift / 2;
+	c->state = LWW_SKEW_UNKNOWN;
+	/* Before the writer starts: its clock is read here only. */
+	atomic_store(&c->hlc_pub, d->hlc.last);
+	if (nng_aio_alloc(&c->aio, probe_cb, c) != 0 ||
+	    (c->peers = calloc(d->cfg.npeers + 1, sizeof(*c->peers))) == NULL) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		return -1;
+	}
+	for (size_t i = 0; i < d->cfg.npeers; i++) {
+		clock_peer *p = &c->peers[c->npeers];
+		if ((p->url = lwwd_config_default_sync(d->cfg.peers[i])) ==
+		    NULL) {
+			continue; /* repair logs it */
+		}
+		if (nng_req0_open(&p->sock) != 0) {
+			free(p->url);
+			return -1;
+		}
+		p->open = 1;
+		c->npeers++;
+		nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
+		                  NNG_DURATION_INFINITE);
+		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 4096);
+		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
+		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
+		if (lwwd_dial(&d->cfg, p->sock, p->url, "sync of --peer") !=
+		    0) {
+			return -1;
+		}
+	}
+	/* A mark in the future fences from the start, before any write. */
+	if (c->npeers > 0 &&
+	    lww_hlc_wall(d->hlc.last) > wall + d->cfg.max_drift) {
+		set_fence(d, FENCE_MARK,
+		          (int64_t) (lww_hlc_wall(d->hlc.last) - wall), 0);
+	}
+	if (pthread_create(&c->thr, NULL, clock_main, d) != 0) {
+		return -1;
+	}
+	c->started = 1;
+	return 0;
+}
+
+void
+lwwd_clock_stop(lwwd *d)
+{
+	struct lwwd_clock *c = d->clock;
+
+	if (c == NULL) {
+		return;
+	}
+	atomic_store(&c->stop, 1);
+	pthread_mutex_lock(&c->mtx);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mtx);
+	if (c->aio != NULL) {
+		nng_aio_stop(c->aio);
+	}
+	if (c->started) {
+		pthread_join(c->thr, NULL);
+		c->started = 0;
+	}
+}
+
+void
+lwwd_clock_free(lwwd *d)
+{
+	struct lwwd_clock *c = d->clock;
+
+	if (c == NULL) {
+		return;
+	}
+	lwwd_clock_stop(d);
+	d->clock = NULL;
+	nng_aio_free(c->aio);
+	/* The REQ sockets stay open until exit (see repair.c). */
+	for (size_t i = 0; i < c->npeers; i++) {
+		free(c->peers[i].url);
+	}
+	free(c->peers);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mtx);
+	pthread_mutex_destroy(&c->rmtx);
+	free(c);
+}

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""End-to-end tests of clocks at the edge (issue 13): a node measures its
+peers' clocks, fences its local writes while its own clock runs ahead of
+the fleet, unfences by itself, recovers alone from a clock high-water
+mark left in the future, and learns which of its writes peers refused.
+
+Wall clocks are skewed with libfaketime (preloaded, offset read from a
+file at every call, monotonic clock left alone). Every wait polls a
+condition with a generous deadline.
+
+LWW_CLOCK_SOAK_S=N makes JitterSoak run N seconds (default 20), for the
+README's figure."""
+
+import glob
+import os
+import re
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import ClusterTest, wait_until  # noqa: E402
+
+FAKETIME = (glob.glob("/usr/lib/*/faketime/libfaketime.so.1") or [None])[0]
+LWWSHIM = os.environ.get("LWWSHIM", "build/tests/liblwwshim.so")
+STATE_OK, STATE_AHEAD = 1, 2
+
+
+def preload(clockfile):
+    # lwwshim first: libfaketime 0.9.10 ends waits on CLOCK_MONOTONIC
+    # condition variables at once, and the shim sends those to glibc.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    asan = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+    return ["env", "LD_PRELOAD=" + LWWSHIM + ":" + FAKETIME,
+            "ASAN_OPTIONS=" + asan,
+            "FAKETIME_TIMESTAMP_FILE=" + clockfile, "FAKETIME_NO_CACHE=1",
+            "DONT_FAKE_MONOTONIC=1", "LWW_SHIM_WALL_WAITS=1"]
+
+
+def set_clock(path, offset):
+    """offset: seconds, as libfaketime reads them ("+3600", "-0.1")."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(offset + "\n")
+    os.replace(tmp, path)  # never a half-written file
+
+
+def clock(node):
+    return node.stats()["clock"]
+
+
+def metric(url, name):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    assert m is not None, f"{name} not in metrics"
+    return float(m.group(1))
+
+
+def replicated(nodes, key, value):
+    return all(n.lookup(key) == value for n in nodes)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class Fence(ClusterTest):
+    def test_jump_ahead_fences_and_the_return_unfences(self):
+        c = self.cluster(4)
+        n1, *others = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+0")
+        n1.wrap = preload(clk)
+        url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
+        n1.extra = ["--metrics", url]
+        c.start()
+        wait_until(lambda: clock(n1)["peers"] == 3 and
+                   clock(n1)["state"] == STATE_OK, timeout=20,
+                   what="n1 measures its 3 peers")
+        # Each peer's offset and uncertainty, in both outputs.
+        peers = n1.ctl("--json", "peers").json()
+        self.assertEqual(len(peers), 3)
+        for p in peers:
+            self.assertIsNotNone(p["clock_offset_ms"], p)
+            # The same clock: zero, within the probe's uncertainty.
+            self.assertLessEqual(abs(p["clock_offset_ms"]),
+                                 p["clock_uncertainty_ms"] + 50, p)
+        table = n1.ctl("peers")
+        self.assertEqual(table.rc, 0, table)
+        self.assertIn("CLOCK OFFSET", table.out)
+        self.assertIn("ms \u00b1", table.out)
+        self.assertEqual(n1.ctl("add", "before", "v0").rc, 0)
+        wait_until(lambda: replicated(others, "before", "v0"), timeout=15,
+                   what="a write before the jump replicates")
+
+        set_clock(clk, "+3600")
+        t0 = time.monotonic()
+        wait_until(lambda: clock(n1)["fenced"] == 1, timeout=20,
+                   what="n1 fences")
+        to_fence = time.monotonic() - t0
+        st = clock(n1)
+        self.assertEqual(st["state"], STATE_AHEAD, st)
+        self.assertGreater(st["offset_ms"], 3500000, st)
+        r = n1.ctl("add", "during", "x")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("clock", r.err)
+        self.assertIn("ahead of its peers", r.err)
+        self.assertIn("fix time sync", r.err)
+        self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        self.assertEqual(n1.ctl("remove", "before").rc, 4)
+        self.assertEqual(n1.ctl("load", stdin=b"a\tb\n").rc, 4)
+        # Reads, gossip merge and repair serving go on.
+        self.assertEqual(n1.lookup("before"), "v0")
+        self.assertEqual(others[0].ctl("add", "from-n2", "y").rc, 0)
+        wait_until(lambda: n1.lookup("from-n2") == "y", timeout=15,
+                   what="n1 merges gossip while fenced")
+        # The healthy nodes see n1 an hour ahead, and do not fence.
+        def n1_seen_from_n2():
+            p = [x for x in others[0].ctl("--json", "peers").json()
+                 if x["name"] == "n1"][0]
+            return (p["clock_offset_ms"] or 0) > 3500000
+        wait_until(n1_seen_from_n2, timeout=10,
+                   what="n2 sees n1's clock an hour ahead")
+        for n in others:
+            self.assertEqual(clock(n)["fenced"], 0)
+        self.assertGreater(n1.stats()["writes_refused"]["clock"], 0)
+        self.assertEqual(metric(url, "lww_clock_fenced"), 1)
+        self.assertGreater(metric(url, "lww_clock_offset_seconds"), 3500)
+        self.assertGreater(
+            metric(url, 'lww_writes_refused_total{reason="clock"}'), 0)
+        # Each peer's own estimate follows within a probe or two (a probe
+        # under way during the jump is dropped).
+        wait_until(lambda: metric(
+            url, 'lww_peer_clock_offset_seconds{peer="n2"}') < -3500,
+            timeout=10, what="n2's offset in n1's metrics")
+
+        set_clock(clk, "+0")
+        t0 = time.monotonic()
+        wait_until(lambda: clock(n1)["fenced"] == 0, timeout=30,
+                   what="n1 unfences")
+        to_unfence = time.monotonic() - t0
+        self.assertEqual(n1.ctl("add", "after", "v1").rc, 0)
+        wait_until(lambda: replicated(others, "after", "v1"), timeout=15,
+                   what="n1's write after the return replicates")
+        log = n1.logtext()
+        self.assertEqual(log.count("event=clock_fenced"), 1, log[-3000:])
+        self.assertEqual(log.count("event=clock_unfenced"), 1, log[-3000:])
+        self.assertIn("level=warn event=clock_fenced", log)
+        self.assertEqual(n1.stats()["clock"]["fences"], 1)
+        self.assertEqual(metric(url, "lww_clock_fenced"), 0)
+        print(f"\ntime to fence {to_fence:.1f} s, to unfence "
+              f"{to_unfence:.1f} s", file=sys.stderr)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class FutureMark(ClusterTest):
+    def test_restart_after_running_ahead_rejoins_alone(self):
+        c = self.cluster(4)
+        n1, *others = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        for n in c.nodes:
+            n.extra = ["--repair-interval", "1000"]
+        # n1 alone, an hour ahead: no peer answers, so nothing tells it;
+        # it accepts writes that every peer will refuse.
+        n1.start()
+        self.assertEqual(n1.ctl("add", "stranded", "s1").rc, 0)
+        self.assertEqual(n1.ctl("add", "gone", "g1").rc, 0)
+        self.assertEqual(n1.ctl("remove", "gone").rc, 0)
+        for n in others:
+            n.start()
+        wait_until(lambda: clock(n1)["fenced"] == 1, timeout=20,
+                   what="n1 fences once its peers answer")
+        # The peers refused its writes, and n1 learns it (step 4).
+        wait_until(lambda: clock(n1)["refused_by_peers"] > 0, timeout=20,
+                   what="peers report refusing n1's writes")
+        self.assertIn("event=writes_refused_by_peer", n1.logtext())
+        self.assertTrue(any(p["clock_refused_ours"] > 0 for p in
+                            n1.ctl("--json", "peers").json()))
+        self.assertIsNone(others[0].lookup("stranded"))
+
+        # The clock is fixed and n1 restarted: its stored high-water mark
+        # is still an hour ahead.
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk, "+0")
+        t0 = time.monotonic()
+        n1.start()
+        wait_until(lambda: n1.ctl("add", "new", "n").rc == 0, timeout=30,
+                   what="n1 accepts writes again")
+        took = time.monotonic() - t0
+        wait_until(lambda: replicated(others, "new", "n"), timeout=15,
+                   what="n1's new write replicates")
+        # What it acknowledged while ahead is re-issued, not lost: it
+        # reaches the peers (repair), and beats nothing newer.
+        wait_until(lambda: replicated(others, "stranded", "s1"), timeout=20,
+                   what="the stranded write replicates once re-issued")
+        self.assertEqual(n1.lookup("stranded"), "s1")
+        wait_until(lambda: all(n.ctl("lookup", "gone").rc == 1
+                               for n in c.nodes), timeout=20,
+                   what="the stranded remove replicates")
+        self.assertEqual(n1.ctl("add", "stranded", "s2").rc, 0)
+        self.assertEqual(n1.lookup("stranded"), "s2")
+        wait_until(lambda: replicated(others, "stranded", "s2"), timeout=15,
+                   what="a newer write of a re-issued key wins")
+        st = clock(n1)
+        self.assertEqual(st["rebases"], 1, st)
+        self.assertGreaterEqual(st["reissued"], 2, st)
+        log = n1.logtext()
+        self.assertIn('event=clock_reissued key="stranded"', log)
+        # Fenced from the start, before any write, until confirmed.
+        self.assertIn("event=clock_fenced mark_ahead_ms=", log)
+        self.assertIn("event=clock_rebased", log)
+        # A second restart finds nothing in the future.
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "again", "a").rc, 0)
+        self.assertEqual(clock(n1)["rebases"], 0)
+        print(f"\nwrites accepted {took:.1f} s after the restart",
+              file=sys.stderr)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class JitterSoak(ClusterTest):
+    def run_jitter(self, n, seconds):
+        c = self.cluster(n)
+        clocks = []
+        for i, node in enumerate(c.nodes):
+            clk = os.path.join(c.dir, f"{node.name}.clock")
+            set_clock(clk, "+0")
+            clocks.append(clk)
+            node.wrap = preload(clk)
+        c.start()
+        wait_until(lambda: all(clock(x)["peers"] == n - 1 for x in c.nodes),
+                   timeout=20, what="every node measures its peers")
+        deadline = time.monotonic() + seconds
+        flip, writes = 0, 0
+        while time.monotonic() < deadline:
+            # Node i alternates between +-100 ms, out of phase with i+1.
+            for i, clk in enumerate(clocks):
+                set_clock(clk, "+0.1" if (flip + i) % 2 else "-0.1")
+            flip += 1
+            for x in c.nodes:
+                st = clock(x)
+                self.assertEqual(st["fenced"], 0, (x.name, st))
+                self.assertEqual(st["state"], STATE_OK, (x.name, st))
+                r = x.ctl("add", f"k{writes}", "v")
+                self.assertEqual(r.rc, 0, r)
+                writes += 1
+            time.sleep(0.7)
+        for x in c.nodes:
+            st = clock(x)
+            self.assertEqual(st["fences"], 0, (x.name, st))
+            self.assertEqual(st["refused_by_peers"], 0, (x.name, st))
+            self.assertNotIn("event=clock_fenced", x.logtext())
+        wait_until(lambda: replicated(c.nodes, f"k{writes - 1}", "v"),
+                   timeout=15, what="the last write replicates")
+        print(f"\n{n} nodes, +-100 ms jitter for {seconds} s: {writes} "
+              f"writes, 0 fences", file=sys.stderr)
+
+    def test_two_nodes_with_100ms_jitter_never_fence(self):
+        self.run_jitter(2, float(os.environ.get("LWW_CLOCK_SOAK_S", "20")))
+
+    def test_three_nodes_with_100ms_jitter_never_fence(self):
+        # Three: every node has the two answering peers fencing needs.
+        self.run_jitter(3, float(os.environ.get("LWW_CLOCK_SOAK_S", "20")))
+
+
+if __name__ == "__main__":
+    unittest.main()
