@@ -96,70 +96,103 @@ lww_skew_best(const lww_skew_peer *p, uint64_t now_ms, lww_skew_sample *out)
 	return 1;
 }
 
+/* The median of m values, sorted in place (m small, m > 0): the mean of
+ * the middle two for an even m. */
+static int64_t
+median(int64_t *v, size_t m)
+{
+	for (size_t i = 1; i < m; i++) {
+		for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			int64_t t = v[j - 1];
+			v[j - 1] = v[j];
+			v[j] = t;
+		}
+	}
+	if (m % 2 == 1) {
+		return v[m / 2];
+	}
+	return v[m / 2 - 1] + (v[m / 2] - v[m / 2 - 1]) / 2;
+}
+
 int
 lww_skew_fleet(const lww_skew_sample *best, size_t n, int64_t *offset_ms,
                uint64_t *unc_ms)
 {
-	/* Fleets are small: an insertion sort of pointers (no allocation)
-	 * over at most the first 64 peers. */
-	const lww_skew_sample *v[64];
-	size_t m = n < 64 ? n : 64;
-	int64_t off;
-	uint64_t unc;
+	/* Fleets are small: at most the first 64 peers, no allocation. */
+	int64_t mid[64], lo[64], hi[64], m, l, h;
+	size_t k = n < 64 ? n : 64;
 
 	if (n == 0) {
 		return 0;
 	}
-	for (size_t i = 0; i < m; i++) {
-		size_t j = i;
-		v[i] = &best[i];
-		while (j > 0 && v[j - 1]->offset_ms > v[j]->offset_ms) {
-			const lww_skew_sample *t = v[j - 1];
-			v[j - 1] = v[j];
-			v[j] = t;
-			j--;
-		}
+	for (size_t i = 0; i < k; i++) {
+		int64_t u = (int64_t) (best[i].delay_ms / 2);
+		mid[i] = best[i].offset_ms;
+		lo[i] = best[i].offset_ms - u;
+		hi[i] = best[i].offset_ms + u;
 	}
-	if (m % 2 == 1) {
-		off = v[m / 2]->offset_ms;
-		unc = v[m / 2]->delay_ms / 2;
-	} else {
-		const lww_skew_sample *a = v[m / 2 - 1], *b = v[m / 2];
-		off = a->offset_ms + (b->offset_ms - a->offset_ms) / 2;
-		unc =
-		    (a->delay_ms > b->delay_ms ? a->delay_ms : b->delay_ms) / 2;
-	}
-	*offset_ms = -off;
-	*unc_ms = unc;
+	/* Every true offset lies in its interval, so the true median lies
+	 * between the median of the low ends and that of the high ends: the
+	 * uncertainty bounds the median, not only the middle sample. */
+	m = median(mid, k);
+	l = median(lo, k);
+	h = median(hi, k);
+	*offset_ms = -m;
+	*unc_ms = (uint64_t) (m - l > h - m ? m - l : h - m);
 	return 1;
 }
 
 lww_skew_state
-lww_skew_judge(lww_skew_state prev, size_t answering, int64_t offset_ms,
-               uint64_t unc_ms, uint64_t threshold_ms)
+lww_skew_judge(lww_skew_state prev, const lww_skew_sample *best, size_t n,
+               uint64_t threshold_ms)
 {
 	int64_t thr = (int64_t) (threshold_ms > INT64_MAX / 4 ? INT64_MAX / 4
 	                                                      : threshold_ms);
-	int64_t unc =
-	    (int64_t) (unc_ms > INT64_MAX / 4 ? INT64_MAX / 4 : unc_ms);
 	int was_ahead = prev == LWW_SKEW_AHEAD || prev == LWW_SKEW_AHEAD_UNSURE;
-	int ahead, behind;
+	int was_behind = prev == LWW_SKEW_BEHIND;
+	size_t ahead = 0, behind = 0;
 
-	if (answering == 0) {
+	if (n == 0) {
 		return LWW_SKEW_UNKNOWN;
 	}
-	/* Enter only beyond the threshold also at the near end of the
-	 * uncertainty; leave only once well within it (hysteresis). */
-	ahead = was_ahead ? offset_ms > thr / 2
-	                  : offset_ms > 0 && offset_ms - unc > thr;
-	if (ahead) {
-		return answering >= LWW_SKEW_QUORUM ? LWW_SKEW_AHEAD
-		                                    : LWW_SKEW_AHEAD_UNSURE;
+	/* Per peer: entered only when even the near end of the peer's
+	 * interval is beyond the threshold; left only once its middle is
+	 * back within half of it (hysteresis). A strict majority of the
+	 * answering peers must agree, so that one wrong peer never fences a
+	 * healthy node (with two peers: both). */
+	for (size_t i = 0; i < n; i++) {
+		int64_t ours = -best[i].offset_ms; /* our clock minus its */
+		int64_t u = (int64_t) (best[i].delay_ms / 2 > (uint64_t) thr
+		                           ? (uint64_t) thr
+		                           : best[i].delay_ms / 2);
+		if (was_ahead ? ours > thr / 2 : ours - u > thr) {
+			ahead++;
+		}
+		if (was_behind ? ours < -thr / 2 : ours + u < -thr) {
+			behind++;
+		}
 	}
-	behind = prev == LWW_SKEW_BEHIND
-	             ? offset_ms < -thr / 2
-	             : offset_ms < 0 && offset_ms + unc < -thr;
-	return behind ? LWW_SKEW_BEHIND : LWW_SKEW_OK;
+	if (ahead * 2 > n) {
+		return n >= LWW_SKEW_QUORUM ? LWW_SKEW_AHEAD
+		                            : LWW_SKEW_AHEAD_UNSURE;
+	}
+	return behind * 2 > n ? LWW_SKEW_BEHIND : LWW_SKEW_OK;
+}
+
+int
+lww_skew_agrees(const lww_skew_sample *best, size_t n, uint64_t threshold_ms)
+{
+	size_t agree = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t o = best[i].offset_ms;
+		uint64_t far = (o < 0 ? (uint64_t) -o : (uint64_t) o) +
+		               best[i].delay_ms / 2;
+		if (far <= threshold_ms) {
+			agree++;
+		}
+	}
+	return n > 0 && agree * 2 > n;
 }
 
 const char *

@@ -13,11 +13,13 @@
  * (a clock step), the older ones are dropped, so a step shows within two
  * probes while one delayed outlier changes nothing.
  *
- * The node's own offset from the fleet is minus the median of its peers'
- * offsets. lww_skew_judge turns it into a state with hysteresis: AHEAD
- * (fence local writes) needs at least LWW_SKEW_QUORUM answering peers and
- * an offset beyond the threshold even at the near end of its uncertainty;
- * it ends only once the offset is back within half the threshold. Fewer
+ * The node's own offset from the fleet (reported) is minus the median of
+ * its peers' offsets. lww_skew_judge decides per peer, with hysteresis:
+ * AHEAD (fence local writes) needs at least LWW_SKEW_QUORUM answering
+ * peers and this clock ahead of a strict majority of them beyond the
+ * threshold even at the near end of each one's uncertainty (a median of
+ * two is their mean: one peer far behind would fence a healthy node); it
+ * ends only once no majority is beyond half the threshold. Fewer
  * answering peers give AHEAD_UNSURE (warn only).
  *
  * Pure: no clock is read here, every time is passed in (milliseconds);
@@ -70,8 +72,10 @@ int lww_skew_best(const lww_skew_peer *p, uint64_t now_ms,
                   lww_skew_sample *out);
 
 /* Our own offset from the fleet: minus the median of the n peers' best
- * offsets (the mean of the middle two for an even n), and an uncertainty
- * (the median's peers' uncertainty). 0 peers: 0 (out unchanged). */
+ * offsets (the mean of the middle two for an even n; for reports only,
+ * the fence is judged per peer), and an uncertainty that bounds that
+ * median (from the medians of the intervals' ends). 0 peers: 0 (out
+ * unchanged). */
 int lww_skew_fleet(const lww_skew_sample *best, size_t n, int64_t *offset_ms,
                    uint64_t *unc_ms);
 
@@ -83,11 +87,21 @@ typedef enum lww_skew_state {
 	LWW_SKEW_BEHIND = 4,       /* behind the fleet: reported only */
 } lww_skew_state;
 
-/* The next state from the previous one, the answering peers' count, our
- * offset from the fleet and its uncertainty, and the threshold (ms). */
-lww_skew_state lww_skew_judge(lww_skew_state prev, size_t answering,
-                              int64_t offset_ms, uint64_t unc_ms,
-                              uint64_t threshold_ms);
+/* The next state from the previous one and the n answering peers' best
+ * samples: AHEAD when this clock is ahead of a strict majority of them by
+ * more than the threshold at the near end of each peer's interval (n = 2:
+ * of both), AHEAD_UNSURE for that with fewer than LWW_SKEW_QUORUM peers;
+ * BEHIND likewise; it ends once a majority is no longer beyond half the
+ * threshold. */
+lww_skew_state lww_skew_judge(lww_skew_state prev, const lww_skew_sample *best,
+                              size_t n, uint64_t threshold_ms);
+
+/* Whether this clock agrees with a strict majority of the n peers: their
+ * whole interval (offset +- uncertainty) within the threshold. What a
+ * recovery from a future mark needs (a clock that is behind does not
+ * agree). */
+int lww_skew_agrees(const lww_skew_sample *best, size_t n,
+                    uint64_t threshold_ms);
 
 /* A short lower-case name of a state ("ok", "ahead", ...). */
 const char *lww_skew_state_name(lww_skew_state s);

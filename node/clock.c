@@ -28,16 +28,20 @@
  * Every wait is on the monotonic clock; probes are cancelled at their
  * deadline rather than timed by nng (which times on the wall clock).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "digest.h"
 #include "limits.h"
 #include "lwwd.h"
 #include "skew.h"
 
 #include <nng/protocol/reqrep0/req.h>
+#include <sodium.h>
 
 #define PROBE_EVERY_MS   1000
 #define PROBE_TIMEOUT_MS 800
@@ -56,6 +60,8 @@ typedef struct clock_peer {
 	char name[LWW_TRUST_NAME_MAX + 1];
 	lww_skew_peer skew;
 	uint64_t refused; /* its count of our entries it refused */
+	unsigned fails;   /* probes failed in a row */
+	unsigned skip;    /* rounds left to skip it (a dead peer) */
 } clock_peer;
 
 typedef struct refused_from {
@@ -80,9 +86,16 @@ struct lwwd_clock {
 	_Atomic int fenced;
 	_Atomic int64_t fence_ms;
 	_Atomic uint64_t fence_peers;
-	/* The writer's clock: published by it, lowered through rebase_to. */
+	/* The writer's clock: published by it, lowered through rebase_to.
+	 * The writer holds wmtx from before it stamps a group until it
+	 * has logged it and published its clock, so that once the fence
+	 * is set under wmtx no later local write is stamped, every earlier
+	 * one is logged, and no stale mark is published over a rebase. */
+	pthread_mutex_t wmtx;
+	int wfenced; /* the fence as the writer saw it (under wmtx) */
 	_Atomic uint64_t hlc_pub;
 	_Atomic uint64_t rebase_to;
+	_Atomic int behind; /* the mark fence's clock is behind the peers */
 	/* Entries of other nodes this node refused as beyond max drift. */
 	pthread_mutex_t rmtx;
 	refused_from refused[REFUSED_NODES_MAX];
@@ -97,18 +110,42 @@ lwwd_clock_writer_before(lwwd *d)
 	struct lwwd_clock *c = d->clock;
 	uint64_t to;
 
-	if (c != NULL && (to = atomic_exchange(&c->rebase_to, 0)) != 0) {
+	if (c == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&c->wmtx);
+	c->wfenced = atomic_load(&c->fenced) != FENCE_NONE;
+	if ((to = atomic_exchange(&c->rebase_to, 0)) != 0) {
 		lww_hlc_rebase(&d->hlc, to);
 	}
+}
+
+int
+lwwd_clock_writer_fenced(lwwd *d)
+{
+	struct lwwd_clock *c = d->clock;
+
+	if (c == NULL || !c->wfenced) {
+		return 0;
+	}
+	atomic_fetch_add(&d->stats.clock_writes_refused, 1);
+	return 1;
 }
 
 void
 lwwd_clock_writer_after(lwwd *d)
 {
-	/* Not while a rebase waits: the value would be the old mark. */
-	if (d->clock != NULL && atomic_load(&d->clock->rebase_to) == 0) {
-		atomic_store(&d->clock->hlc_pub, d->hlc.last);
+	struct lwwd_clock *c = d->clock;
+
+	if (c == NULL) {
+		return;
 	}
+	/* Under wmtx: a rebase sets rebase_to and hlc_pub under it too, so
+	 * this never publishes the old mark over it. */
+	if (atomic_load(&c->rebase_to) == 0) {
+		atomic_store(&c->hlc_pub, d->hlc.last);
+	}
+	pthread_mutex_unlock(&c->wmtx);
 }
 
 void
@@ -180,12 +217,20 @@ lwwd_clock_refuse(lwwd *d, char *msg, size_t cap)
 		         "agrees again; fix time sync (NTP) on this machine",
 		         (long long) atomic_load(&c->fence_ms),
 		         (unsigned long long) atomic_load(&c->fence_peers));
+	} else if (atomic_load(&c->behind)) {
+		snprintf(msg, cap,
+		         "this node's clock is behind its peers and %lld ms "
+		         "behind its own high-water mark (a dead RTC or a "
+		         "clock set back?): local writes are refused, they "
+		         "would be stamped at a wrong time; fix time sync "
+		         "(NTP) on this machine",
+		         (long long) atomic_load(&c->fence_ms));
 	} else {
 		snprintf(
 		    msg, cap,
 		    "this node's clock high-water mark is %lld ms ahead of "
 		    "its wall clock (it ran ahead before): local writes "
-		    "resume once a peer confirms the clock; check time "
+		    "resume once the peers confirm the clock; check time "
 		    "sync (NTP) and that peers are reachable",
 		    (long long) atomic_load(&c->fence_ms));
 	}
@@ -231,24 +276,20 @@ aio_arm(struct lwwd_clock *c)
 	pthread_mutex_unlock(&c->mtx);
 }
 
-/* One probe of one peer; 0 and a sample on success. */
+/* One signed request to a peer's sync socket and its signed reply, by
+ * the monotonic deadline: 0 and the reply (the caller frees it), its
+ * signer in *signer. */
 static int
-probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
+rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
+    nng_msg **rep, lww_envelope *e, lww_peer *signer)
 {
 	struct lwwd_clock *c = d->clock;
-	uint64_t t1 = lwwd_now_ms(), m1 = lwwd_mono_ms(), t4, m4;
-	uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
-	lww_clock_probe r;
-	lww_envelope e;
-	lww_peer signer;
 	nng_msg *m;
 	lww_err rv;
 	int nrv;
 
-	lww_buf_reset(req);
 	lww_buf_reset(env);
-	if (lww_clock_req_encode(req, t1) != LWW_OK ||
-	    lww_envelope_seal(&d->key, req->p, req->len, env) != LWW_OK ||
+	if (lww_envelope_seal(&d->key, req->p, req->len, env) != LWW_OK ||
 	    nng_msg_alloc(&m, 0) != 0) {
 		return -1;
 	}
@@ -278,18 +319,40 @@ probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
 		         nng_strerror(nrv));
 		return -1;
 	}
-	t4 = lwwd_now_ms();
-	m4 = lwwd_mono_ms();
 	m = nng_aio_get_msg(c->aio);
 	nng_aio_set_msg(c->aio, NULL);
-	rv = lwwd_open_signed(d, 0, nng_msg_body(m), nng_msg_len(m), &e,
-	                      &signer);
-	if (rv == LWW_OK && signer.node == d->self) {
+	rv = lwwd_open_signed(d, 0, nng_msg_body(m), nng_msg_len(m), e, signer);
+	if (rv == LWW_OK && signer->node == d->self) {
 		rv = LWW_EFORGED; /* our own sync socket: a loop */
 	}
-	if (rv == LWW_OK) {
-		rv = lww_clock_rep_decode(e.payload, e.plen, &r);
+	if (rv != LWW_OK) {
+		nng_msg_free(m);
+		return -1;
 	}
+	*rep = m;
+	return 0;
+}
+
+/* One probe of one peer; 0 and a sample on success. */
+static int
+probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
+{
+	uint64_t t1 = lwwd_now_ms(), m1 = lwwd_mono_ms(), t4, m4;
+	uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
+	lww_clock_probe r;
+	lww_envelope e;
+	lww_peer signer;
+	nng_msg *m;
+	lww_err rv;
+
+	lww_buf_reset(req);
+	if (lww_clock_req_encode(req, t1) != LWW_OK ||
+	    rpc(d, p, req, env, deadline, &m, &e, &signer) != 0) {
+		return -1;
+	}
+	t4 = lwwd_now_ms();
+	m4 = lwwd_mono_ms();
+	rv = lww_clock_rep_decode(e.payload, e.plen, &r);
 	nng_msg_free(m);
 	if (rv != LWW_OK || r.t1 != t1) {
 		return -1;
@@ -337,9 +400,20 @@ publish_peer(lwwd *d, const clock_peer *p, const lww_skew_sample *best,
 
 /* ---- recovery from a high-water mark in the future ---- */
 
+enum {
+	V_REISSUE = 0, /* no asked peer holds the key: re-issue */
+	V_NEWER = 1,   /* a peer holds another write of it: adopt that */
+	V_UNKNOWN = 2, /* a peer could not tell: keep, export */
+	V_HELD = 3,    /* a peer holds this very write: keep, export */
+};
+
 typedef struct stranded {
 	lww_entry e;
 	uint8_t *bytes; /* key then value */
+	int verdict;
+	lww_entry pe; /* V_NEWER: the greatest peer's write of the key */
+	uint8_t *pbytes;
+	char held_by[LWW_TRUST_NAME_MAX + 1];
 } stranded;
 
 typedef struct find_acc {
@@ -351,6 +425,23 @@ typedef struct find_acc {
 	size_t n, cap;
 	int failed;
 } find_acc;
+
+/* A copy of e whose key and value live in *bytes (malloc'd). */
+static int
+entry_copy(const lww_entry *e, lww_entry *out, uint8_t **bytes)
+{
+	if ((*bytes = malloc(e->klen + e->vlen + 1)) == NULL) {
+		return -1;
+	}
+	*out = *e;
+	memcpy(*bytes, e->key, e->klen);
+	if (e->vlen > 0) {
+		memcpy(*bytes + e->klen, e->val, e->vlen);
+	}
+	out->key = *bytes;
+	out->val = e->vlen > 0 ? *bytes + e->klen : NULL;
+	return 0;
+}
 
 static int
 find_cb(const lww_entry *e, void *arg)
@@ -380,19 +471,23 @@ find_cb(const lww_entry *e, void *arg)
 		a->cap = cap;
 	}
 	s = &a->v[a->n];
-	s->e = *e;
-	if ((s->bytes = malloc(e->klen + e->vlen + 1)) == NULL) {
+	memset(s, 0, sizeof(*s));
+	if (entry_copy(e, &s->e, &s->bytes) != 0) {
 		a->failed = 1;
 		return 1;
 	}
-	memcpy(s->bytes, e->key, e->klen);
-	if (e->vlen > 0) {
-		memcpy(s->bytes + e->klen, e->val, e->vlen);
-	}
-	s->e.key = s->bytes;
-	s->e.val = e->vlen > 0 ? s->bytes + e->klen : NULL;
 	a->n++;
 	return 0;
+}
+
+static void
+find_free(find_acc *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->v[i].bytes);
+		free(a->v[i].pbytes);
+	}
+	free(a->v);
 }
 
 /* Whether the logged (not yet stored) writes hold one of ours stamped
@@ -416,16 +511,149 @@ logged_future(lwwd *d, uint64_t now_ms)
 	return found;
 }
 
-/* Re-issues this node's future-stamped writes at the confirmed time and
- * lowers the clock. 0 when done (the fence may lift), -1 to retry. */
+/* Asks peer p, by repair's leaf request, what it holds for each stranded
+ * key, and folds the answer into the verdicts. 0 if it answered all. */
 static int
-rebase(lwwd *d, uint64_t now_ms, uint64_t mark)
+ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		stranded *s = &a->v[i];
+		uint32_t leaf = lww_digest_index(
+		    lww_digest_bucket(s->e.key, s->e.klen), LWW_DIGEST_STORED);
+		uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
+		lww_leaf_rep rep;
+		lww_envelope e;
+		lww_peer signer;
+		lww_entry pe;
+		size_t off = 0;
+		nng_msg *m;
+		int seen = 0;
+
+		lww_buf_reset(req);
+		if (lww_leaf_req_begin(req) != LWW_OK ||
+		    lww_leaf_req_add(req, leaf, NULL, 0) != LWW_OK ||
+		    rpc(d, p, req, env, deadline, &m, &e, &signer) != 0) {
+			return -1;
+		}
+		if (lww_leaf_rep_decode(e.payload, e.plen, &rep) != LWW_OK) {
+			nng_msg_free(m);
+			return -1;
+		}
+		while (lww_entries_next(&rep.entries, &off, &pe)) {
+			if (lww_entry_key_cmp(&pe, &s->e) != 0) {
+				continue;
+			}
+			seen = 1;
+			if (pe.hlc == s->e.hlc && pe.node == s->e.node) {
+				s->verdict = V_HELD;
+				memcpy(s->held_by, signer.name,
+				       sizeof(s->held_by));
+			} else if (s->verdict <= V_NEWER &&
+			           (s->pbytes == NULL ||
+			            lww_entry_wins(&pe, &s->pe))) {
+				free(s->pbytes);
+				s->pbytes = NULL;
+				if (entry_copy(&pe, &s->pe, &s->pbytes) != 0) {
+					nng_msg_free(m);
+					return -1;
+				}
+				s->verdict = V_NEWER;
+			}
+		}
+		/* A leaf too large for one reply: absent may mean unsent. */
+		if (!seen && rep.done == 0 && s->verdict == V_REISSUE) {
+			s->verdict = V_UNKNOWN;
+		}
+		nng_msg_free(m);
+	}
+	return 0;
+}
+
+static void
+put_b64(FILE *f, const char *name, const uint8_t *p, size_t n)
+{
+	size_t blen =
+	    sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL);
+	char *b = malloc(blen);
+
+	if (b == NULL) {
+		fprintf(f, "\"%s\":null,", name);
+		return;
+	}
+	sodium_bin2base64(b, blen, p, n, sodium_base64_VARIANT_ORIGINAL);
+	fprintf(f, "\"%s\":\"%s\",\"%s_encoding\":\"base64\",", name, b, name);
+	free(b);
+}
+
+/* Writes the stranded writes that are not re-issued to a new file in the
+ * data directory, one JSON object a line (the fields of `lwwctl --json
+ * list`, plus why), synced. 0 on success (or nothing to write). */
+static int
+export_stranded(lwwd *d, const find_acc *a, uint64_t now_ms, char *path,
+                size_t cap)
+{
+	static const char *why[] = {"reissued", "peer_holds_other_write",
+	                            "peer_could_not_tell",
+	                            "peer_holds_it_in_future"};
+	size_t k = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < a->n; i++) {
+		k += a->v[i].verdict != V_REISSUE;
+	}
+	if (k == 0) {
+		return 0;
+	}
+	snprintf(path, cap, "%s/clock-stranded-%llu.jsonl", d->cfg.data,
+	         (unsigned long long) now_ms);
+	if ((f = fopen(path, "wx")) == NULL) {
+		return -1;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const stranded *s = &a->v[i];
+		if (s->verdict == V_REISSUE) {
+			continue;
+		}
+		fputc('{', f);
+		put_b64(f, "key", s->e.key, s->e.klen);
+		if (lww_entry_is_tombstone(&s->e)) {
+			fputs("\"removed\":true,", f);
+		} else {
+			put_b64(f, "value", s->e.val, s->e.vlen);
+		}
+		fprintf(f,
+		        "\"hlc\":%" PRIu64 ",\"wall_ms\":%" PRIu64
+		        ",\"logical\":%" PRIu64 ",\"node\":\"%016" PRIx64
+		        "\",\"reason\":\"%s\"}\n",
+		        s->e.hlc, lww_hlc_wall(s->e.hlc),
+		        lww_hlc_logical(s->e.hlc), s->e.node, why[s->verdict]);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Re-issues this node's future-stamped writes at the confirmed time and
+ * lowers the clock. Before it, the answering peers are asked what they
+ * hold for those keys: a key another write of which a peer holds (this
+ * node dropped it: it lost to the future stamp) is not re-issued, which
+ * would make the older write win, but the peer's write is adopted and
+ * ours exported; a key a peer holds this very write of (its clock ran
+ * ahead too) is kept and exported (it wins until its stamp passes).
+ * 0 when done (the fence may lift), -1 to retry. */
+static int
+rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 {
 	struct lwwd_clock *c = d->clock;
 	lww_scan q = {NULL, 0, NULL, 0, 0, 1, NULL};
 	find_acc a = {d, now_ms, 0, 0, NULL, 0, 0, 0};
-	uint64_t stamp, done = 0;
+	uint64_t stamp, done = 0, exported = 0, held = 0;
+	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	char path[4096] = "";
 	lww_txn *t = NULL;
+	size_t asked = 0;
 	lww_err rv;
 
 	/* Every acknowledged write into the store first (fenced: no new
@@ -442,83 +670,133 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark)
 		         a.failed ? "out of memory" : lww_strerror(rv));
 		goto out;
 	}
+	for (size_t i = 0; a.n > 0 && i < nask; i++) {
+		if (ask_peer(d, ask[i], &a, &req, &env) != 0) {
+			/* Half an answer is none: retry the whole. */
+			lwwd_log(LWWD_LOG_WARN, "clock_rebase_waits",
+			         "peer=%s reason=\"it did not answer what it "
+			         "holds for this node's stranded keys\" "
+			         "(retrying)",
+			         ask[i]->name);
+			goto out;
+		}
+		asked++;
+	}
+	if (a.n > 0 && asked == 0) {
+		goto out;
+	}
+	if (export_stranded(d, &a, now_ms, path, sizeof(path)) != 0) {
+		lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
+		         "reason=\"cannot write %s: %s\" (retrying; free "
+		         "space or fix permissions in the data directory)",
+		         path, strerror(errno));
+		goto out;
+	}
 	stamp = lww_hlc_make(now_ms, 0);
 	if (a.legit > stamp) {
 		stamp = a.legit;
 	}
-	if (a.n > 0) {
-		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
-			goto fail;
-		}
-		for (size_t i = 0; i < a.n; i++) {
-			lww_entry ne = a.v[i].e;
-			int won = 0;
+	if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+		goto fail;
+	}
+	for (size_t i = 0; i < a.n; i++) {
+		stranded *s = &a.v[i];
+		char kb[LWWD_LOG_KEY_MAX];
+		lww_entry ne = s->e;
+		int won = 0;
+
+		lwwd_log_key(kb, sizeof(kb), s->e.key, s->e.klen);
+		if (s->verdict == V_REISSUE) {
 			ne.hlc = ++stamp;
-			if ((rv = lww_txn_replace(t, &ne, &a.v[i].e, &won)) !=
+			if ((rv = lww_txn_replace(t, &ne, &s->e, &won)) !=
 			    LWW_OK) {
 				goto fail;
 			}
 			done += (uint64_t) won;
 			if (i < REISSUE_LOG_MAX) {
-				char kb[LWWD_LOG_KEY_MAX];
-				lwwd_log(LWWD_LOG_WARN, "clock_reissued",
-				         "key=%s %s old_stamp_ms=%llu "
-				         "new_stamp_ms=%llu",
-				         lwwd_log_key(kb, sizeof(kb), ne.key,
-				                      ne.klen),
-				         lww_entry_is_tombstone(&ne)
-				             ? "removed=1"
-				             : "removed=0",
-				         (unsigned long long) lww_hlc_wall(
-				             a.v[i].e.hlc),
-				         (unsigned long long) now_ms);
+				lwwd_log(
+				    LWWD_LOG_WARN, "clock_reissued",
+				    "key=%s %s old_stamp_ms=%llu "
+				    "new_stamp_ms=%llu",
+				    kb,
+				    lww_entry_is_tombstone(&ne) ? "removed=1"
+				                                : "removed=0",
+				    (unsigned long long) lww_hlc_wall(s->e.hlc),
+				    (unsigned long long) now_ms);
 			}
+			continue;
 		}
-		lww_txn_reset_hlc(t, stamp);
-		rv = lww_txn_commit(t);
-		t = NULL;
-		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
-			goto fail;
+		exported++;
+		if (s->verdict == V_NEWER) {
+			/* The peer's write is the newer one in real time as
+			 * far as anyone can tell: ours goes to the file. */
+			if ((rv = lww_txn_replace(t, &s->pe, &s->e, &won)) !=
+			    LWW_OK) {
+				goto fail;
+			}
+		} else if (s->verdict == V_HELD) {
+			held++;
 		}
-	} else {
-		/* Nothing to re-issue: only the persisted mark is lowered. */
-		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
-			goto fail;
-		}
-		lww_txn_reset_hlc(t, stamp);
-		rv = lww_txn_commit(t);
-		t = NULL;
-		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
-			goto fail;
+		if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
+			lwwd_log(
+			    LWWD_LOG_WARN, "clock_stranded_exported",
+			    "key=%s stamp_ms=%llu file=%s reason=\"%s\"", kb,
+			    (unsigned long long) lww_hlc_wall(s->e.hlc), path,
+			    s->verdict == V_NEWER
+			        ? "a peer holds another write of this "
+			          "key, which this node dropped: kept "
+			          "the peer's, not re-issued"
+			    : s->verdict == V_HELD
+			        ? "a peer accepted this write at its "
+			          "future stamp (its clock ran ahead "
+			          "too): it wins over later writes of "
+			          "the key until that time; rewrite the "
+			          "key then or remove it now"
+			        : "a peer could not tell what it holds "
+			          "for this key: kept as it is");
 		}
 	}
+	lww_txn_reset_hlc(t, stamp);
+	rv = lww_txn_commit(t);
+	t = NULL;
+	if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
+		goto fail;
+	}
+	/* Under the writer's lock: it never publishes its old mark over
+	 * this one (it reads rebase_to and stores hlc_pub under it). */
+	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->rebase_to, stamp);
 	atomic_store(&c->hlc_pub, stamp);
+	pthread_mutex_unlock(&c->wmtx);
 	atomic_fetch_add(&d->stats.clock_rebases, 1);
 	atomic_fetch_add(&d->stats.clock_stranded, a.n);
 	atomic_fetch_add(&d->stats.clock_reissued, done);
+	atomic_fetch_add(&d->stats.clock_exported, exported);
+	atomic_fetch_add(&d->stats.clock_future_held, held);
 	lwwd_log(LWWD_LOG_WARN, "clock_rebased",
 	         "mark_ms=%llu now_ms=%llu stranded=%zu reissued=%llu "
-	         "others_future=%llu (this node's writes stamped in the "
+	         "exported=%llu held_by_peers=%llu others_future=%llu "
+	         "peers_asked=%zu%s%s (this node's writes stamped in the "
 	         "future, which peers refused, are re-issued at the "
-	         "corrected time; peers fetch them by repair)",
+	         "corrected time unless a peer holds another write of the "
+	         "key; peers fetch them by repair)",
 	         (unsigned long long) lww_hlc_wall(mark),
 	         (unsigned long long) now_ms, a.n, (unsigned long long) done,
-	         (unsigned long long) a.foreign);
-	for (size_t i = 0; i < a.n; i++) {
-		free(a.v[i].bytes);
-	}
-	free(a.v);
+	         (unsigned long long) exported, (unsigned long long) held,
+	         (unsigned long long) a.foreign, asked,
+	         exported > 0 ? " file=" : "", exported > 0 ? path : "");
+	find_free(&a);
+	lww_buf_fini(&req);
+	lww_buf_fini(&env);
 	return 0;
 fail:
 	lww_txn_abort(t);
 	lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
 	         "reason=\"%s\" (retrying)", lww_strerror(rv));
 out:
-	for (size_t i = 0; i < a.n; i++) {
-		free(a.v[i].bytes);
-	}
-	free(a.v);
+	find_free(&a);
+	lww_buf_fini(&req);
+	lww_buf_fini(&env);
 	return -1;
 }
 
@@ -531,7 +809,11 @@ set_fence(lwwd *d, int fence, int64_t ms, size_t peers)
 
 	atomic_store(&c->fence_ms, ms);
 	atomic_store(&c->fence_peers, peers);
+	/* Under the writer's lock: once this returns, no local write is
+	 * stamped unfenced and every earlier one is logged. */
+	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->fenced, fence);
+	pthread_mutex_unlock(&c->wmtx);
 	atomic_store(&d->stats.clock_fenced, (uint64_t) fence);
 	if (fence == c->fence) {
 		return;
@@ -565,20 +847,26 @@ judge(lwwd *d)
 	struct lwwd_clock *c = d->clock;
 	uint64_t now = lwwd_mono_ms(), wall = lwwd_now_ms();
 	lww_skew_sample best[64];
+	clock_peer *ask[64];
 	size_t n = 0;
 	int64_t off = 0;
 	uint64_t unc = 0, mark, mark_wall;
 	lww_skew_state st;
-	int confirmed, fence = FENCE_NONE;
+	int agrees, fence = FENCE_NONE;
 	int64_t fence_ms = 0;
 
 	for (size_t i = 0; i < c->npeers; i++) {
 		lww_skew_sample s;
-		int have = lww_skew_best(&c->peers[i].skew, now, &s);
-		if (have && n < 64) {
+		int have = lww_skew_best(&c->peers[i].skew, now, &s), dup = 0;
+		/* One vote per node, however many URLs reach it. */
+		for (size_t j = 0; have && j < i; j++) {
+			dup |= c->peers[j].node == c->peers[i].node;
+		}
+		if (have && !dup && n < 64) {
+			ask[n] = &c->peers[i];
 			best[n++] = s;
 		}
-		if (c->peers[i].node != 0) {
+		if (c->peers[i].node != 0 && !dup) {
 			publish_peer(d, &c->peers[i], &s, have);
 		}
 	}
@@ -587,7 +875,7 @@ judge(lwwd *d)
 		atomic_store(&d->stats.clock_uncertainty_ms, unc);
 	}
 	atomic_store(&d->stats.clock_peers, n);
-	st = lww_skew_judge(c->state, n, off, unc, c->threshold);
+	st = lww_skew_judge(c->state, best, n, c->threshold);
 	if (st != c->state && st != LWW_SKEW_UNKNOWN &&
 	    c->state != LWW_SKEW_UNKNOWN) {
 		lwwd_log(LWWD_LOG_WARN, "clock_state",
@@ -599,8 +887,8 @@ judge(lwwd *d)
 		             ? " (too few peers answer to fence; fix time "
 		               "sync)"
 		         : st == LWW_SKEW_BEHIND
-		             ? " (behind the peers: the clock carries writes "
-		               "forward, but fix time sync)"
+		             ? " (this clock is behind the peers: fix time "
+		               "sync)"
 		             : "");
 	} else if (st != c->state &&
 	           (st == LWW_SKEW_AHEAD_UNSURE || st == LWW_SKEW_BEHIND)) {
@@ -618,15 +906,21 @@ judge(lwwd *d)
 	 * configured it is no matter. */
 	mark = atomic_load(&c->hlc_pub);
 	mark_wall = lww_hlc_wall(mark);
-	confirmed =
-	    n >= 1 && st != LWW_SKEW_AHEAD && st != LWW_SKEW_AHEAD_UNSURE;
+	/* Only a clock that agrees with the fleet confirms the wall clock:
+	 * one far behind (a dead RTC) would re-stamp this node's writes
+	 * into the past, where they lose everywhere. */
+	agrees = st == LWW_SKEW_OK && lww_skew_agrees(best, n, c->threshold);
 	if (st == LWW_SKEW_AHEAD) {
 		fence = FENCE_AHEAD;
 		fence_ms = off;
 	} else if (c->npeers > 0 && mark_wall > wall + d->cfg.max_drift) {
 		fence = FENCE_MARK;
 		fence_ms = (int64_t) (mark_wall - wall);
-		if (confirmed && rebase(d, wall, mark) == 0) {
+		atomic_store(&c->behind, st == LWW_SKEW_BEHIND);
+		/* Fenced before the rebase reads the store: no local write
+		 * is stamped from the old mark meanwhile. */
+		set_fence(d, fence, fence_ms, n);
+		if (agrees && rebase(d, wall, mark, ask, n) == 0) {
 			fence = FENCE_NONE;
 		}
 	}
@@ -680,6 +974,7 @@ lwwd_clock_start(lwwd *d)
 	d->clock = c;
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_mutex_init(&c->rmtx, NULL);
+	pthread_mutex_init(&c->wmtx, NULL);
 	lwwd_cond_init(&c->cv);
 	c->threshold = d->cfg.max_drift / 2;
 	c->state = LWW_SKEW_UNKNOWN;
@@ -765,5 +1060,6 @@ lwwd_clock_free(lwwd *d)
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mtx);
 	pthread_mutex_destroy(&c->rmtx);
+	pthread_mutex_destroy(&c->wmtx);
 	free(c);
 }

@@ -162,6 +162,8 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t clock_rebases;          /* future marks recovered */
 	_Atomic uint64_t clock_stranded;         /* own future writes found */
 	_Atomic uint64_t clock_reissued;         /* ... and re-issued */
+	_Atomic uint64_t clock_exported;         /* ... or exported */
+	_Atomic uint64_t clock_future_held;      /* ... a peer holds them */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -436,6 +438,9 @@ void lwwd_clock_free(lwwd *d);
 int lwwd_clock_refuse(lwwd *d, char *msg, size_t cap);
 /* Writer, before stamping a group: lowers its clock if recovery asks. */
 void lwwd_clock_writer_before(lwwd *d);
+/* Writer, while stamping a group: 1 (counted) if local writes are
+ * fenced for the clock; they are refused with LWW_ECLOCK. */
+int lwwd_clock_writer_fenced(lwwd *d);
 /* Writer, after a group: publishes its clock. */
 void lwwd_clock_writer_after(lwwd *d);
 /* Writer: an entry stamped by node was refused as beyond max drift. */

@@ -220,6 +220,15 @@ static const metric metrics[] = {
     {"clock", "reissued", "lww_clock_reissued_total", NULL, "counter",
      "Own future-stamped writes re-issued at the corrected time.",
      A(clock_reissued), 1},
+    {"clock", "exported", "lww_clock_exported_total", NULL, "counter",
+     "Own future-stamped writes not re-issued (a peer holds another write "
+     "of the key, or this one in the future, or could not tell) but "
+     "exported to a file in the data directory.",
+     A(clock_exported), 1},
+    {"clock", "future_held", "lww_clock_future_held_total", NULL, "counter",
+     "Own future-stamped writes that a peer holds at that future stamp "
+     "(they win over later writes of the key until then).",
+     A(clock_future_held), 1},
 };
 
 static lww_err

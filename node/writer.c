@@ -168,6 +168,12 @@ stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
 	size_t off = 0;
 	lww_err rv;
 
+	/* Checked again here, not only at the API: a write admitted just
+	 * before the clock fenced must not be stamped from a mark that a
+	 * recovery is lowering meanwhile (clock.c). */
+	if (lwwd_clock_writer_fenced(d)) {
+		return LWW_ECLOCK;
+	}
 	if (op->req.op == LWW_OP_LOAD) {
 		while (lww_entries_next(&op->req.items, &off, &e)) {
 			if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK) {

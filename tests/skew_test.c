@@ -135,40 +135,98 @@ test_fleet_median(void **state)
 	assert_int_equal(unc, 5);
 }
 
+/* Judges n peers that all see this clock `ahead` ms ahead of theirs,
+ * each with an uncertainty of unc ms. */
+static lww_skew_state
+judge_all(lww_skew_state prev, size_t n, int64_t ahead, uint64_t unc)
+{
+	lww_skew_sample v[8];
+	for (size_t i = 0; i < n && i < 8; i++) {
+		v[i].offset_ms = -ahead;
+		v[i].delay_ms = 2 * unc;
+		v[i].at_ms = 0;
+	}
+	return lww_skew_judge(prev, v, n, 500);
+}
+
 static void
 test_judge(void **state)
 {
 	lww_skew_state st = LWW_SKEW_UNKNOWN;
 	(void) state;
 
-	assert_int_equal(lww_skew_judge(st, 0, 3600000, 1, 500),
-	                 LWW_SKEW_UNKNOWN);
+	assert_int_equal(judge_all(st, 0, 3600000, 1), LWW_SKEW_UNKNOWN);
 	/* Fencing needs a quorum; one peer only warns. */
-	assert_int_equal(lww_skew_judge(st, 1, 3600000, 1, 500),
-	                 LWW_SKEW_AHEAD_UNSURE);
-	st = lww_skew_judge(st, 2, 3600000, 1, 500);
+	assert_int_equal(judge_all(st, 1, 3600000, 1), LWW_SKEW_AHEAD_UNSURE);
+	st = judge_all(st, 2, 3600000, 1);
 	assert_int_equal(st, LWW_SKEW_AHEAD);
 	/* Hysteresis: stays fenced until within half the threshold. */
-	assert_int_equal(lww_skew_judge(st, 3, 400, 1, 500), LWW_SKEW_AHEAD);
-	st = lww_skew_judge(st, 3, 240, 1, 500);
+	assert_int_equal(judge_all(st, 3, 400, 1), LWW_SKEW_AHEAD);
+	st = judge_all(st, 3, 240, 1);
 	assert_int_equal(st, LWW_SKEW_OK);
 	/* Entering counts the uncertainty in our favour. */
-	assert_int_equal(lww_skew_judge(st, 3, 600, 150, 500), LWW_SKEW_OK);
-	assert_int_equal(lww_skew_judge(st, 3, 600, 50, 500), LWW_SKEW_AHEAD);
+	assert_int_equal(judge_all(st, 3, 600, 150), LWW_SKEW_OK);
+	assert_int_equal(judge_all(st, 3, 600, 50), LWW_SKEW_AHEAD);
 	/* Jitter of +-100 ms never leaves OK. */
 	for (int i = 0; i < 1000; i++) {
-		st = lww_skew_judge(st, 1 + (size_t) (i % 3),
-		                    i % 2 ? 100 : -100, 3, 500);
+		st = judge_all(st, 1 + (size_t) (i % 3), i % 2 ? 100 : -100, 3);
 		assert_int_equal(st, LWW_SKEW_OK);
 	}
 	/* Behind is reported, with the same hysteresis. */
-	st = lww_skew_judge(st, 3, -600, 1, 500);
+	st = judge_all(st, 3, -600, 1);
 	assert_int_equal(st, LWW_SKEW_BEHIND);
-	assert_int_equal(lww_skew_judge(st, 3, -300, 1, 500), LWW_SKEW_BEHIND);
-	assert_int_equal(lww_skew_judge(st, 3, -200, 1, 500), LWW_SKEW_OK);
+	assert_int_equal(judge_all(st, 3, -300, 1), LWW_SKEW_BEHIND);
+	assert_int_equal(judge_all(st, 3, -200, 1), LWW_SKEW_OK);
 	assert_string_equal(lww_skew_state_name(LWW_SKEW_AHEAD), "ahead");
 	assert_string_equal(lww_skew_state_name((lww_skew_state) 99),
 	                    "unknown");
+}
+
+/* One peer with a wrong clock never fences a healthy node: with two
+ * peers the median would be their mean (1100 ms behind and 0: 550 ahead,
+ * beyond a 500 ms threshold). A strict majority must see us ahead. */
+static void
+test_one_wrong_peer(void **state)
+{
+	/* offset: the peer's clock minus ours */
+	lww_skew_sample two[2] = {{-1100, 2, 0}, {0, 2, 0}};
+	lww_skew_sample four[4] = {
+	    {-1100, 2, 0}, {0, 2, 0}, {3, 2, 0}, {-2, 2, 0}};
+	lww_skew_sample most[3] = {{-1100, 2, 0}, {-900, 2, 0}, {0, 2, 0}};
+	lww_skew_sample wrong[2] = {{1100, 2, 0}, {1100, 2, 0}};
+	(void) state;
+
+	assert_int_equal(lww_skew_judge(LWW_SKEW_OK, two, 2, 500), LWW_SKEW_OK);
+	assert_int_equal(lww_skew_judge(LWW_SKEW_OK, four, 4, 500),
+	                 LWW_SKEW_OK);
+	/* Ahead of two of three: fenced. */
+	assert_int_equal(lww_skew_judge(LWW_SKEW_OK, most, 3, 500),
+	                 LWW_SKEW_AHEAD);
+	/* The wrong node itself is behind both: reported, not fenced. */
+	assert_int_equal(lww_skew_judge(LWW_SKEW_OK, wrong, 2, 500),
+	                 LWW_SKEW_BEHIND);
+	/* Agreement (what a recovery needs): a majority within the
+	 * threshold, uncertainty included; behind does not agree. */
+	assert_true(lww_skew_agrees(four, 4, 500));
+	assert_false(lww_skew_agrees(wrong, 2, 500));
+	assert_false(lww_skew_agrees(two, 2, 500));
+	assert_false(lww_skew_agrees(two, 0, 500));
+}
+
+/* For an odd count the uncertainty bounds the median itself: the middle
+ * sample may be precise while a wide neighbour could be the median. */
+static void
+test_fleet_uncertainty_bounds_median(void **state)
+{
+	lww_skew_sample v[3] = {{-1000, 2, 0}, {0, 2, 0}, {1000, 4000, 0}};
+	int64_t off = 0;
+	uint64_t unc = 0;
+	(void) state;
+
+	assert_int_equal(lww_skew_fleet(v, 3, &off, &unc), 1);
+	assert_true(off == 0);
+	/* The third peer may really be at -1000: the median then is. */
+	assert_true(unc >= 1000);
 }
 
 int
@@ -180,6 +238,8 @@ main(void)
 	    cmocka_unit_test(test_step_is_seen_in_two_probes),
 	    cmocka_unit_test(test_fleet_median),
 	    cmocka_unit_test(test_judge),
+	    cmocka_unit_test(test_one_wrong_peer),
+	    cmocka_unit_test(test_fleet_uncertainty_bounds_median),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
