@@ -11,7 +11,9 @@ condition with a generous deadline.
 LWW_CLOCK_SOAK_S=N makes JitterSoak run N seconds (default 20), for the
 README's figure."""
 
+import base64
 import glob
+import json
 import os
 import re
 import sys
@@ -169,8 +171,15 @@ class FutureMark(ClusterTest):
         self.assertEqual(n1.ctl("add", "stranded", "s1").rc, 0)
         self.assertEqual(n1.ctl("add", "gone", "g1").rc, 0)
         self.assertEqual(n1.ctl("remove", "gone").rc, 0)
+        self.assertEqual(n1.ctl("add", "contested", "old-from-n1").rc, 0)
         for n in others:
             n.start()
+        # Written later in real time by n2: n1 drops it (it loses to n1's
+        # future stamp), so re-issuing n1's write would make the older
+        # one win everywhere (finding 4).
+        self.assertEqual(others[0].ctl("add", "contested", "newer").rc, 0)
+        wait_until(lambda: replicated(others, "contested", "newer"),
+                   timeout=15, what="n2's write reaches the peers")
         wait_until(lambda: clock(n1)["fenced"] == 1, timeout=20,
                    what="n1 fences once its peers answer")
         # The peers refused its writes, and n1 learns it (step 4).
@@ -200,6 +209,23 @@ class FutureMark(ClusterTest):
         wait_until(lambda: all(n.ctl("lookup", "gone").rc == 1
                                for n in c.nodes), timeout=20,
                    what="the stranded remove replicates")
+        # The contested key: the peers' newer write is kept (n1 adopts
+        # it), and n1's own goes to a file in its data directory.
+        wait_until(lambda: replicated(c.nodes, "contested", "newer"),
+                   timeout=20, what="the newer write of a contested key "
+                   "stays and n1 adopts it")
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            lines = [json.loads(x) for x in f]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertEqual(base64.b64decode(lines[0]["key"]), b"contested")
+        self.assertEqual(base64.b64decode(lines[0]["value"]),
+                         b"old-from-n1")
+        self.assertEqual(lines[0]["reason"], "peer_holds_other_write")
+        self.assertIn('event=clock_stranded_exported key="contested"',
+                      n1.logtext())
+        self.assertEqual(clock(n1)["exported"], 1)
         self.assertEqual(n1.ctl("add", "stranded", "s2").rc, 0)
         self.assertEqual(n1.lookup("stranded"), "s2")
         wait_until(lambda: replicated(others, "stranded", "s2"), timeout=15,
@@ -268,5 +294,88 @@ class JitterSoak(ClusterTest):
         self.run_jitter(3, float(os.environ.get("LWW_CLOCK_SOAK_S", "20")))
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class WrongPeer(ClusterTest):
+    def test_one_peer_behind_never_fences_the_healthy_two(self):
+        # A median of two peers is their mean: with n3 1.1 s behind, n1
+        # and n2 saw themselves 550 ms ahead (beyond max-drift/2) and
+        # fenced, while n3, the wrong one, kept writing (finding 1).
+        c = self.cluster(3)
+        for node in c.nodes:
+            clk = os.path.join(c.dir, f"{node.name}.clock")
+            set_clock(clk, "-1.1" if node.name == "n3" else "+0")
+            node.wrap = preload(clk)
+        c.start()
+        n1, n2, n3 = c.nodes
+        wait_until(lambda: all(clock(x)["peers"] == 2 for x in c.nodes),
+                   timeout=20, what="every node measures its peers")
+        # Each healthy node must see n3 behind before anything is judged.
+        wait_until(lambda: clock(n3)["offset_ms"] < -1000, timeout=20,
+                   what="n3 is seen 1.1 s behind")
+        for i in range(8):
+            for x in (n1, n2):
+                st = clock(x)
+                self.assertEqual(st["fenced"], 0, (x.name, st))
+                r = x.ctl("add", f"{x.name}-{i}", "v")
+                self.assertEqual(r.rc, 0, r)
+            time.sleep(0.7)
+        for x in (n1, n2):
+            self.assertEqual(clock(x)["fences"], 0, x.name)
+            self.assertNotIn("event=clock_fenced", x.logtext())
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class DeadRtc(ClusterTest):
+    def test_clock_far_behind_never_restamps_into_the_past(self):
+        # A node whose RTC died boots far in the past with a correct
+        # stored mark: it counted as confirmed and re-stamped all its
+        # writes to then, where they lose everywhere (finding 2).
+        c = self.cluster(3)
+        n1, *others = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+0")
+        n1.wrap = preload(clk)
+        c.start()
+        self.assertEqual(n1.ctl("add", "mine", "v").rc, 0)
+        wait_until(lambda: replicated(others, "mine", "v"), timeout=15,
+                   what="n1's write replicates")
+        stamp = n1.ctl("--json", "lookup", "mine").json()["hlc"]
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk, "-2592000")  # thirty days back
+        n1.start()
+        wait_until(lambda: clock(n1)["peers"] == 2 and
+                   clock(n1)["offset_ms"] < -2000000000, timeout=20,
+                   what="n1 sees itself far behind")
+        # Several rounds of probes: never a rebase, and still fenced.
+        time.sleep(3)
+        st = clock(n1)
+        self.assertEqual(st["rebases"], 0, st)
+        self.assertEqual(st["fenced"], 2, st)
+        r = n1.ctl("add", "late", "x")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("clock", r.err)
+        self.assertIn("behind", r.err)
+        self.assertEqual(n1.ctl("--json", "lookup", "mine").json()["hlc"],
+                         stamp)
+        self.assertNotIn("event=clock_rebased", n1.logtext())
+        # The clock is fixed: it recovers alone, nothing re-stamped back.
+        set_clock(clk, "+0")
+        wait_until(lambda: n1.ctl("add", "late", "y").rc == 0, timeout=30,
+                   what="n1 accepts writes again")
+        self.assertGreaterEqual(
+            n1.ctl("--json", "lookup", "mine").json()["hlc"], stamp)
+        wait_until(lambda: replicated(others, "late", "y"), timeout=15,
+                   what="its new write replicates")
+
+
 if __name__ == "__main__":
-    unittest.main()
+    prog = unittest.main(exit=False)
+    r = prog.result
+    if not r.wasSuccessful():
+        sys.exit(1)
+    # ctest's SKIP_RETURN_CODE: skipped (no libfaketime) is not passed.
+    if r.skipped and len(r.skipped) == r.testsRun:
+        sys.exit(77)
+    sys.exit(0)
