@@ -411,6 +411,7 @@ typedef struct stranded {
 	lww_entry e;
 	uint8_t *bytes; /* key then value */
 	int verdict;
+	int seen;     /* in the reply being read */
 	lww_entry pe; /* V_NEWER: the greatest peer's write of the key */
 	uint8_t *pbytes;
 	char held_by[LWW_TRUST_NAME_MAX + 1];
@@ -511,60 +512,149 @@ logged_future(lwwd *d, uint64_t now_ms)
 	return found;
 }
 
-/* Asks peer p, by repair's leaf request, what it holds for each stranded
- * key, and folds the answer into the verdicts. 0 if it answered all. */
+/* Leaves asked for in one request (a reply holds at most about
+ * LWW_SYNC_REPLY_BYTES_TARGET and says how many leaves it served). */
+#define ASK_LEAVES 256
+
+static uint32_t
+leaf_of(const lww_entry *e)
+{
+	return lww_digest_index(lww_digest_bucket(e->key, e->klen),
+	                        LWW_DIGEST_STORED);
+}
+
+/* Stranded writes in order of leaf, then key: the order asked in. */
+static int
+stranded_cmp(const void *x, const void *y)
+{
+	const stranded *a = x, *b = y;
+	uint32_t la = leaf_of(&a->e), lb = leaf_of(&b->e);
+
+	if (la != lb) {
+		return la < lb ? -1 : 1;
+	}
+	return lww_entry_key_cmp(&a->e, &b->e);
+}
+
+/* The stranded write with e's key among v[lo, hi), or NULL. */
+static stranded *
+stranded_find(stranded *v, size_t lo, size_t hi, const lww_entry *e)
+{
+	uint32_t le = leaf_of(e);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t lm = leaf_of(&v[mid].e);
+		int c = lm != le ? (lm < le ? -1 : 1)
+		                 : lww_entry_key_cmp(&v[mid].e, e);
+		if (c == 0) {
+			return &v[mid];
+		}
+		if (c < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return NULL;
+}
+
+/* Folds what peer p holds for s's key (pe) into s's verdict. */
+static int
+fold(stranded *s, const lww_entry *pe, const char *peer)
+{
+	if (pe->hlc == s->e.hlc && pe->node == s->e.node) {
+		s->verdict = V_HELD;
+		snprintf(s->held_by, sizeof(s->held_by), "%s", peer);
+	} else if (s->verdict <= V_NEWER &&
+	           (s->pbytes == NULL || lww_entry_wins(pe, &s->pe))) {
+		free(s->pbytes);
+		s->pbytes = NULL;
+		if (entry_copy(pe, &s->pe, &s->pbytes) != 0) {
+			return -1;
+		}
+		s->verdict = V_NEWER;
+	}
+	return 0;
+}
+
+/* Asks peer p, by repair's leaf request (no summaries: the whole leaf),
+ * what it holds for each stranded key (a->v sorted by stranded_cmp), and
+ * folds the answers into the verdicts. 0 if it answered all. */
 static int
 ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
 {
-	for (size_t i = 0; i < a->n; i++) {
-		stranded *s = &a->v[i];
-		uint32_t leaf = lww_digest_index(
-		    lww_digest_bucket(s->e.key, s->e.klen), LWW_DIGEST_STORED);
+	size_t i = 0;
+
+	while (i < a->n) {
 		uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
+		size_t j = i, nleaves = 0, end;
+		uint32_t last = 0;
 		lww_leaf_rep rep;
 		lww_envelope e;
 		lww_peer signer;
 		lww_entry pe;
 		size_t off = 0;
 		nng_msg *m;
-		int seen = 0;
 
 		lww_buf_reset(req);
-		if (lww_leaf_req_begin(req) != LWW_OK ||
-		    lww_leaf_req_add(req, leaf, NULL, 0) != LWW_OK ||
-		    rpc(d, p, req, env, deadline, &m, &e, &signer) != 0) {
+		if (lww_leaf_req_begin(req) != LWW_OK) {
 			return -1;
 		}
-		if (lww_leaf_rep_decode(e.payload, e.plen, &rep) != LWW_OK) {
+		/* Distinct leaves from i on. */
+		for (; j < a->n; j++) {
+			uint32_t l = leaf_of(&a->v[j].e);
+			if (nleaves > 0 && l == last) {
+				continue;
+			}
+			if (nleaves == ASK_LEAVES ||
+			    lww_leaf_req_add(req, l, NULL, 0) != LWW_OK) {
+				break;
+			}
+			last = l;
+			nleaves++;
+		}
+		if (rpc(d, p, req, env, deadline, &m, &e, &signer) != 0) {
+			return -1;
+		}
+		if (lww_leaf_rep_decode(e.payload, e.plen, &rep) != LWW_OK ||
+		    rep.done > nleaves) {
 			nng_msg_free(m);
 			return -1;
 		}
-		while (lww_entries_next(&rep.entries, &off, &pe)) {
-			if (lww_entry_key_cmp(&pe, &s->e) != 0) {
-				continue;
+		/* The stranded writes of the leaves fully served, or of the
+		 * first if it alone overflowed the reply. */
+		end = i;
+		for (size_t k = 0; end < a->n; end++) {
+			uint32_t l = leaf_of(&a->v[end].e);
+			if (end > i && l != leaf_of(&a->v[end - 1].e)) {
+				k++;
 			}
-			seen = 1;
-			if (pe.hlc == s->e.hlc && pe.node == s->e.node) {
-				s->verdict = V_HELD;
-				memcpy(s->held_by, signer.name,
-				       sizeof(s->held_by));
-			} else if (s->verdict <= V_NEWER &&
-			           (s->pbytes == NULL ||
-			            lww_entry_wins(&pe, &s->pe))) {
-				free(s->pbytes);
-				s->pbytes = NULL;
-				if (entry_copy(&pe, &s->pe, &s->pbytes) != 0) {
+			if (k == (rep.done > 0 ? rep.done : 1)) {
+				break;
+			}
+		}
+		while (lww_entries_next(&rep.entries, &off, &pe)) {
+			stranded *s = stranded_find(a->v, i, end, &pe);
+			if (s != NULL) {
+				s->seen = 1;
+				if (fold(s, &pe, signer.name) != 0) {
 					nng_msg_free(m);
 					return -1;
 				}
-				s->verdict = V_NEWER;
 			}
 		}
-		/* A leaf too large for one reply: absent may mean unsent. */
-		if (!seen && rep.done == 0 && s->verdict == V_REISSUE) {
-			s->verdict = V_UNKNOWN;
-		}
 		nng_msg_free(m);
+		for (size_t k = i; k < end; k++) {
+			/* A leaf too large for one reply: absent may mean
+			 * unsent. */
+			if (!a->v[k].seen && rep.done == 0 &&
+			    a->v[k].verdict == V_REISSUE) {
+				a->v[k].verdict = V_UNKNOWN;
+			}
+			a->v[k].seen = 0;
+		}
+		i = end;
 	}
 	return 0;
 }
@@ -670,6 +760,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 		         a.failed ? "out of memory" : lww_strerror(rv));
 		goto out;
 	}
+	qsort(a.v, a.n, sizeof(*a.v), stranded_cmp);
 	for (size_t i = 0; a.n > 0 && i < nask; i++) {
 		if (ask_peer(d, ask[i], &a, &req, &env) != 0) {
 			/* Half an answer is none: retry the whole. */
@@ -999,7 +1090,7 @@ lwwd_clock_start(lwwd *d)
 		c->npeers++;
 		nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
 		                  NNG_DURATION_INFINITE);
-		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 4096);
+		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
 		if (lwwd_dial(&d->cfg, p->sock, p->url, "sync of --peer") !=
