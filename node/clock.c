@@ -45,6 +45,10 @@
 
 #define PROBE_EVERY_MS   1000
 #define PROBE_TIMEOUT_MS 800
+/* A round's time after which failing peers wait for the next round. */
+#define PROBE_ROUND_MS 3000
+/* A failing peer is probed at least every this many rounds. */
+#define PROBE_BACKOFF_MAX 8
 /* Distinct stamping nodes whose drift refusals are counted. */
 #define REFUSED_NODES_MAX 256
 /* Re-issued keys named one per log line; the rest are counted. */
@@ -62,6 +66,7 @@ typedef struct clock_peer {
 	uint64_t refused; /* its count of our entries it refused */
 	unsigned fails;   /* probes failed in a row */
 	unsigned skip;    /* rounds left to skip it (a dead peer) */
+	int answered;     /* its last probe was answered */
 } clock_peer;
 
 typedef struct refused_from {
@@ -1027,11 +1032,33 @@ clock_main(void *arg)
 	uint64_t due = lwwd_mono_ms();
 
 	while (!atomic_load(&c->stop)) {
+		uint64_t round = lwwd_mono_ms();
+		/* Probes are sequential, each up to PROBE_TIMEOUT_MS: peers
+		 * whose last probe was answered are probed every round; the
+		 * others (failing, or not yet heard) only every
+		 * min(failures, PROBE_BACKOFF_MAX)th round and not once the
+		 * round ran PROBE_ROUND_MS, so that dead peers never starve
+		 * the live ones' freshness window (LWW_SKEW_FRESH_MS). */
 		for (size_t i = 0; i < c->npeers && !atomic_load(&c->stop);
 		     i++) {
+			clock_peer *p = &c->peers[i];
 			lww_skew_sample s;
-			if (probe(d, &c->peers[i], &req, &env, &s) == 0) {
-				lww_skew_add(&c->peers[i].skew, &s);
+			if (!p->answered &&
+			    (p->skip > 0 ||
+			     lwwd_mono_ms() - round > PROBE_ROUND_MS)) {
+				if (p->skip > 0) {
+					p->skip--;
+				}
+				continue;
+			}
+			if (probe(d, p, &req, &env, &s) == 0) {
+				lww_skew_add(&p->skew, &s);
+				p->fails = 0;
+				p->answered = 1;
+			} else {
+				p->answered = 0;
+				p->fails += p->fails < PROBE_BACKOFF_MAX;
+				p->skip = p->fails - 1;
 			}
 		}
 		if (atomic_load(&c->stop)) {

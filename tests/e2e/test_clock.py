@@ -379,6 +379,23 @@ class WrongPeer(ClusterTest):
             self.assertNotIn("event=clock_fenced", x.logtext())
 
 
+class DeadPeers(ClusterTest):
+    def test_dead_peers_do_not_starve_the_live_ones(self):
+        # Probes are sequential with an 800 ms timeout: 16 dead peers
+        # took 12.8 s a round, beyond the 10 s in which a sample counts,
+        # so the live peers never counted (finding 7).
+        c = self.cluster(3)
+        n1 = c.nodes[0]
+        for i in range(16):
+            n1.extra += ["--peer", f"ipc://{c.dir}/dead{i}.gossip"]
+        c.start()
+        wait_until(lambda: clock(n1)["peers"] == 2, timeout=30,
+                   what="n1 counts its two live peers")
+        for _ in range(30):
+            self.assertEqual(clock(n1)["peers"], 2)
+            time.sleep(0.5)
+
+
 @unittest.skipIf(FAKETIME is None, "libfaketime not installed "
                  "(Debian faketime; scripts/deps installs it)")
 class DeadRtc(ClusterTest):
