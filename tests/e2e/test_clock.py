@@ -379,6 +379,28 @@ class WrongPeer(ClusterTest):
             self.assertNotIn("event=clock_fenced", x.logtext())
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class SamePeerTwice(ClusterTest):
+    def test_one_node_reached_twice_is_one_vote(self):
+        # Peers were counted per URL: one node named twice made the two
+        # answering peers that fencing needs (finding 7).
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        n1.extra = ["--peer", n2.gossip]
+        c.start()
+        wait_until(lambda: clock(n1)["state"] == 3, timeout=20,
+                   what="n1 sees itself ahead of its one peer")
+        for _ in range(4):
+            st = clock(n1)
+            self.assertEqual((st["peers"], st["fenced"]), (1, 0), st)
+            time.sleep(0.5)
+        self.assertIn("state=ahead_unsure", n1.logtext())
+
+
 class DeadPeers(ClusterTest):
     def test_dead_peers_do_not_starve_the_live_ones(self):
         # Probes are sequential with an 800 ms timeout: 16 dead peers
