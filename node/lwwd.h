@@ -441,6 +441,10 @@ void lwwd_clock_writer_before(lwwd *d);
 /* Writer, while stamping a group: 1 (counted) if local writes are
  * fenced for the clock; they are refused with LWW_ECLOCK. */
 int lwwd_clock_writer_fenced(lwwd *d);
+/* Writer, while stamping a group: 1 (counted, logged) if key is one a
+ * peer holds a future-stamped write of this node for: a write now would
+ * lose to it, so it is refused with LWW_ECLOCK until that stamp passes. */
+int lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen);
 /* Writer, after a group: publishes its clock. */
 void lwwd_clock_writer_after(lwwd *d);
 /* Writer: an entry stamped by node was refused as beyond max drift. */

@@ -226,8 +226,9 @@ static const metric metrics[] = {
      "exported to a file in the data directory.",
      A(clock_exported), 1},
     {"clock", "future_held", "lww_clock_future_held_total", NULL, "counter",
-     "Own future-stamped writes that a peer holds at that future stamp "
-     "(they win over later writes of the key until then).",
+     "Own future-stamped writes kept at that stamp at a recovery (a peer "
+     "holds it, or could not tell); local writes of their keys are refused "
+     "until it passes.",
      A(clock_future_held), 1},
 };
 

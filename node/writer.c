@@ -160,6 +160,31 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
 	}
 }
 
+/* Whether the clock refuses op's local writes: checked here, not only
+ * at the API, so that a write admitted just before the clock fenced is
+ * not stamped from a mark that a recovery is lowering meanwhile, and a
+ * write of a key that a peer holds at a future stamp of ours (it would
+ * lose to it) is refused, not lost (clock.c). */
+static int
+clock_refuses(lwwd *d, const lwwd_op *op)
+{
+	lww_entry e;
+	size_t off = 0;
+
+	if (lwwd_clock_writer_fenced(d)) {
+		return 1;
+	}
+	if (op->req.op != LWW_OP_LOAD) {
+		return lwwd_clock_writer_held(d, op->req.key, op->req.klen);
+	}
+	while (lww_entries_next(&op->req.items, &off, &e)) {
+		if (lwwd_clock_writer_held(d, e.key, e.klen)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Stamps the local writes of op into the group's batch gb. */
 static lww_err
 stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
@@ -168,12 +193,6 @@ stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
 	size_t off = 0;
 	lww_err rv;
 
-	/* Checked again here, not only at the API: a write admitted just
-	 * before the clock fenced must not be stamped from a mark that a
-	 * recovery is lowering meanwhile (clock.c). */
-	if (lwwd_clock_writer_fenced(d)) {
-		return LWW_ECLOCK;
-	}
 	if (op->req.op == LWW_OP_LOAD) {
 		while (lww_entries_next(&op->req.items, &off, &e)) {
 			if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK) {
@@ -222,6 +241,8 @@ log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
 		}
 		if (op->remote) {
 			log_remote(d, op, rec, vb);
+		} else if (clock_refuses(d, op)) {
+			op->res_rv = LWW_ECLOCK;
 		} else if ((op->res_rv = stamp_local(d, op, gb)) != LWW_OK) {
 			lrv = op->res_rv; /* the batch is in an unknown state */
 		}

@@ -350,6 +350,56 @@ class RecoveryUnderWrites(ClusterTest):
 
 @unittest.skipIf(FAKETIME is None, "libfaketime not installed "
                  "(Debian faketime; scripts/deps installs it)")
+class PeerHoldsFuture(ClusterTest):
+    def test_a_write_a_peer_holds_in_the_future_is_reported(self):
+        # n2's clock ran an hour ahead too, so it accepted n1's write at
+        # its future stamp. Re-issued lower, that copy wins back after
+        # the hour and a later acknowledged write vanishes (finding 5):
+        # the key is exported and its writes refused until then.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clks = {}
+        for n in (n1, n2):
+            clks[n.name] = os.path.join(c.dir, f"{n.name}.clock")
+            set_clock(clks[n.name], "+3600")
+            n.wrap = preload(clks[n.name])
+        n1.start()
+        n2.start()
+        self.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
+        wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
+                   what="n2 accepts n1's future write")
+        for n in (n1, n2):
+            self.assertEqual(n.stop(), 0)
+            set_clock(clks[n.name], "+0")
+        n3.start()
+        n2.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        st = clock(n1)
+        self.assertEqual(st["future_held"], 1, st)
+        self.assertEqual(st["exported"], 1, st)
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(base64.b64decode(line["key"]), b"shared")
+        self.assertEqual(line["reason"], "peer_holds_it_in_future")
+        self.assertIn("event=clock_stranded_exported key=\"shared\"",
+                      n1.logtext())
+        # A write of the key would lose to the copy in the future: it is
+        # refused, not silently lost. Other keys are written as usual.
+        r = n1.ctl("add", "shared", "later")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("clock", r.err)
+        self.assertIn("event=clock_key_held", n1.logtext())
+        self.assertEqual(n1.ctl("add", "other", "o").rc, 0)
+        wait_until(lambda: replicated((n2, n3), "other", "o"), timeout=15,
+                   what="n1's other writes replicate")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
 class WrongPeer(ClusterTest):
     def test_one_peer_behind_never_fences_the_healthy_two(self):
         # A median of two peers is their mean: with n3 1.1 s behind, n1
