@@ -376,11 +376,11 @@ class PeerHoldsFuture(ClusterTest):
         n1.start()
         wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
                    what="n1 recovers")
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
         st = clock(n1)
         self.assertEqual(st["future_held"], 1, st)
         self.assertEqual(st["exported"], 1, st)
-        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
-        self.assertEqual(len(files), 1, files)
         with open(files[0]) as f:
             line = json.loads(f.readline())
         self.assertEqual(base64.b64decode(line["key"]), b"shared")
