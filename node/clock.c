@@ -812,7 +812,9 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 		         a.failed ? "out of memory" : lww_strerror(rv));
 		goto out;
 	}
-	qsort(a.v, a.n, sizeof(*a.v), stranded_cmp);
+	if (a.n > 1) {
+		qsort(a.v, a.n, sizeof(*a.v), stranded_cmp);
+	}
 	for (size_t i = 0; a.n > 0 && i < nask; i++) {
 		if (ask_peer(d, ask[i], &a, &req, &env) != 0) {
 			/* Half an answer is none: retry the whole. */
