@@ -140,7 +140,7 @@ test_fleet_median(void **state)
 static lww_skew_state
 judge_all(lww_skew_state prev, size_t n, int64_t ahead, uint64_t unc)
 {
-	lww_skew_sample v[8];
+	lww_skew_sample v[8] = {{0, 0, 0}};
 	for (size_t i = 0; i < n && i < 8; i++) {
 		v[i].offset_ms = -ahead;
 		v[i].delay_ms = 2 * unc;
