@@ -985,9 +985,11 @@ set_fence(lwwd *d, int fence, int64_t ms, size_t peers)
 	atomic_store(&c->fence_peers, peers);
 	/* Under the writer's lock: once this returns, no local write is
 	 * stamped unfenced and every earlier one is logged. */
-	pthread_mutex_lock(&c->wmtx);
-	atomic_store(&c->fenced, fence);
-	pthread_mutex_unlock(&c->wmtx);
+	if (atomic_load(&c->fenced) != fence) {
+		pthread_mutex_lock(&c->wmtx);
+		atomic_store(&c->fenced, fence);
+		pthread_mutex_unlock(&c->wmtx);
+	}
 	atomic_store(&d->stats.clock_fenced, (uint64_t) fence);
 	if (fence == c->fence) {
 		return;
