@@ -681,22 +681,31 @@ print_pair(const char *key, size_t klen, const char *val, size_t vlen,
 	printf("%-28.*s %.*s\n", (int) klen, key, (int) vlen, val);
 }
 
+#define PEER_COLS 11
 typedef struct peer_row {
-	char f[8][40];
+	char f[PEER_COLS][40];
 } peer_row;
 
-static const char *const peer_cols[] = {
-    "name", "node",    "last_contact_ms_ago", "seq",
-    "lag",  "batches", "last_repair_ms_ago",  "repair_keys"};
+static const char *const peer_cols[PEER_COLS] = {"name",
+                                                 "node",
+                                                 "last_contact_ms_ago",
+                                                 "seq",
+                                                 "lag",
+                                                 "batches",
+                                                 "last_repair_ms_ago",
+                                                 "repair_keys",
+                                                 "clock_offset_ms",
+                                                 "clock_uncertainty_ms",
+                                                 "clock_refused_ours"};
 static const char *const peer_heads[] = {
-    "NAME", "NODE",    "LAST CONTACT", "SEQ",
-    "LAG",  "BATCHES", "LAST REPAIR",  "REPAIRED"};
+    "NAME",    "NODE",        "LAST CONTACT", "SEQ",          "LAG",
+    "BATCHES", "LAST REPAIR", "REPAIRED",     "CLOCK OFFSET", "REFUSED"};
 
 static void
 peer_pair(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 {
 	peer_row *r = arg;
-	for (size_t i = 0; i < 8; i++) {
+	for (size_t i = 0; i < PEER_COLS; i++) {
 		if (strlen(peer_cols[i]) == klen &&
 		    memcmp(peer_cols[i], key, klen) == 0) {
 			snprintf(r->f[i], sizeof(r->f[i]), "%.*s", (int) vlen,
@@ -728,9 +737,10 @@ print_human(int op, const char *text)
 	if (*p++ != '[') {
 		return -1;
 	}
-	printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", peer_heads[0],
-	       peer_heads[1], peer_heads[2], peer_heads[3], peer_heads[4],
-	       peer_heads[5], peer_heads[6], peer_heads[7]);
+	printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s %-16s %7s\n",
+	       peer_heads[0], peer_heads[1], peer_heads[2], peer_heads[3],
+	       peer_heads[4], peer_heads[5], peer_heads[6], peer_heads[7],
+	       peer_heads[8], peer_heads[9]);
 	while (*p == '{' || *p == ',') {
 		peer_row r;
 		if (*p == ',') {
@@ -740,8 +750,15 @@ print_human(int op, const char *text)
 		if ((p = walk_object(p, "", peer_pair, &r)) == NULL) {
 			return -1;
 		}
-		printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", r.f[0],
-		       r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6], r.f[7]);
+		/* Offset and uncertainty: "+12ms ±1", or "-" unknown. */
+		char clk[48] = "-";
+		if (r.f[8][0] != '\0' && strcmp(r.f[8], "null") != 0) {
+			snprintf(clk, sizeof(clk), "%+lldms \302\261%s",
+			         atoll(r.f[8]), r.f[9]);
+		}
+		printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s %-16s %7s\n",
+		       r.f[0], r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6],
+		       r.f[7], clk, r.f[10][0] ? r.f[10] : "0");
 	}
 	return *p == ']' ? 0 : -1;
 }

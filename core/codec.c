@@ -1106,3 +1106,69 @@ lww_auth_decode(const uint8_t *p, size_t n, lww_auth *out)
 	*out = tmp;
 	return LWW_OK;
 }
+
+lww_err
+lww_clock_req_encode(lww_buf *b, uint64_t t1)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_CLOCK_REQ)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, t1)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_clock_req_decode(const uint8_t *p, size_t n, uint64_t *t1)
+{
+	uint64_t tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_CLOCK_REQ)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*t1 = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_clock_rep_encode(lww_buf *b, const lww_clock_probe *c)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_CLOCK_REP)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, c->t1)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, c->t2)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, c->t3)) != LWW_OK ||
+	    (rv = lww_buf_put_u64(b, c->refused)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_clock_rep_decode(const uint8_t *p, size_t n, lww_clock_probe *out)
+{
+	lww_clock_probe tmp;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_CLOCK_REP)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.t1)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.t2)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.t3)) != LWW_OK ||
+	    (rv = lww_rd_u64(&r, &tmp.refused)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}

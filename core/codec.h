@@ -22,6 +22,8 @@
  *   leafreq  ver type=LEAF_REQ count:u32
  *            (leaf:u32 nsum:u32 (bucket:u32 digest:u64)*nsum)*count
  *   leafrep  ver type=LEAF_REP done:u32 count:u32 entry*count
+ *   clockreq ver type=CLOCK_REQ t1:u64
+ *   clockrep ver type=CLOCK_REP t1:u64 t2:u64 t3:u64 refused:u64
  *   auth     ver type=AUTH ts_ms:u64 nonce:16 request (signed by a client,
  *            inside an envelope)
  * The signed envelope that wraps gossip is in envelope.h.
@@ -48,6 +50,8 @@ enum lww_msg_type {
 	LWW_MSG_TREE_REP = 0x11,
 	LWW_MSG_LEAF_REQ = 0x12,
 	LWW_MSG_LEAF_REP = 0x13,
+	LWW_MSG_CLOCK_REQ = 0x14,
+	LWW_MSG_CLOCK_REP = 0x15,
 	LWW_MSG_REQUEST = 0x20,
 	LWW_MSG_REPLY = 0x21,
 	LWW_MSG_AUTH = 0x22,
@@ -271,5 +275,21 @@ void lww_leaf_rep_set_done(lww_buf *b, uint32_t done);
 void lww_leaf_rep_truncate(lww_buf *b, size_t len, uint32_t count);
 uint32_t lww_leaf_rep_count(const lww_buf *b);
 lww_err lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out);
+
+/* ---- clock probes (on the sync socket) ----
+ * NTP-style: the asker sends its wall clock t1; the peer answers with t1
+ * echoed, its wall clock t2 at receipt and t3 at reply, and how many
+ * entries stamped by the asker it has refused as beyond max drift (so the
+ * origin learns that its writes did not replicate). See skew.h. */
+typedef struct lww_clock_probe {
+	uint64_t t1, t2, t3;
+	uint64_t refused;
+} lww_clock_probe;
+
+/* CLOCK_REQ carries only t1; CLOCK_REP all fields. */
+lww_err lww_clock_req_encode(lww_buf *b, uint64_t t1);
+lww_err lww_clock_req_decode(const uint8_t *p, size_t n, uint64_t *t1);
+lww_err lww_clock_rep_encode(lww_buf *b, const lww_clock_probe *c);
+lww_err lww_clock_rep_decode(const uint8_t *p, size_t n, lww_clock_probe *out);
 
 #endif /* LWW_CODEC_H */

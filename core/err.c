@@ -44,6 +44,7 @@ static const char *const lww_errstr[] = {
     [LWW_EAUTH] = "client not authorised",
     [LWW_ENOSPC] = "disk full",
     [LWW_ELOCKED] = "data directory in use by another lwwd",
+    [LWW_ECLOCK] = "this node's clock is wrong; fix time sync",
 };
 
 _Static_assert(sizeof(lww_errstr) / sizeof(lww_errstr[0]) == LWW_ERR_LAST + 1,

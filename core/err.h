@@ -39,9 +39,10 @@ typedef enum lww_err {
 	LWW_EAUTH = 27,   /* request not signed by a listed client */
 	LWW_ENOSPC = 28,  /* the file system is full (or over quota) */
 	LWW_ELOCKED = 29, /* the data directory is in use by another process */
+	LWW_ECLOCK = 30,  /* this node's clock is wrong: local writes fenced */
 } lww_err;
 
-#define LWW_ERR_LAST LWW_ELOCKED
+#define LWW_ERR_LAST LWW_ECLOCK
 
 /* A static, one-line English description of err; never NULL. */
 const char *lww_strerror(int err);

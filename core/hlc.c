@@ -29,6 +29,14 @@ lww_hlc_restore(lww_hlc *c, uint64_t stamp)
 	}
 }
 
+void
+lww_hlc_rebase(lww_hlc *c, uint64_t stamp)
+{
+	if (stamp < c->last) {
+		c->last = stamp;
+	}
+}
+
 static uint64_t
 hlc_wall_now(const lww_hlc *c)
 {

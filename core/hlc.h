@@ -62,6 +62,13 @@ void lww_hlc_init(lww_hlc *c, lww_wall_fn wall, void *wall_arg,
  * later stamps are greater. Never lowers it. */
 void lww_hlc_restore(lww_hlc *c, uint64_t stamp);
 
+/* Lowers the clock to `stamp` if it is above it (never raises it): for a
+ * node whose persisted high-water mark came from a clock in the future,
+ * once its peers confirm the wall clock (node/clock.c). Later stamps are
+ * then greater than `stamp` only; the caller has dealt with the stamps
+ * above it. */
+void lww_hlc_rebase(lww_hlc *c, uint64_t stamp);
+
 /* Issues a new stamp, greater than every stamp issued, observed or
  * restored before, into *out: max(last + 1, the wall clock). When the
  * logical counter is exhausted within one millisecond the wall part
@@ -69,7 +76,8 @@ void lww_hlc_restore(lww_hlc *c, uint64_t stamp);
  * wall clock a local stamp runs: it follows the greatest stamp observed
  * (at most max_drift ahead when it was observed), restored (any mark, a
  * persisted one from a clock that ran ahead included) or issued, plus
- * such carries; the caller must bound it if it cares. LWW_EOVERFLOW once
+ * such carries; the caller bounds it (lwwd's writer refuses to stamp while
+ * node/clock.c fences this node). LWW_EOVERFLOW once
  * the last stamp is the greatest (wall and counter full, the year
  * 10889); the clock is then unchanged. */
 lww_err lww_hlc_now(lww_hlc *c, uint64_t *out);

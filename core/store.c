@@ -59,6 +59,10 @@ struct lww_txn {
 	 * recomputed from their records at commit. */
 	uint32_t *redo;
 	size_t nredo, capredo;
+	/* lww_txn_replace: the write that e replaces whatever their order */
+	const lww_entry *replacing;
+	int hlc_reset; /* lww_txn_reset_hlc: commit sets the mark to hlc_to */
+	uint64_t hlc_to;
 };
 
 static lww_err
@@ -610,7 +614,10 @@ lww_txn_apply(lww_txn *t, const lww_entry *e, int *won)
 			if (rc == 0) {
 				damaged = 1;
 			}
-			if (!lww_entry_wins(e, &cur)) {
+			if (!lww_entry_wins(e, &cur) &&
+			    !(t->replacing != NULL &&
+			      cur.node == t->replacing->node &&
+			      cur.hlc == t->replacing->hlc)) {
 				if (won != NULL) {
 					*won = 0;
 				}
@@ -703,6 +710,28 @@ lww_txn_note_hlc(lww_txn *t, uint64_t hlc)
 	}
 }
 
+lww_err
+lww_txn_replace(lww_txn *t, const lww_entry *e, const lww_entry *old, int *done)
+{
+	lww_err rv;
+
+	if (old == NULL || e->klen != old->klen ||
+	    (e->klen > 0 && memcmp(e->key, old->key, e->klen) != 0)) {
+		return LWW_EINVAL;
+	}
+	t->replacing = old;
+	rv = lww_txn_apply(t, e, done);
+	t->replacing = NULL;
+	return rv;
+}
+
+void
+lww_txn_reset_hlc(lww_txn *t, uint64_t hlc)
+{
+	t->hlc_reset = 1;
+	t->hlc_to = hlc;
+}
+
 static lww_err leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
                          lww_store_check *r, int64_t *dtomb);
 static lww_err tomb_add(lww_store *s, MDB_txn *txn, int64_t dtomb);
@@ -759,7 +788,13 @@ lww_txn_commit(lww_txn *t)
 	if ((rv = tomb_add(t->s, t->txn, t->dtomb)) != LWW_OK) {
 		goto fail;
 	}
-	if (t->hlc != 0) {
+	if (t->hlc_reset) {
+		v = t->hlc > t->hlc_to ? t->hlc : t->hlc_to;
+		if ((rv = meta_put_u64(t->txn, t->s->meta, META_HLC,
+		                       sizeof(META_HLC) - 1, v)) != LWW_OK) {
+			goto fail;
+		}
+	} else if (t->hlc != 0) {
 		if ((rv = meta_get_u64(t->txn, t->s->meta, META_HLC,
 		                       sizeof(META_HLC) - 1, &v)) != LWW_OK) {
 			goto fail;

@@ -106,6 +106,20 @@ lww_err lww_txn_set_seq(lww_txn *t, uint64_t node, uint64_t seq);
 /* Raises the persisted clock high-water mark to at least hlc. */
 void lww_txn_note_hlc(lww_txn *t, uint64_t hlc);
 
+/* Replaces key's current write by e (same key as old; LWW_EINVAL else)
+ * whatever their order, if that write is still `old` (same stamp and
+ * node); otherwise e is merged by the usual rule. *done (may be NULL) is
+ * 1 if e is now the key's write. For a node re-issuing its own writes
+ * that a clock in the future stamped (node/clock.c): nothing else may
+ * make a write lose to a lower stamp. */
+lww_err lww_txn_replace(lww_txn *t, const lww_entry *e, const lww_entry *old,
+                        int *done);
+
+/* At commit, sets the persisted clock high-water mark to hlc (or to the
+ * greatest stamp this transaction applied, if greater), also lower than
+ * it was: after re-issuing a clock's future stamps. */
+void lww_txn_reset_hlc(lww_txn *t, uint64_t hlc);
+
 /* Commits and frees the transaction. On error nothing of it is stored. */
 lww_err lww_txn_commit(lww_txn *t);
 

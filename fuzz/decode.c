@@ -56,6 +56,24 @@ heartbeat(const uint8_t *p, size_t n, lww_buf *b)
 }
 
 static void
+clock_probes(const uint8_t *p, size_t n, lww_buf *b)
+{
+	lww_clock_probe c;
+	uint64_t t1;
+
+	if (lww_clock_req_decode(p, n, &t1) == LWW_OK) {
+		lww_buf_reset(b);
+		FUZZ_CHECK(lww_clock_req_encode(b, t1) == LWW_OK);
+		same(b, p, n);
+	}
+	if (lww_clock_rep_decode(p, n, &c) == LWW_OK) {
+		lww_buf_reset(b);
+		FUZZ_CHECK(lww_clock_rep_encode(b, &c) == LWW_OK);
+		same(b, p, n);
+	}
+}
+
+static void
 request(const uint8_t *p, size_t n, lww_buf *b)
 {
 	lww_req q;
@@ -167,6 +185,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (lww_msg_peek(data, size, &type) == LWW_OK) {
 		batch(data, size, &b);
 		heartbeat(data, size, &b);
+		clock_probes(data, size, &b);
 		request(data, size, &b);
 		reply(data, size, &b);
 		tree(data, size, &b);

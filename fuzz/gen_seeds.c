@@ -80,6 +80,14 @@ main(int argc, char **argv)
 	lww_heartbeat hb = {7, e1.hlc};
 	lww_heartbeat_encode(&b, &hb);
 	putb("decode", "heartbeat", &b);
+	lww_clock_req_encode(&b, 1795450000000);
+	putb("decode", "clock_req", &b);
+	{
+		lww_clock_probe cp = {1795450000000, 1795450000012,
+		                      1795450000013, 3};
+		lww_clock_rep_encode(&b, &cp);
+		putb("decode", "clock_rep", &b);
+	}
 	{
 		lww_req reqs[] = {
 		    {.op = LWW_OP_ADD,

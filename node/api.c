@@ -97,6 +97,14 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 			msg = "store full: restart lwwd with a larger "
 			      "--map-size; "
 			      "every acknowledged write is kept";
+		} else if (rv == LWW_ECLOCK) {
+			/* Refused by the writer (clock.c): fenced as it
+			 * stamped, or a key held at a future stamp. */
+			msg = "refused for this node's clock: it is fenced, or "
+			      "a peer holds this node's write of the key "
+			      "stamped in the future (log: clock_fenced, "
+			      "clock_key_held); nothing was written; fix time "
+			      "sync (NTP) and retry";
 		}
 		reply_error(a, opcode, rv, msg);
 		return;
@@ -488,6 +496,15 @@ handle(struct lwwd_api *a, nng_msg *msg)
 		do_read(a, &q);
 		nng_msg_free(msg);
 		return;
+	}
+	{
+		char why[320];
+		if (lwwd_clock_refuse(d, why, sizeof(why))) {
+			atomic_fetch_add(&d->stats.api_refused, 1);
+			reply_error(a, q.op, LWW_ECLOCK, why);
+			nng_msg_free(msg);
+			return;
+		}
 	}
 	memset(&a->op, 0, sizeof(a->op));
 	a->op.req = q;

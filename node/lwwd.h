@@ -161,6 +161,20 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t store_page_errors;  /* LMDB found a damaged page */
 	_Atomic uint64_t refused_disk_full;  /* writes refused: no disk */
 	_Atomic uint64_t refused_store_full; /* writes refused: map full */
+	/* The clock against the fleet (clock.c). offset is an int64_t. */
+	_Atomic uint64_t clock_offset_ms;        /* own minus fleet median */
+	_Atomic uint64_t clock_uncertainty_ms;   /* of that offset */
+	_Atomic uint64_t clock_peers;            /* peers answering probes */
+	_Atomic uint64_t clock_state;            /* lww_skew_state */
+	_Atomic uint64_t clock_fenced;           /* 0, 1 ahead, 2 future mark */
+	_Atomic uint64_t clock_fences;           /* times fenced */
+	_Atomic uint64_t clock_writes_refused;   /* local writes fenced */
+	_Atomic uint64_t clock_refused_by_peers; /* own entries peers refused */
+	_Atomic uint64_t clock_rebases;          /* future marks recovered */
+	_Atomic uint64_t clock_stranded;         /* own future writes found */
+	_Atomic uint64_t clock_reissued;         /* ... and re-issued */
+	_Atomic uint64_t clock_exported;         /* ... or exported */
+	_Atomic uint64_t clock_future_held;      /* ... a peer holds them */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -174,6 +188,10 @@ typedef struct lwwd_peer_state {
 	uint64_t last_repair_ms; /* lwwd_mono_ms() of the last repair round,
 	                            0 = never */
 	uint64_t repair_keys;    /* entries fetched from it by repair */
+	int clock_known;         /* a fresh clock estimate (clock.c) */
+	int64_t clock_offset_ms; /* its clock minus ours */
+	uint64_t clock_unc_ms;
+	uint64_t clock_refused; /* our entries it refused (max drift) */
 } lwwd_peer_state;
 
 /* ---- one queued write (writer.c) ---- */
@@ -283,6 +301,7 @@ typedef struct lwwd {
 	struct nng_http_server *metrics;
 	int metrics_started;
 	struct lwwd_work *work;
+	struct lwwd_clock *clock;
 } lwwd;
 
 /* Wall-clock milliseconds: for stamps and what users read as dates,
@@ -383,6 +402,34 @@ void lwwd_repair_stop(lwwd *d);
 /* Asks for a round with the peer whose node id is given (0: any) soon;
  * called when gossip shows a lost batch. Rate-limited. */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
+
+/* The clock against the peers (clock.c): probes, the fence, recovery
+ * from a high-water mark in the future. Start after the store is open
+ * and before the writer; stop after the writer and the repair server;
+ * free after the API. */
+int lwwd_clock_start(lwwd *d);
+void lwwd_clock_stop(lwwd *d);
+void lwwd_clock_free(lwwd *d);
+/* API: non-zero if local writes must be refused now (LWW_ECLOCK), with a
+ * one-line message into msg. Thread-safe, never blocks. */
+int lwwd_clock_refuse(lwwd *d, char *msg, size_t cap);
+/* Writer, before stamping a group: lowers its clock if recovery asks. */
+void lwwd_clock_writer_before(lwwd *d);
+/* Writer, while stamping a group: 1 (counted) if local writes are
+ * fenced for the clock; they are refused with LWW_ECLOCK. */
+int lwwd_clock_writer_fenced(lwwd *d);
+/* Writer, while stamping a group: 1 (counted, logged) if key is one a
+ * peer holds a future-stamped write of this node for: a write now would
+ * lose to it, so it is refused with LWW_ECLOCK until that stamp passes. */
+int lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen);
+/* Writer, after a group: publishes its clock. */
+void lwwd_clock_writer_after(lwwd *d);
+/* Writer: an entry stamped by node was refused as beyond max drift. */
+void lwwd_clock_note_refused(lwwd *d, uint64_t node);
+/* Repair server: the reply to a CLOCK_REQ (p, n) from node, received at
+ * wall time t2, into out. */
+lww_err lwwd_clock_probe_reply(lwwd *d, uint64_t node, const uint8_t *p,
+                               size_t n, uint64_t t2, lww_buf *out);
 
 /* The Prometheus endpoint (metrics.c), if --metrics is given. Scrapes
  * are answered by the worker. Stop waits for a scrape being answered. */

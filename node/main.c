@@ -242,10 +242,11 @@ main(int argc, char **argv)
 
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
 	    load_identity(d) != 0 || open_store(d) != 0 ||
-	    lwwd_ckpt_start(d) != 0 || lwwd_writer_start(d) != 0 ||
-	    lwwd_work_start(d) != 0 || lwwd_repair_start(d) != 0 ||
-	    lwwd_scrub_start(d) != 0 || lwwd_gossip_start(d) != 0 ||
-	    lwwd_api_start(d) != 0 || lwwd_metrics_start(d) != 0) {
+	    lwwd_ckpt_start(d) != 0 || lwwd_clock_start(d) != 0 ||
+	    lwwd_writer_start(d) != 0 || lwwd_work_start(d) != 0 ||
+	    lwwd_repair_start(d) != 0 || lwwd_scrub_start(d) != 0 ||
+	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
+	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
 	if (d->wal_repair) {
@@ -297,11 +298,14 @@ out:
 	 * still takes requests meanwhile (writes are refused, "node shutting
 	 * down"), and its contexts must outlive the answers. */
 	lwwd_writer_stop(d);
+	/* Its probes and recovery use the store and the checkpointer. */
+	lwwd_clock_stop(d);
 	lwwd_ckpt_stop(d);
 	/* The worker answers the list, stats, peers and reload requests
 	 * queued and refuses new ones; then the API's contexts stop. */
 	lwwd_work_stop(d);
 	lwwd_api_stop(d);
+	lwwd_clock_free(d);
 	lwwd_scrub_free(d);
 	lwwd_work_free(d);
 	/* The PUB (listening) socket is left to process exit: see api.c. */

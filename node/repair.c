@@ -295,6 +295,7 @@ server_main(void *arg)
 		uint64_t node;
 		nng_msg *msg;
 		uint8_t type;
+		uint64_t t2;
 		lww_err rv;
 		int nrv;
 
@@ -311,6 +312,7 @@ server_main(void *arg)
 			continue;
 		}
 		msg = nng_aio_get_msg(r->rep_aio);
+		t2 = lwwd_now_ms(); /* a clock probe's receive time */
 		rv = open_sealed(d, msg, &e, &node, name);
 		lww_buf_reset(&out);
 		if (rv == LWW_OK &&
@@ -327,6 +329,9 @@ server_main(void *arg)
 				if (rv == LWW_OK) {
 					rv = serve_leaves(d, &q, &out);
 				}
+			} else if (type == LWW_MSG_CLOCK_REQ) {
+				rv = lwwd_clock_probe_reply(d, node, e.payload,
+				                            e.plen, t2, &out);
 			} else {
 				rv = LWW_EUNKNOWN;
 			}

@@ -38,6 +38,9 @@ typedef struct metric {
 	double scale; /* Prometheus value = value / scale */
 } metric;
 
+/* The one signed value: an int64_t kept in its uint64_t. */
+#define SIGNED(m) ((m)->off == A(clock_offset_ms))
+
 static const metric metrics[] = {
     {NULL, "keys", "lww_keys", NULL, "gauge", "Keys holding a value.", S(keys),
      1},
@@ -165,6 +168,8 @@ static const metric metrics[] = {
      A(refused_disk_full), 1},
     {"writes_refused", "store_full", "lww_writes_refused_total",
      "reason=\"store_full\"", "counter", NULL, A(refused_store_full), 1},
+    {"writes_refused", "clock", "lww_writes_refused_total", "reason=\"clock\"",
+     "counter", NULL, A(clock_writes_refused), 1},
     {"integrity", "records_damaged", "lww_records_damaged_total", NULL,
      "counter", "Reads that met a stored record failing its checksum.",
      A(records_damaged), 1},
@@ -183,6 +188,48 @@ static const metric metrics[] = {
     {"integrity", "page_errors", "lww_store_page_errors_total", NULL, "counter",
      "Damaged pages LMDB reported (not fixable by the node).",
      A(store_page_errors), 1},
+    {"clock", "offset_ms", "lww_clock_offset_seconds", NULL, "gauge",
+     "This node's clock minus the median of its peers' (probes).",
+     A(clock_offset_ms), 1e3},
+    {"clock", "uncertainty_ms", "lww_clock_uncertainty_seconds", NULL, "gauge",
+     "Uncertainty of that offset (half the probe's round trip).",
+     A(clock_uncertainty_ms), 1e3},
+    {"clock", "peers", "lww_clock_peers", NULL, "gauge",
+     "Peers answering clock probes.", A(clock_peers), 1},
+    {"clock", "state", "lww_clock_state", NULL, "gauge",
+     "0 unknown, 1 ok, 2 ahead (fenced), 3 ahead (too few peers to fence), "
+     "4 behind.",
+     A(clock_state), 1},
+    {"clock", "fenced", "lww_clock_fenced", NULL, "gauge",
+     "Local writes refused: 1 clock ahead of the peers, 2 clock mark in the "
+     "future.",
+     A(clock_fenced), 1},
+    {"clock", "fences", "lww_clock_fences_total", NULL, "counter",
+     "Times local writes were fenced for the clock.", A(clock_fences), 1},
+    {"clock", "refused_by_peers", "lww_clock_refused_by_peers_total", NULL,
+     "counter",
+     "This node's entries that peers refused as beyond max drift (their "
+     "report).",
+     A(clock_refused_by_peers), 1},
+    {"clock", "rebases", "lww_clock_rebases_total", NULL, "counter",
+     "Recoveries from a clock high-water mark in the future.", A(clock_rebases),
+     1},
+    {"clock", "stranded", "lww_clock_stranded_total", NULL, "counter",
+     "Own writes found stamped in the future at a recovery.", A(clock_stranded),
+     1},
+    {"clock", "reissued", "lww_clock_reissued_total", NULL, "counter",
+     "Own future-stamped writes re-issued at the corrected time.",
+     A(clock_reissued), 1},
+    {"clock", "exported", "lww_clock_exported_total", NULL, "counter",
+     "Own future-stamped writes not re-issued (a peer holds another write "
+     "of the key, or this one in the future, or could not tell) but "
+     "exported to a file in the data directory.",
+     A(clock_exported), 1},
+    {"clock", "future_held", "lww_clock_future_held_total", NULL, "counter",
+     "Own future-stamped writes kept at that stamp at a recovery (a peer "
+     "holds it, or could not tell); local writes of their keys are refused "
+     "until it passes.",
+     A(clock_future_held), 1},
 };
 
 static lww_err
@@ -320,7 +367,10 @@ lwwd_stats_json(lwwd *d, lww_buf *b)
 			group = m->group;
 			sep = "";
 		}
-		if (rv == LWW_OK) {
+		if (rv == LWW_OK && SIGNED(m)) {
+			rv = put_fmt(b, "%s\"%s\":%" PRId64, sep, m->json,
+			             (int64_t) value(&s, m));
+		} else if (rv == LWW_OK) {
 			rv = put_fmt(b, "%s\"%s\":%" PRIu64, sep, m->json,
 			             value(&s, m));
 		}
@@ -367,7 +417,10 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 		last = base;
 		if (rv == LWW_OK) {
 			rv = prom_value(b, base, m->labels,
-			                (double) value(&s, m) / m->scale);
+			                SIGNED(m)
+			                    ? (double) (int64_t) value(&s, m) /
+			                          m->scale
+			                    : (double) value(&s, m) / m->scale);
 		}
 	}
 	if (rv == LWW_OK) {
@@ -402,6 +455,22 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 		                             ? p->seq_announced - p->seq_applied
 		                             : 0));
 	}
+	if (rv == LWW_OK) {
+		rv = put_fmt(b, "# HELP lww_peer_clock_offset_seconds A peer's "
+		                "clock minus this node's (probes; absent: no "
+		                "estimate).\n"
+		                "# TYPE lww_peer_clock_offset_seconds gauge\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		const lwwd_peer_state *p = &d->peers[i];
+		char l[96];
+		if (!p->clock_known) {
+			continue;
+		}
+		snprintf(l, sizeof(l), "peer=\"%s\"", p->name);
+		rv = prom_value(b, "lww_peer_clock_offset_seconds", l,
+		                (double) p->clock_offset_ms / 1e3);
+	}
 	pthread_mutex_unlock(&d->mtx);
 	return rv;
 }
@@ -419,13 +488,21 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		uint64_t lag = p->seq_announced > p->seq_applied
 		                   ? p->seq_announced - p->seq_applied
 		                   : 0;
+		char off[24] = "null", unc[24] = "null";
+		if (p->clock_known) {
+			snprintf(off, sizeof(off), "%lld",
+			         (long long) p->clock_offset_ms);
+			snprintf(unc, sizeof(unc), "%llu",
+			         (unsigned long long) p->clock_unc_ms);
+		}
 		rv = put_fmt(
 		    b,
 		    "%s{\"name\":\"%s\",\"node\":\"%016" PRIx64 "\","
 		    "\"last_contact_ms_ago\":%lld,\"seq\":%llu,"
 		    "\"seq_announced\":%llu,\"lag\":%llu,"
 		    "\"batches\":%llu,\"last_repair_ms_ago\":%lld,"
-		    "\"repair_keys\":%llu}",
+		    "\"repair_keys\":%llu,\"clock_offset_ms\":%s,"
+		    "\"clock_uncertainty_ms\":%s,\"clock_refused_ours\":%llu}",
 		    i ? "," : "", p->name, p->node,
 		    p->last_contact_ms ? (long long) (now - p->last_contact_ms)
 		                       : -1LL,
@@ -434,7 +511,8 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    (unsigned long long) lag, (unsigned long long) p->batches,
 		    p->last_repair_ms ? (long long) (now - p->last_repair_ms)
 		                      : -1LL,
-		    (unsigned long long) p->repair_keys);
+		    (unsigned long long) p->repair_keys, off, unc,
+		    (unsigned long long) p->clock_refused);
 	}
 	pthread_mutex_unlock(&d->mtx);
 	if (rv == LWW_OK) {

@@ -26,6 +26,20 @@ dec_hb(const uint8_t *p, size_t n)
 }
 
 static lww_err
+dec_clock_req(const uint8_t *p, size_t n)
+{
+	uint64_t t1;
+	return lww_clock_req_decode(p, n, &t1);
+}
+
+static lww_err
+dec_clock_rep(const uint8_t *p, size_t n)
+{
+	lww_clock_probe c;
+	return lww_clock_rep_decode(p, n, &c);
+}
+
+static lww_err
 dec_req(const uint8_t *p, size_t n)
 {
 	lww_req r;
@@ -601,6 +615,33 @@ test_largest_entry_fits_every_message(void **state)
 	free(val);
 }
 
+static void
+test_clock_probes(void **state)
+{
+	lww_clock_probe in = {UINT64_C(1764600000123), UINT64_C(1764600000456),
+	                      UINT64_C(1764600000457), 42},
+	                out;
+	lww_buf b = LWW_BUF_INIT;
+	uint64_t t1 = 0;
+	(void) state;
+
+	assert_ok(lww_clock_req_encode(&b, in.t1));
+	assert_ok(lww_clock_req_decode(b.p, b.len, &t1));
+	assert_true(t1 == in.t1);
+	check_hostile(dec_clock_req, &b);
+	/* A request is not a reply, nor a heartbeat. */
+	assert_err(dec_clock_rep(b.p, b.len), LWW_EUNKNOWN);
+	assert_err(dec_hb(b.p, b.len), LWW_EUNKNOWN);
+	lww_buf_reset(&b);
+	assert_ok(lww_clock_rep_encode(&b, &in));
+	assert_ok(lww_clock_rep_decode(b.p, b.len, &out));
+	assert_true(out.t1 == in.t1 && out.t2 == in.t2 && out.t3 == in.t3 &&
+	            out.refused == 42);
+	check_hostile(dec_clock_rep, &b);
+	assert_err(dec_clock_req(b.p, b.len), LWW_EUNKNOWN);
+	lww_buf_fini(&b);
+}
+
 int
 main(void)
 {
@@ -609,6 +650,7 @@ main(void)
 	    cmocka_unit_test(test_batch_limits),
 	    cmocka_unit_test(test_oversized_lengths),
 	    cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_clock_probes),
 	    cmocka_unit_test(test_requests),
 	    cmocka_unit_test(test_load_request),
 	    cmocka_unit_test(test_replies),

@@ -131,6 +131,28 @@ test_observe_beyond_drift_is_refused(void **state)
 	assert_ok(lww_hlc_observe(&c, lww_hlc_make(101001, 0)));
 }
 
+static void
+test_rebase_lowers_only(void **state)
+{
+	uint64_t wall = 100000, s;
+	lww_hlc c;
+	(void) state;
+
+	/* A high-water mark an hour ahead keeps stamping an hour ahead... */
+	lww_hlc_init(&c, fake_wall, &wall, 1000);
+	lww_hlc_restore(&c, lww_hlc_make(wall + 3600000, 0));
+	assert_ok(lww_hlc_now(&c, &s));
+	assert_int_equal(lww_hlc_wall(s), wall + 3600000);
+	/* ...until it is rebased onto the confirmed wall clock. */
+	lww_hlc_rebase(&c, lww_hlc_make(wall, 0));
+	assert_ok(lww_hlc_now(&c, &s));
+	assert_int_equal(s, lww_hlc_make(wall, 1));
+	/* Never raises. */
+	lww_hlc_rebase(&c, lww_hlc_make(wall + 5000, 0));
+	assert_ok(lww_hlc_now(&c, &s));
+	assert_int_equal(s, lww_hlc_make(wall, 2));
+}
+
 int
 main(void)
 {
@@ -142,6 +164,7 @@ main(void)
 	    cmocka_unit_test(test_restore_never_lowers),
 	    cmocka_unit_test(test_observe_within_drift_raises_clock),
 	    cmocka_unit_test(test_observe_beyond_drift_is_refused),
+	    cmocka_unit_test(test_rebase_lowers_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,6 +220,55 @@ collect_cb(const lww_entry *e, void *arg)
 	return 0;
 }
 
+/* A node re-issuing its own future-stamped write at a lower stamp:
+ * replace beats the order only for that exact write, the digest equals a
+ * store that only ever held the new write, and the clock mark lowers. */
+static void
+test_replace_and_reset_hlc(void **state)
+{
+	char *dir = tu_tmpdir(), *dir2 = tu_tmpdir();
+	lww_store *s, *s2;
+	lww_entry fut = ENT("k", "v", 5000, 7), now = ENT("k", "v", 100, 7);
+	lww_entry other = ENT("k", "w", 6000, 9), bad = ENT("x", "v", 1, 7);
+	lww_digest a, b;
+	lww_txn *t;
+	uint64_t hlc;
+	int done = -1;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_open(dir2, NULL, &s2));
+	assert_ok(lww_store_apply(s, &fut, 1, NULL));
+	assert_ok(lww_store_apply(s2, &now, 1, NULL));
+	assert_ok(lww_store_begin(s, &t));
+	assert_err(lww_txn_replace(t, &bad, &fut, &done), LWW_EINVAL);
+	assert_ok(lww_txn_replace(t, &now, &fut, &done));
+	assert_int_equal(done, 1);
+	lww_txn_reset_hlc(t, 50);
+	assert_ok(lww_txn_commit(t));
+	expect_val(s, "k", "v");
+	assert_ok(lww_store_hlc(s, &hlc));
+	assert_int_equal(hlc, 100); /* the stamp applied, not lower */
+	for (unsigned level = 0; level <= LWW_DIGEST_STORED; level++) {
+		assert_ok(lww_store_digest(s, level, 0, &a));
+		assert_ok(lww_store_digest(s2, level, 0, &b));
+		assert_memory_equal(a.h, b.h, sizeof(a.h));
+	}
+	/* Once the key holds another write, replace merges as usual. */
+	assert_ok(lww_store_apply(s, &other, 1, NULL));
+	assert_ok(lww_store_begin(s, &t));
+	assert_ok(lww_txn_replace(t, &now, &fut, &done));
+	assert_int_equal(done, 0);
+	assert_ok(lww_txn_commit(t));
+	expect_val(s, "k", "w");
+	assert_ok(lww_store_hlc(s, &hlc));
+	assert_int_equal(hlc, 6000);
+	lww_store_close(s);
+	lww_store_close(s2);
+	tu_rmdir(dir);
+	tu_rmdir(dir2);
+}
+
 static void
 test_scan_prefix_continuation_limit(void **state)
 {
@@ -1428,6 +1477,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_apply_keeps_winner),
+	    cmocka_unit_test(test_replace_and_reset_hlc),
 	    cmocka_unit_test(test_scan_prefix_continuation_limit),
 	    cmocka_unit_test(test_long_keys_in_byte_order),
 	    cmocka_unit_test(test_persistence),
