@@ -12,6 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import (LWWD, LWWFORGE, ClusterTest, ctl,  # noqa: E402
                      wait_until)
 
@@ -431,4 +432,4 @@ class StartupErrors(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

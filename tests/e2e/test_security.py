@@ -13,6 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import LWWD, LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
 
 
@@ -244,4 +245,4 @@ class Limits(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import LWWD, ClusterTest, ctl, wait_until  # noqa: E402
 
 REPAIR = ["--repair-interval", "1000"]
@@ -501,10 +502,4 @@ class DiskFull(ClusterTest):
 
 
 if __name__ == "__main__":
-    prog = unittest.main(exit=False)
-    r = prog.result
-    if not r.wasSuccessful():
-        sys.exit(1)
-    if r.skipped and len(r.skipped) == r.testsRun:
-        sys.exit(77)
-    sys.exit(0)
+    lwwtest.main()
