@@ -255,14 +255,41 @@ class Trust(ClusterTest):
         fake = f"ipc://{c.dir}/forge.gossip"
         n1.peers.append(fake)
         c.start()
+        # Each case proves its own refusal: lwwforge sends its message
+        # exactly once, after n1 is subscribed, and the counter read just
+        # before rises by exactly one (an earlier case's count does not
+        # make a later one pass).
         for mode, counter in (("garbage", "malformed"),
                               ("truncated", "bad_signature"),
                               ("badsig", "bad_signature")):
-            forge(fake, n2.keyfile, mode, f"bad-{mode}", "x",
-                  lambda: n1.stats()["rejected"][counter] > 0,
-                  f"{mode} counted")
-            self.assertIsNone(n1.lookup(f"bad-{mode}"))
-        self.assertEqual(n1.stats()["keys"], 0)
+            key = f"bad-{mode}"
+            p = subprocess.Popen([LWWFORGE, fake, n2.keyfile, mode, key,
+                                  "x", "once", "50"],
+                                 stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            try:
+                wait_until(lambda: n1.lookup(f"{key}.ready") == "1",
+                           timeout=30, what=f"n1 subscribed ({mode})")
+                before = n1.stats()["rejected"]
+                p.stdin.write(b"go\n")
+                p.stdin.flush()
+                self.assertEqual(p.stdout.readline(), b"sent\n")
+                wait_until(lambda: n1.stats()["rejected"][counter] >
+                           before[counter], timeout=30,
+                           what=f"{mode} counted")
+                after = n1.stats()["rejected"]
+                self.assertEqual(after[counter], before[counter] + 1,
+                                 (mode, before, after))
+                self.assertEqual(after, dict(before, **{
+                    counter: before[counter] + 1}), mode)
+            finally:
+                p.stdin.close()
+                p.wait(timeout=30)
+                p.stdout.close()
+                p.stderr.close()
+            self.assertIsNone(n1.lookup(key))
+        self.assertEqual(n1.stats()["keys"], 3)  # the three .ready keys
         self.assertEqual(n1.ctl("add", "still", "serving").rc, 0)
 
     def test_stamp_beyond_max_drift_is_refused(self):
