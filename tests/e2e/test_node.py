@@ -118,9 +118,18 @@ class Durability(ClusterTest):
         n1.stop()
         n1.start(extra=["--map-size", "1"])
         acked, refused = 0, None
+
+        def checkpoint():
+            # Generous: under load a stats request may wait its turn.
+            r = n1.ctl("--timeout", "60000", "--json", "stats", timeout=90)
+            self.assertEqual(r.rc, 0, r)
+            return r.json()["checkpoint"]
+
         # Writes are acknowledged from the log; the store fills when a
-        # checkpoint (after 1 s idle) applies them: pause now and then,
-        # so that a fast build fills it too.
+        # checkpoint applies them. After each batch wait (on the
+        # condition, not for a fixed time) until a checkpoint has applied
+        # every acknowledged write or has failed on the full store, so a
+        # fast build fills it as surely as a slow one.
         for b in range(100):
             lines = "".join(f"b{b:02d}-{j:03d}\t{'x' * 200}\n"
                             for j in range(100))
@@ -129,8 +138,11 @@ class Durability(ClusterTest):
                 refused = r
                 break
             acked = b + 1
-            if b % 10 == 9:
-                time.sleep(1.5)
+            wait_until(lambda: (lambda cp: cp["failed"] > 0 or
+                                cp["entries"] >= acked * 100)(checkpoint()),
+                       timeout=120, step=0.2,
+                       what="a checkpoint that applied the batch or "
+                            "found the store full")
         self.assertIsNotNone(refused, "a 1 MiB store never filled")
         self.assertEqual(refused.rc, 4, refused)
         self.assertIn("store full", refused.err)
