@@ -36,35 +36,21 @@ enum {
 	EXIT_REFUSED = 4,
 };
 
-static const char usage[] =
-    "usage: lwwctl [--api URL] [--key FILE] [--timeout MS] [--json] COMMAND "
-    "[ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  add KEY VALUE   write VALUE under KEY; VALUE '-' reads stdin\n"
-    "                  (binary-safe); prints nothing (--json: the stamp)\n"
-    "  remove KEY      remove KEY (a tombstone that replicates)\n"
-    "  lookup KEY      print the value and a newline; exit 1 if absent\n"
-    "  list [PREFIX]   keys in byte order, one a line (--json: one object\n"
-    "                  a line with key, value and stamp)\n"
-    "  load            bulk writes from stdin: KEY<TAB>VALUE lines, or with\n"
-    "                  --json the objects that list prints\n"
-    "  stats           node counters (--json: one JSON object)\n"
-    "  peers           peers with last contact, sequence, lag and repair\n"
-    "                  (--json: a JSON array)\n"
-    "  reload          make the node re-read its trust and clients files\n"
-    "  keygen FILE     make an Ed25519 key pair: FILE (secret, mode 0600)\n"
-    "                  and FILE.pub (the public key for trust files)\n"
-    "\n"
-    "options:\n"
+/* Where a packaged node listens (lwwd.conf's api, the systemd unit). */
+#define DEFAULT_API "ipc:///run/lww/api"
+
+static const char options_text[] =
+    "options (before or after the command; --opt=value works too; --\n"
+    "ends options, so an argument may start with '-'):\n"
     "  --api URL       the node's API (ipc:///path or tcp://host:port);\n"
-    "                  default $LWW_API\n"
+    "                  default $LWW_API, else " DEFAULT_API "\n"
     "  --key FILE      sign every request with this key (lwwctl keygen);\n"
     "                  needed by nodes started with --clients; default\n"
     "                  $LWW_KEY\n"
     "  --timeout MS    give up after MS milliseconds (default 5000)\n"
     "  --json          machine-readable output\n"
-    "  -h, --help      this text; COMMAND --help for one command\n"
+    "  -h, --help      this text; lwwctl help COMMAND or COMMAND --help\n"
+    "                  for one command\n"
     "  --version       the version\n"
     "\n"
     "exit codes: 0 ok, 1 lookup found no value, 2 usage error, 3 node\n"
@@ -73,6 +59,7 @@ static const char usage[] =
 
 static struct {
 	const char *api;
+	const char *api_from; /* "--api", "$LWW_API" or NULL: the default */
 	const char *keyfile;
 	int timeout_ms;
 	int json;
@@ -80,7 +67,7 @@ static struct {
 	int open;
 	int signing;
 	lww_key key;
-} g = {NULL, NULL, 5000, 0, NNG_SOCKET_INITIALIZER, 0, 0, {{0}, {0}}};
+} g = {NULL, NULL, NULL, 5000, 0, NNG_SOCKET_INITIALIZER, 0, 0, {{0}, {0}}};
 
 static int die(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -111,8 +98,7 @@ usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
-	fputs(usage, stderr);
+	fputs("\n(lwwctl help: the commands and options)\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -279,8 +265,8 @@ connect_api(void)
 	}
 	load_key();
 	if (g.api == NULL || *g.api == '\0') {
-		usage_error("%s", "no node to talk to: give --api URL or set "
-		                  "$LWW_API");
+		g.api = DEFAULT_API;
+		g.api_from = NULL;
 	}
 	if ((rv = nng_req0_open(&g.sock)) != 0) {
 		die(EXIT_UNREACHABLE, "cannot open socket: %s",
@@ -298,12 +284,20 @@ connect_api(void)
 	if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL) {
 		nng_close(g.sock);
 		g.open = 0;
-		usage_error("bad --api URL (want ipc:///path or "
+		usage_error("bad %s URL (want ipc:///path or "
 		            "tcp://host:port): %s",
-		            g.api);
+		            g.api_from ? g.api_from : "--api", g.api);
+	}
+	if (rv != 0 && g.api_from == NULL) {
+		/* Most often: no local node, or lwwd listens elsewhere. */
+		die(EXIT_UNREACHABLE,
+		    "cannot reach %s (the default address): %s; give the "
+		    "node's API with --api URL or $LWW_API",
+		    g.api, nerr(rv));
 	}
 	if (rv != 0) {
-		die(EXIT_UNREACHABLE, "cannot reach %s: %s", g.api, nerr(rv));
+		die(EXIT_UNREACHABLE, "cannot reach %s (from %s): %s", g.api,
+		    g.api_from, nerr(rv));
 	}
 }
 
@@ -354,19 +348,15 @@ call(const lww_buf *req, nng_msg **msg, lww_rep *rep)
 	*msg = m;
 }
 
-/* Exits with the node's error, if the reply carries one. */
-static void
-check_reply(nng_msg *m, const lww_rep *rep)
+/* The exit code for a reply's error and its one-line text in msg. */
+static int
+reply_error(const lww_rep *rep, char *msg, size_t cap)
 {
-	if (rep->status == LWW_OK) {
-		return;
-	}
 	int code = rep->status == LWW_ENOTFOUND ? EXIT_NOTFOUND : EXIT_REFUSED;
 	if (rep->status == LWW_EBUSY || rep->status == LWW_ECLOSED) {
 		code = EXIT_UNREACHABLE; /* the node could not serve it now */
 	}
-	char msg[LWW_ERRMSG_MAX + 1];
-	size_t n = rep->msglen;
+	size_t n = rep->msglen < cap - 1 ? rep->msglen : cap - 1;
 	memcpy(msg, rep->msg, n);
 	msg[n] = '\0';
 	for (size_t i = 0; i < n; i++) {
@@ -374,8 +364,25 @@ check_reply(nng_msg *m, const lww_rep *rep)
 			msg[i] = ' ';
 		}
 	}
+	if (n == 0) {
+		snprintf(msg, cap, "%s", lww_strerror(rep->status));
+	}
+	return code;
+}
+
+/* Exits with the node's error, if the reply carries one. */
+static void
+check_reply(nng_msg *m, const lww_rep *rep)
+{
+	char msg[LWW_ERRMSG_MAX + 1];
+	int code;
+
+	if (rep->status == LWW_OK) {
+		return;
+	}
+	code = reply_error(rep, msg, sizeof(msg));
 	nng_msg_free(m);
-	die(code, "%s", n ? msg : lww_strerror(rep->status));
+	die(code, "%s", msg);
 }
 
 /* Encodes q, sends it (connecting first if need be) and returns the
@@ -455,17 +462,6 @@ read_stdin(size_t max, size_t *n)
 
 /* ---- commands ---- */
 
-static void
-need_args(const char *cmd, int have, int min, int max, const char *what)
-{
-	if (have < min || have > max) {
-		fprintf(stderr, "lwwctl: %s: %s\nusage: lwwctl %s\n", cmd,
-		        have < min ? "missing argument" : "too many arguments",
-		        what);
-		exit(EXIT_USAGE);
-	}
-}
-
 static int
 cmd_write(int op, int argc, char **argv)
 {
@@ -474,12 +470,7 @@ cmd_write(int op, int argc, char **argv)
 	nng_msg *m;
 	lww_rep rep;
 
-	if (op == LWW_OP_ADD) {
-		need_args("add", argc, 2, 2,
-		          "add KEY VALUE  (VALUE - reads stdin)");
-	} else {
-		need_args("remove", argc, 1, 1, "remove KEY");
-	}
+	(void) argc;
 	q.key = (const uint8_t *) argv[0];
 	q.klen = strlen(argv[0]);
 	check_key(q.key, q.klen);
@@ -517,7 +508,7 @@ cmd_lookup(int argc, char **argv)
 	nng_msg *m;
 	lww_rep rep;
 
-	need_args("lookup", argc, 1, 1, "lookup KEY");
+	(void) argc;
 	q.key = (const uint8_t *) argv[0];
 	q.klen = strlen(argv[0]);
 	check_key(q.key, q.klen);
@@ -540,7 +531,6 @@ cmd_list(int argc, char **argv)
 	uint64_t damaged = 0;
 	int more;
 
-	need_args("list", argc, 0, 1, "list [PREFIX]");
 	if (argc == 1) {
 		q.key = (const uint8_t *) argv[0];
 		q.klen = strlen(argv[0]);
@@ -599,8 +589,8 @@ cmd_reload(int argc, char **argv)
 	nng_msg *m;
 	lww_rep rep;
 
+	(void) argc;
 	(void) argv;
-	need_args("reload", argc, 0, 0, "reload");
 	request(&q, &m, &rep);
 	if (g.json) {
 		puts("{\"reloaded\":true}");
@@ -770,9 +760,8 @@ cmd_text(int op, int argc, char **argv)
 	nng_msg *m;
 	lww_rep rep;
 
+	(void) argc;
 	(void) argv;
-	need_args(op == LWW_OP_STATS ? "stats" : "peers", argc, 0, 0,
-	          op == LWW_OP_STATS ? "stats" : "peers");
 	request(&q, &m, &rep);
 	if (g.json) {
 		fwrite(rep.text, 1, rep.textlen, stdout);
@@ -794,24 +783,72 @@ cmd_text(int op, int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Sends one LOAD request and checks its reply. */
+/* A load in progress: the batch being built and what the node stored. */
+typedef struct load_state {
+	lww_buf b;
+	size_t loaded; /* entries the node has stored */
+	size_t first;  /* the stdin line of the batch's first entry */
+} load_state;
+
+static void load_fail(load_state *st, size_t line, int code, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+/* Stops a load at stdin line `line`: says how many entries were stored
+ * (every line before it, so `tail -n +LINE` resumes) in plain text on
+ * stderr and, with --json, as {"loaded":N,"line":L,"error":"..."} on
+ * stdout. */
 static void
-load_flush(lww_buf *b, size_t *loaded)
+load_fail(load_state *st, size_t line, int code, const char *fmt, ...)
 {
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (isatty(STDERR_FILENO) && st->loaded > 0) {
+		fputc('\n', stderr);
+	}
+	if (g.json) {
+		printf("{\"loaded\":%zu,\"line\":%zu,\"error\":", st->loaded,
+		       line);
+		json_str(stdout, (const uint8_t *) why, strlen(why));
+		fputs("}\n", stdout);
+		fflush(stdout);
+	}
+	die(code,
+	    "stdin line %zu: %s; stopped there with %zu entr%s stored (the "
+	    "lines before it); resume with: tail -n +%zu FILE | lwwctl load",
+	    line, why, st->loaded, st->loaded == 1 ? "y" : "ies", line);
+}
+
+/* Sends the batch as one LOAD request and checks its reply. */
+static void
+load_flush(load_state *st, size_t next_line)
+{
+	char msg[LWW_ERRMSG_MAX + 1];
 	nng_msg *m;
 	lww_rep rep;
 
-	if (lww_load_count(b) == 0) {
+	if (lww_load_count(&st->b) == 0) {
+		st->first = next_line;
 		return;
 	}
-	call(b, &m, &rep);
-	check_reply(m, &rep);
-	*loaded += rep.count;
+	call(&st->b, &m, &rep);
+	if (rep.status != LWW_OK) {
+		int code = reply_error(&rep, msg, sizeof(msg));
+		nng_msg_free(m);
+		load_fail(st, st->first, code,
+		          "the node refused the batch from this line on: %s",
+		          msg);
+	}
+	st->loaded += rep.count;
 	nng_msg_free(m);
 	if (isatty(STDERR_FILENO)) {
-		fprintf(stderr, "\rlwwctl: loaded %zu", *loaded);
+		fprintf(stderr, "\rlwwctl: loaded %zu", st->loaded);
 	}
-	lww_load_begin(b);
+	lww_load_begin(&st->b);
+	st->first = next_line;
 }
 
 /* Finds "name": in a JSON object line and returns the start of its value. */
@@ -822,7 +859,13 @@ json_find(const char *line, const char *name)
 	const char *p;
 	snprintf(pat, sizeof(pat), "\"%s\":", name);
 	p = strstr(line, pat);
-	return p ? p + strlen(pat) : NULL;
+	if (p == NULL) {
+		return NULL;
+	}
+	/* Other tools write "name": "value"; list writes no space. */
+	for (p += strlen(pat); *p == ' ' || *p == '\t'; p++) {
+	}
+	return p;
 }
 
 /* Decodes a JSON string value (as list prints it) into out. */
@@ -917,88 +960,96 @@ cmd_load(int argc, char **argv)
 {
 	static uint8_t key[LWW_KEY_MAX * 2 + 8];
 	uint8_t *val = malloc(LWW_VAL_MAX * 2 + 8);
-	lww_buf b = LWW_BUF_INIT;
+	load_state st = {LWW_BUF_INIT, 0, 1};
 	char *line = NULL;
-	size_t cap = 0, lineno = 0, loaded = 0;
+	size_t cap = 0, lineno = 0;
 	ssize_t len;
 
+	(void) argc;
 	(void) argv;
-	need_args("load", argc, 0, 0, "load  < KEY<TAB>VALUE lines");
 	if (val == NULL) {
 		die(EXIT_REFUSED, "out of memory");
 	}
 	connect_api();
-	lww_load_begin(&b);
+	lww_load_begin(&st.b);
 	while ((len = getline(&line, &cap, stdin)) != -1) {
 		lww_entry e = {0};
+		char bad[128] = "";
 		lineno++;
 		if (len > 0 && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		}
+		/* Files from Windows end lines with CRLF: the \r is not part
+		 * of the value. */
+		if (len > 0 && line[len - 1] == '\r') {
 			line[--len] = '\0';
 		}
 		if (len == 0) {
 			continue;
 		}
 		if (g.json) {
-			size_t kl, vl = 0;
+			size_t kl = 0, vl = 0;
 			if (json_field_bytes(line, "key", key, sizeof(key),
 			                     &kl) != 0) {
-				die(EXIT_REFUSED,
-				    "stdin line %zu: no valid \"key\"", lineno);
-			}
-			e.key = key;
-			e.klen = kl;
-			if (json_find(line, "removed") != NULL) {
+				snprintf(bad, sizeof(bad), "no valid \"key\"");
+			} else if (json_find(line, "removed") != NULL) {
 				e.flags = LWW_ENTRY_TOMBSTONE;
 			} else if (json_field_bytes(line, "value", val,
 			                            LWW_VAL_MAX * 2,
 			                            &vl) != 0) {
-				die(EXIT_REFUSED,
-				    "stdin line %zu: no valid \"value\"",
-				    lineno);
+				snprintf(bad, sizeof(bad),
+				         "no valid \"value\"");
 			}
+			e.key = key;
+			e.klen = kl;
 			e.val = val;
 			e.vlen = vl;
 		} else {
 			char *tab = memchr(line, '\t', (size_t) len);
 			if (tab == NULL) {
-				die(EXIT_REFUSED,
-				    "stdin line %zu: want KEY<TAB>VALUE",
-				    lineno);
+				snprintf(bad, sizeof(bad),
+				         "want KEY<TAB>VALUE, found no tab");
+			} else {
+				e.key = (const uint8_t *) line;
+				e.klen = (size_t) (tab - line);
+				e.val = (const uint8_t *) tab + 1;
+				e.vlen = (size_t) (line + len - tab - 1);
 			}
-			e.key = (const uint8_t *) line;
-			e.klen = (size_t) (tab - line);
-			e.val = (const uint8_t *) tab + 1;
-			e.vlen = (size_t) (line + len - tab - 1);
 		}
-		if (e.klen < LWW_KEY_MIN || e.klen > LWW_KEY_MAX) {
-			die(EXIT_REFUSED,
-			    "stdin line %zu: key must be 1 to %d bytes", lineno,
-			    LWW_KEY_MAX);
+		if (!bad[0] && (e.klen < LWW_KEY_MIN || e.klen > LWW_KEY_MAX)) {
+			snprintf(bad, sizeof(bad), "key must be 1 to %d bytes",
+			         LWW_KEY_MAX);
 		}
-		if (e.vlen > LWW_VAL_MAX) {
-			die(EXIT_REFUSED,
-			    "stdin line %zu: value longer than %d bytes",
-			    lineno, LWW_VAL_MAX);
+		if (!bad[0] && e.vlen > LWW_VAL_MAX) {
+			snprintf(bad, sizeof(bad), "value longer than %d bytes",
+			         LWW_VAL_MAX);
 		}
-		if (b.len + lww_entry_size(&e) > LWW_BATCH_BYTES_TARGET * 4 ||
-		    lww_load_count(&b) == LWW_BATCH_ENTRIES_MAX) {
-			load_flush(&b, &loaded);
+		if (bad[0]) {
+			/* Store every good line before this one first, so the
+			 * count is exact and a resume starts here. */
+			load_flush(&st, lineno);
+			load_fail(&st, lineno, EXIT_REFUSED, "%s", bad);
 		}
-		if (lww_load_add(&b, &e) != LWW_OK) {
-			die(EXIT_REFUSED, "stdin line %zu: cannot encode",
-			    lineno);
+		if (st.b.len + lww_entry_size(&e) >
+		        LWW_BATCH_BYTES_TARGET * 4 ||
+		    lww_load_count(&st.b) == LWW_BATCH_ENTRIES_MAX) {
+			load_flush(&st, lineno);
+		}
+		if (lww_load_add(&st.b, &e) != LWW_OK) {
+			load_flush(&st, lineno);
+			load_fail(&st, lineno, EXIT_REFUSED, "cannot encode");
 		}
 	}
-	load_flush(&b, &loaded);
-	if (isatty(STDERR_FILENO) && loaded > 0) {
+	load_flush(&st, lineno + 1);
+	if (isatty(STDERR_FILENO) && st.loaded > 0) {
 		fputc('\n', stderr);
 	}
 	if (g.json) {
-		printf("{\"loaded\":%zu}\n", loaded);
+		printf("{\"loaded\":%zu}\n", st.loaded);
 	}
 	free(line);
 	free(val);
-	lww_buf_fini(&b);
+	lww_buf_fini(&st.b);
 	return EXIT_OK;
 }
 
@@ -1009,7 +1060,7 @@ cmd_keygen(int argc, char **argv)
 	lww_key k;
 	lww_err rv;
 
-	need_args("keygen", argc, 1, 1, "keygen FILE");
+	(void) argc;
 	if (lww_key_generate(&k) != LWW_OK) {
 		die(EXIT_REFUSED, "cannot generate a key");
 	}
@@ -1032,24 +1083,143 @@ cmd_keygen(int argc, char **argv)
 	return EXIT_OK;
 }
 
-static const struct {
+static int
+run_add(int argc, char **argv)
+{
+	return cmd_write(LWW_OP_ADD, argc, argv);
+}
+
+static int
+run_remove(int argc, char **argv)
+{
+	return cmd_write(LWW_OP_REMOVE, argc, argv);
+}
+
+static int
+run_stats(int argc, char **argv)
+{
+	return cmd_text(LWW_OP_STATS, argc, argv);
+}
+
+static int
+run_peers(int argc, char **argv)
+{
+	return cmd_text(LWW_OP_PEERS, argc, argv);
+}
+
+static int run_help(int argc, char **argv);
+
+/* The one command table: parsing, argument counts, the overview and each
+ * command's usage all come from it. help lines after the first are
+ * continuation lines. */
+typedef struct command {
 	const char *name;
+	const char *args;
+	int min, max; /* operands */
+	int (*run)(int argc, char **argv);
 	const char *help;
-} cmd_help[] = {
-    {"add", "add KEY VALUE    write VALUE under KEY; VALUE '-' reads stdin"},
-    {"remove", "remove KEY       remove KEY"},
-    {"lookup", "lookup KEY       print the value and a newline; exit 1 if "
-               "absent"},
-    {"list", "list [PREFIX]    keys in byte order, one a line"},
-    {"load", "load             bulk writes: KEY<TAB>VALUE lines on stdin "
-             "(--json: list's objects)"},
-    {"stats", "stats            node counters (--json: one JSON object)"},
-    {"peers", "peers            peers: last contact, seq, lag, repair "
-              "(--json: an array)"},
-    {"keygen", "keygen FILE      make a key pair: FILE (0600) and FILE.pub"},
-    {"reload",
-     "reload           the node re-reads its trust and clients files"},
+} command;
+
+static const command commands[] = {
+    {"add", "KEY VALUE", 2, 2, run_add,
+     "write VALUE under KEY; VALUE '-' reads stdin\n"
+     "(binary-safe); prints nothing (--json: the stamp).\n"
+     "A VALUE starting with '-' needs -- before it:\n"
+     "lwwctl add -- KEY -5"},
+    {"remove", "KEY", 1, 1, run_remove,
+     "remove KEY (a tombstone that replicates)"},
+    {"lookup", "KEY", 1, 1, cmd_lookup,
+     "print the value and a newline; exit 1 if absent\n"
+     "(--json: key, value and stamp)"},
+    {"list", "[PREFIX]", 0, 1, cmd_list,
+     "keys in byte order, one a line (--json: one object\n"
+     "a line with key, value and stamp)"},
+    {"load", "", 0, 0, cmd_load,
+     "bulk writes from stdin: KEY<TAB>VALUE lines (CRLF\n"
+     "too), or with --json the objects that list prints.\n"
+     "On a bad line it stops, stores the lines before it\n"
+     "and says how many (--json: {\"loaded\":N,\"line\":L,\n"
+     "\"error\":\"...\"}), exit 4"},
+    {"stats", "", 0, 0, run_stats, "node counters (--json: one JSON object)"},
+    {"peers", "", 0, 0, run_peers,
+     "peers with last contact, sequence, lag and repair\n"
+     "(--json: a JSON array)"},
+    {"reload", "", 0, 0, cmd_reload,
+     "make the node re-read its trust and clients files"},
+    {"keygen", "FILE", 1, 1, cmd_keygen,
+     "make an Ed25519 key pair: FILE (secret, mode 0600)\n"
+     "and FILE.pub (the public key for trust files)"},
+    {"help", "[COMMAND]", 0, 1, run_help, "this text, or one command's usage"},
 };
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const command *
+find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			return &commands[i];
+		}
+	}
+	return NULL;
+}
+
+/* Prints text with every line after the first indented by `indent`. */
+static void
+print_indented(FILE *f, const char *text, int indent)
+{
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t) (nl - p) : strlen(p);
+		fprintf(f, "%.*s\n", (int) n, p);
+		p += n;
+		if (*p == '\n' && *++p) {
+			fprintf(f, "%*s", indent, "");
+		}
+	}
+}
+
+static void
+print_usage(FILE *f)
+{
+	fputs("usage: lwwctl [OPTIONS] COMMAND [ARGS]\n\ncommands:\n", f);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		char head[32];
+		snprintf(head, sizeof(head), "%s %s", commands[i].name,
+		         commands[i].args);
+		fprintf(f, "  %-17s ", head);
+		print_indented(f, commands[i].help, 20);
+	}
+	fputc('\n', f);
+	fputs(options_text, f);
+}
+
+static void
+print_command_usage(FILE *f, const command *c)
+{
+	fprintf(f, "usage: lwwctl [OPTIONS] %s%s%s\n\n", c->name,
+	        c->args[0] ? " " : "", c->args);
+	print_indented(f, c->help, 0);
+	fputc('\n', f);
+	fputs(options_text, f);
+}
+
+static int
+run_help(int argc, char **argv)
+{
+	const command *c;
+
+	if (argc == 0) {
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	if ((c = find_command(argv[0])) == NULL) {
+		usage_error("help: unknown command '%s'", argv[0]);
+	}
+	print_command_usage(stdout, c);
+	return EXIT_OK;
+}
 
 int
 main(int argc, char **argv)
@@ -1063,16 +1233,22 @@ main(int argc, char **argv)
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *cmd;
-	int ch;
+	const command *c;
+	int ch, help = 0;
 
 	g.api = getenv("LWW_API");
+	g.api_from = "$LWW_API";
 	g.keyfile = getenv("LWW_KEY");
-	/* '+': stop at the command, so its arguments may start with '-'. */
-	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	/* Options may come before or after the command, as in etcdctl and
+	 * consul: getopt permutes them to the front. A leading '-' in an
+	 * argument is an option unless -- came before it. ':' first: a
+	 * missing option argument is told apart from an unknown option. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			g.api = optarg;
+			g.api_from = "--api";
 			break;
 		case 'k':
 			g.keyfile = optarg;
@@ -1094,56 +1270,54 @@ main(int argc, char **argv)
 			g.json = 1;
 			break;
 		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
+			help = 1;
+			break;
 		case 'V':
 			printf("lwwctl %s\n", LWW_VERSION);
 			return EXIT_OK;
+		case ':':
+			usage_error("option %s needs a value",
+			            argv[optind - 1]);
+			break;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			if (optopt != 0) {
+				usage_error("unknown option '-%c' (an argument "
+				            "starting with '-' goes after --)",
+				            optopt);
+			}
+			usage_error("unknown option '%s' (an argument starting "
+			            "with '-' goes after --)",
+			            argv[optind - 1]);
 		}
 	}
 	if (optind >= argc) {
+		if (help) {
+			print_usage(stdout);
+			return EXIT_OK;
+		}
 		usage_error("%s", "missing COMMAND");
+	}
+	if ((c = find_command(argv[optind])) == NULL) {
+		usage_error("unknown command '%s'", argv[optind]);
+	}
+	optind++;
+	argc -= optind;
+	argv += optind;
+	if (help) {
+		print_command_usage(stdout, c);
+		return EXIT_OK;
+	}
+	if (argc < c->min || argc > c->max) {
+		fprintf(stderr, "lwwctl: %s: %s\n", c->name,
+		        argc < c->min ? "missing argument"
+		                      : "too many arguments");
+		fprintf(stderr,
+		        "usage: lwwctl [OPTIONS] %s%s%s (lwwctl help %s)\n",
+		        c->name, c->args[0] ? " " : "", c->args, c->name);
+		return EXIT_USAGE;
 	}
 	if (sodium_init() < 0) {
 		die(EXIT_REFUSED, "libsodium failed to initialise");
 	}
-	cmd = argv[optind++];
-	argc -= optind;
-	argv += optind;
-	if (argc == 1 &&
-	    (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-		for (size_t i = 0; i < sizeof(cmd_help) / sizeof(cmd_help[0]);
-		     i++) {
-			if (strcmp(cmd, cmd_help[i].name) == 0) {
-				printf("usage: lwwctl [--api URL] [--timeout "
-				       "MS] [--json] %s\n",
-				       cmd_help[i].help);
-				return EXIT_OK;
-			}
-		}
-	}
-	if (strcmp(cmd, "add") == 0) {
-		return cmd_write(LWW_OP_ADD, argc, argv);
-	} else if (strcmp(cmd, "remove") == 0) {
-		return cmd_write(LWW_OP_REMOVE, argc, argv);
-	} else if (strcmp(cmd, "lookup") == 0) {
-		return cmd_lookup(argc, argv);
-	} else if (strcmp(cmd, "list") == 0) {
-		return cmd_list(argc, argv);
-	} else if (strcmp(cmd, "load") == 0) {
-		return cmd_load(argc, argv);
-	} else if (strcmp(cmd, "stats") == 0) {
-		return cmd_text(LWW_OP_STATS, argc, argv);
-	} else if (strcmp(cmd, "peers") == 0) {
-		return cmd_text(LWW_OP_PEERS, argc, argv);
-	} else if (strcmp(cmd, "keygen") == 0) {
-		return cmd_keygen(argc, argv);
-	} else if (strcmp(cmd, "reload") == 0) {
-		return cmd_reload(argc, argv);
-	}
-	usage_error("unknown command '%s'", cmd);
-	return EXIT_USAGE;
+	return c->run(argc, argv);
 }

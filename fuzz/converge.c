@@ -22,6 +22,7 @@
 #include "digest.h"
 #include "fuzz.h"
 #include "store.h"
+#include "../tests/ref_order.h"
 
 #define R          3
 #define WRITES_MAX 64
@@ -223,7 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < nw; i++) {
 		const fz_write *x = &w[i];
 		if (model[x->key[1]] == NULL ||
-		    lww_entry_cmp(&x->e, &model[x->key[1]]->e) > 0) {
+		    ref_order_wins(&x->e, &model[x->key[1]]->e)) {
 			model[x->key[1]] = x;
 		}
 	}

@@ -8,6 +8,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "limits.h"
+#include "reencode.h"
 
 typedef lww_err (*decode_fn)(const uint8_t *p, size_t n);
 
@@ -67,7 +68,7 @@ dec_exact(decode_fn fn, const uint8_t *p, size_t n)
 
 /* The negative checks every decoder gets. */
 static void
-check_hostile(decode_fn fn, const lww_buf *b)
+check_hostile(decode_fn fn, reenc_fn re, const lww_buf *b)
 {
 	uint8_t *m = malloc(b->len + 1);
 	assert_non_null(m);
@@ -88,12 +89,34 @@ check_hostile(decode_fn fn, const lww_buf *b)
 	m[0] = LWW_WIRE_VERSION;
 	m[1] = 0x7f;
 	assert_err(dec_exact(fn, m, b->len), LWW_EUNKNOWN);
-	/* Any single bit flip: decoded or refused, never a crash. */
+	/* Any single bit flip is refused with an error, or decodes to a
+	 * message that re-encodes to exactly the flipped bytes (a different
+	 * but well-formed message); never a silent misreading. A flip of
+	 * the version byte is always refused. */
+	lww_buf rb = LWW_BUF_INIT;
+	size_t refused = 0;
 	for (size_t i = 0; i < b->len * 8; i++) {
-		memcpy(m, b->p, b->len);
-		m[i / 8] ^= (uint8_t) (1u << (i % 8));
-		(void) dec_exact(fn, m, b->len);
+		uint8_t *copy = malloc(b->len);
+		reenc_result r;
+		assert_non_null(copy);
+		memcpy(copy, b->p, b->len);
+		copy[i / 8] ^= (uint8_t) (1u << (i % 8));
+		r = re(copy, b->len, &rb);
+		if (r == REENC_DIFFERS) {
+			fail_msg(
+			    "bit %zu of %zu flipped: decoded, but re-encodes "
+			    "to other bytes",
+			    i, b->len * 8);
+		}
+		if (i < 8 && r != REENC_REFUSED) {
+			fail_msg(
+			    "bit %zu of the version byte flipped: accepted", i);
+		}
+		refused += r == REENC_REFUSED;
+		free(copy);
 	}
+	assert_true(refused >= 8);
+	lww_buf_fini(&rb);
 	free(m);
 }
 
@@ -146,7 +169,7 @@ test_batch_round_trip(void **state)
 		assert_entry_eq(&e, &in[i++]);
 	}
 	assert_int_equal(i, 3);
-	check_hostile(dec_batch, &b);
+	check_hostile(dec_batch, reenc_batch, &b);
 	lww_buf_fini(&b);
 }
 
@@ -243,7 +266,7 @@ test_heartbeat(void **state)
 	assert_ok(lww_heartbeat_encode(&b, &in));
 	assert_ok(lww_heartbeat_decode(b.p, b.len, &out));
 	assert_true(out.seq == 77 && out.hlc == in.hlc);
-	check_hostile(dec_hb, &b);
+	check_hostile(dec_hb, reenc_heartbeat, &b);
 	/* A heartbeat is not a batch. */
 	{
 		lww_batch bt;
@@ -291,7 +314,7 @@ test_requests(void **state)
 			assert_memory_equal(out.val, reqs[i].val, out.vlen);
 		assert_int_equal(out.alen, reqs[i].alen);
 		assert_int_equal(out.limit, reqs[i].limit);
-		check_hostile(dec_req, &b);
+		check_hostile(dec_req, reenc_request, &b);
 	}
 	lww_buf_fini(&b);
 }
@@ -321,7 +344,7 @@ test_load_request(void **state)
 		i++;
 	}
 	assert_int_equal(i, 2);
-	check_hostile(dec_req, &b);
+	check_hostile(dec_req, reenc_request, &b);
 	/* An empty load is refused. */
 	assert_ok(lww_load_begin(&b));
 	assert_err(lww_req_decode(b.p, b.len, &out), LWW_EPROTO);
@@ -364,7 +387,7 @@ test_replies(void **state)
 		if (reps[i].op == LWW_OP_LOOKUP && reps[i].status == LWW_OK) {
 			assert_entry_eq(&out.entry, &e);
 		}
-		check_hostile(dec_rep, &b);
+		check_hostile(dec_rep, reenc_reply, &b);
 	}
 	lww_buf_fini(&b);
 }
@@ -391,7 +414,7 @@ test_list_reply(void **state)
 		assert_entry_eq(&e, &in[i++]);
 	}
 	assert_int_equal(i, 2);
-	check_hostile(dec_rep, &b);
+	check_hostile(dec_rep, reenc_reply, &b);
 	b.p[b.len - 1] = 4; /* an unknown flag */
 	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
 	b.p[b.len - 1] = 2; /* "damaged" without its count */
@@ -404,7 +427,7 @@ test_list_reply(void **state)
 	assert_ok(lww_rep_decode(b.p, b.len, &out));
 	assert_int_equal(out.more, 0);
 	assert_int_equal(out.damaged, 3);
-	check_hostile(dec_rep, &b);
+	check_hostile(dec_rep, reenc_reply, &b);
 	lww_put_u32le(b.p + b.len - 4, 0); /* a count of none is malformed */
 	assert_err(lww_rep_decode(b.p, b.len, &out), LWW_EPROTO);
 	lww_buf_fini(&b);
@@ -479,7 +502,7 @@ test_tree_messages(void **state)
 	assert_int_equal(q.level, 2);
 	assert_int_equal(q.count, 3);
 	assert_int_equal(lww_tree_req_index(&q, 2), 255);
-	check_hostile(dec_treq, &b);
+	check_hostile(dec_treq, reenc_tree_req, &b);
 	/* An index outside its level is refused both ways. */
 	idx[0] = 256;
 	assert_err(lww_tree_req_encode(&b, 2, idx, 3), LWW_EINVAL);
@@ -492,7 +515,7 @@ test_tree_messages(void **state)
 	assert_ok(lww_tree_rep_decode(b.p, b.len, &r));
 	assert_int_equal(r.count, 3);
 	assert_memory_equal(r.hashes, hashes, sizeof(hashes));
-	check_hostile(dec_trep, &b);
+	check_hostile(dec_trep, reenc_tree_rep, &b);
 	/* A count beyond the limit, with no bytes behind it. */
 	lww_put_u32le(b.p + 3, LWW_SYNC_NODES_MAX + 1);
 	assert_err(lww_tree_rep_decode(b.p, b.len, &r), LWW_EPROTO);
@@ -532,7 +555,7 @@ test_leaf_messages(void **state)
 		}
 	}
 	assert_int_equal(n, 2);
-	check_hostile(dec_lreq, &b);
+	check_hostile(dec_lreq, reenc_leaf_req, &b);
 	/* A summary count larger than the bytes left. */
 	lww_put_u32le(b.p + 10, 1000000);
 	assert_err(lww_leaf_req_decode(b.p, b.len, &q), LWW_EPROTO);
@@ -544,7 +567,7 @@ test_leaf_messages(void **state)
 	assert_ok(lww_leaf_rep_decode(b.p, b.len, &r));
 	assert_int_equal(r.done, 2);
 	assert_int_equal(r.entries.count, 1);
-	check_hostile(dec_lrep, &b);
+	check_hostile(dec_lrep, reenc_leaf_rep, &b);
 	lww_buf_fini(&b);
 }
 
@@ -628,7 +651,7 @@ test_clock_probes(void **state)
 	assert_ok(lww_clock_req_encode(&b, in.t1));
 	assert_ok(lww_clock_req_decode(b.p, b.len, &t1));
 	assert_true(t1 == in.t1);
-	check_hostile(dec_clock_req, &b);
+	check_hostile(dec_clock_req, reenc_clock_req, &b);
 	/* A request is not a reply, nor a heartbeat. */
 	assert_err(dec_clock_rep(b.p, b.len), LWW_EUNKNOWN);
 	assert_err(dec_hb(b.p, b.len), LWW_EUNKNOWN);
@@ -637,7 +660,7 @@ test_clock_probes(void **state)
 	assert_ok(lww_clock_rep_decode(b.p, b.len, &out));
 	assert_true(out.t1 == in.t1 && out.t2 == in.t2 && out.t3 == in.t3 &&
 	            out.refused == 42);
-	check_hostile(dec_clock_rep, &b);
+	check_hostile(dec_clock_rep, reenc_clock_rep, &b);
 	assert_err(dec_clock_req(b.p, b.len), LWW_EUNKNOWN);
 	lww_buf_fini(&b);
 }

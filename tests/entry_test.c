@@ -4,6 +4,7 @@
 #include "entry.h"
 #include "err.h"
 #include "limits.h"
+#include "ref_order.h"
 
 static lww_entry
 mk(uint64_t hlc, uint64_t node, int tomb, const char *val)
@@ -91,6 +92,56 @@ test_order_is_total_and_antisymmetric(void **state)
 		}
 }
 
+/* The tests' independent statement of the order (ref_order.h) and the
+ * code agree on random pairs, drawn from small ranges so that equal
+ * stamps, equal lengths and equal bytes are common. */
+static void
+test_reference_order_agrees(void **state)
+{
+	uint64_t rng = 0x5eed0f0dull;
+	uint8_t va[4], vb[4];
+	(void) state;
+
+	for (int i = 0; i < 200000; i++) {
+		lww_entry a = {(const uint8_t *) "k", 1, va, 0, 0, 0, 0};
+		lww_entry b = {(const uint8_t *) "k", 1, vb, 0, 0, 0, 0};
+		a.hlc = tu_below(&rng, 3) << (tu_below(&rng, 2) * 40);
+		b.hlc = tu_below(&rng, 3) << (tu_below(&rng, 2) * 40);
+		a.node = tu_below(&rng, 2) ? UINT64_MAX - tu_below(&rng, 2)
+		                           : tu_below(&rng, 2);
+		b.node = tu_below(&rng, 2) ? UINT64_MAX - tu_below(&rng, 2)
+		                           : tu_below(&rng, 2);
+		a.vlen = (size_t) tu_below(&rng, 4);
+		b.vlen = (size_t) tu_below(&rng, 4);
+		for (size_t j = 0; j < 4; j++) {
+			/* 0x00, 0x7f, 0x80 and 0xff: signedness shows. */
+			static const uint8_t bytes[] = {0x00, 0x7f, 0x80, 0xff};
+			va[j] = bytes[tu_below(&rng, 4)];
+			vb[j] = bytes[tu_below(&rng, 4)];
+		}
+		if (tu_below(&rng, 3) == 0) {
+			a.flags = LWW_ENTRY_TOMBSTONE;
+			a.vlen = 0;
+		}
+		if (tu_below(&rng, 3) == 0) {
+			b.flags = LWW_ENTRY_TOMBSTONE;
+			b.vlen = 0;
+		}
+		int want = ref_order_cmp(&a, &b);
+		int got = lww_entry_cmp(&a, &b);
+		if ((want > 0) != (got > 0) || (want < 0) != (got < 0)) {
+			fail_msg("pair %d: reference says %d, lww_entry_cmp %d "
+			         "(hlc %llu/%llu node %llx/%llx len %zu/%zu)",
+			         i, want, got, (unsigned long long) a.hlc,
+			         (unsigned long long) b.hlc,
+			         (unsigned long long) a.node,
+			         (unsigned long long) b.node, a.vlen, b.vlen);
+		}
+		assert_int_equal(ref_order_wins(&a, &b),
+		                 lww_entry_wins(&a, &b));
+	}
+}
+
 static void
 test_check_limits(void **state)
 {
@@ -152,6 +203,7 @@ main(void)
 	    cmocka_unit_test(test_order_tombstone_over_value),
 	    cmocka_unit_test(test_order_value_shorter_first_then_bytes),
 	    cmocka_unit_test(test_order_is_total_and_antisymmetric),
+	    cmocka_unit_test(test_reference_order_agrees),
 	    cmocka_unit_test(test_check_limits),
 	    cmocka_unit_test(test_key_order_and_range),
 	};

@@ -13,6 +13,12 @@
  *   junksig    VALUE's bytes as the payload (no batch), then a random
  *              signature (well-formed: verifying it hashes the message)
  * Usage: lwwforge URL KEYFILE MODE KEY VALUE COUNT INTERVAL_MS
+ * COUNT "once" sends the message exactly once, so a test can prove that
+ * this very message was refused (a counter rises by exactly one): until a
+ * line arrives on stdin it publishes a valid batch writing KEY.ready=1
+ * every INTERVAL_MS (the test waits for that key: the node is subscribed),
+ * then sends MODE's message once, prints "sent" and stays bound until
+ * stdin closes.
  * VALUE @N is N bytes of 'x' (up to 1 MiB; for junksig up to a whole
  * message): a large message, slow to verify (Ed25519 hashes all of it).
  *
@@ -32,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -207,6 +215,54 @@ sync_main(const char *url, const char *keyfile, const char *mode)
 	return 0;
 }
 
+/* COUNT "once": see the top of the file. */
+static int
+send_once(nng_socket pub, const lww_key *k, const char *key, const lww_buf *msg,
+          int interval)
+{
+	lww_buf batch = LWW_BUF_INIT, ready = LWW_BUF_INIT;
+	char rkey[256];
+	char line[64];
+	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+	lww_entry e;
+
+	snprintf(rkey, sizeof(rkey), "%s.ready", key);
+	memset(&e, 0, sizeof(e));
+	e.key = (const uint8_t *) rkey;
+	e.klen = strlen(rkey);
+	e.val = (const uint8_t *) "1";
+	e.vlen = 1;
+	e.node = lww_node_id(k->pk);
+	for (;;) {
+		/* A fresh stamp and sequence each time, as a live peer's. */
+		e.hlc = lww_hlc_make(now_ms(), 0);
+		lww_buf_reset(&ready);
+		if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
+		    lww_batch_add(&batch, &e) != LWW_OK ||
+		    lww_envelope_seal(k, batch.p, batch.len, &ready) !=
+		        LWW_OK) {
+			fprintf(stderr, "lwwforge: cannot build the batch\n");
+			return 1;
+		}
+		nng_send(pub, ready.p, ready.len, 0);
+		if (poll(&pfd, 1, interval) > 0) {
+			break;
+		}
+	}
+	if (fgets(line, sizeof(line), stdin) == NULL) {
+		return 1; /* stdin closed before the go: send nothing */
+	}
+	nng_send(pub, msg->p, msg->len, 0);
+	printf("sent\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+	}
+	nng_close(pub);
+	lww_buf_fini(&batch);
+	lww_buf_fini(&ready);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -302,6 +358,9 @@ main(int argc, char **argv)
 	    nng_listen(pub, argv[1], NULL, 0) != 0) {
 		fprintf(stderr, "lwwforge: cannot listen on %s\n", argv[1]);
 		return 1;
+	}
+	if (strcmp(argv[6], "once") == 0) {
+		return send_once(pub, &k, argv[4], &env, interval);
 	}
 	for (int i = 0; i < count; i++) {
 		nng_send(pub, env.p, env.len, 0);

@@ -4,12 +4,14 @@ exit code, binary values through stdin, JSON parsed back, list across
 continuations, limits and transport errors."""
 
 import base64
+import json
 import os
 import stat
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import ClusterTest, ctl  # noqa: E402
 
 
@@ -134,10 +136,6 @@ class Cli(ClusterTest):
         r = ctl("lookup", "k", api="bogus://x")
         self.assertEqual(r.rc, 2)
         self.assertIn("bad --api URL", r.err)
-        env = dict(os.environ, LWW_API="")
-        r = ctl("lookup", "k", env=env)
-        self.assertEqual(r.rc, 2)
-        self.assertIn("LWW_API", r.err)
         env = dict(os.environ, LWW_API=self.n.api)
         self.assertEqual(ctl("add", "via-env", "1", env=env).rc, 0)
         self.assertEqual(self.n.lookup("via-env"), "1")
@@ -191,5 +189,124 @@ class Cli(ClusterTest):
         self.assertEqual(len(obj["node"]), 16)
 
 
+class Edges(ClusterTest):
+    """The command line as users of etcdctl, consul kv and redis-cli
+    expect it (issue 19)."""
+
+    def setUp(self):
+        super().setUp()
+        self.c = self.cluster(1).start()
+        self.n = self.c.nodes[0]
+
+    def test_default_api_is_named_with_how_to_change_it(self):
+        if os.path.exists("/run/lww/api"):
+            self.skipTest("a node listens on /run/lww/api here")
+        for api in (None, ""):
+            env = {k: v for k, v in os.environ.items() if k != "LWW_API"}
+            if api is not None:
+                env["LWW_API"] = api
+            r = ctl("lookup", "k", env=env)
+            self.assertEqual(r.rc, 3, r)
+            self.assertEqual(r.err.count("\n"), 1, r.err)
+            for word in ("ipc:///run/lww/api", "--api", "LWW_API"):
+                self.assertIn(word, r.err)
+
+    def test_options_after_the_command_and_with_equals(self):
+        n = self.n
+        self.assertEqual(n.ctl("add", "k", "v").rc, 0)
+        r = ctl("lookup", "k", "--json", api=n.api)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json()["value"], "v")
+        r = ctl("lookup", "k", f"--api={n.api}", "--timeout=3000", "--json")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json()["value"], "v")
+        r = ctl("--json", "lookup", "--api", n.api, "k")
+        self.assertEqual(r.json()["value"], "v")
+
+    def test_double_dash_ends_options(self):
+        n = self.n
+        r = ctl("add", "k", "-5", api=n.api)
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("-5", r.err)
+        self.assertIn("--", r.err)
+        self.assertIsNone(n.lookup("k"))
+        r = ctl("add", "--", "k", "-5", api=n.api)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(n.lookup("k"), "-5")
+        r = ctl("--json", "lookup", "--", "k", api=n.api)
+        self.assertEqual(r.json()["value"], "-5")
+        r = ctl("add", "--", "-k", "-", api=n.api, stdin=b"dash")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(ctl("lookup", "--", "-k", api=n.api).out, "dash\n")
+
+    def test_help_for_every_command(self):
+        r = ctl("help")
+        self.assertEqual(r.rc, 0, r)
+        overview = r.out
+        self.assertEqual(ctl("--help").out, overview)
+        cmds = ("add", "remove", "lookup", "list", "load", "stats", "peers",
+                "reload", "keygen", "help")
+        for cmd in cmds:
+            self.assertIn(f"\n  {cmd} ", overview)
+            r = ctl("help", cmd)
+            self.assertEqual(r.rc, 0, (cmd, r))
+            self.assertTrue(r.out.startswith("usage: lwwctl "), r.out)
+            self.assertIn(f" {cmd}", r.out.splitlines()[0])
+            self.assertIn("--api", r.out)
+            self.assertEqual(ctl(cmd, "--help").out, r.out, cmd)
+            self.assertEqual(ctl("--help", cmd).out, r.out, cmd)
+        self.assertIn("ipc:///run/lww/api", overview)
+        r = ctl("help", "frobnicate")
+        self.assertEqual(r.rc, 2)
+        self.assertIn("frobnicate", r.err)
+        r = ctl("frobnicate", "--help")
+        self.assertEqual(r.rc, 2)
+
+    def load_with_bad_line(self, json_mode):
+        n = self.n
+        if json_mode:
+            good = [json.dumps({"key": f"j{i}", "value": str(i)})
+                    for i in range(3)]
+            text = "\n".join(good + ["{\"nokey\":1}",
+                                      json.dumps({"key": "after",
+                                                  "value": "x"})]) + "\n"
+            r = ctl("--json", "load", api=n.api, stdin=text.encode())
+        else:
+            text = "a\t1\nb\t2\n\nc\t3\nno tab here\nafter\tx\n"
+            r = ctl("load", api=n.api, stdin=text.encode())
+        self.assertEqual(r.rc, 4, r)
+        self.assertEqual(r.err.count("\n"), 1, r.err)
+        self.assertIsNone(n.lookup("after"))
+        return r
+
+    def test_load_stops_on_a_bad_line_saying_what_it_stored(self):
+        r = self.load_with_bad_line(False)
+        self.assertIn("line 5", r.err)
+        self.assertIn("3 entries stored", r.err)
+        self.assertIn("tail -n +5", r.err)
+        for k, v in (("a", "1"), ("b", "2"), ("c", "3")):
+            self.assertEqual(self.n.lookup(k), v)
+
+    def test_load_json_stops_on_a_bad_line_with_a_json_report(self):
+        r = self.load_with_bad_line(True)
+        rep = r.json()
+        self.assertEqual((rep["loaded"], rep["line"]), (3, 4), rep)
+        self.assertIn("key", rep["error"])
+        for i in range(3):
+            self.assertEqual(self.n.lookup(f"j{i}"), str(i))
+
+    def test_load_takes_crlf_lines(self):
+        n = self.n
+        r = ctl("load", api=n.api, stdin=b"a\t1\r\nb\ttwo words\r\n")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(n.ctl("lookup", "a").raw, b"1\n")
+        self.assertEqual(n.ctl("lookup", "b").raw, b"two words\n")
+        line = json.dumps({"key": "j", "value": "v"}).encode()
+        r = ctl("--json", "load", api=n.api, stdin=line + b"\r\n")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json(), {"loaded": 1})
+        self.assertEqual(n.ctl("lookup", "j").raw, b"v\n")
+
+
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

@@ -17,6 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from convergence import Recorder, check, writer  # noqa: E402
 from lwwtest import LWWD, ClusterTest, ctl, wait_until  # noqa: E402
 
@@ -134,14 +135,27 @@ class Faults(ClusterTest):
         self.assertLess(moved / max(rounds, 1), 4096)
 
 
-def netns_available():
+def netns_available(nft="nft"):
+    """None if this machine can set up everything Partitions needs, or why
+    not. A namespace alone is not enough (some sandboxes allow `ip netns
+    add` but not veth links, addresses in a namespace or nftables), so the
+    probe builds one host exactly as Net does, with a loss rule, and
+    removes it again."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         return "needs root and iproute2"
-    name = f"lwwprobe{os.getpid()}"
-    p = subprocess.run(["ip", "netns", "add", name], capture_output=True)
-    if p.returncode != 0:
-        return "ip netns add failed: " + p.stderr.decode().strip()
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    if shutil.which(nft) is None:
+        return f"{nft} (nftables) not installed"
+    try:
+        net = Net(1, tag=f"lp{os.getpid() % 100000}", nft=nft)
+    except Exception as e:
+        return f"cannot set up a namespace host: {e}".strip()
+    try:
+        net.lossy(0, 1)
+        net.clear_loss(0)
+    except Exception as e:
+        return f"cannot add an nftables rule in a namespace: {e}".strip()
+    finally:
+        net.close()
     return None
 
 
@@ -149,8 +163,9 @@ class Net:
     """Hosts in network namespaces on a bridge in a switch namespace, with
     addresses 10.77.0.N/24 that exist only inside them."""
 
-    def __init__(self, n):
-        self.tag = f"lw{os.getpid() % 100000}"
+    def __init__(self, n, tag=None, nft="nft"):
+        self.tag = tag or f"lw{os.getpid() % 100000}"
+        self.nft = nft
         self.sw = f"{self.tag}sw"
         self.hosts = [f"{self.tag}h{i + 1}" for i in range(n)]
         self.made = []
@@ -161,7 +176,10 @@ class Net:
             raise
 
     def sh(self, *args):
-        p = subprocess.run(list(args), capture_output=True, timeout=30)
+        try:
+            p = subprocess.run(list(args), capture_output=True, timeout=30)
+        except OSError as e:
+            raise RuntimeError(f"{' '.join(args)}: {e}")
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(args)}: {p.stderr.decode()}")
 
@@ -201,14 +219,14 @@ class Net:
             f"add rule inet lwwloss o numgen random mod 100 < {percent} drop",
             f"add rule inet lwwloss i numgen random mod 100 < {percent} drop",
         ]) + "\n"
-        p = subprocess.run(["ip", "netns", "exec", h, "nft", "-f", "-"],
+        p = subprocess.run(["ip", "netns", "exec", h, self.nft, "-f", "-"],
                            input=script.encode(), capture_output=True,
                            timeout=30)
         if p.returncode != 0:
             raise RuntimeError(f"nft: {p.stderr.decode()}")
 
     def clear_loss(self, i):
-        self.sh("ip", "netns", "exec", self.hosts[i], "nft", "delete",
+        self.sh("ip", "netns", "exec", self.hosts[i], self.nft, "delete",
                 "table", "inet", "lwwloss")
 
     def close(self):
@@ -225,8 +243,6 @@ class Partitions(ClusterTest):
             self.skipTest(f"network namespaces unavailable ({why}); the "
                           "loopback fault tests cover kill, freeze and "
                           "late join")
-        if shutil.which("nft") is None:
-            self.skipTest("nft (nftables) not installed")
         self.net = Net(3)
         self.addCleanup(self.net.close)
 
@@ -257,5 +273,51 @@ class Partitions(ClusterTest):
         self.assertLess(took, 90)
 
 
+def namespaces_left(prefix):
+    p = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                       text=True)
+    return [ln.split()[0] for ln in p.stdout.splitlines()
+            if ln.startswith(prefix)]
+
+
+class NamespaceProbe(unittest.TestCase):
+    """The probe says "unavailable" when any step Partitions needs fails,
+    and leaves nothing behind either way."""
+
+    def test_missing_step_is_reported_and_cleaned_up(self):
+        why = netns_available(nft="/nonexistent/nft")
+        self.assertIsNotNone(why)
+        if os.geteuid() == 0 and shutil.which("ip"):
+            self.assertIn("nft", why)
+            self.assertEqual(namespaces_left(f"lp{os.getpid() % 100000}"),
+                             [])
+
+    def test_failing_rule_step_is_reported_and_cleaned_up(self):
+        # An nft that exists but fails stands for a kernel without
+        # nftables: the probe gets as far as the rule, then says so.
+        if os.geteuid() != 0 or shutil.which("ip") is None:
+            self.skipTest("needs root and iproute2")
+        if netns_available() is not None:
+            self.skipTest("namespaces unavailable here")
+        why = netns_available(nft=shutil.which("false"))
+        self.assertIsNotNone(why)
+        self.assertIn("nftables rule", why)
+        self.assertEqual(namespaces_left(f"lp{os.getpid() % 100000}"), [])
+
+    def test_available_means_partitions_can_set_up(self):
+        why = netns_available()
+        if why is not None:
+            self.skipTest(f"probe says unavailable: {why}")
+        net = Net(3)
+        try:
+            net.lossy(1, 30)
+            net.clear_loss(1)
+            net.cut(2)
+            net.cut(2, down=False)
+        finally:
+            net.close()
+        self.assertEqual(namespaces_left(net.tag), [])
+
+
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

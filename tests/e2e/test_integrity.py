@@ -10,6 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import ClusterTest, wait_until  # noqa: E402
 
 FAST = ["--repair-interval", "500"]
@@ -144,4 +145,4 @@ class Integrity(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

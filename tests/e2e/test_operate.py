@@ -13,6 +13,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import ClusterTest, wait_until  # noqa: E402
 
 BUILD = os.environ.get("LWW_BUILD_DIR", "build")
@@ -137,4 +138,4 @@ class Metrics(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

@@ -16,6 +16,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
 
 KEY_MAX = 1024
@@ -200,4 +201,4 @@ class Stalled(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

@@ -21,6 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import (LWWFORGE, SANITIZER_MARKS, ClusterTest,  # noqa: E402
                      ctl, wait_until)
 
@@ -388,4 +389,4 @@ class ShutdownUnderLoad(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    lwwtest.main()

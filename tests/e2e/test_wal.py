@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lwwtest  # noqa: E402
 from lwwtest import LWWD, ClusterTest, ctl, wait_until  # noqa: E402
 
 REPAIR = ["--repair-interval", "1000"]
@@ -119,7 +120,10 @@ class Damage(ClusterTest):
         c.start()
         n1, n2 = c.nodes
         got = None
-        for rnd in range(3):
+        # Each try races the idle checkpoint (1 s without writes), which
+        # a loaded machine can let in between two lwwctl runs; three tries
+        # were not enough in a full scripts/test run. Bounded: 8 tries.
+        for rnd in range(8):
             got = self.write_and_kill(n1, rnd)
             if got is not None:
                 break
@@ -225,7 +229,12 @@ class Crash(ClusterTest):
         log = n1.logtext()
         self.assertIn("wal_torn_tail", log)
         self.assertIn("repair fetches it if a peer has it", log)
-        self.assertNotIn("damage", log.split("wal_torn_tail")[-1])
+        # Taken for a torn tail, not for damage: no damage event, no
+        # error (the torn-tail line itself says "or damaged", since a
+        # torn tail may be either; that wording is not the verdict).
+        after = log.split("wal_torn_tail")[-1]
+        self.assertNotIn("wal_damage", after)
+        self.assertNotIn("level=error", after)
         self.assertEqual(n1.ctl("add", "after", "1").rc, 0)
 
     def test_torn_tail_starts_a_repair_round(self):
@@ -501,10 +510,4 @@ class DiskFull(ClusterTest):
 
 
 if __name__ == "__main__":
-    prog = unittest.main(exit=False)
-    r = prog.result
-    if not r.wasSuccessful():
-        sys.exit(1)
-    if r.skipped and len(r.skipped) == r.testsRun:
-        sys.exit(77)
-    sys.exit(0)
+    lwwtest.main()
