@@ -1230,8 +1230,12 @@ lwwd_clock_stop(lwwd *d)
 	pthread_mutex_lock(&c->mtx);
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mtx);
+	/* Cancel, not nng_aio_stop: a stopped aio fails the next receive
+	 * without reaching the REQ socket, which then keeps the request it
+	 * sent until the socket closes (never: see lwwd_clock_free). The
+	 * thread, woken above, cancels its own exchange and sees the flag. */
 	if (c->aio != NULL) {
-		nng_aio_stop(c->aio);
+		nng_aio_cancel(c->aio);
 	}
 	if (c->started) {
 		pthread_join(c->thr, NULL);
