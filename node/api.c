@@ -10,6 +10,9 @@
  * node's mutex, reload reads files) to the worker thread (work.c), which
  * answers it. The callbacks themselves never block.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -540,12 +543,50 @@ api_cb(void *arg)
 	}
 }
 
-/* 127.0.0.0/8, ::1 and localhost are loopback. */
+/* A host is loopback when every address it resolves to is in 127.0.0.0/8
+ * or is ::1; a name that merely starts with "127." is not (fail closed:
+ * one that does not resolve is not loopback either). */
 static int
 is_loopback(const char *host)
 {
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
+	struct addrinfo hints, *res = NULL, *ai;
+	char h[256];
+	size_t n = strlen(host);
+	int ok = 0;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(h)) {
+		return 0;
+	}
+	memcpy(h, host, n);
+	h[n] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(h, NULL, &hints, &res) != 0) {
+		return 0;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *s4 =
+			    (const struct sockaddr_in *) ai->ai_addr;
+			ok = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 =
+			    (const struct sockaddr_in6 *) ai->ai_addr;
+			ok = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+		} else {
+			ok = 0;
+		}
+		if (!ok) {
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	return ok;
 }
 
 int
@@ -603,7 +644,19 @@ lwwd_api_start(lwwd *d)
 	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {
 		/* Owner-only: file permissions are the ipc API's access
 		 * control. */
-		(void) nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+		if ((rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
+		                               0600)) != 0) {
+			/* Fail closed: a socket others may open is an
+			 * unauthenticated API for every local user. */
+			fprintf(
+			    stderr,
+			    "lwwd: cannot make --api %s owner-only (mode "
+			    "0600): %s; refusing to serve it open to other "
+			    "users: use a tcp://127.0.0.1 API with --clients "
+			    "FILE instead\n",
+			    d->cfg.api, nng_strerror(rv));
+			return -1;
+		}
 	}
 	if ((rv = nng_listener_start(l, 0)) != 0) {
 		fprintf(stderr, "lwwd: cannot listen on --api %s: %s\n",

@@ -384,6 +384,31 @@ class StartupErrors(ClusterTest):
         self.assertNotEqual(rc, 0)
         self.assertOneLine(err, "non-loopback", "--insecure-api")
 
+    def test_host_named_like_loopback_is_not_loopback(self):
+        # Only an address in 127.0.0.0/8 or ::1 is loopback; a name that
+        # starts with "127." may resolve anywhere.
+        c = self.cluster(1)
+        rc, err = self.run_lwwd(c, "--api", "tcp://127.lww-test.invalid:0")
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "non-loopback", "--insecure-api")
+
+    def test_insecure_api_booleans_are_strict(self):
+        c = self.cluster(1)
+        conf = os.path.join(c.dir, "lwwd.conf")
+        for word in ("no", "false", "OFF", "0"):
+            with open(conf, "w") as f:
+                f.write(f"[lwwd]\ninsecure-api = {word}\n")
+            rc, err = self.run_lwwd(c, "--config", conf,
+                                    "--api", "tcp://0.0.0.0:0")
+            self.assertNotEqual(rc, 0, word)
+            self.assertOneLine(err, "non-loopback", "--insecure-api")
+        with open(conf, "w") as f:
+            f.write("[lwwd]\n# comment\ninsecure-api = maybe\n")
+        rc, err = self.run_lwwd(c, "--config", conf)
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "insecure-api", "maybe", conf, "line 3",
+                           "yes, no")
+
     def test_usage_errors(self):
         c = self.cluster(1)
         rc, err = self.run_lwwd(c, "--fsync", "sometimes")
