@@ -24,6 +24,7 @@
 #include "scrub.h"
 
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <nng/transport/ipc/ipc.h>
 
 #define API_CONTEXTS     128
@@ -628,7 +629,6 @@ lwwd_api_check_url(const lwwd_config *c)
 int
 lwwd_api_start(lwwd *d)
 {
-	nng_listener l;
 	int rv;
 
 	if ((rv = nng_rep0_open(&d->api)) != 0 ||
@@ -638,29 +638,9 @@ lwwd_api_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, d->api, d->cfg.api, "--api", &l) != 0) {
-		return -1;
-	}
-	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {
-		/* Owner-only: file permissions are the ipc API's access
-		 * control. */
-		if ((rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
-		                               0600)) != 0) {
-			/* Fail closed: a socket others may open is an
-			 * unauthenticated API for every local user. */
-			fprintf(
-			    stderr,
-			    "lwwd: cannot make --api %s owner-only (mode "
-			    "0600): %s; refusing to serve it open to other "
-			    "users: use a tcp://127.0.0.1 API with --clients "
-			    "FILE instead\n",
-			    d->cfg.api, nng_strerror(rv));
-			return -1;
-		}
-	}
-	if ((rv = nng_listener_start(l, 0)) != 0) {
-		fprintf(stderr, "lwwd: cannot listen on --api %s: %s\n",
-		        d->cfg.api, nng_strerror(rv));
+	/* Owner-only: file permissions are the ipc API's access control. */
+	if (lwwd_listen_guarded(d, d->api, d->cfg.api, "--api", nng_req0_open,
+	                        0600) != 0) {
 		return -1;
 	}
 	if ((d->apis = calloc(API_CONTEXTS, sizeof(*d->apis))) == NULL) {

@@ -290,8 +290,8 @@ lwwd_gossip_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, d->pub, d->cfg.gossip, "--gossip", NULL) !=
-	    0) {
+	if (lwwd_listen_guarded(d, d->pub, d->cfg.gossip, "--gossip",
+	                        nng_sub0_open, 0) != 0) {
 		return -1;
 	}
 	if ((rv = nng_sub0_open(&d->sub)) != 0 ||

@@ -111,6 +111,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t api_requests;
 	_Atomic uint64_t api_bad_requests;
 	_Atomic uint64_t api_refused;
+	_Atomic uint64_t listener_restarts;
 	_Atomic uint64_t auth_unsigned;
 	_Atomic uint64_t auth_unlisted;
 	_Atomic uint64_t auth_bad_signature;
@@ -262,6 +263,7 @@ typedef struct lwwd {
 	int heartbeat_started;
 	struct lwwd_api *apis;
 	size_t napis;
+	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
 	nng_aio *sub_aio;
 	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
 	                   starts the next */
@@ -321,6 +323,15 @@ int lwwd_tls_check(const lwwd_config *c);
  * returns -1 on error. */
 int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
                 const char *flag, nng_listener *out);
+/* Listens on url and starts the listener, mode ipc_perms for an ipc://
+ * url (0: nng's default); a guard thread listens anew if nng stops
+ * accepting on it (net.c: nng 1.5 bug #1518). peer_open opens a socket
+ * of the peer protocol, to check that it still accepts. */
+int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
+                        const char *flag, int (*peer_open)(nng_socket *),
+                        int ipc_perms);
+/* Stops the guard thread; before the guarded sockets close. */
+void lwwd_guard_stop(lwwd *d);
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);

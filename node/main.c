@@ -287,6 +287,7 @@ out:
 	lwwd_metrics_stop(d);
 	/* Gossip feeds the writer and triggers repair rounds: its
 	 * subscriber is stopped before repair is freed. */
+	lwwd_guard_stop(d); /* it may probe any listener */
 	lwwd_gossip_stop(d);
 	/* The scrub triggers repair rounds and writes the store; reads
 	 * still report to it (ignored) until lwwd_scrub_free. */

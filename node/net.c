@@ -6,11 +6,14 @@
  * decided by the Ed25519 trust file.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lwwd.h"
 
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+#include <nng/transport/ipc/ipc.h>
 
 static int
 is_tls(const char *url)
@@ -86,4 +89,263 @@ lwwd_dial(const lwwd_config *c, nng_socket s, const char *url, const char *flag)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The listener guard. nng 1.5.2 (Debian 12) has a bug (nanomsg/nng#1518,
+ * fixed in 1.6): a peer that connects and is gone before the SP handshake
+ * (a client that gives up at that moment, a port scanner, a flood of
+ * refused oversized requests whose senders reconnect and exit) fails the
+ * handshake with EPIPE, which the transport hands to the listener as
+ * NNG_ECLOSED, and the listener then never accepts again: every later
+ * client waits until it times out, for as long as the node runs.
+ *
+ * Such a failure is counted in the listener's "other" errors. When that
+ * counter moves, the guard checks that the listener still accepts: it
+ * dials it with a socket of the peer protocol and waits for the
+ * listener's "accept" counter to move. If it does not, the guard closes
+ * the listener and listens again on the same address (ipc socket file
+ * and options included), logs a warning and counts it.
+ */
+#define GUARD_TICK_MS  250
+#define GUARD_PROBE_MS 3000
+
+typedef struct guarded {
+	nng_socket sock;
+	nng_listener l;
+	const char *url, *flag;
+	int (*peer_open)(nng_socket *);
+	int ipc_perms;
+	uint64_t other; /* the listener's "other" errors last seen */
+} guarded;
+
+struct lwwd_guard {
+	pthread_t thr;
+	int started;
+	int stopping;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	guarded g[4];
+	size_t n;
+};
+
+/* The scope of listener l in a snapshot (nng 1.5's nng_stat_find_listener
+ * matches the wrong scope once there are several listeners). */
+static nng_stat *
+find_listener(nng_stat *st, nng_listener l)
+{
+	nng_stat *c, *id;
+
+	if (st == NULL) {
+		return NULL;
+	}
+	if (nng_stat_type(st) == NNG_STAT_SCOPE &&
+	    strcmp(nng_stat_name(st), "listener") == 0 &&
+	    (id = nng_stat_find(st, "id")) != NULL &&
+	    nng_stat_value(id) == (uint64_t) nng_listener_id(l)) {
+		return st;
+	}
+	for (c = nng_stat_child(st); c != NULL; c = nng_stat_next(c)) {
+		nng_stat *f = find_listener(c, l);
+		if (f != NULL) {
+			return f;
+		}
+	}
+	return NULL;
+}
+
+/* The value of one counter of listener l; -1 if stats are unavailable. */
+static int
+listener_stat(nng_listener l, const char *name, uint64_t *out)
+{
+	nng_stat *all, *ls, *s;
+	int rv = -1;
+
+	if (nng_stats_get(&all) != 0) {
+		return -1;
+	}
+	if ((ls = find_listener(all, l)) != NULL &&
+	    (s = nng_stat_find(ls, name)) != NULL) {
+		*out = nng_stat_value(s);
+		rv = 0;
+	}
+	nng_stats_free(all);
+	return rv;
+}
+
+/* Non-zero if the listener accepted a connection of the guard's own. */
+static int
+guard_probe(lwwd *d, guarded *g)
+{
+	nng_socket s;
+	nng_dialer dl;
+	uint64_t before, now, deadline;
+	int rv, alive = 0;
+
+	if (listener_stat(g->l, "accept", &before) != 0 ||
+	    g->peer_open(&s) != 0) {
+		return 1; /* cannot tell: leave it be */
+	}
+	if ((rv = nng_dialer_create(&dl, s, g->url)) == 0 &&
+	    (!is_tls(g->url) || TLS_SETUP(dialer, dl, &d->cfg, 0))) {
+		rv = nng_dialer_start(dl, 0);
+	}
+	/* A dial that fails (refused, or EAGAIN: nobody takes connections
+	 * off a full backlog) is no sign of life; another client's
+	 * connection accepted meanwhile is. */
+	(void) rv;
+	deadline = lwwd_mono_ms() + GUARD_PROBE_MS;
+	while (!alive && lwwd_mono_ms() < deadline) {
+		if (listener_stat(g->l, "accept", &now) != 0) {
+			alive = 1;
+			break;
+		}
+		alive = now != before;
+		if (!alive) {
+			nng_msleep(20);
+		}
+	}
+	nng_close(s);
+	return alive;
+}
+
+static void
+guard_relisten(lwwd *d, guarded *g)
+{
+	nng_listener l;
+	size_t max = 0;
+	int rv;
+
+	nng_listener_close(g->l);
+	if (lwwd_listen(&d->cfg, g->sock, g->url, g->flag, &l) != 0) {
+		return; /* printed; the next tick tries again */
+	}
+	(void) nng_socket_get_size(g->sock, NNG_OPT_RECVMAXSZ, &max);
+	if ((max != 0 &&
+	     (rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, max)) != 0) ||
+	    (g->ipc_perms != 0 &&
+	     (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
+	                                g->ipc_perms)) != 0) ||
+	    (rv = nng_listener_start(l, 0)) != 0) {
+		lwwd_log(LWWD_LOG_ERROR, "listener_restart_failed",
+		         "flag=%s url=%s reason=\"%s\"", g->flag, g->url,
+		         nng_strerror(rv));
+		nng_listener_close(l);
+		return;
+	}
+	g->l = l;
+	g->other = 0;
+	atomic_fetch_add(&d->stats.listener_restarts, 1);
+	lwwd_log(LWWD_LOG_WARN, "listener_restarted",
+	         "flag=%s url=%s reason=\"it stopped accepting after a "
+	         "client left during the handshake (nng 1.5 bug #1518)\"",
+	         g->flag, g->url);
+}
+
+static void *
+guard_main(void *arg)
+{
+	lwwd *d = arg;
+	struct lwwd_guard *gd = d->guard;
+
+	pthread_mutex_lock(&gd->mtx);
+	while (!gd->stopping) {
+		(void) lwwd_cond_wait_until(
+		    &gd->cv, &gd->mtx,
+		    lwwd_mono_us() + (uint64_t) GUARD_TICK_MS * 1000);
+		for (size_t i = 0; i < gd->n && !gd->stopping; i++) {
+			guarded *g = &gd->g[i];
+			uint64_t other;
+			if (listener_stat(g->l, "other", &other) != 0 ||
+			    other == g->other) {
+				continue;
+			}
+			g->other = other;
+			/* Probing takes time: let lwwd_guard_stop in. */
+			pthread_mutex_unlock(&gd->mtx);
+			int alive = guard_probe(d, g);
+			pthread_mutex_lock(&gd->mtx);
+			if (!alive && !gd->stopping) {
+				guard_relisten(d, g);
+			}
+		}
+	}
+	pthread_mutex_unlock(&gd->mtx);
+	return NULL;
+}
+
+int
+lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
+                    int (*peer_open)(nng_socket *), int ipc_perms)
+{
+	struct lwwd_guard *gd = d->guard;
+	nng_listener l;
+	int rv;
+
+	if (gd == NULL) {
+		if ((gd = calloc(1, sizeof(*gd))) == NULL) {
+			return -1;
+		}
+		pthread_mutex_init(&gd->mtx, NULL);
+		lwwd_cond_init(&gd->cv);
+		d->guard = gd;
+	}
+	if (lwwd_listen(&d->cfg, s, url, flag, &l) != 0) {
+		return -1;
+	}
+	if (ipc_perms != 0 && strncmp(url, "ipc://", 6) == 0 &&
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
+	                               ipc_perms)) != 0) {
+		/* Fail closed: a socket others may open is open to every
+		 * local user. */
+		fprintf(stderr,
+		        "lwwd: cannot make %s %s owner-only (mode %o): %s; "
+		        "refusing to serve it open to other users: use a "
+		        "tcp://127.0.0.1 address instead\n",
+		        flag, url, (unsigned) ipc_perms, nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_listener_start(l, 0)) != 0) {
+		fprintf(stderr, "lwwd: cannot listen on %s %s: %s\n", flag, url,
+		        nng_strerror(rv));
+		return -1;
+	}
+	pthread_mutex_lock(&gd->mtx);
+	if (gd->n < sizeof(gd->g) / sizeof(gd->g[0])) {
+		guarded *g = &gd->g[gd->n++];
+		g->sock = s;
+		g->l = l;
+		g->url = url;
+		g->flag = flag;
+		g->peer_open = peer_open;
+		g->ipc_perms = strncmp(url, "ipc://", 6) == 0 ? ipc_perms : 0;
+		(void) listener_stat(l, "other", &g->other);
+	}
+	if (!gd->started &&
+	    pthread_create(&gd->thr, NULL, guard_main, d) == 0) {
+		gd->started = 1;
+	}
+	pthread_mutex_unlock(&gd->mtx);
+	return 0;
+}
+
+void
+lwwd_guard_stop(lwwd *d)
+{
+	struct lwwd_guard *gd = d->guard;
+
+	if (gd == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&gd->mtx);
+	gd->stopping = 1;
+	pthread_cond_signal(&gd->cv);
+	pthread_mutex_unlock(&gd->mtx);
+	if (gd->started) {
+		pthread_join(gd->thr, NULL);
+	}
+	pthread_mutex_destroy(&gd->mtx);
+	pthread_cond_destroy(&gd->cv);
+	free(gd);
+	d->guard = NULL;
 }

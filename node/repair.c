@@ -965,7 +965,8 @@ lwwd_repair_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, r->rep, d->cfg.sync, "--sync", NULL) != 0) {
+	if (lwwd_listen_guarded(d, r->rep, d->cfg.sync, "--sync", nng_req0_open,
+	                        0) != 0) {
 		return -1;
 	}
 	if ((r->peers = calloc(d->cfg.npeers + 1, sizeof(*r->peers))) == NULL) {
