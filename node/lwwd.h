@@ -430,6 +430,10 @@ lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 lww_err lwwd_stats_prometheus(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
 
+/* -1 with a message naming the chmod fix if path (a file, or with dir
+ * a directory) is writable by every user. */
+int lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
+                                  char *err, size_t errlen);
 /* Loads the trust file and rebuilds the peer table, then the clients file
  * if there is one (start-up, SIGHUP, lwwctl reload); logs what changed
  * unless `initial`. On error keeps what it had, writes why into err and

@@ -129,6 +129,14 @@ open_store(lwwd *d)
 		        d->cfg.data, strerror(errno));
 		return -1;
 	}
+	{
+		char err[512];
+		if (lwwd_check_not_world_writable("--data", d->cfg.data, 1, err,
+		                                  sizeof(err)) != 0) {
+			fprintf(stderr, "lwwd: %s\n", err);
+			return -1;
+		}
+	}
 	/* Before anything in it is read or written. */
 	if (lock_data(d) != 0) {
 		return -1;

@@ -210,6 +210,62 @@ class Trust(ClusterTest):
         self.assertIsNone(n1.lookup("owned"))
         self.assertIsNone(n2.lookup("owned"))
 
+    def test_reload_refuses_a_trust_file_without_this_node(self):
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        with open(c.trustfile) as f:
+            good = f.read()
+        cases = (("", "empty"),
+                 (f"n2 {n2.pubkey}\n", "no longer lists this node"),
+                 (good.split("\nn2")[0][:-8], "public key"))  # cut short
+        for i, (text, why) in enumerate(cases):
+            with open(c.trustfile, "w") as f:
+                f.write(text)
+            if i % 2 == 0:
+                n1.proc.send_signal(signal.SIGHUP)
+                wait_until(lambda: n1.logtext().count("reload_failed")
+                           == i + 1, what=f"reload refused ({why})")
+                line = [ln for ln in n1.logtext().splitlines()
+                        if "reload_failed" in ln][-1]
+                self.assertIn("level=error", line)
+            else:
+                r = n1.ctl("reload")
+                self.assertEqual(r.rc, 4, r)
+                line = r.err
+            self.assertIn(c.trustfile, line)
+            self.assertIn(why, line)
+            # The old keys stay: n2's writes still arrive.
+            self.assertEqual(n2.ctl("add", f"k{i}", "v").rc, 0)
+            wait_until(lambda: n1.lookup(f"k{i}") == "v",
+                       what=f"n2's write after refused reload {i}")
+        self.assertNotIn("peer_removed", n1.logtext())
+
+    def test_world_writable_trust_or_data_is_refused(self):
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        os.chmod(c.trustfile, 0o666)
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload_failed" in n1.logtext(),
+                   what="reload refused")
+        self.assertIn(f"chmod o-w {c.trustfile}", n1.logtext())
+        self.assertEqual(n2.ctl("add", "k", "v").rc, 0)
+        wait_until(lambda: n1.lookup("k") == "v", what="old keys kept")
+        n1.stop()
+        for path, flag in ((c.trustfile, "--trust"), (n1.data, "--data")):
+            os.chmod(c.trustfile, 0o644)
+            os.chmod(n1.data, 0o700)
+            os.chmod(path, 0o777 if path == n1.data else 0o666)
+            p = subprocess.run([LWWD, "--data", n1.data, "--key", n1.keyfile,
+                                "--trust", c.trustfile, "--api", n1.api,
+                                "--gossip", n1.gossip],
+                               capture_output=True, timeout=30)
+            self.assertNotEqual(p.returncode, 0, flag)
+            err = p.stderr.decode()
+            self.assertIn(f"{flag} {path} is writable by every user", err)
+            self.assertIn(f"chmod o-w {path}", err)
+
     def test_sighup_removal_of_a_key_stops_its_writes(self):
         c = self.cluster(2, extra=["--repair-interval", "300"])
         c.start()
