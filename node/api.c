@@ -459,6 +459,19 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	int ro;
 
 	atomic_fetch_add(&d->stats.api_requests, 1);
+	if (d->cfg.clients != NULL && n > LWW_API_UNAUTH_MAX &&
+	    !lwwd_client_listed(d, p, n)) {
+		/* Large and not from a listed client: the cheapest answer is
+		 * none. Closing the connection makes a sender that repeats
+		 * pay a new handshake each time. */
+		atomic_fetch_add(&d->stats.auth_oversized, 1);
+		atomic_fetch_add(&d->stats.api_refused, 1);
+		nng_pipe_close(nng_msg_get_pipe(msg));
+		nng_msg_free(msg);
+		a->state = API_RECV;
+		nng_ctx_recv(a->ctx, a->aio);
+		return;
+	}
 	if (authenticate(a, &p, &n, &ro) != 0) {
 		nng_msg_free(msg);
 		return;

@@ -114,6 +114,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t listener_restarts;
 	_Atomic uint64_t auth_unsigned;
 	_Atomic uint64_t auth_unlisted;
+	_Atomic uint64_t auth_oversized;
 	_Atomic uint64_t auth_bad_signature;
 	_Atomic uint64_t auth_stale;
 	_Atomic uint64_t auth_replay;
@@ -439,6 +440,9 @@ int lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
  * unless `initial`. On error keeps what it had, writes why into err and
  * returns -1. */
 int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
+/* Non-zero if p, n is an envelope whose signer is listed in --clients;
+ * checks no signature (a table lookup, for what is refused unread). */
+int lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n);
 /* Opens an envelope signed by a key of the trust file (clients != 0: of
  * the --clients file; errors as lww_envelope_open). The signature is
  * checked under keys_lock's read side, never under d->mtx; on LWW_OK

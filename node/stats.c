@@ -99,6 +99,8 @@ static const metric metrics[] = {
      A(auth_unsigned), 1},
     {"auth_refused", "unlisted", "lww_auth_refused_total",
      "reason=\"unlisted\"", "counter", NULL, A(auth_unlisted), 1},
+    {"auth_refused", "oversized", "lww_auth_refused_total",
+     "reason=\"oversized\"", "counter", NULL, A(auth_oversized), 1},
     {"auth_refused", "bad_signature", "lww_auth_refused_total",
      "reason=\"bad_signature\"", "counter", NULL, A(auth_bad_signature), 1},
     {"auth_refused", "stale", "lww_auth_refused_total", "reason=\"stale\"",

@@ -52,6 +52,23 @@ lwwd_open_signed(lwwd *d, int clients, const uint8_t *p, size_t n,
 }
 
 int
+lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n)
+{
+	uint8_t type;
+	int found;
+
+	if (lww_msg_peek(p, n, &type) != LWW_OK || type != LWW_MSG_ENVELOPE ||
+	    n < LWW_ENVELOPE_OVERHEAD) {
+		return 0;
+	}
+	pthread_rwlock_rdlock(&d->keys_lock);
+	found =
+	    d->clients != NULL && lww_trust_find_pk(d->clients, p + 2) != NULL;
+	pthread_rwlock_unlock(&d->keys_lock);
+	return found;
+}
+
+int
 lwwd_trusted_node(lwwd *d, uint64_t node)
 {
 	int found;

@@ -98,6 +98,35 @@ class ClientAuth(ClusterTest):
         s = self.as_("alice", "--json", "stats").json()
         self.assertEqual(s["writes_local"], 1)
 
+    def test_large_request_from_unlisted_key_is_dropped_unread(self):
+        # With --clients, a request over the unauthenticated cap (64 KiB)
+        # is read only as far as its signer: unsigned or unlisted, it is
+        # dropped with no reply and its connection closed.
+        big = b"x" * (1 << 20)
+        r = ctl("--key", self.keys["carol"][0], "--timeout", "3000", "add",
+                "k", "-", api=self.n.api, stdin=big)
+        self.assertNotEqual(r.rc, 0)
+        self.assertNotIn("not listed", r.err)  # no reply was built
+        path = os.path.join(self.c.dir, "big")
+        with open(path, "wb") as f:
+            f.write(bytes([1, 0x20, 1]) + b"\x00" * (1 << 20))
+        p = subprocess.run(["nngcat", "--req", "--dial", self.n.api,
+                            "--file", path, "--recv-timeout", "2",
+                            "--format", "hex"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.stdout, b"")  # no reply
+        a = self.auth()
+        self.assertGreaterEqual(a["oversized"], 2)
+        self.assertEqual(a["unlisted"], 0)
+        # A listed client still writes values up to the full limit, and
+        # small refused requests still get their reason.
+        r = ctl("--key", self.keys["alice"][0], "add", "k", "-",
+                api=self.n.api, stdin=big)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(len(self.as_("alice", "lookup", "k").out),
+                         len(big) + 1)
+        self.assertIn("not listed", self.as_("carol", "add", "j", "v").err)
+
     def test_key_removal_takes_effect_at_once(self):
         self.assertEqual(self.as_("alice", "add", "k", "1").rc, 0)
         # Drop bob by SIGHUP.
