@@ -264,10 +264,11 @@ main(int argc, char **argv)
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
-	         "node=%016llx name=%s api=%s gossip=%s peers=%zu fsync=%s "
-	         "seq=%llu",
-	         (unsigned long long) d->self, d->self_name, d->cfg.api,
-	         d->cfg.gossip, d->cfg.npeers,
+	         "node=%016llx name=%s version=\"%s\" api=%s gossip=%s "
+	         "sync=%s metrics=%s peers=%zu fsync=%s seq=%llu",
+	         (unsigned long long) d->self, d->self_name, LWW_VERSION,
+	         d->cfg.api, d->cfg.gossip, d->cfg.sync,
+	         d->cfg.metrics != NULL ? d->cfg.metrics : "off", d->cfg.npeers,
 	         d->cfg.fsync_always ? "always" : "none",
 	         (unsigned long long) d->seq);
 	for (;;) {

@@ -465,6 +465,27 @@ class StartupErrors(ClusterTest):
         self.assertOneLine(err, "insecure-api", "maybe", conf, "line 3",
                            "yes, no")
 
+    def test_version_names_the_commit_and_start_names_every_address(self):
+        for prog in (LWWD, os.environ.get("LWWCTL", "build/cli/lwwctl")):
+            p = subprocess.run([prog, "--version"], capture_output=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 0)
+            self.assertRegex(p.stdout.decode(),
+                             r"^lww\S+ \S+ \(commit ([0-9a-f]{7,}|unknown)")
+        c = self.cluster(1, transport="tcp")
+        n = c.nodes[0]
+        port = int(n.api.rsplit(":", 1)[1]) + 5
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        n.extra = ["--metrics", metrics]
+        c.start()
+        start = [ln for ln in n.logtext().splitlines()
+                 if "event=start " in ln][0]
+        sync = n.gossip.rsplit(":", 1)[0] + ":" + str(
+            int(n.gossip.rsplit(":", 1)[1]) + 1)
+        for addr in (f"api={n.api}", f"gossip={n.gossip}", f"sync={sync}",
+                     f"metrics={metrics}", "commit "):
+            self.assertIn(addr, start)
+
     def test_usage_errors(self):
         c = self.cluster(1)
         rc, err = self.run_lwwd(c, "--fsync", "sometimes")
