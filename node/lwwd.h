@@ -105,6 +105,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t rejected_badsig;
 	_Atomic uint64_t rejected_forged;
 	_Atomic uint64_t rejected_self;
+	_Atomic uint64_t same_key_elsewhere;
 	_Atomic uint64_t entries_drift;
 	_Atomic uint64_t heartbeats_received;
 	_Atomic uint64_t heartbeats_sent;
@@ -265,6 +266,12 @@ typedef struct lwwd {
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
+	/* The stamps of the last heartbeats sent, under mtx (gossip.c): one
+	 * signed with our key that is none of them comes from another
+	 * process with our key. */
+	uint64_t hb_sent[16];
+	unsigned hb_sent_next;
+	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
 	nng_aio *sub_aio;
 	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
 	                   starts the next */

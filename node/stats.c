@@ -76,6 +76,11 @@ static const metric metrics[] = {
      "reason=\"forged_node_id\"", "counter", NULL, A(rejected_forged), 1},
     {"rejected", "own_key", "lww_batches_rejected_total", "reason=\"own_key\"",
      "counter", NULL, A(rejected_self), 1},
+    {NULL, "same_key_elsewhere", "lww_same_key_elsewhere_total", NULL,
+     "counter",
+     "Heartbeats signed with this node's key by another process (a cloned "
+     "key).",
+     A(same_key_elsewhere), 1},
     {NULL, "drift_refused", "lww_drift_refused_total", NULL, "counter",
      "Remote entries refused for a stamp beyond max drift.", A(entries_drift),
      1},

@@ -266,6 +266,32 @@ class Trust(ClusterTest):
             self.assertIn(f"{flag} {path} is writable by every user", err)
             self.assertIn(f"chmod o-w {path}", err)
 
+    def test_two_nodes_with_one_key_both_say_so(self):
+        # A cloned image: n2 runs with n1's key. Each receives heartbeats
+        # signed with its own key that it did not send.
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        shutil.copyfile(n1.keyfile, n2.keyfile)
+        for n in c.nodes:
+            n.start()
+        for n in c.nodes:
+            wait_until(lambda: n.stats()["same_key_elsewhere"] > 0,
+                       timeout=30, what=f"{n.name} noticing the clone")
+            lines = [ln for ln in n.logtext().splitlines()
+                     if "event=same_key_elsewhere" in ln]
+            self.assertEqual(len(lines), 1, lines)  # once a minute
+            self.assertIn("level=error", lines[0])
+            self.assertIn("lwwctl keygen", lines[0])
+
+    def test_own_gossip_address_as_peer_is_no_clone(self):
+        c = self.cluster(1)
+        n = c.nodes[0]
+        n.peers = [n.gossip]
+        n.start()
+        wait_until(lambda: n.stats()["rejected"]["own_key"] > 2,
+                   timeout=30, what="own heartbeats coming back")
+        self.assertEqual(n.stats()["same_key_elsewhere"], 0)
+
     def test_sighup_removal_of_a_key_stops_its_writes(self):
         c = self.cluster(2, extra=["--repair-interval", "300"])
         c.start()
