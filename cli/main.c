@@ -683,6 +683,8 @@ print_pair(const char *key, size_t klen, const char *val, size_t vlen,
 
 typedef struct peer_row {
 	char f[8][40];
+	/* A configured address (lwwd appends these after the peers). */
+	char url[256], dial[24], state[16], last_error[160];
 } peer_row;
 
 static const char *const peer_cols[] = {
@@ -696,6 +698,21 @@ static void
 peer_pair(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 {
 	peer_row *r = arg;
+	struct {
+		const char *k;
+		char *dst;
+		size_t n;
+	} addr[] = {{"url", r->url, sizeof(r->url)},
+	            {"dial", r->dial, sizeof(r->dial)},
+	            {"state", r->state, sizeof(r->state)},
+	            {"last_error", r->last_error, sizeof(r->last_error)}};
+	for (size_t i = 0; i < sizeof(addr) / sizeof(addr[0]); i++) {
+		if (strlen(addr[i].k) == klen &&
+		    memcmp(addr[i].k, key, klen) == 0) {
+			snprintf(addr[i].dst, addr[i].n, "%.*s", (int) vlen,
+			         val);
+		}
+	}
 	for (size_t i = 0; i < 8; i++) {
 		if (strlen(peer_cols[i]) == klen &&
 		    memcmp(peer_cols[i], key, klen) == 0) {
@@ -731,6 +748,7 @@ print_human(int op, const char *text)
 	printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", peer_heads[0],
 	       peer_heads[1], peer_heads[2], peer_heads[3], peer_heads[4],
 	       peer_heads[5], peer_heads[6], peer_heads[7]);
+	int addr_head = 0;
 	while (*p == '{' || *p == ',') {
 		peer_row r;
 		if (*p == ',') {
@@ -739,6 +757,16 @@ print_human(int op, const char *text)
 		memset(&r, 0, sizeof(r));
 		if ((p = walk_object(p, "", peer_pair, &r)) == NULL) {
 			return -1;
+		}
+		if (r.url[0] != '\0') {
+			if (!addr_head) {
+				printf("\n%-40s %-15s %-11s %s\n", "ADDRESS",
+				       "DIALLED AS", "STATE", "LAST ERROR");
+				addr_head = 1;
+			}
+			printf("%-40s %-15s %-11s %s\n", r.url, r.dial, r.state,
+			       r.last_error[0] ? r.last_error : "-");
+			continue;
 		}
 		printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s\n", r.f[0],
 		       r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6], r.f[7]);

@@ -356,7 +356,7 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	for (size_t i = 0; i < d->cfg.npeers; i++) {
-		if (lwwd_dial(&d->cfg, d->sub, d->cfg.peers[i], "--peer") !=
+		if (lwwd_dial_watched(d, d->sub, d->cfg.peers[i], "--peer") !=
 		    0) {
 			return -1;
 		}

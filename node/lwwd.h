@@ -338,6 +338,14 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
 int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
                         const char *flag, int (*peer_open)(nng_socket *),
                         int ipc_perms);
+/* Dials url without blocking (as lwwd_dial) and watches the dialer: a
+ * failure is a warning naming the URL, once a minute, and
+ * lwwd_dialers_json reports its state. After lwwd_listen_guarded. */
+int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
+/* Appends one JSON object per watched dialer (url, dial, state:
+ * connected, connecting or failing, last_error), each after a comma
+ * unless first and it is the first. */
+lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
 /* Stops the guard thread; before the guarded sockets close. */
 void lwwd_guard_stop(lwwd *d);
 /* Dials url without blocking; nng redials while it is down. */

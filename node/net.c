@@ -119,7 +119,22 @@ typedef struct guarded {
 	uint64_t other; /* the listener's "other" errors last seen */
 } guarded;
 
+/* A dialer (a --peer's gossip or sync address): its state for lwwctl
+ * peers, and a warning when it fails, at most once a minute. */
+typedef struct dialed {
+	nng_dialer dl;
+	char *url;
+	const char *flag;
+	uint64_t errs[8]; /* its error counters last seen (dial_errors) */
+	uint64_t warn_ms; /* lwwd_mono_ms() of the last warning, 0 = never */
+	int connected;    /* it has a pipe */
+	int failed;       /* an error since it last connected */
+	char last_error[128];
+} dialed;
+
 struct lwwd_guard {
+	dialed *dv;
+	size_t dn;
 	pthread_t thr;
 	int started;
 	int stopping;
@@ -129,10 +144,11 @@ struct lwwd_guard {
 	size_t n;
 };
 
-/* The scope of listener l in a snapshot (nng 1.5's nng_stat_find_listener
- * matches the wrong scope once there are several listeners). */
+/* The scope named kind ("listener", "dialer") with that id in a snapshot
+ * (nng 1.5's nng_stat_find_listener matches the wrong scope once there
+ * are several). */
 static nng_stat *
-find_listener(nng_stat *st, nng_listener l)
+find_scope(nng_stat *st, const char *kind, uint64_t want)
 {
 	nng_stat *c, *id;
 
@@ -140,18 +156,24 @@ find_listener(nng_stat *st, nng_listener l)
 		return NULL;
 	}
 	if (nng_stat_type(st) == NNG_STAT_SCOPE &&
-	    strcmp(nng_stat_name(st), "listener") == 0 &&
+	    strcmp(nng_stat_name(st), kind) == 0 &&
 	    (id = nng_stat_find(st, "id")) != NULL &&
-	    nng_stat_value(id) == (uint64_t) nng_listener_id(l)) {
+	    nng_stat_value(id) == want) {
 		return st;
 	}
 	for (c = nng_stat_child(st); c != NULL; c = nng_stat_next(c)) {
-		nng_stat *f = find_listener(c, l);
+		nng_stat *f = find_scope(c, kind, want);
 		if (f != NULL) {
 			return f;
 		}
 	}
 	return NULL;
+}
+
+static nng_stat *
+find_listener(nng_stat *st, nng_listener l)
+{
+	return find_scope(st, "listener", (uint64_t) nng_listener_id(l));
 }
 
 /* The value of one counter of listener l; -1 if stats are unavailable. */
@@ -242,6 +264,72 @@ guard_relisten(lwwd *d, guarded *g)
 	         g->flag, g->url);
 }
 
+/* What a dialer's error counters mean, for an operator. */
+static const struct {
+	const char *stat, *why;
+} dial_errors[] = {
+    {"refused", "connection refused (no lwwd listening there: is it "
+                "running, and is this its --gossip address?)"},
+    {"timeout", "timed out (host down, or a firewall drops the traffic)"},
+    {"proto", "protocol error (something other than lwwd answers there)"},
+    {"reject", "wrong socket type (not a --gossip address of a peer?)"},
+    {"auth", "TLS authentication failed (check --tls-ca, --tls-cert and "
+             "the peer's certificate name)"},
+    {"disconnect", "disconnected"},
+    {"oom", "out of memory"},
+    {"other", "cannot connect (no such host or path, or the network is "
+              "unreachable)"},
+};
+
+/* Updates a dialer's state from a snapshot; warns on new errors. */
+static void
+dial_check(nng_stat *all, dialed *w)
+{
+	nng_stat *ds =
+	    find_scope(all, "dialer", (uint64_t) nng_dialer_id(w->dl));
+	nng_stat *x;
+	const char *why = NULL;
+	uint64_t now;
+
+	if (ds == NULL) {
+		return;
+	}
+	x = nng_stat_find(ds, "pipes");
+	w->connected = x != NULL && nng_stat_value(x) > 0;
+	if (w->connected) {
+		w->failed = 0;
+	}
+	/* The first counter that moved names the error. */
+	for (size_t i = 0; i < sizeof(dial_errors) / sizeof(dial_errors[0]);
+	     i++) {
+		uint64_t v;
+		if ((x = nng_stat_find(ds, dial_errors[i].stat)) == NULL) {
+			continue;
+		}
+		v = nng_stat_value(x);
+		if (v != w->errs[i] && why == NULL) {
+			why = dial_errors[i].why;
+		}
+		w->errs[i] = v;
+	}
+	if (why == NULL) {
+		return;
+	}
+	snprintf(w->last_error, sizeof(w->last_error), "%s", why);
+	if (w->connected || strcmp(why, "disconnected") == 0) {
+		return; /* a peer restarting is no failure to report */
+	}
+	w->failed = 1;
+	now = lwwd_mono_ms();
+	if (w->warn_ms == 0 || now - w->warn_ms >= 60000) {
+		w->warn_ms = now;
+		lwwd_log(LWWD_LOG_WARN, "peer_unreachable",
+		         "flag=%s url=%s reason=\"%s\" (repeats at most once a "
+		         "minute; lwwctl peers shows its state)",
+		         w->flag, w->url, why);
+	}
+}
+
 static void *
 guard_main(void *arg)
 {
@@ -253,6 +341,15 @@ guard_main(void *arg)
 		(void) lwwd_cond_wait_until(
 		    &gd->cv, &gd->mtx,
 		    lwwd_mono_us() + (uint64_t) GUARD_TICK_MS * 1000);
+		if (gd->dn > 0) {
+			nng_stat *all;
+			if (nng_stats_get(&all) == 0) {
+				for (size_t i = 0; i < gd->dn; i++) {
+					dial_check(all, &gd->dv[i]);
+				}
+				nng_stats_free(all);
+			}
+		}
 		for (size_t i = 0; i < gd->n && !gd->stopping; i++) {
 			guarded *g = &gd->g[i];
 			uint64_t other;
@@ -346,6 +443,118 @@ lwwd_guard_stop(lwwd *d)
 	}
 	pthread_mutex_destroy(&gd->mtx);
 	pthread_cond_destroy(&gd->cv);
+	for (size_t i = 0; i < gd->dn; i++) {
+		free(gd->dv[i].url);
+	}
+	free(gd->dv);
 	free(gd);
 	d->guard = NULL;
+}
+
+int
+lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag)
+{
+	struct lwwd_guard *gd = d->guard;
+	nng_dialer dl;
+	int rv;
+
+	/* Non-blocking: a peer that is down now is redialled. */
+	if ((rv = nng_dialer_create(&dl, s, url)) == 0 &&
+	    (!is_tls(url) || TLS_SETUP(dialer, dl, &d->cfg, 0))) {
+		rv = nng_dialer_start(dl, NNG_FLAG_NONBLOCK);
+	}
+	if (rv != 0) {
+		fprintf(stderr, "lwwd: cannot dial %s %s: %s\n", flag, url,
+		        nng_strerror(rv));
+		return -1;
+	}
+	if (gd == NULL) {
+		return 0; /* no listener yet: nothing watches */
+	}
+	pthread_mutex_lock(&gd->mtx);
+	{
+		dialed *v = realloc(gd->dv, (gd->dn + 1) * sizeof(*v));
+		if (v != NULL) {
+			gd->dv = v;
+			memset(&v[gd->dn], 0, sizeof(v[0]));
+			v[gd->dn].dl = dl;
+			v[gd->dn].flag = flag;
+			if ((v[gd->dn].url = strdup(url)) != NULL) {
+				gd->dn++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&gd->mtx);
+	return 0;
+}
+
+/* Appends s to b as a JSON string. */
+static lww_err
+put_json_str(lww_buf *b, const char *s)
+{
+	lww_err rv = lww_buf_put(b, "\"", 1);
+	for (; *s != '\0' && rv == LWW_OK; s++) {
+		char e[8];
+		if (*s == '"' || *s == '\\') {
+			e[0] = '\\';
+			e[1] = *s;
+			rv = lww_buf_put(b, e, 2);
+		} else if ((unsigned char) *s < 0x20) {
+			snprintf(e, sizeof(e), "\\u%04x", (unsigned) *s);
+			rv = lww_buf_put(b, e, 6);
+		} else {
+			rv = lww_buf_put(b, s, 1);
+		}
+	}
+	return rv == LWW_OK ? lww_buf_put(b, "\"", 1) : rv;
+}
+
+lww_err
+lwwd_dialers_json(lwwd *d, lww_buf *b, int first)
+{
+	struct lwwd_guard *gd = d->guard;
+	lww_err rv = LWW_OK;
+
+	if (gd == NULL) {
+		return LWW_OK;
+	}
+	pthread_mutex_lock(&gd->mtx);
+	for (size_t i = 0; i < gd->dn && rv == LWW_OK; i++) {
+		const dialed *w = &gd->dv[i];
+		const char *state = w->connected ? "connected"
+		                    : w->failed  ? "failing"
+		                                 : "connecting";
+		if (!first || i > 0) {
+			rv = lww_buf_put(b, ",", 1);
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, "{\"url\":", 7);
+		}
+		if (rv == LWW_OK) {
+			rv = put_json_str(b, w->url);
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, ",\"dial\":", 8);
+		}
+		if (rv == LWW_OK) {
+			rv = put_json_str(b, w->flag);
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, ",\"state\":", 9);
+		}
+		if (rv == LWW_OK) {
+			rv = put_json_str(b, state);
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, ",\"last_error\":", 14);
+		}
+		if (rv == LWW_OK) {
+			rv = put_json_str(b, w->last_error);
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, "}", 1);
+		}
+	}
+	pthread_mutex_unlock(&gd->mtx);
+	return rv;
 }

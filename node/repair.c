@@ -997,7 +997,7 @@ lwwd_repair_start(lwwd *d)
 		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
-		if (lwwd_dial(&d->cfg, p->sock, p->url, "sync of --peer") !=
+		if (lwwd_dial_watched(d, p->sock, p->url, "sync of --peer") !=
 		    0) {
 			return -1;
 		}

@@ -446,7 +446,14 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		                      : -1LL,
 		    (unsigned long long) p->repair_keys);
 	}
-	pthread_mutex_unlock(&d->mtx);
+	{
+		int first = d->npeers == 0;
+		pthread_mutex_unlock(&d->mtx);
+		/* Then each configured address, by URL. */
+		if (rv == LWW_OK) {
+			rv = lwwd_dialers_json(d, b, first);
+		}
+	}
 	if (rv == LWW_OK) {
 		rv = lww_buf_put(b, "]", 1);
 	}
