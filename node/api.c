@@ -24,7 +24,6 @@
 #include "scrub.h"
 
 #include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/transport/ipc/ipc.h>
 
 #define API_CONTEXTS     128
@@ -652,7 +651,7 @@ lwwd_api_start(lwwd *d)
 		return -1;
 	}
 	/* Owner-only: file permissions are the ipc API's access control. */
-	if (lwwd_listen_guarded(d, d->api, d->cfg.api, "--api", nng_req0_open,
+	if (lwwd_listen_guarded(d, d->api, d->cfg.api, "--api", LWWD_SP_REQ,
 	                        0600) != 0) {
 		return -1;
 	}

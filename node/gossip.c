@@ -341,7 +341,7 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	if (lwwd_listen_guarded(d, d->pub, d->cfg.gossip, "--gossip",
-	                        nng_sub0_open, 0) != 0) {
+	                        LWWD_SP_SUB, 0) != 0) {
 		return -1;
 	}
 	if ((rv = nng_sub0_open(&d->sub)) != 0 ||

@@ -333,11 +333,15 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
                 const char *flag, nng_listener *out);
 /* Listens on url and starts the listener, mode ipc_perms for an ipc://
  * url (0: nng's default); a guard thread listens anew if nng stops
- * accepting on it (net.c: nng 1.5 bug #1518). peer_open opens a socket
- * of the peer protocol, to check that it still accepts. */
+ * accepting on it (net.c: nng 1.5 bug #1518). peer_proto is the SP
+ * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_SUB), to check that
+ * it still accepts. */
+#define LWWD_SP_SUB 0x21
+#define LWWD_SP_REQ 0x30
 int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
-                        const char *flag, int (*peer_open)(nng_socket *),
-                        int ipc_perms);
+                        const char *flag, uint16_t peer_proto, int ipc_perms);
+/* Stops the guard thread; before the guarded sockets close. */
+void lwwd_guard_stop(lwwd *d);
 /* Dials url without blocking (as lwwd_dial) and watches the dialer: a
  * failure is a warning naming the URL, once a minute, and
  * lwwd_dialers_json reports its state. After lwwd_listen_guarded. */
@@ -346,8 +350,6 @@ int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
  * connected, connecting or failing, last_error), each after a comma
  * unless first and it is the first. */
 lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
-/* Stops the guard thread; before the guarded sockets close. */
-void lwwd_guard_stop(lwwd *d);
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);

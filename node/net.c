@@ -5,9 +5,14 @@
  * be signed by --tls-ca. It gives confidentiality; who may write is still
  * decided by the Ed25519 trust file.
  */
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "lwwd.h"
 
@@ -114,9 +119,11 @@ typedef struct guarded {
 	nng_socket sock;
 	nng_listener l;
 	const char *url, *flag;
-	int (*peer_open)(nng_socket *);
+	uint16_t peer_proto; /* the SP protocol number of its peers */
 	int ipc_perms;
-	uint64_t other; /* the listener's "other" errors last seen */
+	uint64_t other;    /* the listener's "other" errors last seen */
+	int closed;        /* closed, and listening anew failed: retry */
+	uint64_t retry_ms; /* lwwd_mono_ms() of the next retry */
 } guarded;
 
 /* A dialer (a --peer's gossip or sync address): its state for lwwctl
@@ -195,40 +202,108 @@ listener_stat(nng_listener l, const char *name, uint64_t *out)
 	return rv;
 }
 
-/* Non-zero if the listener accepted a connection of the guard's own. */
-static int
-guard_probe(lwwd *d, guarded *g)
+/* Connects to url with a plain socket and does the SP handshake as a
+ * peer of protocol proto would (nng's wire: 0 'S' 'P' 0, the protocol
+ * number, 0 0), waiting at most GUARD_PROBE_MS for the reply. Plain
+ * sockets, not an nng socket: closing an nng socket whose dialer is
+ * still connecting can wait on nng 1.5 for as long as the connection
+ * takes, and the guard must stop promptly. TLS is not spoken: a tls+tcp
+ * listener is only checked for taking the connection. */
+static void
+probe_connect(const char *url, uint16_t proto)
 {
-	nng_socket s;
-	nng_dialer dl;
-	uint64_t before, now, deadline;
-	int rv, alive = 0;
+	struct addrinfo hints, *res = NULL;
+	struct timeval tv = {GUARD_PROBE_MS / 1000,
+	                     (GUARD_PROBE_MS % 1000) * 1000};
+	uint8_t hdr[8] = {
+	    0, 'S', 'P', 0, (uint8_t) (proto >> 8), (uint8_t) proto, 0, 0};
+	uint8_t rep[8];
+	int fd = -1;
 
-	if (listener_stat(g->l, "accept", &before) != 0 ||
-	    g->peer_open(&s) != 0) {
+	if (strncmp(url, "ipc://", 6) == 0) {
+		struct sockaddr_un sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sun_family = AF_UNIX;
+		if (strlen(url + 6) >= sizeof(sa.sun_path) ||
+		    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+			return;
+		}
+		memcpy(sa.sun_path, url + 6, strlen(url + 6));
+		(void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		(void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+			close(fd);
+			return;
+		}
+	} else {
+		nng_url *u;
+		if (nng_url_parse(&u, url) != 0) {
+			return;
+		}
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		if (getaddrinfo(u->u_hostname, u->u_port, &hints, &res) == 0 &&
+		    res != NULL &&
+		    (fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC,
+		                 0)) >= 0) {
+			(void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+			                  sizeof(tv));
+			(void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+			                  sizeof(tv));
+			if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		if (res != NULL) {
+			freeaddrinfo(res);
+		}
+		nng_url_free(u);
+		if (fd < 0) {
+			return;
+		}
+	}
+	if (!is_tls(url) &&
+	    send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL) == (ssize_t) sizeof(hdr)) {
+		/* Its header: the handshake is complete on both sides once
+		 * it has read ours, and closing then is an ordinary
+		 * disconnect, not the failure the guard is for. */
+		size_t got = 0;
+		while (got < sizeof(rep)) {
+			ssize_t n = recv(fd, rep + got, sizeof(rep) - got, 0);
+			if (n <= 0) {
+				break;
+			}
+			got += (size_t) n;
+		}
+	}
+	close(fd);
+}
+
+/* Non-zero if the listener accepted a connection after the guard made
+ * one of its own. */
+static int
+guard_probe(guarded *g)
+{
+	uint64_t before, now, deadline;
+
+	if (listener_stat(g->l, "accept", &before) != 0) {
 		return 1; /* cannot tell: leave it be */
 	}
-	if ((rv = nng_dialer_create(&dl, s, g->url)) == 0 &&
-	    (!is_tls(g->url) || TLS_SETUP(dialer, dl, &d->cfg, 0))) {
-		rv = nng_dialer_start(dl, 0);
-	}
-	/* A dial that fails (refused, or EAGAIN: nobody takes connections
-	 * off a full backlog) is no sign of life; another client's
-	 * connection accepted meanwhile is. */
-	(void) rv;
+	probe_connect(g->url, g->peer_proto);
+	/* A connection that fails (refused, or EAGAIN: nobody takes
+	 * connections off a full backlog) is no sign of life; another
+	 * client's connection accepted meanwhile is. */
 	deadline = lwwd_mono_ms() + GUARD_PROBE_MS;
-	while (!alive && lwwd_mono_ms() < deadline) {
-		if (listener_stat(g->l, "accept", &now) != 0) {
-			alive = 1;
-			break;
+	for (;;) {
+		if (listener_stat(g->l, "accept", &now) != 0 || now != before) {
+			return 1;
 		}
-		alive = now != before;
-		if (!alive) {
-			nng_msleep(20);
+		if (lwwd_mono_ms() >= deadline) {
+			return 0;
 		}
+		nng_msleep(20);
 	}
-	nng_close(s);
-	return alive;
 }
 
 static void
@@ -238,9 +313,13 @@ guard_relisten(lwwd *d, guarded *g)
 	size_t max = 0;
 	int rv;
 
-	nng_listener_close(g->l);
+	if (!g->closed) {
+		nng_listener_close(g->l);
+		g->closed = 1;
+	}
 	if (lwwd_listen(&d->cfg, g->sock, g->url, g->flag, &l) != 0) {
-		return; /* printed; the next tick tries again */
+		g->retry_ms = lwwd_mono_ms() + 5000; /* printed why */
+		return;
 	}
 	(void) nng_socket_get_size(g->sock, NNG_OPT_RECVMAXSZ, &max);
 	if ((max != 0 &&
@@ -253,10 +332,12 @@ guard_relisten(lwwd *d, guarded *g)
 		         "flag=%s url=%s reason=\"%s\"", g->flag, g->url,
 		         nng_strerror(rv));
 		nng_listener_close(l);
+		g->retry_ms = lwwd_mono_ms() + 5000;
 		return;
 	}
 	g->l = l;
 	g->other = 0;
+	g->closed = 0;
 	atomic_fetch_add(&d->stats.listener_restarts, 1);
 	lwwd_log(LWWD_LOG_WARN, "listener_restarted",
 	         "flag=%s url=%s reason=\"it stopped accepting after a "
@@ -353,6 +434,12 @@ guard_main(void *arg)
 		for (size_t i = 0; i < gd->n && !gd->stopping; i++) {
 			guarded *g = &gd->g[i];
 			uint64_t other;
+			if (g->closed) {
+				if (lwwd_mono_ms() >= g->retry_ms) {
+					guard_relisten(d, g);
+				}
+				continue;
+			}
 			if (listener_stat(g->l, "other", &other) != 0 ||
 			    other == g->other) {
 				continue;
@@ -360,7 +447,7 @@ guard_main(void *arg)
 			g->other = other;
 			/* Probing takes time: let lwwd_guard_stop in. */
 			pthread_mutex_unlock(&gd->mtx);
-			int alive = guard_probe(d, g);
+			int alive = guard_probe(g);
 			pthread_mutex_lock(&gd->mtx);
 			if (!alive && !gd->stopping) {
 				guard_relisten(d, g);
@@ -373,7 +460,7 @@ guard_main(void *arg)
 
 int
 lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
-                    int (*peer_open)(nng_socket *), int ipc_perms)
+                    uint16_t peer_proto, int ipc_perms)
 {
 	struct lwwd_guard *gd = d->guard;
 	nng_listener l;
@@ -414,7 +501,7 @@ lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
 		g->l = l;
 		g->url = url;
 		g->flag = flag;
-		g->peer_open = peer_open;
+		g->peer_proto = peer_proto;
 		g->ipc_perms = strncmp(url, "ipc://", 6) == 0 ? ipc_perms : 0;
 		(void) listener_stat(l, "other", &g->other);
 	}

@@ -965,7 +965,7 @@ lwwd_repair_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen_guarded(d, r->rep, d->cfg.sync, "--sync", nng_req0_open,
+	if (lwwd_listen_guarded(d, r->rep, d->cfg.sync, "--sync", LWWD_SP_REQ,
 	                        0) != 0) {
 		return -1;
 	}
