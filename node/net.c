@@ -107,13 +107,15 @@ lwwd_dial(const lwwd_config *c, nng_socket s, const char *url, const char *flag)
  *
  * Such a failure is counted in the listener's "other" errors. When that
  * counter moves, the guard checks that the listener still accepts: it
- * dials it with a socket of the peer protocol and waits for the
+ * connects to it, does the SP handshake of a peer, and waits for the
  * listener's "accept" counter to move. If it does not, the guard closes
  * the listener and listens again on the same address (ipc socket file
- * and options included), logs a warning and counts it.
+ * and options included), logs a warning and counts it. The same thread
+ * watches the dialers of --peer addresses (lwwd_dial_watched).
  */
 #define GUARD_TICK_MS  250
 #define GUARD_PROBE_MS 3000
+#define DIAL_ERRORS    8 /* entries of dial_errors */
 
 typedef struct guarded {
 	nng_socket sock;
@@ -132,7 +134,7 @@ typedef struct dialed {
 	nng_dialer dl;
 	char *url;
 	const char *flag;
-	uint64_t errs[8]; /* its error counters last seen (dial_errors) */
+	uint64_t errs[DIAL_ERRORS]; /* its error counters last seen */
 	uint64_t warn_ms; /* lwwd_mono_ms() of the last warning, 0 = never */
 	int connected;    /* it has a pipe */
 	int failed;       /* an error since it last connected */
@@ -361,6 +363,8 @@ static const struct {
     {"other", "cannot connect (no such host or path, or the network is "
               "unreachable)"},
 };
+_Static_assert(sizeof(dial_errors) / sizeof(dial_errors[0]) == DIAL_ERRORS,
+               "one counter a dial error");
 
 /* Updates a dialer's state from a snapshot; warns on new errors. */
 static void
