@@ -29,6 +29,12 @@
  * client keeps LWW_MSG_MAX. */
 #define LWW_API_UNAUTH_MAX (64 * 1024)
 
+/* An API connection that has sent no request this many milliseconds
+ * after it was accepted (after the SP handshake, which nng itself times
+ * out after 10 s) is closed: it holds a socket and nng's buffers for
+ * nothing. A client that connects and then sends pays nothing. */
+#define LWW_API_FIRST_REQUEST_MS 10000
+
 /* The largest encoded stamped entry: flags, stamp (hlc, node), then key
  * and value, each after its uvarint length (at most 10 bytes). */
 #define LWW_ENTRY_ENCODED_MAX (1 + 8 + 8 + 10 + LWW_KEY_MAX + 10 + LWW_VAL_MAX)

@@ -44,6 +44,98 @@ struct lwwd_api {
 	lww_buf val;
 };
 
+/* API connections that have not sent a request yet, with when they were
+ * accepted: a sweep every second closes those older than
+ * LWW_API_FIRST_REQUEST_MS (a half-open connection: one that connects and
+ * then sends nothing). */
+struct lwwd_api_pipes {
+	pthread_mutex_t mtx;
+	struct {
+		uint32_t id;
+		uint64_t since_ms;
+	} * v;
+	size_t n, cap;
+	nng_aio *sweep;
+	int stopping;
+};
+
+static void
+pipes_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct lwwd_api_pipes *ps = arg;
+	uint32_t id = (uint32_t) nng_pipe_id(p);
+
+	pthread_mutex_lock(&ps->mtx);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (ps->n == ps->cap) {
+			size_t cap = ps->cap ? ps->cap * 2 : 64;
+			void *v = realloc(ps->v, cap * sizeof(*ps->v));
+			if (v == NULL) {
+				pthread_mutex_unlock(&ps->mtx);
+				return; /* not watched: it is served all the same */
+			}
+			ps->v = v;
+			ps->cap = cap;
+		}
+		ps->v[ps->n].id = id;
+		ps->v[ps->n].since_ms = lwwd_mono_ms();
+		ps->n++;
+	} else {
+		for (size_t i = 0; i < ps->n; i++) {
+			if (ps->v[i].id == id) {
+				ps->v[i] = ps->v[--ps->n];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ps->mtx);
+}
+
+/* A request came on the connection: it is no longer watched. */
+static void
+pipe_sent(struct lwwd_api_pipes *ps, nng_msg *m)
+{
+	uint32_t id = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
+
+	pthread_mutex_lock(&ps->mtx);
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].id == id) {
+			ps->v[i] = ps->v[--ps->n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ps->mtx);
+}
+
+static void
+sweep_cb(void *arg)
+{
+	struct lwwd_api_pipes *ps = arg;
+	uint64_t now = lwwd_mono_ms();
+	nng_pipe stale[64];
+	size_t ns = 0;
+
+	if (nng_aio_result(ps->sweep) == NNG_ECANCELED) {
+		return;
+	}
+	pthread_mutex_lock(&ps->mtx);
+	for (size_t i = 0; i < ps->n && ns < 64;) {
+		if (now - ps->v[i].since_ms >= LWW_API_FIRST_REQUEST_MS) {
+			stale[ns++].id = ps->v[i].id;
+			ps->v[i] = ps->v[--ps->n];
+		} else {
+			i++;
+		}
+	}
+	if (!ps->stopping) {
+		nng_sleep_aio(1000, ps->sweep);
+	}
+	pthread_mutex_unlock(&ps->mtx);
+	for (size_t i = 0; i < ns; i++) {
+		(void) nng_pipe_close(stale[i]);
+	}
+}
+
 static void
 send_reply(struct lwwd_api *a)
 {
@@ -458,6 +550,9 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	int ro;
 
 	atomic_fetch_add(&d->stats.api_requests, 1);
+	if (d->api_pipes != NULL) {
+		pipe_sent(d->api_pipes, msg);
+	}
 	if (d->cfg.clients != NULL && n > LWW_API_UNAUTH_MAX &&
 	    !lwwd_client_listed(d, p, n)) {
 		/* Large and not from a listed client: the cheapest answer is
@@ -650,6 +745,21 @@ lwwd_api_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
+	if ((d->api_pipes = calloc(1, sizeof(*d->api_pipes))) == NULL) {
+		return -1;
+	}
+	pthread_mutex_init(&d->api_pipes->mtx, NULL);
+	if ((rv = nng_aio_alloc(&d->api_pipes->sweep, sweep_cb,
+	                        d->api_pipes)) != 0 ||
+	    (rv = nng_pipe_notify(d->api, NNG_PIPE_EV_ADD_POST, pipes_cb,
+	                          d->api_pipes)) != 0 ||
+	    (rv = nng_pipe_notify(d->api, NNG_PIPE_EV_REM_POST, pipes_cb,
+	                          d->api_pipes)) != 0) {
+		fprintf(stderr, "lwwd: cannot open --api %s: %s\n", d->cfg.api,
+		        nng_strerror(rv));
+		return -1;
+	}
+	nng_sleep_aio(1000, d->api_pipes->sweep);
 	/* Owner-only: file permissions are the ipc API's access control. */
 	if (lwwd_listen_guarded(d, d->api, d->cfg.api, "--api", LWWD_SP_REQ,
 	                        0600) != 0) {
@@ -703,4 +813,15 @@ lwwd_api_stop(lwwd *d)
 	free(d->apis);
 	d->apis = NULL;
 	d->napis = 0;
+	if (d->api_pipes != NULL) {
+		struct lwwd_api_pipes *ps = d->api_pipes;
+		pthread_mutex_lock(&ps->mtx);
+		ps->stopping = 1;
+		pthread_mutex_unlock(&ps->mtx);
+		if (ps->sweep != NULL) {
+			nng_aio_stop(ps->sweep);
+		}
+		/* The table stays: the socket stays open (see above), and a
+		 * pipe event nng is delivering may still reach it. */
+	}
 }

@@ -265,6 +265,7 @@ typedef struct lwwd {
 	int heartbeat_started;
 	struct lwwd_api *apis;
 	size_t napis;
+	struct lwwd_api_pipes *api_pipes; /* connections without a request */
 	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
 	/* The stamps of the last heartbeats sent, under mtx (gossip.c): one
 	 * signed with our key that is none of them comes from another

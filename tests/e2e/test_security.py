@@ -308,6 +308,28 @@ class Limits(ClusterTest):
                    what="a write after clients left mid-handshake")
         self.assertEqual(n.lookup("honest"), "1")
 
+    def test_half_open_connections_are_closed(self):
+        # One connection never does the SP handshake (nng closes it after
+        # 10 s); one does it and never sends a request (lwwd closes it
+        # after LWW_API_FIRST_REQUEST_MS, 10 s). Neither stays open.
+        c = self.cluster(1, transport="tcp").start()
+        n = c.nodes[0]
+        host, port = n.api[len("tcp://"):].rsplit(":", 1)
+        silent = socket.create_connection((host, int(port)), timeout=60)
+        shook = socket.create_connection((host, int(port)), timeout=60)
+        shook.sendall(b"\x00SP\x00\x00\x30\x00\x00")  # a REQ peer
+        self.assertEqual(shook.recv(8)[:3], b"\x00SP")
+        for s in (silent, shook):
+            try:
+                # nng's own header may come first; then the end (a
+                # socket.timeout after 60 s fails the test).
+                while s.recv(64) != b"":
+                    pass
+            finally:
+                s.close()
+        # Honest clients are served all along.
+        self.assertEqual(n.ctl("add", "k", "v").rc, 0)
+
     def test_honest_writes_are_served_during_an_oversized_flood(self):
         c = self.flood_cluster()
         n = c.nodes[0]
