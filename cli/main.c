@@ -674,6 +674,8 @@ print_pair(const char *key, size_t klen, const char *val, size_t vlen,
 #define PEER_COLS 11
 typedef struct peer_row {
 	char f[PEER_COLS][40];
+	/* A configured address (lwwd appends these after the peers). */
+	char url[256], dial[24], state[16], last_error[160];
 } peer_row;
 
 static const char *const peer_cols[PEER_COLS] = {"name",
@@ -695,6 +697,21 @@ static void
 peer_pair(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 {
 	peer_row *r = arg;
+	struct {
+		const char *k;
+		char *dst;
+		size_t n;
+	} addr[] = {{"url", r->url, sizeof(r->url)},
+	            {"dial", r->dial, sizeof(r->dial)},
+	            {"state", r->state, sizeof(r->state)},
+	            {"last_error", r->last_error, sizeof(r->last_error)}};
+	for (size_t i = 0; i < sizeof(addr) / sizeof(addr[0]); i++) {
+		if (strlen(addr[i].k) == klen &&
+		    memcmp(addr[i].k, key, klen) == 0) {
+			snprintf(addr[i].dst, addr[i].n, "%.*s", (int) vlen,
+			         val);
+		}
+	}
 	for (size_t i = 0; i < PEER_COLS; i++) {
 		if (strlen(peer_cols[i]) == klen &&
 		    memcmp(peer_cols[i], key, klen) == 0) {
@@ -731,6 +748,7 @@ print_human(int op, const char *text)
 	       peer_heads[0], peer_heads[1], peer_heads[2], peer_heads[3],
 	       peer_heads[4], peer_heads[5], peer_heads[6], peer_heads[7],
 	       peer_heads[8], peer_heads[9]);
+	int addr_head = 0;
 	while (*p == '{' || *p == ',') {
 		peer_row r;
 		if (*p == ',') {
@@ -739,6 +757,16 @@ print_human(int op, const char *text)
 		memset(&r, 0, sizeof(r));
 		if ((p = walk_object(p, "", peer_pair, &r)) == NULL) {
 			return -1;
+		}
+		if (r.url[0] != '\0') {
+			if (!addr_head) {
+				printf("\n%-40s %-15s %-11s %s\n", "ADDRESS",
+				       "DIALLED AS", "STATE", "LAST ERROR");
+				addr_head = 1;
+			}
+			printf("%-40s %-15s %-11s %s\n", r.url, r.dial, r.state,
+			       r.last_error[0] ? r.last_error : "-");
+			continue;
 		}
 		/* Offset and uncertainty: "+12ms ±1", or "-" unknown. */
 		char clk[48] = "-";

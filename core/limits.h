@@ -20,6 +20,21 @@
  * signature; nng refuses anything larger before allocating it. */
 #define LWW_MSG_MAX (2 * 1024 * 1024)
 
+/* With --clients, the largest API request the node reads past its first
+ * bytes unless it is signed by a listed client key: anything larger from
+ * anyone else is dropped and its connection closed, with no reply,
+ * signature check or decoding. Every request but a write of a large value
+ * fits (a signed lookup of the largest key is about 1.2 KiB). nng 1.5
+ * limits message size per socket, not per connection, so a listed
+ * client keeps LWW_MSG_MAX. */
+#define LWW_API_UNAUTH_MAX (64 * 1024)
+
+/* An API connection that has sent no request this many milliseconds
+ * after it was accepted (after the SP handshake, which nng itself times
+ * out after 10 s) is closed: it holds a socket and nng's buffers for
+ * nothing. A client that connects and then sends pays nothing. */
+#define LWW_API_FIRST_REQUEST_MS 10000
+
 /* The largest encoded stamped entry: flags, stamp (hlc, node), then key
  * and value, each after its uvarint length (at most 10 bytes). */
 #define LWW_ENTRY_ENCODED_MAX (1 + 8 + 8 + 10 + LWW_KEY_MAX + 10 + LWW_VAL_MAX)

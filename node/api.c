@@ -10,6 +10,9 @@
  * node's mutex, reload reads files) to the worker thread (work.c), which
  * answers it. The callbacks themselves never block.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,98 @@ struct lwwd_api {
 	lww_buf out;
 	lww_buf val;
 };
+
+/* API connections that have not sent a request yet, with when they were
+ * accepted: a sweep every second closes those older than
+ * LWW_API_FIRST_REQUEST_MS (a half-open connection: one that connects and
+ * then sends nothing). */
+struct lwwd_api_pipes {
+	pthread_mutex_t mtx;
+	struct {
+		uint32_t id;
+		uint64_t since_ms;
+	} * v;
+	size_t n, cap;
+	nng_aio *sweep;
+	int stopping;
+};
+
+static void
+pipes_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct lwwd_api_pipes *ps = arg;
+	uint32_t id = (uint32_t) nng_pipe_id(p);
+
+	pthread_mutex_lock(&ps->mtx);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (ps->n == ps->cap) {
+			size_t cap = ps->cap ? ps->cap * 2 : 64;
+			void *v = realloc(ps->v, cap * sizeof(*ps->v));
+			if (v == NULL) {
+				pthread_mutex_unlock(&ps->mtx);
+				return; /* not watched: it is served all the same */
+			}
+			ps->v = v;
+			ps->cap = cap;
+		}
+		ps->v[ps->n].id = id;
+		ps->v[ps->n].since_ms = lwwd_mono_ms();
+		ps->n++;
+	} else {
+		for (size_t i = 0; i < ps->n; i++) {
+			if (ps->v[i].id == id) {
+				ps->v[i] = ps->v[--ps->n];
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ps->mtx);
+}
+
+/* A request came on the connection: it is no longer watched. */
+static void
+pipe_sent(struct lwwd_api_pipes *ps, nng_msg *m)
+{
+	uint32_t id = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
+
+	pthread_mutex_lock(&ps->mtx);
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].id == id) {
+			ps->v[i] = ps->v[--ps->n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ps->mtx);
+}
+
+static void
+sweep_cb(void *arg)
+{
+	struct lwwd_api_pipes *ps = arg;
+	uint64_t now = lwwd_mono_ms();
+	nng_pipe stale[64];
+	size_t ns = 0;
+
+	if (nng_aio_result(ps->sweep) == NNG_ECANCELED) {
+		return;
+	}
+	pthread_mutex_lock(&ps->mtx);
+	for (size_t i = 0; i < ps->n && ns < 64;) {
+		if (now - ps->v[i].since_ms >= LWW_API_FIRST_REQUEST_MS) {
+			stale[ns++].id = ps->v[i].id;
+			ps->v[i] = ps->v[--ps->n];
+		} else {
+			i++;
+		}
+	}
+	if (!ps->stopping) {
+		nng_sleep_aio(1000, ps->sweep);
+	}
+	pthread_mutex_unlock(&ps->mtx);
+	for (size_t i = 0; i < ns; i++) {
+		(void) nng_pipe_close(stale[i]);
+	}
+}
 
 static void
 send_reply(struct lwwd_api *a)
@@ -462,6 +557,22 @@ handle(struct lwwd_api *a, nng_msg *msg)
 	int ro;
 
 	atomic_fetch_add(&d->stats.api_requests, 1);
+	if (d->api_pipes != NULL) {
+		pipe_sent(d->api_pipes, msg);
+	}
+	if (d->cfg.clients != NULL && n > LWW_API_UNAUTH_MAX &&
+	    !lwwd_client_listed(d, p, n)) {
+		/* Large and not from a listed client: the cheapest answer is
+		 * none. Closing the connection makes a sender that repeats
+		 * pay a new handshake each time. */
+		atomic_fetch_add(&d->stats.auth_oversized, 1);
+		atomic_fetch_add(&d->stats.api_refused, 1);
+		nng_pipe_close(nng_msg_get_pipe(msg));
+		nng_msg_free(msg);
+		a->state = API_RECV;
+		nng_ctx_recv(a->ctx, a->aio);
+		return;
+	}
 	if (authenticate(a, &p, &n, &ro) != 0) {
 		nng_msg_free(msg);
 		return;
@@ -556,12 +667,50 @@ api_cb(void *arg)
 	}
 }
 
-/* 127.0.0.0/8, ::1 and localhost are loopback. */
+/* A host is loopback when every address it resolves to is in 127.0.0.0/8
+ * or is ::1; a name that merely starts with "127." is not (fail closed:
+ * one that does not resolve is not loopback either). */
 static int
 is_loopback(const char *host)
 {
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-	       strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0;
+	struct addrinfo hints, *res = NULL, *ai;
+	char h[256];
+	size_t n = strlen(host);
+	int ok = 0;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(h)) {
+		return 0;
+	}
+	memcpy(h, host, n);
+	h[n] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(h, NULL, &hints, &res) != 0) {
+		return 0;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *s4 =
+			    (const struct sockaddr_in *) ai->ai_addr;
+			ok = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 =
+			    (const struct sockaddr_in6 *) ai->ai_addr;
+			ok = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+		} else {
+			ok = 0;
+		}
+		if (!ok) {
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	return ok;
 }
 
 int
@@ -603,7 +752,6 @@ lwwd_api_check_url(const lwwd_config *c)
 int
 lwwd_api_start(lwwd *d)
 {
-	nng_listener l;
 	int rv;
 
 	if ((rv = nng_rep0_open(&d->api)) != 0 ||
@@ -613,17 +761,24 @@ lwwd_api_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, d->api, d->cfg.api, "--api", &l) != 0) {
+	if ((d->api_pipes = calloc(1, sizeof(*d->api_pipes))) == NULL) {
 		return -1;
 	}
-	if (strncmp(d->cfg.api, "ipc://", 6) == 0) {
-		/* Owner-only: file permissions are the ipc API's access
-		 * control. */
-		(void) nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+	pthread_mutex_init(&d->api_pipes->mtx, NULL);
+	if ((rv = nng_aio_alloc(&d->api_pipes->sweep, sweep_cb,
+	                        d->api_pipes)) != 0 ||
+	    (rv = nng_pipe_notify(d->api, NNG_PIPE_EV_ADD_POST, pipes_cb,
+	                          d->api_pipes)) != 0 ||
+	    (rv = nng_pipe_notify(d->api, NNG_PIPE_EV_REM_POST, pipes_cb,
+	                          d->api_pipes)) != 0) {
+		fprintf(stderr, "lwwd: cannot open --api %s: %s\n", d->cfg.api,
+		        nng_strerror(rv));
+		return -1;
 	}
-	if ((rv = nng_listener_start(l, 0)) != 0) {
-		fprintf(stderr, "lwwd: cannot listen on --api %s: %s\n",
-		        d->cfg.api, nng_strerror(rv));
+	nng_sleep_aio(1000, d->api_pipes->sweep);
+	/* Owner-only: file permissions are the ipc API's access control. */
+	if (lwwd_listen_guarded(d, d->api, d->cfg.api, "--api", LWWD_SP_REQ,
+	                        0600) != 0) {
 		return -1;
 	}
 	if ((d->apis = calloc(LWW_API_CONTEXTS, sizeof(*d->apis))) == NULL) {
@@ -674,4 +829,15 @@ lwwd_api_stop(lwwd *d)
 	free(d->apis);
 	d->apis = NULL;
 	d->napis = 0;
+	if (d->api_pipes != NULL) {
+		struct lwwd_api_pipes *ps = d->api_pipes;
+		pthread_mutex_lock(&ps->mtx);
+		ps->stopping = 1;
+		pthread_mutex_unlock(&ps->mtx);
+		if (ps->sweep != NULL) {
+			nng_aio_stop(ps->sweep);
+		}
+		/* The table stays: the socket stays open (see above), and a
+		 * pipe event nng is delivering may still reach it. */
+	}
 }

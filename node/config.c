@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -104,6 +105,25 @@ parse_u64(const char *v, uint64_t max, uint64_t *out)
 	}
 	*out = x;
 	return 0;
+}
+
+/* A boolean, strictly: a typo must not turn an option on (fail closed).
+ * 1 or 0, or -1 if v is none of the words. */
+static int
+parse_bool(const char *v)
+{
+	static const char *yes[] = {"yes", "true", "on", "1"};
+	static const char *no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			return 1;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* A DURATION: a whole number and a unit (ms, s, m, h, d), or 0. */
@@ -259,8 +279,16 @@ set_opt(lwwd_config *c, const char *name, const char *v, char *err,
 	} else if (strcmp(name, "tls-server-name") == 0) {
 		return set_str(&c->tls_server_name, v);
 	} else if (strcmp(name, "insecure-api") == 0) {
-		c->insecure_api =
-		    strcmp(v, "false") != 0 && strcmp(v, "0") != 0;
+		int b = parse_bool(v);
+		if (b < 0) {
+			snprintf(
+			    err, errlen,
+			    "insecure-api '%s': want yes, no, true, false, "
+			    "on, off, 1 or 0",
+			    v);
+			return -1;
+		}
+		c->insecure_api = b;
 		return 0;
 	}
 	snprintf(err, errlen, "unknown option '%s'", name);

@@ -69,6 +69,52 @@ reject(_Atomic uint64_t *ctr, const char *why, const char *who)
 	}
 }
 
+/* A message signed with this node's own key. Ours come back when a
+ * --peer names our own gossip address; a heartbeat that is none of the
+ * last we sent comes from another process with our key: a cloned image
+ * or a copied key file. Both would write under one node id, so that
+ * their writes overwrite each other's and the peers' sequence tracking
+ * breaks: each of them says so at error level, once a minute. */
+static void
+own_key(lwwd *d, const lww_envelope *env, const char *name)
+{
+	lww_heartbeat hb;
+	uint8_t type;
+	int ours = 1, log = 0;
+
+	if (lww_msg_peek(env->payload, env->plen, &type) == LWW_OK &&
+	    type == LWW_MSG_HEARTBEAT &&
+	    lww_heartbeat_decode(env->payload, env->plen, &hb) == LWW_OK) {
+		uint64_t now = lwwd_mono_ms();
+		pthread_mutex_lock(&d->mtx);
+		ours = 0;
+		for (size_t i = 0;
+		     i < sizeof(d->hb_sent) / sizeof(d->hb_sent[0]); i++) {
+			ours |= d->hb_sent[i] == hb.hlc;
+		}
+		if (!ours && (d->same_key_logged_ms == 0 ||
+		              now - d->same_key_logged_ms >= 60000)) {
+			d->same_key_logged_ms = now;
+			log = 1;
+		}
+		pthread_mutex_unlock(&d->mtx);
+	}
+	if (ours) {
+		reject(&d->stats.rejected_self, "own_key", name);
+		return;
+	}
+	atomic_fetch_add(&d->stats.same_key_elsewhere, 1);
+	if (log) {
+		lwwd_log(
+		    LWWD_LOG_ERROR, "same_key_elsewhere",
+		    "node=%016llx name=%s reason=\"another process "
+		    "publishes heartbeats signed with this node's key (a "
+		    "cloned image or a copied key file?): give each node its "
+		    "own key (lwwctl keygen) and trust-file line\"",
+		    (unsigned long long) d->self, name);
+	}
+}
+
 static void
 handle(lwwd *d, nng_msg *msg)
 {
@@ -105,7 +151,7 @@ handle(lwwd *d, nng_msg *msg)
 		goto drop;
 	}
 	if (node == d->self) {
-		reject(&d->stats.rejected_self, "own_key", name);
+		own_key(d, &env, name);
 		goto drop;
 	}
 	if (lww_msg_peek(env.payload, env.plen, &type) != LWW_OK) {
@@ -264,6 +310,10 @@ heartbeat_main(void *arg)
 		}
 		h.seq = atomic_load(&d->seq_pub);
 		h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
+		pthread_mutex_lock(&d->mtx);
+		d->hb_sent[d->hb_sent_next++ % (sizeof(d->hb_sent) /
+		                                sizeof(d->hb_sent[0]))] = h.hlc;
+		pthread_mutex_unlock(&d->mtx);
 		lww_buf_reset(&hb);
 		lww_buf_reset(&env);
 		if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
@@ -289,8 +339,8 @@ lwwd_gossip_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, d->pub, d->cfg.gossip, "--gossip", NULL) !=
-	    0) {
+	if (lwwd_listen_guarded(d, d->pub, d->cfg.gossip, "--gossip",
+	                        LWWD_SP_SUB, 0) != 0) {
 		return -1;
 	}
 	if ((rv = nng_sub0_open(&d->sub)) != 0 ||
@@ -306,7 +356,7 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	for (size_t i = 0; i < d->cfg.npeers; i++) {
-		if (lwwd_dial(&d->cfg, d->sub, d->cfg.peers[i], "--peer") !=
+		if (lwwd_dial_watched(d, d->sub, d->cfg.peers[i], "--peer") !=
 		    0) {
 			return -1;
 		}

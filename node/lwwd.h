@@ -116,14 +116,17 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t rejected_badsig;
 	_Atomic uint64_t rejected_forged;
 	_Atomic uint64_t rejected_self;
+	_Atomic uint64_t same_key_elsewhere;
 	_Atomic uint64_t entries_drift;
 	_Atomic uint64_t heartbeats_received;
 	_Atomic uint64_t heartbeats_sent;
 	_Atomic uint64_t api_requests;
 	_Atomic uint64_t api_bad_requests;
 	_Atomic uint64_t api_refused;
+	_Atomic uint64_t listener_restarts;
 	_Atomic uint64_t auth_unsigned;
 	_Atomic uint64_t auth_unlisted;
+	_Atomic uint64_t auth_oversized;
 	_Atomic uint64_t auth_bad_signature;
 	_Atomic uint64_t auth_stale;
 	_Atomic uint64_t auth_replay;
@@ -292,6 +295,14 @@ typedef struct lwwd {
 	int heartbeat_started;
 	struct lwwd_api *apis;
 	size_t napis;
+	struct lwwd_api_pipes *api_pipes; /* connections without a request */
+	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
+	/* The stamps of the last heartbeats sent, under mtx (gossip.c): one
+	 * signed with our key that is none of them comes from another
+	 * process with our key. */
+	uint64_t hb_sent[16];
+	unsigned hb_sent_next;
+	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
 	nng_aio *sub_aio;
 	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
 	                   starts the next */
@@ -352,6 +363,25 @@ int lwwd_tls_check(const lwwd_config *c);
  * returns -1 on error. */
 int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
                 const char *flag, nng_listener *out);
+/* Listens on url and starts the listener, mode ipc_perms for an ipc://
+ * url (0: nng's default); a guard thread listens anew if nng stops
+ * accepting on it (net.c: nng 1.5 bug #1518). peer_proto is the SP
+ * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_SUB), to check that
+ * it still accepts. */
+#define LWWD_SP_SUB 0x21
+#define LWWD_SP_REQ 0x30
+int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
+                        const char *flag, uint16_t peer_proto, int ipc_perms);
+/* Stops the guard thread; before the guarded sockets close. */
+void lwwd_guard_stop(lwwd *d);
+/* Dials url without blocking (as lwwd_dial) and watches the dialer: a
+ * failure is a warning naming the URL, once a minute, and
+ * lwwd_dialers_json reports its state. After lwwd_listen_guarded. */
+int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
+/* Appends one JSON object per watched dialer (url, dial, state:
+ * connected, connecting or failing, last_error), each after a comma
+ * unless first and it is the first. */
+lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);
@@ -443,11 +473,18 @@ lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 lww_err lwwd_stats_prometheus(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
 
+/* -1 with a message naming the chmod fix if path (a file, or with dir
+ * a directory) is writable by every user. */
+int lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
+                                  char *err, size_t errlen);
 /* Loads the trust file and rebuilds the peer table, then the clients file
  * if there is one (start-up, SIGHUP, lwwctl reload); logs what changed
  * unless `initial`. On error keeps what it had, writes why into err and
  * returns -1. */
 int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
+/* Non-zero if p, n is an envelope whose signer is listed in --clients;
+ * checks no signature (a table lookup, for what is refused unread). */
+int lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n);
 /* Opens an envelope signed by a key of the trust file (clients != 0: of
  * the --clients file; errors as lww_envelope_open). The signature is
  * checked under keys_lock's read side, never under d->mtx; on LWW_OK

@@ -129,6 +129,14 @@ open_store(lwwd *d)
 		        d->cfg.data, strerror(errno));
 		return -1;
 	}
+	{
+		char err[512];
+		if (lwwd_check_not_world_writable("--data", d->cfg.data, 1, err,
+		                                  sizeof(err)) != 0) {
+			fprintf(stderr, "lwwd: %s\n", err);
+			return -1;
+		}
+	}
 	/* Before anything in it is read or written. */
 	if (lock_data(d) != 0) {
 		return -1;
@@ -257,10 +265,11 @@ main(int argc, char **argv)
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
-	         "node=%016llx name=%s api=%s gossip=%s peers=%zu fsync=%s "
-	         "seq=%llu",
-	         (unsigned long long) d->self, d->self_name, d->cfg.api,
-	         d->cfg.gossip, d->cfg.npeers,
+	         "node=%016llx name=%s version=\"%s\" api=%s gossip=%s "
+	         "sync=%s metrics=%s peers=%zu fsync=%s seq=%llu",
+	         (unsigned long long) d->self, d->self_name, LWW_VERSION,
+	         d->cfg.api, d->cfg.gossip, d->cfg.sync,
+	         d->cfg.metrics != NULL ? d->cfg.metrics : "off", d->cfg.npeers,
 	         d->cfg.fsync_always ? "always" : "none",
 	         (unsigned long long) d->seq);
 	for (;;) {
@@ -288,6 +297,7 @@ out:
 	lwwd_metrics_stop(d);
 	/* Gossip feeds the writer and triggers repair rounds: its
 	 * subscriber is stopped before repair is freed. */
+	lwwd_guard_stop(d); /* it may probe any listener */
 	lwwd_gossip_stop(d);
 	/* The scrub triggers repair rounds and writes the store; reads
 	 * still report to it (ignored) until lwwd_scrub_free. */

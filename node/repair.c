@@ -969,7 +969,8 @@ lwwd_repair_start(lwwd *d)
 		        nng_strerror(rv));
 		return -1;
 	}
-	if (lwwd_listen(&d->cfg, r->rep, d->cfg.sync, "--sync", NULL) != 0) {
+	if (lwwd_listen_guarded(d, r->rep, d->cfg.sync, "--sync", LWWD_SP_REQ,
+	                        0) != 0) {
 		return -1;
 	}
 	if ((r->peers = calloc(d->cfg.npeers + 1, sizeof(*r->peers))) == NULL) {
@@ -1000,7 +1001,7 @@ lwwd_repair_start(lwwd *d)
 		nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 100);
 		nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 2000);
-		if (lwwd_dial(&d->cfg, p->sock, p->url, "sync of --peer") !=
+		if (lwwd_dial_watched(d, p->sock, p->url, "sync of --peer") !=
 		    0) {
 			return -1;
 		}

@@ -79,6 +79,11 @@ static const metric metrics[] = {
      "reason=\"forged_node_id\"", "counter", NULL, A(rejected_forged), 1},
     {"rejected", "own_key", "lww_batches_rejected_total", "reason=\"own_key\"",
      "counter", NULL, A(rejected_self), 1},
+    {NULL, "same_key_elsewhere", "lww_same_key_elsewhere_total", NULL,
+     "counter",
+     "Heartbeats signed with this node's key by another process (a cloned "
+     "key).",
+     A(same_key_elsewhere), 1},
     {NULL, "drift_refused", "lww_drift_refused_total", NULL, "counter",
      "Remote entries refused for a stamp beyond max drift.", A(entries_drift),
      1},
@@ -93,12 +98,17 @@ static const metric metrics[] = {
      "API requests that did not decode.", A(api_bad_requests), 1},
     {NULL, "api_refused", "lww_api_refused_total", NULL, "counter",
      "API requests answered with an error.", A(api_refused), 1},
+    {NULL, "listener_restarts", "lww_listener_restarts_total", NULL, "counter",
+     "Listeners opened anew after nng stopped accepting on them.",
+     A(listener_restarts), 1},
     {"auth_refused", "unsigned", "lww_auth_refused_total",
      "reason=\"unsigned\"", "counter",
      "API requests refused by client authentication, by reason.",
      A(auth_unsigned), 1},
     {"auth_refused", "unlisted", "lww_auth_refused_total",
      "reason=\"unlisted\"", "counter", NULL, A(auth_unlisted), 1},
+    {"auth_refused", "oversized", "lww_auth_refused_total",
+     "reason=\"oversized\"", "counter", NULL, A(auth_oversized), 1},
     {"auth_refused", "bad_signature", "lww_auth_refused_total",
      "reason=\"bad_signature\"", "counter", NULL, A(auth_bad_signature), 1},
     {"auth_refused", "stale", "lww_auth_refused_total", "reason=\"stale\"",
@@ -514,7 +524,14 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    (unsigned long long) p->repair_keys, off, unc,
 		    (unsigned long long) p->clock_refused);
 	}
-	pthread_mutex_unlock(&d->mtx);
+	{
+		int first = d->npeers == 0;
+		pthread_mutex_unlock(&d->mtx);
+		/* Then each configured address, by URL. */
+		if (rv == LWW_OK) {
+			rv = lwwd_dialers_json(d, b, first);
+		}
+	}
 	if (rv == LWW_OK) {
 		rv = lww_buf_put(b, "]", 1);
 	}

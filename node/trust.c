@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lwwd.h"
 
@@ -51,6 +52,23 @@ lwwd_open_signed(lwwd *d, int clients, const uint8_t *p, size_t n,
 }
 
 int
+lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n)
+{
+	uint8_t type;
+	int found;
+
+	if (lww_msg_peek(p, n, &type) != LWW_OK || type != LWW_MSG_ENVELOPE ||
+	    n < LWW_ENVELOPE_OVERHEAD) {
+		return 0;
+	}
+	pthread_rwlock_rdlock(&d->keys_lock);
+	found =
+	    d->clients != NULL && lww_trust_find_pk(d->clients, p + 2) != NULL;
+	pthread_rwlock_unlock(&d->keys_lock);
+	return found;
+}
+
+int
 lwwd_trusted_node(lwwd *d, uint64_t node)
 {
 	int found;
@@ -62,6 +80,28 @@ lwwd_trusted_node(lwwd *d, uint64_t node)
 }
 
 int
+lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
+                              char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		return 0; /* whoever opens it says why it cannot */
+	}
+	if ((st.st_mode & S_IWOTH) != 0) {
+		snprintf(err, errlen,
+		         "%s %s is writable by every user (mode %04o): anyone "
+		         "could %s; run chmod o-w %s",
+		         flag, path, (unsigned) (st.st_mode & 07777),
+		         dir ? "replace or delete the store and its log"
+		             : "add a key of their own",
+		         path);
+		return -1;
+	}
+	return 0;
+}
+
+int
 lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
 {
 	char why[256];
@@ -70,9 +110,30 @@ lwwd_reload(lwwd *d, int initial, char *err, size_t errlen)
 	size_t n = 0;
 	lww_err rv;
 
+	if (lwwd_check_not_world_writable("--trust", d->cfg.trust, 0, err,
+	                                  errlen) != 0 ||
+	    (d->cfg.clients != NULL &&
+	     lwwd_check_not_world_writable("--clients", d->cfg.clients, 0, err,
+	                                   errlen) != 0)) {
+		return -1;
+	}
 	if ((rv = lww_trust_load(d->cfg.trust, &t, why, sizeof(why))) !=
 	    LWW_OK) {
 		snprintf(err, errlen, "--trust %s: %s", d->cfg.trust, why);
+		return -1;
+	}
+	/* A file being rewritten (empty, or cut short) must not drop every
+	 * peer: a reload keeps the old keys unless the new file still lists
+	 * this node, as every complete trust file of the cluster does. */
+	if (!initial && lww_trust_find_node(t, d->self) == NULL) {
+		snprintf(err, errlen,
+		         "--trust %s: %s; fix the file (lwwctl keygen prints "
+		         "this node's line) and reload again",
+		         d->cfg.trust,
+		         lww_trust_count(t) == 0
+		             ? "it is empty (truncated, or being rewritten?)"
+		             : "it no longer lists this node (truncated?)");
+		lww_trust_free(t);
 		return -1;
 	}
 	if (d->cfg.clients != NULL &&

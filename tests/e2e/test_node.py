@@ -223,6 +223,88 @@ class Trust(ClusterTest):
         self.assertIsNone(n1.lookup("owned"))
         self.assertIsNone(n2.lookup("owned"))
 
+    def test_reload_refuses_a_trust_file_without_this_node(self):
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        with open(c.trustfile) as f:
+            good = f.read()
+        cases = (("", "empty"),
+                 (f"n2 {n2.pubkey}\n", "no longer lists this node"),
+                 (good.split("\nn2")[0][:-8], "public key"))  # cut short
+        for i, (text, why) in enumerate(cases):
+            with open(c.trustfile, "w") as f:
+                f.write(text)
+            if i % 2 == 0:
+                n1.proc.send_signal(signal.SIGHUP)
+                wait_until(lambda: n1.logtext().count("reload_failed")
+                           == i + 1, what=f"reload refused ({why})")
+                line = [ln for ln in n1.logtext().splitlines()
+                        if "reload_failed" in ln][-1]
+                self.assertIn("level=error", line)
+            else:
+                r = n1.ctl("reload")
+                self.assertEqual(r.rc, 4, r)
+                line = r.err
+            self.assertIn(c.trustfile, line)
+            self.assertIn(why, line)
+            # The old keys stay: n2's writes still arrive.
+            self.assertEqual(n2.ctl("add", f"k{i}", "v").rc, 0)
+            wait_until(lambda: n1.lookup(f"k{i}") == "v",
+                       what=f"n2's write after refused reload {i}")
+        self.assertNotIn("peer_removed", n1.logtext())
+
+    def test_world_writable_trust_or_data_is_refused(self):
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        os.chmod(c.trustfile, 0o666)
+        n1.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload_failed" in n1.logtext(),
+                   what="reload refused")
+        self.assertIn(f"chmod o-w {c.trustfile}", n1.logtext())
+        self.assertEqual(n2.ctl("add", "k", "v").rc, 0)
+        wait_until(lambda: n1.lookup("k") == "v", what="old keys kept")
+        n1.stop()
+        for path, flag in ((c.trustfile, "--trust"), (n1.data, "--data")):
+            os.chmod(c.trustfile, 0o644)
+            os.chmod(n1.data, 0o700)
+            os.chmod(path, 0o777 if path == n1.data else 0o666)
+            p = subprocess.run([LWWD, "--data", n1.data, "--key", n1.keyfile,
+                                "--trust", c.trustfile, "--api", n1.api,
+                                "--gossip", n1.gossip],
+                               capture_output=True, timeout=30)
+            self.assertNotEqual(p.returncode, 0, flag)
+            err = p.stderr.decode()
+            self.assertIn(f"{flag} {path} is writable by every user", err)
+            self.assertIn(f"chmod o-w {path}", err)
+
+    def test_two_nodes_with_one_key_both_say_so(self):
+        # A cloned image: n2 runs with n1's key. Each receives heartbeats
+        # signed with its own key that it did not send.
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        shutil.copyfile(n1.keyfile, n2.keyfile)
+        for n in c.nodes:
+            n.start()
+        for n in c.nodes:
+            wait_until(lambda: n.stats()["same_key_elsewhere"] > 0,
+                       timeout=30, what=f"{n.name} noticing the clone")
+            lines = [ln for ln in n.logtext().splitlines()
+                     if "event=same_key_elsewhere" in ln]
+            self.assertEqual(len(lines), 1, lines)  # once a minute
+            self.assertIn("level=error", lines[0])
+            self.assertIn("lwwctl keygen", lines[0])
+
+    def test_own_gossip_address_as_peer_is_no_clone(self):
+        c = self.cluster(1)
+        n = c.nodes[0]
+        n.peers = [n.gossip]
+        n.start()
+        wait_until(lambda: n.stats()["rejected"]["own_key"] > 2,
+                   timeout=30, what="own heartbeats coming back")
+        self.assertEqual(n.stats()["same_key_elsewhere"], 0)
+
     def test_sighup_removal_of_a_key_stops_its_writes(self):
         c = self.cluster(2, extra=["--repair-interval", "300"])
         c.start()
@@ -423,6 +505,52 @@ class StartupErrors(ClusterTest):
         rc, err = self.run_lwwd(c, "--api", "tcp://0.0.0.0:0")
         self.assertNotEqual(rc, 0)
         self.assertOneLine(err, "non-loopback", "--insecure-api")
+
+    def test_host_named_like_loopback_is_not_loopback(self):
+        # Only an address in 127.0.0.0/8 or ::1 is loopback; a name that
+        # starts with "127." may resolve anywhere.
+        c = self.cluster(1)
+        rc, err = self.run_lwwd(c, "--api", "tcp://127.lww-test.invalid:0")
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "non-loopback", "--insecure-api")
+
+    def test_insecure_api_booleans_are_strict(self):
+        c = self.cluster(1)
+        conf = os.path.join(c.dir, "lwwd.conf")
+        for word in ("no", "false", "OFF", "0"):
+            with open(conf, "w") as f:
+                f.write(f"[lwwd]\ninsecure-api = {word}\n")
+            rc, err = self.run_lwwd(c, "--config", conf,
+                                    "--api", "tcp://0.0.0.0:0")
+            self.assertNotEqual(rc, 0, word)
+            self.assertOneLine(err, "non-loopback", "--insecure-api")
+        with open(conf, "w") as f:
+            f.write("[lwwd]\n# comment\ninsecure-api = maybe\n")
+        rc, err = self.run_lwwd(c, "--config", conf)
+        self.assertNotEqual(rc, 0)
+        self.assertOneLine(err, "insecure-api", "maybe", conf, "line 3",
+                           "yes, no")
+
+    def test_version_names_the_commit_and_start_names_every_address(self):
+        for prog in (LWWD, os.environ.get("LWWCTL", "build/cli/lwwctl")):
+            p = subprocess.run([prog, "--version"], capture_output=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 0)
+            self.assertRegex(p.stdout.decode(),
+                             r"^lww\S+ \S+ \(commit ([0-9a-f]{7,}|unknown)")
+        c = self.cluster(1, transport="tcp")
+        n = c.nodes[0]
+        port = int(n.api.rsplit(":", 1)[1]) + 5
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        n.extra = ["--metrics", metrics]
+        c.start()
+        start = [ln for ln in n.logtext().splitlines()
+                 if "event=start " in ln][0]
+        sync = n.gossip.rsplit(":", 1)[0] + ":" + str(
+            int(n.gossip.rsplit(":", 1)[1]) + 1)
+        for addr in (f"api={n.api}", f"gossip={n.gossip}", f"sync={sync}",
+                     f"metrics={metrics}", "commit "):
+            self.assertIn(addr, start)
 
     def test_usage_errors(self):
         c = self.cluster(1)

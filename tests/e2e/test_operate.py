@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +136,37 @@ class Metrics(ClusterTest):
         self.assertIn("LAG", lines[0])
         self.assertTrue(lines[1].startswith("n2 "))
         self.assertRegex(lines[1], r"\d+\.\ds ago")
+
+
+    def test_unreachable_peer_is_named_and_shown(self):
+        c = self.cluster(2, transport="tcp")
+        n1, n2 = c.nodes
+        dead = f"tcp://127.0.0.1:{c.port_base + 7}"  # nobody listens
+        n1.peers.append(dead)
+        c.start()
+        wait_until(lambda: "event=peer_unreachable" in n1.logtext(),
+                   timeout=30, what="a warning naming the dead peer")
+        wait_until(lambda: any(p.get("url") == n2.gossip and
+                               p["state"] == "connected"
+                               for p in n1.ctl("--json", "peers").json()),
+                   timeout=30, what="n2's address connected")
+        rows = {p["url"]: p for p in n1.ctl("--json", "peers").json()
+                if "url" in p}
+        self.assertEqual(rows[dead]["state"], "failing")
+        self.assertIn("connection refused", rows[dead]["last_error"])
+        self.assertEqual(rows[dead]["dial"], "--peer")
+        sync = f"tcp://127.0.0.1:{c.port_base + 8}"  # its default --sync
+        self.assertEqual(rows[sync]["dial"], "sync of --peer")
+        out = n1.ctl("peers").out
+        self.assertRegex(out, r"(?m)^ADDRESS +DIALLED AS +STATE +LAST ERROR$")
+        self.assertRegex(out, rf"(?m)^{dead} +--peer +failing +connection "
+                              r"refused")
+        # Named once, not once per redial (at most once a minute).
+        time.sleep(2)
+        warns = [ln for ln in n1.logtext().splitlines()
+                 if "event=peer_unreachable" in ln and f"url={dead} " in ln]
+        self.assertEqual(len(warns), 1, warns)
+        self.assertIn("level=warn", warns[0])
 
 
 if __name__ == "__main__":
