@@ -333,7 +333,7 @@ aio_arm(struct lwwd_clock *c)
  * signer in *signer. */
 static int
 rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
-    nng_msg **rep, lww_envelope *e, lww_peer *signer)
+    nng_msg **rep, lww_envelope *e, lwwd_signer *signer)
 {
 	struct lwwd_clock *c = d->clock;
 	nng_msg *m;
@@ -342,11 +342,7 @@ rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
 
 	lww_buf_reset(env);
 	if (lww_envelope_seal(&d->key, req->p, req->len, env) != LWW_OK ||
-	    nng_msg_alloc(&m, 0) != 0) {
-		return -1;
-	}
-	if (nng_msg_append(m, env->p, env->len) != 0) {
-		nng_msg_free(m);
+	    lwwd_msg_new(&m, env->p, env->len) != 0) {
 		return -1;
 	}
 	aio_arm(c);
@@ -373,10 +369,8 @@ rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
 	}
 	m = nng_aio_get_msg(c->aio);
 	nng_aio_set_msg(c->aio, NULL);
-	rv = lwwd_open_signed(d, 0, nng_msg_body(m), nng_msg_len(m), e, signer);
-	if (rv == LWW_OK && signer->node == d->self) {
-		rv = LWW_EFORGED; /* our own sync socket: a loop */
-	}
+	/* Our own sync socket (a loop) is LWW_EFORGED. */
+	rv = lwwd_verify(d, 0, nng_msg_body(m), nng_msg_len(m), e, signer);
 	if (rv != LWW_OK) {
 		nng_msg_free(m);
 		return -1;
@@ -393,7 +387,7 @@ probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
 	uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
 	lww_clock_probe r;
 	lww_envelope e;
-	lww_peer signer;
+	lwwd_signer signer;
 	nng_msg *m;
 	lww_err rv;
 
@@ -644,7 +638,7 @@ ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
 		uint32_t last = 0;
 		lww_leaf_rep rep;
 		lww_envelope e;
-		lww_peer signer;
+		lwwd_signer signer;
 		lww_entry pe;
 		size_t off = 0;
 		nng_msg *m;

@@ -9,7 +9,7 @@
  * decoded and every entry must carry the signer's node id. Only then is a
  * batch queued for the writer. Every rejection is counted by reason.
  *
- * The signature is checked without the node's mutex (lwwd_open_signed),
+ * The signature is checked without the node's mutex (lwwd_verify),
  * so a trusted key flooding badly signed batches costs CPU, never the
  * writer's lock. The subscriber's callback never blocks, and it keeps
  * receiving after any error but the socket's close (see sub_cb).
@@ -33,17 +33,7 @@
 void
 lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n)
 {
-	nng_msg *m;
-
-	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, p, n) != 0) {
-		if (m != NULL) {
-			nng_msg_free(m);
-		}
-		return;
-	}
-	if (nng_sendmsg(d->pub, m, NNG_FLAG_NONBLOCK) != 0) {
-		nng_msg_free(m);
-	}
+	(void) lwwd_send(d->pub, NULL, p, n, NNG_FLAG_NONBLOCK);
 }
 
 static lwwd_peer_state *
@@ -123,21 +113,22 @@ handle(lwwd *d, nng_msg *msg)
 	lww_envelope env;
 	lww_heartbeat hb;
 	lwwd_peer_state *ps;
-	lww_peer signer;
+	lwwd_signer who;
 	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t node = 0;
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
 
-	rv = lwwd_open_signed(d, 0, p, n, &env, &signer);
-	if (rv == LWW_OK) {
-		node = signer.node;
-		memcpy(name, signer.name, sizeof(name));
-	}
+	rv = lwwd_verify(d, 0, p, n, &env, &who);
+	node = who.node;
+	memcpy(name, who.name, sizeof(name));
 	switch (rv) {
 	case LWW_OK:
 		break;
+	case LWW_EFORGED:
+		own_key(d, &env, name); /* counts rejected_self "own_key" */
+		goto drop;
 	case LWW_EUNTRUSTED:
 		/* Name the unknown key, so an operator can trust it. */
 		lww_pk_to_text(p + 2, name, sizeof(name));
@@ -148,10 +139,6 @@ handle(lwwd *d, nng_msg *msg)
 		goto drop;
 	default:
 		reject(&d->stats.rejected_malformed, "malformed", "unknown");
-		goto drop;
-	}
-	if (node == d->self) {
-		own_key(d, &env, name);
 		goto drop;
 	}
 	if (lww_msg_peek(env.payload, env.plen, &type) != LWW_OK) {

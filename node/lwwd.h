@@ -385,6 +385,18 @@ lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);
+/* A message holding a copy of p[0..n) in *out. On failure *out is NULL,
+ * nothing needs freeing, and the nng error is returned. */
+int lwwd_msg_new(nng_msg **out, const void *p, size_t n);
+/* Sends a copy of p[0..n) on s: with aio NULL by nng_sendmsg(s, m,
+ * flags); else by nng_send_aio and nng_aio_wait (nng_aio_stop on aio ends
+ * the wait). A message not sent is freed, the one left in the aio too.
+ * Returns 0 or an nng error. */
+int lwwd_send(nng_socket s, nng_aio *aio, const void *p, size_t n, int flags);
+/* Seals payload with k into env (reused), then lwwd_send. NNG_ENOMEM if
+ * sealing fails. */
+int lwwd_send_sealed(const lww_key *k, nng_socket s, nng_aio *aio,
+                     const void *payload, size_t n, lww_buf *env, int flags);
 
 /* ---- writes durable before the store has them (checkpoint.c; the
  * table itself is mem.h) ---- */
@@ -485,13 +497,23 @@ int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
 /* Non-zero if p, n is an envelope whose signer is listed in --clients;
  * checks no signature (a table lookup, for what is refused unread). */
 int lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n);
-/* Opens an envelope signed by a key of the trust file (clients != 0: of
- * the --clients file; errors as lww_envelope_open). The signature is
- * checked under keys_lock's read side, never under d->mtx; on LWW_OK
- * *signer gets a copy of the signer's entry and env->peer points to it. */
-LWW_MUST_CHECK lww_err lwwd_open_signed(lwwd *d, int clients, const uint8_t *p,
-                                        size_t n, lww_envelope *env,
-                                        lww_peer *signer);
+/* Who signed an envelope lwwd_verify opened. */
+typedef struct lwwd_signer {
+	uint64_t node; /* 0: any signer was accepted (no --clients) */
+	char name[LWW_TRUST_NAME_MAX + 1];
+	unsigned flags; /* LWW_PEER_RO */
+} lwwd_signer;
+/* Opens p[0..n) against the trust set (clients 0) or the --clients set,
+ * under keys_lock's read side, never under d->mtx (a reload takes
+ * keys_lock, then d->mtx). On LWW_OK *env borrows from p, with env->peer
+ * NULL (a reload may free the set), and *who names the signer (zeroed
+ * when no set was given: any valid signer, not read-only). From a peer, a
+ * message signed by this node's own key is LWW_EFORGED, with *who filled
+ * in (our socket looped back, or a cloned key). Other errors are as
+ * lww_envelope_open. */
+LWW_MUST_CHECK lww_err lwwd_verify(lwwd *d, int clients, const uint8_t *p,
+                                   size_t n, lww_envelope *env,
+                                   lwwd_signer *who);
 /* Whether node is the node id of a key in the trust file. */
 int lwwd_trusted_node(lwwd *d, uint64_t node);
 

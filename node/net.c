@@ -96,6 +96,65 @@ lwwd_dial(const lwwd_config *c, nng_socket s, const char *url, const char *flag)
 	return 0;
 }
 
+int
+lwwd_msg_new(nng_msg **out, const void *p, size_t n)
+{
+	nng_msg *m = NULL;
+	int rv;
+
+	/* One allocation and a copy, so there is no append that can fail
+	 * after it; nng_msg_alloc leaves m unwritten when it fails. */
+	*out = NULL;
+	if ((rv = nng_msg_alloc(&m, n)) != 0) {
+		return rv;
+	}
+	if (n > 0) {
+		memcpy(nng_msg_body(m), p, n);
+	}
+	*out = m;
+	return 0;
+}
+
+int
+lwwd_send(nng_socket s, nng_aio *aio, const void *p, size_t n, int flags)
+{
+	nng_msg *m;
+	int rv;
+
+	if ((rv = lwwd_msg_new(&m, p, n)) != 0) {
+		return rv;
+	}
+	if (aio == NULL) {
+		if ((rv = nng_sendmsg(s, m, flags)) != 0) {
+			nng_msg_free(m);
+		}
+		return rv;
+	}
+	nng_aio_set_msg(aio, m);
+	nng_send_aio(s, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		/* Not sent (a cancelled aio may not even start): the
+		 * message is still ours. */
+		if ((m = nng_aio_get_msg(aio)) != NULL) {
+			nng_msg_free(m);
+		}
+	}
+	nng_aio_set_msg(aio, NULL);
+	return rv;
+}
+
+int
+lwwd_send_sealed(const lww_key *k, nng_socket s, nng_aio *aio,
+                 const void *payload, size_t n, lww_buf *env, int flags)
+{
+	lww_buf_reset(env);
+	if (lww_envelope_seal(k, payload, n, env) != LWW_OK) {
+		return NNG_ENOMEM;
+	}
+	return lwwd_send(s, aio, env->p, env->len, flags);
+}
+
 /*
  * The listener guard. nng 1.5.2 (Debian 12) has a bug (nanomsg/nng#1518,
  * fixed in 1.6): a peer that connects and is gone before the SP handshake

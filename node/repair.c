@@ -88,60 +88,29 @@ static int
 send_sealed(lwwd *d, nng_socket s, nng_aio *aio, const lww_buf *payload,
             lww_buf *env)
 {
-	nng_msg *m;
-	int rv;
-
-	lww_buf_reset(env);
-	if (lww_envelope_seal(&d->key, payload->p, payload->len, env) !=
-	    LWW_OK) {
-		return NNG_ENOMEM;
+	int rv =
+	    lwwd_send_sealed(&d->key, s, aio, payload->p, payload->len, env, 0);
+	if (rv == 0) {
+		atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
 	}
-	if ((rv = nng_msg_alloc(&m, 0)) != 0) {
-		return rv;
-	}
-	if ((rv = nng_msg_append(m, env->p, env->len)) != 0 ||
-	    (aio == NULL && (rv = nng_sendmsg(s, m, 0)) != 0)) {
-		nng_msg_free(m);
-		return rv;
-	}
-	if (aio != NULL) {
-		nng_aio_set_msg(aio, m);
-		nng_send_aio(s, aio);
-		nng_aio_wait(aio);
-		if ((rv = nng_aio_result(aio)) != 0) {
-			/* Not sent (a cancelled aio may not even start):
-			 * the message is still ours. */
-			if ((m = nng_aio_get_msg(aio)) != NULL) {
-				nng_msg_free(m);
-			}
-			nng_aio_set_msg(aio, NULL);
-			return rv;
-		}
-		nng_aio_set_msg(aio, NULL);
-	}
-	atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
-	return 0;
+	return rv;
 }
 
 /* Opens a received envelope against the trust set. On success *env
- * points into msg, and node and name identify the signer. */
+ * points into msg, and node and name identify the signer; our own key
+ * is LWW_EFORGED (a loop). */
 static lww_err
 open_sealed(lwwd *d, nng_msg *msg, lww_envelope *env, uint64_t *node,
             char name[LWW_TRUST_NAME_MAX + 1])
 {
-	lww_peer signer;
+	lwwd_signer who;
 	lww_err rv;
 
 	atomic_fetch_add(&d->stats.repair_bytes_received, nng_msg_len(msg));
-	rv = lwwd_open_signed(d, 0, nng_msg_body(msg), nng_msg_len(msg), env,
-	                      &signer);
+	rv = lwwd_verify(d, 0, nng_msg_body(msg), nng_msg_len(msg), env, &who);
 	if (rv == LWW_OK) {
-		env->peer = NULL; /* signer is ours: do not let it escape */
-		*node = signer.node;
-		memcpy(name, signer.name, LWW_TRUST_NAME_MAX + 1);
-	}
-	if (rv == LWW_OK && *node == d->self) {
-		rv = LWW_EFORGED; /* our own key from elsewhere: a loop */
+		*node = who.node;
+		memcpy(name, who.name, LWW_TRUST_NAME_MAX + 1);
 	}
 	return rv;
 }
