@@ -264,9 +264,9 @@ sub_cb(void *arg)
 	lwwd_log(LWWD_LOG_WARN, "gossip_receive_failed",
 	         "reason=\"%s\" (receiving again within a second)",
 	         nng_strerror(rv));
-	pthread_mutex_lock(&d->mtx);
+	pthread_mutex_lock(&d->gossip_mtx);
 	d->sub_paused = 1;
-	pthread_mutex_unlock(&d->mtx);
+	pthread_mutex_unlock(&d->gossip_mtx);
 }
 
 static void *
@@ -276,18 +276,18 @@ heartbeat_main(void *arg)
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
 
 	for (;;) {
-		uint64_t due = lwwd_mono_us() + HEARTBEAT_MS * 1000;
+		uint64_t due = lwwd_deadline_ms(HEARTBEAT_MS);
 		lww_heartbeat h;
 		int stop, paused;
 
-		pthread_mutex_lock(&d->mtx);
-		while (!d->hb_stopping &&
-		       lwwd_cond_wait_until(&d->hb_cv, &d->mtx, due) == 0) {
+		pthread_mutex_lock(&d->gossip_mtx);
+		while (lwwd_mono_us() < due &&
+		       !lwwd_thr_wait(&d->heartbeat, due)) {
 		}
-		stop = d->hb_stopping;
+		stop = lwwd_thr_stopping(&d->heartbeat);
 		paused = d->sub_paused;
 		d->sub_paused = 0;
-		pthread_mutex_unlock(&d->mtx);
+		pthread_mutex_unlock(&d->gossip_mtx);
 		if (stop) {
 			break;
 		}
@@ -319,6 +319,7 @@ lwwd_gossip_start(lwwd *d)
 {
 	int rv;
 
+	pthread_mutex_init(&d->gossip_mtx, NULL);
 	if ((rv = nng_pub0_open(&d->pub)) != 0 ||
 	    (rv = nng_socket_set_int(d->pub, NNG_OPT_SENDBUF,
 	                             LWW_GOSSIP_SENDBUF)) != 0) {
@@ -352,10 +353,10 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	nng_recv_aio(d->sub, d->sub_aio);
-	if (pthread_create(&d->heartbeat, NULL, heartbeat_main, d) != 0) {
+	if (lwwd_thr_start(&d->heartbeat, &d->gossip_mtx, heartbeat_main, d) !=
+	    0) {
 		return -1;
 	}
-	d->heartbeat_started = 1;
 	return 0;
 }
 
@@ -371,14 +372,7 @@ lwwd_gossip_stop(lwwd *d)
 	}
 	/* The heartbeat thread may restart the receive: it goes before the
 	 * aio is freed. */
-	if (d->heartbeat_started) {
-		pthread_mutex_lock(&d->mtx);
-		d->hb_stopping = 1;
-		pthread_cond_broadcast(&d->hb_cv);
-		pthread_mutex_unlock(&d->mtx);
-		pthread_join(d->heartbeat, NULL);
-		d->heartbeat_started = 0;
-	}
+	lwwd_thr_stop(&d->heartbeat);
 	/* The SUB socket itself stays open until exit, as the PUB socket
 	 * does: nng 1.5's nng_close can deadlock against its own pipe
 	 * callbacks under traffic (seen here; nanomsg/nng#1543), and with

@@ -36,6 +36,7 @@
 #include "limits.h"
 #include "mem.h"
 #include "store.h"
+#include "thr.h"
 #include "wal.h"
 
 /* ---- logging (log.c) ---- */
@@ -232,10 +233,9 @@ typedef struct lwwd {
 	lww_hlc hlc; /* writer thread only (start-up before it) */
 	lwwd_stats stats;
 
-	pthread_mutex_t mtx;  /* guards peers, the op queue */
-	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
-	pthread_cond_t hb_cv; /* heartbeat: hb_stopping */
-	int hb_stopping;
+	pthread_mutex_t mtx;     /* guards peers, the op queue */
+	pthread_cond_t cv;       /* writer: queue not empty, or stopping */
+	pthread_cond_t progress; /* writer: a group done, or stopping */
 	/* Guards trust and clients, not mtx: signatures are checked under
 	 * its read side (lwwd_open_signed), so never under a lock that the
 	 * write path needs; a reload swaps the sets under its write side. */
@@ -290,9 +290,11 @@ typedef struct lwwd {
 	pthread_t ckpt;
 	int ckpt_started;
 	pthread_cond_t ckpt_cv; /* checkpointer: work, stop; readers: done */
-	pthread_t heartbeat;
+	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
+	 * never d->mtx, which is the writer's. */
+	pthread_mutex_t gossip_mtx;
+	lwwd_thr heartbeat; /* beats, and restarts a paused receive */
 	int writer_started;
-	int heartbeat_started;
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_api_pipes *api_pipes; /* connections without a request */
@@ -304,8 +306,8 @@ typedef struct lwwd {
 	unsigned hb_sent_next;
 	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
 	nng_aio *sub_aio;
-	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
-	                   starts the next */
+	int sub_paused; /* under gossip_mtx: a receive failed; the heartbeat
+	                   thread starts the next */
 	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
 	struct lwwd_repair *repair;
 	struct lwwd_scrub *scrub;
@@ -314,26 +316,6 @@ typedef struct lwwd {
 	struct lwwd_work *work;
 	struct lwwd_clock *clock;
 } lwwd;
-
-/* Wall-clock milliseconds: for stamps and what users read as dates,
- * never for a wait or a duration. */
-uint64_t lwwd_now_ms(void);
-/* Monotonic microseconds, for durations and deadlines. */
-uint64_t lwwd_mono_us(void);
-/* Monotonic milliseconds (lwwd_mono_us() / 1000). */
-uint64_t lwwd_mono_ms(void);
-
-/* ---- threads and waits (thr.c) ---- */
-/* Initialises a condition variable whose timed waits run on the monotonic
- * clock, so that a wall-clock step never moves their deadlines. Every
- * condition variable of the node is made so. */
-void lwwd_cond_init(pthread_cond_t *cv);
-/* Waits on cv (made by lwwd_cond_init; mtx held) until it is signalled or
- * lwwd_mono_us() reaches deadline_us (UINT64_MAX: no deadline). Returns 0
- * when woken (perhaps spuriously: callers re-check their condition),
- * ETIMEDOUT once the deadline has passed. */
-int lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
-                         uint64_t deadline_us);
 
 /* ---- the worker: requests that may block (work.c) ---- */
 /* nng forbids blocking in its callbacks, so a callback whose request may
@@ -426,6 +408,17 @@ void lwwd_wal_barrier(lwwd *d);
 int lwwd_writer_start(lwwd *d);
 /* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */
 lww_err lwwd_writer_submit(lwwd *d, lwwd_op *op);
+/* As lwwd_writer_submit, but waits (without d->mtx held by the caller)
+ * while the queue is full for remote ops: until there is room, the
+ * writer or caller stops, or deadline_us; LWW_EBUSY then. */
+lww_err lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
+                                const lwwd_thr *caller);
+/* Waits until the writer holds nothing queued or applying, it or caller
+ * stops, or deadline_us. d->mtx not held. */
+void lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us,
+                           const lwwd_thr *caller);
+/* Wakes those two waits (to see their caller's stop flag). */
+void lwwd_writer_wake_waiters(lwwd *d);
 /* Stops after applying everything queued, and joins. */
 void lwwd_writer_stop(lwwd *d);
 
@@ -442,7 +435,8 @@ void lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n);
 int lwwd_repair_start(lwwd *d);
 void lwwd_repair_stop(lwwd *d);
 /* Asks for a round with the peer whose node id is given (0: any) soon;
- * called when gossip shows a lost batch. Rate-limited. */
+ * called when gossip shows a lost batch. Rate-limited. Any thread, with
+ * or without d->mtx (repair's lock is a leaf under it). */
 void lwwd_repair_trigger(lwwd *d, uint64_t node);
 
 /* The clock against the peers (clock.c): probes, the fence, recovery

@@ -225,7 +225,7 @@ main(int argc, char **argv)
 	d->lock_fd = -1;
 	pthread_mutex_init(&d->mtx, NULL);
 	lwwd_cond_init(&d->cv);
-	lwwd_cond_init(&d->hb_cv);
+	lwwd_cond_init(&d->progress);
 	lwwd_cond_init(&d->sync_cv);
 	lwwd_cond_init(&d->sync_idle_cv);
 	lwwd_cond_init(&d->ckpt_cv);

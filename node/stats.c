@@ -13,6 +13,14 @@
 
 #include "lwwd.h"
 
+void
+lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
+{
+	uint64_t cur = atomic_load(v);
+	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
+	}
+}
+
 /* Everything reported, read once so that one reply is consistent. */
 typedef struct snap {
 	uint64_t keys, tombstones, store_bytes, store_capacity, write_queue;

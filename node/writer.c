@@ -23,7 +23,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "limits.h"
 #include "lwwd.h"
@@ -32,30 +31,6 @@
  * so that sparse writes share a checkpoint (each costs the store's syncs
  * and a new segment); under load it does every CKPT_EVERY_MS. */
 #define IDLE_CKPT_MS 1000
-
-uint64_t
-lwwd_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-uint64_t
-lwwd_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-void
-lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
-{
-	uint64_t cur = atomic_load(v);
-	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
-	}
-}
 
 /* The entry the node holds for e's key: logged, else stored. */
 static lww_err
@@ -511,6 +486,7 @@ writer_main(void *arg)
 		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
 		d->applying = 0;
+		pthread_cond_broadcast(&d->progress);
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lww_buf_fini(&gb);
@@ -533,19 +509,17 @@ lwwd_writer_start(lwwd *d)
 	return 0;
 }
 
-lww_err
-lwwd_writer_submit(lwwd *d, lwwd_op *op)
+/* d->mtx held. */
+static lww_err
+submit_locked(lwwd *d, lwwd_op *op)
 {
 	op->next = NULL;
-	pthread_mutex_lock(&d->mtx);
 	if (d->stopping) {
-		pthread_mutex_unlock(&d->mtx);
 		return LWW_ECLOSED;
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
 	 * later, while memory stays bounded under a flood. */
 	if (op->remote && d->qlen >= LWW_QUEUE_REMOTE_MAX) {
-		pthread_mutex_unlock(&d->mtx);
 		return LWW_EBUSY;
 	}
 	if (d->qtail != NULL) {
@@ -556,8 +530,52 @@ lwwd_writer_submit(lwwd *d, lwwd_op *op)
 	d->qtail = op;
 	d->qlen++;
 	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mtx);
 	return LWW_OK;
+}
+
+lww_err
+lwwd_writer_submit(lwwd *d, lwwd_op *op)
+{
+	lww_err rv;
+
+	pthread_mutex_lock(&d->mtx);
+	rv = submit_locked(d, op);
+	pthread_mutex_unlock(&d->mtx);
+	return rv;
+}
+
+lww_err
+lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
+                        const lwwd_thr *caller)
+{
+	lww_err rv;
+
+	pthread_mutex_lock(&d->mtx);
+	while ((rv = submit_locked(d, op)) == LWW_EBUSY &&
+	       !lwwd_thr_stopping(caller) && lwwd_mono_us() < deadline_us) {
+		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+	}
+	pthread_mutex_unlock(&d->mtx);
+	return rv;
+}
+
+void
+lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us, const lwwd_thr *caller)
+{
+	pthread_mutex_lock(&d->mtx);
+	while ((d->qhead != NULL || d->applying) && !d->stopping &&
+	       !lwwd_thr_stopping(caller) && lwwd_mono_us() < deadline_us) {
+		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+void
+lwwd_writer_wake_waiters(lwwd *d)
+{
+	pthread_mutex_lock(&d->mtx);
+	pthread_cond_broadcast(&d->progress);
+	pthread_mutex_unlock(&d->mtx);
 }
 
 void
@@ -566,6 +584,7 @@ lwwd_writer_stop(lwwd *d)
 	pthread_mutex_lock(&d->mtx);
 	d->stopping = 1;
 	pthread_cond_broadcast(&d->cv);
+	pthread_cond_broadcast(&d->progress);
 	pthread_mutex_unlock(&d->mtx);
 	if (d->writer_started) {
 		pthread_join(d->writer, NULL);
