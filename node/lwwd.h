@@ -234,7 +234,6 @@ typedef struct lwwd {
 	lwwd_stats stats;
 
 	pthread_mutex_t mtx;     /* guards peers, the op queue */
-	pthread_cond_t cv;       /* writer: queue not empty, or stopping */
 	pthread_cond_t progress; /* writer: a group done, or stopping */
 	/* Guards trust and clients, not mtx: signatures are checked under
 	 * its read side (lwwd_open_signed), so never under a lock that the
@@ -248,19 +247,18 @@ typedef struct lwwd {
 	lwwd_op *qhead, *qtail;
 	size_t qlen;
 	int applying; /* the writer holds a group it has not committed */
-	int stopping;
 	uint64_t seq; /* last published batch seq (writer) */
 	_Atomic uint64_t seq_pub;
 
 	nng_socket pub;
 	nng_socket sub;
 	nng_socket api;
-	pthread_t writer;
-	pthread_t syncer; /* makes logged groups durable (writer.c) */
-	int syncer_started;
-	int sync_stopping;
+	/* On mtx. writer: woken by an op queued, a checkpoint done (it may
+	 * freeze the next), a barrier's ask, the stop. syncer: makes logged
+	 * groups durable (writer.c), woken by a group handed to it. */
+	lwwd_thr writer;
+	lwwd_thr syncer;
 	int syncing; /* the syncer holds groups it has not answered */
-	pthread_cond_t sync_cv;
 	pthread_cond_t sync_idle_cv;
 	struct synced *sync_head, *sync_tail;
 
@@ -278,23 +276,20 @@ typedef struct lwwd {
 	 * with that generation (ckpt_path NULL), and how many. */
 	struct lwwd_leftover *left;
 	size_t nleft;
-	lww_err wal_err;  /* why d->wal is NULL (writer) */
-	int wal_repair;   /* start-up skipped or dropped log records */
-	uint64_t wal_hlc; /* greatest stamp held, not stored (start-up) */
-	int lock_fd;      /* the lock on --data, held until exit */
-	lww_err ckpt_err; /* the last checkpoint failed so: refuse */
-	int ckpt_wanted;  /* a reader waits for a checkpoint */
-	int ckpt_stopping;
-	uint64_t ckpt_last_us; /* when the writer last froze (writer) */
-	_Atomic int mem_dirty; /* the active generation holds data */
-	pthread_t ckpt;
-	int ckpt_started;
-	pthread_cond_t ckpt_cv; /* checkpointer: work, stop; readers: done */
+	lww_err wal_err;        /* why d->wal is NULL (writer) */
+	int wal_repair;         /* start-up skipped or dropped log records */
+	uint64_t wal_hlc;       /* greatest stamp held, not stored (start-up) */
+	int lock_fd;            /* the lock on --data, held until exit */
+	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
+	int ckpt_wanted;        /* a reader waits for a checkpoint */
+	uint64_t ckpt_last_us;  /* when the writer last froze (writer) */
+	_Atomic int mem_dirty;  /* the active generation holds data */
+	lwwd_thr ckpt;          /* on mtx: woken by a frozen generation, stop */
+	pthread_cond_t ckpt_cv; /* readers: a checkpoint done or failed */
 	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
 	 * never d->mtx, which is the writer's. */
 	pthread_mutex_t gossip_mtx;
 	lwwd_thr heartbeat; /* beats, and restarts a paused receive */
-	int writer_started;
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_api_pipes *api_pipes; /* connections without a request */
@@ -421,6 +416,14 @@ void lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us,
 void lwwd_writer_wake_waiters(lwwd *d);
 /* Stops after applying everything queued, and joins. */
 void lwwd_writer_stop(lwwd *d);
+/* d->mtx held: wakes the writer (a checkpoint is done, or a reader wants
+ * one). */
+void lwwd_writer_wake(lwwd *d);
+/* Whether the writer is stopping; any thread. */
+int lwwd_writer_stopping(lwwd *d);
+/* d->mtx held: waits until the syncer holds no group (it is done with
+ * the segment the writer is about to change). */
+void lwwd_writer_sync_idle(lwwd *d);
 
 int lwwd_api_start(lwwd *d);
 void lwwd_api_stop(lwwd *d);

@@ -224,9 +224,12 @@ main(int argc, char **argv)
 	}
 	d->lock_fd = -1;
 	pthread_mutex_init(&d->mtx, NULL);
-	lwwd_cond_init(&d->cv);
+	/* The writer's and checkpointer's threads wait on d->mtx; their cvs
+	 * are made now, as others signal them before they start. */
+	lwwd_thr_init(&d->writer, &d->mtx);
+	lwwd_thr_init(&d->syncer, &d->mtx);
+	lwwd_thr_init(&d->ckpt, &d->mtx);
 	lwwd_cond_init(&d->progress);
-	lwwd_cond_init(&d->sync_cv);
 	lwwd_cond_init(&d->sync_idle_cv);
 	lwwd_cond_init(&d->ckpt_cv);
 	{

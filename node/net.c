@@ -203,11 +203,8 @@ typedef struct dialed {
 struct lwwd_guard {
 	dialed *dv;
 	size_t dn;
-	pthread_t thr;
-	int started;
-	int stopping;
 	pthread_mutex_t mtx;
-	pthread_cond_t cv;
+	lwwd_thr thr; /* on mtx: ticks, and the stop */
 	guarded g[4];
 	size_t n;
 };
@@ -481,10 +478,7 @@ guard_main(void *arg)
 	struct lwwd_guard *gd = d->guard;
 
 	pthread_mutex_lock(&gd->mtx);
-	while (!gd->stopping) {
-		(void) lwwd_cond_wait_until(
-		    &gd->cv, &gd->mtx,
-		    lwwd_mono_us() + (uint64_t) GUARD_TICK_MS * 1000);
+	while (!lwwd_thr_wait(&gd->thr, lwwd_deadline_ms(GUARD_TICK_MS))) {
 		if (gd->dn > 0) {
 			nng_stat *all;
 			if (nng_stats_get(&all) == 0) {
@@ -494,7 +488,8 @@ guard_main(void *arg)
 				nng_stats_free(all);
 			}
 		}
-		for (size_t i = 0; i < gd->n && !gd->stopping; i++) {
+		for (size_t i = 0; i < gd->n && !lwwd_thr_stopping(&gd->thr);
+		     i++) {
 			guarded *g = &gd->g[i];
 			uint64_t other;
 			if (g->closed) {
@@ -512,7 +507,7 @@ guard_main(void *arg)
 			pthread_mutex_unlock(&gd->mtx);
 			int alive = guard_probe(g);
 			pthread_mutex_lock(&gd->mtx);
-			if (!alive && !gd->stopping) {
+			if (!alive && !lwwd_thr_stopping(&gd->thr)) {
 				guard_relisten(d, g);
 			}
 		}
@@ -534,7 +529,6 @@ lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
 			return -1;
 		}
 		pthread_mutex_init(&gd->mtx, NULL);
-		lwwd_cond_init(&gd->cv);
 		d->guard = gd;
 	}
 	if (lwwd_listen(&d->cfg, s, url, flag, &l) != 0) {
@@ -568,9 +562,8 @@ lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
 		g->ipc_perms = strncmp(url, "ipc://", 6) == 0 ? ipc_perms : 0;
 		(void) listener_stat(l, "other", &g->other);
 	}
-	if (!gd->started &&
-	    pthread_create(&gd->thr, NULL, guard_main, d) == 0) {
-		gd->started = 1;
+	if (!gd->thr.started) {
+		(void) lwwd_thr_start(&gd->thr, &gd->mtx, guard_main, d);
 	}
 	pthread_mutex_unlock(&gd->mtx);
 	return 0;
@@ -584,15 +577,9 @@ lwwd_guard_stop(lwwd *d)
 	if (gd == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&gd->mtx);
-	gd->stopping = 1;
-	pthread_cond_signal(&gd->cv);
-	pthread_mutex_unlock(&gd->mtx);
-	if (gd->started) {
-		pthread_join(gd->thr, NULL);
-	}
+	lwwd_thr_stop(&gd->thr);
+	lwwd_thr_fini(&gd->thr);
 	pthread_mutex_destroy(&gd->mtx);
-	pthread_cond_destroy(&gd->cv);
 	for (size_t i = 0; i < gd->dn; i++) {
 		free(gd->dv[i].url);
 	}

@@ -78,16 +78,21 @@ lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
 	return pthread_cond_timedwait(cv, mtx, &ts);
 }
 
-int
-lwwd_thr_start(lwwd_thr *t, pthread_mutex_t *mtx, void *(*fn)(void *),
-               void *arg)
+void
+lwwd_thr_init(lwwd_thr *t, pthread_mutex_t *mtx)
 {
 	t->mtx = mtx;
-	atomic_store(&t->stop, 0);
 	if (!t->inited) {
 		lwwd_cond_init(&t->cv);
 		t->inited = 1;
 	}
+}
+
+int
+lwwd_thr_start(lwwd_thr *t, pthread_mutex_t *mtx, void *(*fn)(void *),
+               void *arg)
+{
+	lwwd_thr_init(t, mtx);
 	if (pthread_create(&t->id, NULL, fn, arg) != 0) {
 		return -1;
 	}

@@ -47,7 +47,10 @@ typedef struct lwwd_thr {
 	int started, inited;
 } lwwd_thr;
 
-/* Makes cv, then starts fn(arg). 0, or -1 (the thread did not start;
+/* Makes cv and sets the owner's mutex, for a thread whose cv others may
+ * signal before it starts; lwwd_thr_start then keeps both. */
+void lwwd_thr_init(lwwd_thr *t, pthread_mutex_t *mtx);
+/* Makes cv (unless lwwd_thr_init did), then starts fn(arg). 0, or -1 (the thread did not start;
  * stop and fini stay safe). */
 int lwwd_thr_start(lwwd_thr *t, pthread_mutex_t *mtx, void *(*fn)(void *),
                    void *arg);

@@ -338,7 +338,7 @@ sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 		d->sync_head = g;
 	}
 	d->sync_tail = g;
-	pthread_cond_signal(&d->sync_cv);
+	lwwd_thr_wake(&d->syncer);
 	pthread_mutex_unlock(&d->mtx);
 }
 
@@ -356,8 +356,8 @@ syncer_main(void *arg)
 		pthread_mutex_lock(&d->mtx);
 		d->syncing = 0;
 		pthread_cond_broadcast(&d->sync_idle_cv);
-		while (d->sync_head == NULL && !d->sync_stopping) {
-			pthread_cond_wait(&d->sync_cv, &d->mtx);
+		while (d->sync_head == NULL &&
+		       !lwwd_thr_wait(&d->syncer, UINT64_MAX)) {
 		}
 		g = d->sync_head;
 		d->sync_head = d->sync_tail = NULL;
@@ -421,10 +421,10 @@ writer_main(void *arg)
 		uint64_t seq;
 
 		pthread_mutex_lock(&d->mtx);
-		while (d->qhead == NULL && !d->stopping) {
+		while (d->qhead == NULL && !lwwd_thr_stopping(&d->writer)) {
 			uint64_t now = lwwd_mono_us(), due;
 			if (!d->mem_dirty || d->ckpt_ready) {
-				pthread_cond_wait(&d->cv, &d->mtx);
+				(void) lwwd_thr_wait(&d->writer, UINT64_MAX);
 				continue;
 			}
 			/* Idle for a while, or a reader waits: checkpoint
@@ -436,7 +436,7 @@ writer_main(void *arg)
 				pthread_mutex_lock(&d->mtx);
 				continue;
 			}
-			lwwd_cond_wait_until(&d->cv, &d->mtx, due);
+			(void) lwwd_thr_wait(&d->writer, due);
 		}
 		if (d->qhead == NULL) {
 			pthread_mutex_unlock(&d->mtx);
@@ -498,14 +498,10 @@ writer_main(void *arg)
 int
 lwwd_writer_start(lwwd *d)
 {
-	if (pthread_create(&d->syncer, NULL, syncer_main, d) != 0) {
+	if (lwwd_thr_start(&d->syncer, &d->mtx, syncer_main, d) != 0 ||
+	    lwwd_thr_start(&d->writer, &d->mtx, writer_main, d) != 0) {
 		return -1;
 	}
-	d->syncer_started = 1;
-	if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
-		return -1;
-	}
-	d->writer_started = 1;
 	return 0;
 }
 
@@ -514,7 +510,7 @@ static lww_err
 submit_locked(lwwd *d, lwwd_op *op)
 {
 	op->next = NULL;
-	if (d->stopping) {
+	if (lwwd_thr_stopping(&d->writer)) {
 		return LWW_ECLOSED;
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
@@ -529,7 +525,7 @@ submit_locked(lwwd *d, lwwd_op *op)
 	}
 	d->qtail = op;
 	d->qlen++;
-	pthread_cond_signal(&d->cv);
+	lwwd_thr_wake(&d->writer);
 	return LWW_OK;
 }
 
@@ -563,8 +559,9 @@ void
 lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us, const lwwd_thr *caller)
 {
 	pthread_mutex_lock(&d->mtx);
-	while ((d->qhead != NULL || d->applying) && !d->stopping &&
-	       !lwwd_thr_stopping(caller) && lwwd_mono_us() < deadline_us) {
+	while ((d->qhead != NULL || d->applying) &&
+	       !lwwd_thr_stopping(&d->writer) && !lwwd_thr_stopping(caller) &&
+	       lwwd_mono_us() < deadline_us) {
 		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
 	}
 	pthread_mutex_unlock(&d->mtx);
@@ -581,22 +578,30 @@ lwwd_writer_wake_waiters(lwwd *d)
 void
 lwwd_writer_stop(lwwd *d)
 {
-	pthread_mutex_lock(&d->mtx);
-	d->stopping = 1;
-	pthread_cond_broadcast(&d->cv);
-	pthread_cond_broadcast(&d->progress);
-	pthread_mutex_unlock(&d->mtx);
-	if (d->writer_started) {
-		pthread_join(d->writer, NULL);
-		d->writer_started = 0;
-	}
+	lwwd_thr_ask_stop(&d->writer);
+	/* Waits for room or idleness end (the writer stops). */
+	lwwd_writer_wake_waiters(d);
+	lwwd_thr_join(&d->writer);
 	/* Then the syncer: it answers what the writer handed it, and ends. */
-	pthread_mutex_lock(&d->mtx);
-	d->sync_stopping = 1;
-	pthread_cond_broadcast(&d->sync_cv);
-	pthread_mutex_unlock(&d->mtx);
-	if (d->syncer_started) {
-		pthread_join(d->syncer, NULL);
-		d->syncer_started = 0;
+	lwwd_thr_stop(&d->syncer);
+}
+
+void
+lwwd_writer_wake(lwwd *d)
+{
+	lwwd_thr_wake(&d->writer);
+}
+
+int
+lwwd_writer_stopping(lwwd *d)
+{
+	return lwwd_thr_stopping(&d->writer);
+}
+
+void
+lwwd_writer_sync_idle(lwwd *d)
+{
+	while (d->sync_head != NULL || d->syncing) {
+		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
 	}
 }
