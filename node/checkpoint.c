@@ -127,8 +127,8 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 			rv = lww_txn_set_seq(r->t, origin, b.seq);
 			goto store_err;
 		}
-		if (origin == r->d->self && b.seq > r->d->seq) {
-			r->d->seq = b.seq; /* nor the batch sequence */
+		if (origin == r->d->self && b.seq > r->d->wal_seq) {
+			r->d->wal_seq = b.seq; /* nor the batch sequence */
 		}
 		rv = lwwd_mem_note_seq(r->d->mem, origin, b.seq);
 		goto store_err;

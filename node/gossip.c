@@ -30,10 +30,27 @@
 
 #define HEARTBEAT_MS 1000
 
-void
-lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n)
+/* Publishes a signed message; a full send buffer drops it (peers that
+ * miss a batch fetch it by repair). */
+static void
+gossip_publish(lwwd *d, const uint8_t *p, size_t n)
 {
 	(void) lwwd_send(d->pub, NULL, p, n, NNG_FLAG_NONBLOCK);
+}
+
+void
+lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n)
+{
+	lww_buf env = LWW_BUF_INIT;
+
+	(void) seq; /* the batch carries it */
+	if (lww_envelope_seal(&d->key, b, n, &env) != LWW_OK) {
+		lwwd_log(LWWD_LOG_ERROR, "publish_failed", "reason=seal");
+	} else {
+		gossip_publish(d, env.p, env.len);
+		atomic_fetch_add(&d->stats.batches_sent, 1);
+	}
+	lww_buf_fini(&env);
 }
 
 static lwwd_peer_state *
@@ -116,6 +133,7 @@ handle(lwwd *d, nng_msg *msg)
 	lwwd_signer who;
 	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t node = 0;
+	uint64_t lost = 0; /* a batch of this node was lost: repair */
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
@@ -159,13 +177,16 @@ handle(lwwd *d, nng_msg *msg)
 			 * here was lost: repair fetches it. */
 			if (ps->seq_announced > ps->seq_applied &&
 			    hb.seq > ps->seq_applied) {
-				lwwd_repair_trigger(d, node);
+				lost = node;
 			}
 			if (hb.seq > ps->seq_announced) {
 				ps->seq_announced = hb.seq;
 			}
 		}
 		pthread_mutex_unlock(&d->mtx);
+		if (lost != 0) {
+			d->hooks.loss(d, lost);
+		}
 		goto drop;
 	}
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
@@ -197,7 +218,7 @@ handle(lwwd *d, nng_msg *msg)
 		if (ps->seq_applied != 0 &&
 		    op->batch.seq > ps->seq_applied + 1) {
 			atomic_fetch_add(&d->stats.seq_gaps, 1);
-			lwwd_repair_trigger(d, node);
+			lost = node;
 		}
 		if (op->batch.seq > ps->seq_applied) {
 			ps->seq_applied = op->batch.seq;
@@ -208,6 +229,9 @@ handle(lwwd *d, nng_msg *msg)
 		ps->batches++;
 	}
 	pthread_mutex_unlock(&d->mtx);
+	if (lost != 0) {
+		d->hooks.loss(d, lost);
+	}
 	op->remote = 1;
 	op->owned = 1;
 	op->origin = node;
@@ -217,9 +241,7 @@ handle(lwwd *d, nng_msg *msg)
 		/* The writer is flooded: drop it, and let repair fetch it
 		 * (its sequence number is already counted as received). */
 		free(op);
-		pthread_mutex_lock(&d->mtx);
-		lwwd_repair_trigger(d, node);
-		pthread_mutex_unlock(&d->mtx);
+		d->hooks.loss(d, node);
 		goto drop;
 	}
 	return;
@@ -295,7 +317,7 @@ heartbeat_main(void *arg)
 			/* The subscriber paused after an error (sub_cb). */
 			nng_recv_aio(d->sub, d->sub_aio);
 		}
-		h.seq = atomic_load(&d->seq_pub);
+		h.seq = lwwd_writer_seq(d);
 		h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
 		pthread_mutex_lock(&d->mtx);
 		d->hb_sent[d->hb_sent_next++ % (sizeof(d->hb_sent) /
@@ -305,7 +327,7 @@ heartbeat_main(void *arg)
 		lww_buf_reset(&env);
 		if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
 		    lww_envelope_seal(&d->key, hb.p, hb.len, &env) == LWW_OK) {
-			lwwd_gossip_publish(d, env.p, env.len);
+			gossip_publish(d, env.p, env.len);
 			atomic_fetch_add(&d->stats.heartbeats_sent, 1);
 		}
 	}

@@ -223,8 +223,19 @@ struct lwwd_op {
 	lwwd_op *next;
 };
 
+/* ---- what the modules hand each other (wired in main.c) ---- */
+typedef struct lwwd lwwd;
+typedef struct lwwd_hooks {
+	/* Syncer thread, no lock held, after the fsync: a local batch (its
+	 * seq, unsigned bytes) is durable: gossip publishes it. */
+	void (*durable)(lwwd *d, uint64_t seq, const uint8_t *batch, size_t n);
+	/* Any thread, d->mtx held or not: a batch of node (0: unknown) was
+	 * lost or a record dropped: repair fetches it. */
+	void (*loss)(lwwd *d, uint64_t node);
+} lwwd_hooks;
+
 /* ---- the node ---- */
-typedef struct lwwd {
+struct lwwd {
 	lwwd_config cfg;
 	lww_key key;
 	uint64_t self;
@@ -236,7 +247,7 @@ typedef struct lwwd {
 	pthread_mutex_t mtx;     /* guards peers, the op queue */
 	pthread_cond_t progress; /* writer: a group done, or stopping */
 	/* Guards trust and clients, not mtx: signatures are checked under
-	 * its read side (lwwd_open_signed), so never under a lock that the
+	 * its read side (lwwd_verify), so never under a lock that the
 	 * write path needs; a reload swaps the sets under its write side. */
 	pthread_rwlock_t keys_lock;
 	lww_trust *trust;
@@ -279,6 +290,7 @@ typedef struct lwwd {
 	lww_err wal_err;        /* why d->wal is NULL (writer) */
 	int wal_repair;         /* start-up skipped or dropped log records */
 	uint64_t wal_hlc;       /* greatest stamp held, not stored (start-up) */
+	uint64_t wal_seq;       /* greatest own batch seq held (start-up) */
 	int lock_fd;            /* the lock on --data, held until exit */
 	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
 	int ckpt_wanted;        /* a reader waits for a checkpoint */
@@ -310,7 +322,8 @@ typedef struct lwwd {
 	int metrics_started;
 	struct lwwd_work *work;
 	struct lwwd_clock *clock;
-} lwwd;
+	lwwd_hooks hooks;
+};
 
 /* ---- the worker: requests that may block (work.c) ---- */
 /* nng forbids blocking in its callbacks, so a callback whose request may
@@ -419,6 +432,10 @@ void lwwd_writer_stop(lwwd *d);
 /* d->mtx held: wakes the writer (a checkpoint is done, or a reader wants
  * one). */
 void lwwd_writer_wake(lwwd *d);
+/* The last batch seq published (a heartbeat names it); any thread. */
+uint64_t lwwd_writer_seq(lwwd *d);
+/* Ops queued; d->mtx held. */
+size_t lwwd_writer_queued(lwwd *d);
 /* Whether the writer is stopping; any thread. */
 int lwwd_writer_stopping(lwwd *d);
 /* d->mtx held: waits until the syncer holds no group (it is done with
@@ -430,8 +447,8 @@ void lwwd_api_stop(lwwd *d);
 
 int lwwd_gossip_start(lwwd *d);
 void lwwd_gossip_stop(lwwd *d);
-/* Publishes a signed payload on the PUB socket. */
-void lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n);
+/* Signs a durable local batch and publishes it (counted as sent). */
+void lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n);
 
 /* Anti-entropy repair (repair.c): the --sync REP server and the rounds
  * against each peer. */

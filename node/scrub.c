@@ -72,9 +72,7 @@ lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 static void
 ask_repair(struct lwwd_scrub *s)
 {
-	pthread_mutex_lock(&s->d->mtx);
-	lwwd_repair_trigger(s->d, 0);
-	pthread_mutex_unlock(&s->d->mtx);
+	s->d->hooks.loss(s->d, 0);
 	s->retrigger_ms = lwwd_mono_us() / 1000 + RETRIGGER_MS;
 }
 
@@ -226,9 +224,7 @@ scrub_main(void *arg)
 			}
 			if (s->retrigger_ms != 0 &&
 			    lwwd_mono_us() / 1000 >= s->retrigger_ms) {
-				pthread_mutex_lock(&s->d->mtx);
-				lwwd_repair_trigger(s->d, 0);
-				pthread_mutex_unlock(&s->d->mtx);
+				s->d->hooks.loss(s->d, 0);
 				s->retrigger_ms = 0;
 			}
 			next = lwwd_mono_us() + TICK_MS * 1000;

@@ -242,19 +242,6 @@ log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
 	}
 }
 
-/* Publishes the committed local batch, signed. */
-static void
-publish(lwwd *d, const lww_buf *gb, lww_buf *env)
-{
-	lww_buf_reset(env);
-	if (lww_envelope_seal(&d->key, gb->p, gb->len, env) != LWW_OK) {
-		lwwd_log(LWWD_LOG_ERROR, "publish_failed", "reason=seal");
-		return;
-	}
-	lwwd_gossip_publish(d, env->p, env->len);
-	atomic_fetch_add(&d->stats.batches_sent, 1);
-}
-
 /* Answers and releases every op of a group; rv, if not LWW_OK, is the
  * group's sync failure and overrides each op's own outcome. */
 static void
@@ -346,7 +333,6 @@ static void *
 syncer_main(void *arg)
 {
 	lwwd *d = arg;
-	lww_buf env = LWW_BUF_INIT;
 
 	for (;;) {
 		synced *g, *next;
@@ -386,15 +372,19 @@ syncer_main(void *arg)
 		for (; g != NULL; g = next) {
 			next = g->next;
 			if (rv == LWW_OK && g->gb.len > 0) {
+				/* seq_pub first: a heartbeat never names a
+				 * batch before it could have been sent. */
 				atomic_store(&d->seq_pub, g->seq);
-				publish(d, &g->gb, &env);
+				if (d->hooks.durable != NULL) {
+					d->hooks.durable(d, g->seq, g->gb.p,
+					                 g->gb.len);
+				}
 			}
 			finish(d, g->ops, rv);
 			lww_buf_fini(&g->gb);
 			free(g);
 		}
 	}
-	lww_buf_fini(&env);
 	return NULL;
 }
 
@@ -527,6 +517,18 @@ submit_locked(lwwd *d, lwwd_op *op)
 	d->qlen++;
 	lwwd_thr_wake(&d->writer);
 	return LWW_OK;
+}
+
+uint64_t
+lwwd_writer_seq(lwwd *d)
+{
+	return atomic_load(&d->seq_pub);
+}
+
+size_t
+lwwd_writer_queued(lwwd *d)
+{
+	return d->qlen;
 }
 
 lww_err
