@@ -1,24 +1,35 @@
 /*
- * lwwd.h - the peer node's modules and the state they share.
+ * lwwd.h - the node's state that modules share, and their entry points.
+ * Each module's own declarations are in its header (log.h, config.h,
+ * thr.h, net.h, work.h, repair.h, trust.h, metrics.h, mem.h, scrub.h),
+ * included here so that every file needs only this one.
  *
- * Threads: nng's own threads run the API, gossip and metrics callbacks,
- * which never block: what may wait (list, stats, peers, reload, scrapes)
- * goes to the worker thread (work.c). The writer thread owns the hybrid
- * logical clock, the log segment it appends to and the active in-memory
- * generation (writer.c, mem.h); the syncer thread fsyncs what the writer
- * logged, then publishes its batches and answers its clients (writer.c);
- * the checkpointer thread puts each frozen generation into the store
- * (checkpoint.c). The heartbeat thread publishes liveness and restarts a
- * paused gossip receive (gossip.c); repair runs two threads, the --sync
- * server and the rounds against peers (repair.c); the scrub thread checks
- * the store and drops damaged records (scrub.c). The store is written by
- * the checkpointer, start-up and the scrub (LMDB serialises its write
- * transactions). Counters are atomics; the peer table, the op and sync
- * queues and the checkpoint state are behind the node's mutex; the
- * in-memory generations (mem.h) and the worker's queue behind their own;
- * the trust sets behind keys_lock, under which signatures are checked
- * (trust.c). Every timed wait runs on the monotonic clock
- * (lwwd_cond_init).
+ * Threads (each a lwwd_thr, thr.h): nng's own threads run the API, gossip
+ * and metrics callbacks, which never block: what may wait (list, stats,
+ * peers, reload, scrapes) goes to the worker thread (work.c). The writer
+ * thread owns the hybrid logical clock, the log segment it appends to
+ * and the active in-memory generation (writer.c, mem.h); the syncer
+ * thread fsyncs what the writer logged, then hands each batch to the
+ * durable hook (gossip publishes it) and answers its clients
+ * (writer.c); the checkpointer thread puts each frozen generation into
+ * the store (checkpoint.c). The heartbeat thread publishes liveness and
+ * restarts a paused gossip receive (gossip.c); repair runs two threads,
+ * the --sync server and the rounds against peers (repair.c); the scrub
+ * thread checks the store and drops damaged records (scrub.c); the clock
+ * thread probes peers' clocks (clock.c); the listener guard re-listens
+ * when nng stops accepting (net.c). The store is written by the
+ * checkpointer, start-up and the scrub (LMDB serialises its write
+ * transactions). Losses that gossip, the scrub and start-up detect go to
+ * repair through the loss hook (lwwd_hooks, wired in main.c).
+ *
+ * Locks, in the order they may be taken: keys_lock (read side while a
+ * signature is checked) -> d->mtx (the peer table, the op and sync
+ * queues, the checkpoint state) -> the module locks: the worker's, the
+ * scrub's, mem.h's, the clock's, repair's and gossip's. Those are leaves:
+ * never take d->mtx (or keys_lock) while holding one. Never check a
+ * signature under d->mtx (lwwd_verify): a reload takes keys_lock, then
+ * d->mtx. Counters are atomics. Every timed wait runs on the monotonic
+ * clock (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -36,73 +47,19 @@
 #include "limits.h"
 #include "mem.h"
 #include "store.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "net.h"
+#include "repair.h"
 #include "thr.h"
+#include "trust.h"
+#include "work.h"
 #include "wal.h"
-
-/* ---- logging (log.c) ---- */
-enum { LWWD_LOG_ERROR, LWWD_LOG_WARN, LWWD_LOG_INFO, LWWD_LOG_DEBUG };
-extern int lwwd_log_level;
-int lwwd_log_parse_level(const char *s);
-/* One line on stderr: time, level, event keyword, then key=value text. */
-void lwwd_log(int level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* A key for a log line, into out (always terminated): printable ASCII
- * quoted with \" and \\ escaped, anything else hex:...; long keys are
- * cut with ... and their length. Returns out. */
-char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
-
-/* Rate limit for a line that a persistent condition repeats (a full disk
- * refusing every write): lwwd_log_due says whether to log now: on the
- * first call, when `reason` changes, or once `gap_us` passed since the
- * last line; *skipped gets the calls not logged since. One owner thread
- * per limit. */
-typedef struct lwwd_log_limit {
-	int reason;
-	uint64_t skipped;
-	uint64_t at_us;
-	int started;
-} lwwd_log_limit;
-int lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us,
-                 uint64_t *skipped);
-#define LWWD_LOG_GAP_US (60 * UINT64_C(1000000))
 
 /* Signed client requests: freshness window (the replay cache's size is
  * LWW_NONCES_MAX). */
 #define LWWD_FRESH_MS 30000
-
-/* ---- configuration (config.c) ---- */
-#define LWWD_REPAIR_INTERVAL_DEFAULT 5000
-#define LWWD_SCRUB_INTERVAL_DEFAULT  3600000 /* ms: a full pass an hour */
-#define LWWD_SCRUB_INTERVAL_MIN      1000
-typedef struct lwwd_config {
-	char *data;
-	char *key;
-	char *trust;
-	char *clients; /* NULL: the API accepts unsigned requests */
-	char *api;
-	char *gossip;
-	char *sync;
-	char **peers;
-	size_t npeers;
-	uint64_t max_drift;
-	int fsync_always;
-	size_t map_size;
-	int insecure_api;
-	uint64_t repair_interval; /* ms between periodic rounds; 0: none */
-	uint64_t scrub_interval;  /* ms per full record check; 0: none */
-	char *tls_cert;           /* PEM certificate and key, for tls+tcp */
-	char *tls_ca;             /* PEM CA that signs every node's cert */
-	char *tls_server_name;    /* name to expect in peers' certificates */
-	char *metrics;            /* http://HOST:PORT/PATH, or NULL */
-	int wal_skip_damaged;     /* --wal-recovery skip-damaged */
-} lwwd_config;
-
-/* Parses flags and the config file. Returns 0 to run, 1 after --help or
- * --version (exit 0), -1 on error (message printed, exit 2). */
-int lwwd_config_parse(lwwd_config *c, int argc, char **argv);
-void lwwd_config_fini(lwwd_config *c);
-/* The sync URL a gossip URL implies: tcp port + 1, or ipc path + ".sync". */
-char *lwwd_config_default_sync(const char *gossip);
 
 /* ---- counters (stats.c) ---- */
 typedef struct lwwd_stats {
@@ -325,69 +282,6 @@ struct lwwd {
 	lwwd_hooks hooks;
 };
 
-/* ---- the worker: requests that may block (work.c) ---- */
-/* nng forbids blocking in its callbacks, so a callback whose request may
- * wait (for a checkpoint, the node's mutex, a file) queues a job here and
- * returns; the job answers its request when it is done. One thread runs
- * the jobs in the order queued. */
-typedef struct lwwd_job lwwd_job;
-struct lwwd_job {
-	void (*run)(lwwd_job *job); /* on the worker thread */
-	lwwd_job *next;
-};
-int lwwd_work_start(lwwd *d);
-/* Queues job (owned by the caller until run is called). LWW_ECLOSED once
- * the worker stops (or never started): the job is not taken. Never
- * blocks beyond a short mutex. Thread-safe. */
-lww_err lwwd_work_submit(lwwd *d, lwwd_job *job);
-/* Refuses new jobs, runs every job queued, and joins the thread. Jobs
- * may still be offered (and are refused) until lwwd_work_free. */
-void lwwd_work_stop(lwwd *d);
-void lwwd_work_free(lwwd *d);
-
-/* ---- addresses (net.c) ---- */
-/* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */
-int lwwd_tls_check(const lwwd_config *c);
-/* Listens on url (flag names the option, for errors); with out != NULL
- * the listener is returned unstarted, for more options. Prints why and
- * returns -1 on error. */
-int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
-                const char *flag, nng_listener *out);
-/* Listens on url and starts the listener, mode ipc_perms for an ipc://
- * url (0: nng's default); a guard thread listens anew if nng stops
- * accepting on it (net.c: nng 1.5 bug #1518). peer_proto is the SP
- * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_SUB), to check that
- * it still accepts. */
-#define LWWD_SP_SUB 0x21
-#define LWWD_SP_REQ 0x30
-int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
-                        const char *flag, uint16_t peer_proto, int ipc_perms);
-/* Stops the guard thread; before the guarded sockets close. */
-void lwwd_guard_stop(lwwd *d);
-/* Dials url without blocking (as lwwd_dial) and watches the dialer: a
- * failure is a warning naming the URL, once a minute, and
- * lwwd_dialers_json reports its state. After lwwd_listen_guarded. */
-int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
-/* Appends one JSON object per watched dialer (url, dial, state:
- * connected, connecting or failing, last_error), each after a comma
- * unless first and it is the first. */
-lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
-/* Dials url without blocking; nng redials while it is down. */
-int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
-              const char *flag);
-/* A message holding a copy of p[0..n) in *out. On failure *out is NULL,
- * nothing needs freeing, and the nng error is returned. */
-int lwwd_msg_new(nng_msg **out, const void *p, size_t n);
-/* Sends a copy of p[0..n) on s: with aio NULL by nng_sendmsg(s, m,
- * flags); else by nng_send_aio and nng_aio_wait (nng_aio_stop on aio ends
- * the wait). A message not sent is freed, the one left in the aio too.
- * Returns 0 or an nng error. */
-int lwwd_send(nng_socket s, nng_aio *aio, const void *p, size_t n, int flags);
-/* Seals payload with k into env (reused), then lwwd_send. NNG_ENOMEM if
- * sealing fails. */
-int lwwd_send_sealed(const lww_key *k, nng_socket s, nng_aio *aio,
-                     const void *payload, size_t n, lww_buf *env, int flags);
-
 /* ---- writes durable before the store has them (checkpoint.c; the
  * table itself is mem.h) ---- */
 /* Start-up: applies the segments a previous run left in --data to the
@@ -450,15 +344,6 @@ void lwwd_gossip_stop(lwwd *d);
 /* Signs a durable local batch and publishes it (counted as sent). */
 void lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n);
 
-/* Anti-entropy repair (repair.c): the --sync REP server and the rounds
- * against each peer. */
-int lwwd_repair_start(lwwd *d);
-void lwwd_repair_stop(lwwd *d);
-/* Asks for a round with the peer whose node id is given (0: any) soon;
- * called when gossip shows a lost batch. Rate-limited. Any thread, with
- * or without d->mtx (repair's lock is a leaf under it). */
-void lwwd_repair_trigger(lwwd *d, uint64_t node);
-
 /* The clock against the peers (clock.c): probes, the fence, recovery
  * from a high-water mark in the future. Start after the store is open
  * and before the writer; stop after the writer and the repair server;
@@ -487,49 +372,12 @@ void lwwd_clock_note_refused(lwwd *d, uint64_t node);
 lww_err lwwd_clock_probe_reply(lwwd *d, uint64_t node, const uint8_t *p,
                                size_t n, uint64_t t2, lww_buf *out);
 
-/* The Prometheus endpoint (metrics.c), if --metrics is given. Scrapes
- * are answered by the worker. Stop waits for a scrape being answered. */
-int lwwd_metrics_start(lwwd *d);
-void lwwd_metrics_stop(lwwd *d);
-
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
 lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 /* The same counters in the Prometheus text format (version 0.0.4). */
 lww_err lwwd_stats_prometheus(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
-
-/* -1 with a message naming the chmod fix if path (a file, or with dir
- * a directory) is writable by every user. */
-int lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
-                                  char *err, size_t errlen);
-/* Loads the trust file and rebuilds the peer table, then the clients file
- * if there is one (start-up, SIGHUP, lwwctl reload); logs what changed
- * unless `initial`. On error keeps what it had, writes why into err and
- * returns -1. */
-int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
-/* Non-zero if p, n is an envelope whose signer is listed in --clients;
- * checks no signature (a table lookup, for what is refused unread). */
-int lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n);
-/* Who signed an envelope lwwd_verify opened. */
-typedef struct lwwd_signer {
-	uint64_t node; /* 0: any signer was accepted (no --clients) */
-	char name[LWW_TRUST_NAME_MAX + 1];
-	unsigned flags; /* LWW_PEER_RO */
-} lwwd_signer;
-/* Opens p[0..n) against the trust set (clients 0) or the --clients set,
- * under keys_lock's read side, never under d->mtx (a reload takes
- * keys_lock, then d->mtx). On LWW_OK *env borrows from p, with env->peer
- * NULL (a reload may free the set), and *who names the signer (zeroed
- * when no set was given: any valid signer, not read-only). From a peer, a
- * message signed by this node's own key is LWW_EFORGED, with *who filled
- * in (our socket looped back, or a cloned key). Other errors are as
- * lww_envelope_open. */
-LWW_MUST_CHECK lww_err lwwd_verify(lwwd *d, int clients, const uint8_t *p,
-                                   size_t n, lww_envelope *env,
-                                   lwwd_signer *who);
-/* Whether node is the node id of a key in the trust file. */
-int lwwd_trusted_node(lwwd *d, uint64_t node);
 
 /* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
  * --clients or --insecure-api; prints why. 0 if fine. */
