@@ -138,12 +138,8 @@ send_reply(struct lwwd_api *a)
 {
 	nng_msg *m;
 
-	if (nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, a->out.p, a->out.len) != 0) {
+	if (lwwd_msg_new(&m, a->out.p, a->out.len) != 0) {
 		/* No memory for a reply: drop it; the client times out. */
-		if (m != NULL) {
-			nng_msg_free(m);
-		}
 		a->state = API_RECV;
 		nng_ctx_recv(a->ctx, a->aio);
 		return;
@@ -442,7 +438,7 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 {
 	lwwd *d = a->d;
 	lww_envelope env;
-	lww_peer signer;
+	lwwd_signer who;
 	lww_auth au;
 	lww_err rv;
 	uint8_t type;
@@ -458,9 +454,9 @@ authenticate(struct lwwd_api *a, const uint8_t **p, size_t *n, int *ro)
 		       "--clients file");
 		return -1;
 	}
-	rv = lwwd_open_signed(d, 1, *p, *n, &env, &signer);
-	if (rv == LWW_OK && env.peer != NULL) {
-		*ro = (env.peer->flags & LWW_PEER_RO) != 0;
+	rv = lwwd_verify(d, 1, *p, *n, &env, &who);
+	if (rv == LWW_OK) {
+		*ro = (who.flags & LWW_PEER_RO) != 0;
 	}
 	if (rv == LWW_EUNTRUSTED) {
 		refuse(a, &d->stats.auth_unlisted, 0, LWW_EAUTH,

@@ -127,8 +127,8 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 			rv = lww_txn_set_seq(r->t, origin, b.seq);
 			goto store_err;
 		}
-		if (origin == r->d->self && b.seq > r->d->seq) {
-			r->d->seq = b.seq; /* nor the batch sequence */
+		if (origin == r->d->self && b.seq > r->d->wal_seq) {
+			r->d->wal_seq = b.seq; /* nor the batch sequence */
 		}
 		rv = lwwd_mem_note_seq(r->d->mem, origin, b.seq);
 		goto store_err;
@@ -673,8 +673,7 @@ ckpt_main(void *arg)
 		char *path;
 		lww_err rv;
 
-		while (!d->ckpt_ready && !d->ckpt_stopping) {
-			pthread_cond_wait(&d->ckpt_cv, &d->mtx);
+		while (!d->ckpt_ready && !lwwd_thr_wait(&d->ckpt, UINT64_MAX)) {
 		}
 		if (!d->ckpt_ready) {
 			break;
@@ -710,17 +709,14 @@ ckpt_main(void *arg)
 			d->ckpt_err = LWW_OK;
 			/* Readers waiting, and the writer if it has more. */
 			pthread_cond_broadcast(&d->ckpt_cv);
-			pthread_cond_broadcast(&d->cv);
+			lwwd_writer_wake(d);
 		} else {
 			d->ckpt_err = rv;
 			/* Wake who waits for this checkpoint (shutdown, the
 			 * barrier): it failed, and will not be waited for. */
 			pthread_cond_broadcast(&d->ckpt_cv);
-			if (!d->ckpt_stopping) {
-				lwwd_cond_wait_until(&d->ckpt_cv, &d->mtx,
-				                     lwwd_mono_us() + 1000000);
-			}
-			if (d->ckpt_stopping) {
+			/* Retry in a second; the stop ends the wait. */
+			if (lwwd_thr_wait(&d->ckpt, lwwd_deadline_ms(1000))) {
 				break;
 			}
 		}
@@ -732,10 +728,9 @@ ckpt_main(void *arg)
 int
 lwwd_ckpt_start(lwwd *d)
 {
-	if (pthread_create(&d->ckpt, NULL, ckpt_main, d) != 0) {
+	if (lwwd_thr_start(&d->ckpt, &d->mtx, ckpt_main, d) != 0) {
 		return -1;
 	}
-	d->ckpt_started = 1;
 	d->ckpt_last_us = lwwd_mono_us();
 	return 0;
 }
@@ -762,9 +757,7 @@ rotate(lwwd *d)
 	d->wal_next++;
 	/* The syncer must be done with the old segment. */
 	pthread_mutex_lock(&d->mtx);
-	while (d->sync_head != NULL || d->syncing) {
-		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
-	}
+	lwwd_writer_sync_idle(d);
 	if (lwwd_mem_freeze(d->mem) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		/* Not reached: the checkpointer was idle. Keep the old. */
@@ -780,7 +773,7 @@ rotate(lwwd *d)
 	d->ckpt_ready = 1;
 	d->ckpt_wanted = 0;
 	d->mem_gen++;
-	pthread_cond_broadcast(&d->ckpt_cv);
+	lwwd_thr_wake(&d->ckpt);
 	pthread_mutex_unlock(&d->mtx);
 	lww_wal_close(old);
 	d->ckpt_last_us = lwwd_mono_us();
@@ -802,7 +795,7 @@ lwwd_ckpt_maybe(lwwd *d, int idle)
 		/* Memory bound: wait for the checkpoint under way. */
 		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
 		while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
-		       !d->ckpt_stopping) {
+		       !lwwd_thr_stopping(&d->ckpt)) {
 			pthread_cond_wait(&d->ckpt_cv, &d->mtx);
 		}
 		busy = d->ckpt_ready;
@@ -836,7 +829,7 @@ lwwd_wal_barrier(lwwd *d)
 		 * this wait for one more checkpoint, or none.) */
 		want = d->mem_gen;
 		d->ckpt_wanted = 1;
-		pthread_cond_signal(&d->cv);
+		lwwd_writer_wake(d);
 	} else if (d->ckpt_ready) {
 		want = d->mem_gen - 1;
 	} else {
@@ -845,7 +838,7 @@ lwwd_wal_barrier(lwwd *d)
 	}
 	due = lwwd_mono_us() + BARRIER_MAX_MS * 1000;
 	while (d->ckpt_done < want && d->ckpt_err == LWW_OK &&
-	       !d->ckpt_stopping && !d->stopping) {
+	       !lwwd_thr_stopping(&d->ckpt) && !lwwd_writer_stopping(d)) {
 		if (lwwd_cond_wait_until(&d->ckpt_cv, &d->mtx, due) != 0) {
 			break; /* answer from the store as it is */
 		}
@@ -872,13 +865,13 @@ lwwd_ckpt_stop(lwwd *d)
 	while (d->ckpt_ready && d->ckpt_err == LWW_OK) {
 		pthread_cond_wait(&d->ckpt_cv, &d->mtx);
 	}
-	d->ckpt_stopping = 1;
+	pthread_mutex_unlock(&d->mtx);
+	lwwd_thr_ask_stop(&d->ckpt);
+	/* Readers waiting for a checkpoint see the stop too. */
+	pthread_mutex_lock(&d->mtx);
 	pthread_cond_broadcast(&d->ckpt_cv);
 	pthread_mutex_unlock(&d->mtx);
-	if (d->ckpt_started) {
-		pthread_join(d->ckpt, NULL);
-		d->ckpt_started = 0;
-	}
+	lwwd_thr_join(&d->ckpt);
 	if (d->wal != NULL) {
 		lww_wal_close(d->wal);
 		d->wal = NULL;

@@ -90,12 +90,9 @@ struct lwwd_clock {
 	clock_peer *peers;
 	size_t npeers;
 	nng_aio *aio;
-	pthread_mutex_t mtx; /* done, stop wake-ups */
-	pthread_cond_t cv;
+	pthread_mutex_t mtx; /* done, and the thread's stop */
+	lwwd_thr thr;        /* woken by probe_cb and the stop */
 	int done;
-	_Atomic int stop;
-	pthread_t thr;
-	int started;
 	uint64_t threshold; /* ms ahead of the fleet that fences */
 	lww_skew_state state;
 	int fence; /* FENCE_* as last logged */
@@ -299,7 +296,7 @@ probe_cb(void *arg)
 
 	pthread_mutex_lock(&c->mtx);
 	c->done = 1;
-	pthread_cond_broadcast(&c->cv);
+	lwwd_thr_wake(&c->thr);
 	pthread_mutex_unlock(&c->mtx);
 }
 
@@ -310,9 +307,8 @@ aio_finish(struct lwwd_clock *c, uint64_t deadline_us)
 {
 	pthread_mutex_lock(&c->mtx);
 	/* The deadline is checked here, not taken from the wait's result. */
-	while (!c->done && !atomic_load(&c->stop) &&
-	       lwwd_mono_us() < deadline_us) {
-		lwwd_cond_wait_until(&c->cv, &c->mtx, deadline_us);
+	while (!c->done && lwwd_mono_us() < deadline_us &&
+	       !lwwd_thr_wait(&c->thr, deadline_us)) {
 	}
 	pthread_mutex_unlock(&c->mtx);
 	nng_aio_cancel(c->aio);
@@ -333,7 +329,7 @@ aio_arm(struct lwwd_clock *c)
  * signer in *signer. */
 static int
 rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
-    nng_msg **rep, lww_envelope *e, lww_peer *signer)
+    nng_msg **rep, lww_envelope *e, lwwd_signer *signer)
 {
 	struct lwwd_clock *c = d->clock;
 	nng_msg *m;
@@ -342,11 +338,7 @@ rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
 
 	lww_buf_reset(env);
 	if (lww_envelope_seal(&d->key, req->p, req->len, env) != LWW_OK ||
-	    nng_msg_alloc(&m, 0) != 0) {
-		return -1;
-	}
-	if (nng_msg_append(m, env->p, env->len) != 0) {
-		nng_msg_free(m);
+	    lwwd_msg_new(&m, env->p, env->len) != 0) {
 		return -1;
 	}
 	aio_arm(c);
@@ -373,10 +365,8 @@ rpc(lwwd *d, clock_peer *p, const lww_buf *req, lww_buf *env, uint64_t deadline,
 	}
 	m = nng_aio_get_msg(c->aio);
 	nng_aio_set_msg(c->aio, NULL);
-	rv = lwwd_open_signed(d, 0, nng_msg_body(m), nng_msg_len(m), e, signer);
-	if (rv == LWW_OK && signer->node == d->self) {
-		rv = LWW_EFORGED; /* our own sync socket: a loop */
-	}
+	/* Our own sync socket (a loop) is LWW_EFORGED. */
+	rv = lwwd_verify(d, 0, nng_msg_body(m), nng_msg_len(m), e, signer);
 	if (rv != LWW_OK) {
 		nng_msg_free(m);
 		return -1;
@@ -393,7 +383,7 @@ probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
 	uint64_t deadline = lwwd_mono_us() + PROBE_TIMEOUT_MS * 1000;
 	lww_clock_probe r;
 	lww_envelope e;
-	lww_peer signer;
+	lwwd_signer signer;
 	nng_msg *m;
 	lww_err rv;
 
@@ -644,7 +634,7 @@ ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
 		uint32_t last = 0;
 		lww_leaf_rep rep;
 		lww_envelope e;
-		lww_peer signer;
+		lwwd_signer signer;
 		lww_entry pe;
 		size_t off = 0;
 		nng_msg *m;
@@ -1109,9 +1099,9 @@ clock_main(void *arg)
 	lwwd *d = arg;
 	struct lwwd_clock *c = d->clock;
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
-	uint64_t due = lwwd_mono_ms();
+	uint64_t due = lwwd_mono_us();
 
-	while (!atomic_load(&c->stop)) {
+	while (!lwwd_thr_stopping(&c->thr)) {
 		uint64_t round = lwwd_mono_ms();
 		/* Probes are sequential, each up to PROBE_TIMEOUT_MS: peers
 		 * whose last probe was answered are probed every round; the
@@ -1119,7 +1109,7 @@ clock_main(void *arg)
 		 * min(failures, PROBE_BACKOFF_MAX)th round and not once the
 		 * round ran PROBE_ROUND_MS, so that dead peers never starve
 		 * the live ones' freshness window (LWW_SKEW_FRESH_MS). */
-		for (size_t i = 0; i < c->npeers && !atomic_load(&c->stop);
+		for (size_t i = 0; i < c->npeers && !lwwd_thr_stopping(&c->thr);
 		     i++) {
 			clock_peer *p = &c->peers[i];
 			lww_skew_sample s;
@@ -1141,19 +1131,17 @@ clock_main(void *arg)
 				p->skip = p->fails - 1;
 			}
 		}
-		if (atomic_load(&c->stop)) {
+		if (lwwd_thr_stopping(&c->thr)) {
 			break;
 		}
 		judge(d);
-		due += PROBE_EVERY_MS;
-		if (due < lwwd_mono_ms()) {
-			due = lwwd_mono_ms() + PROBE_EVERY_MS;
+		due += PROBE_EVERY_MS * 1000;
+		if (due < lwwd_mono_us()) {
+			due = lwwd_deadline_ms(PROBE_EVERY_MS);
 		}
-		pthread_mutex_lock(&c->mtx);
-		while (!atomic_load(&c->stop) && lwwd_mono_ms() < due) {
-			lwwd_cond_wait_until(&c->cv, &c->mtx, due * 1000);
+		if (lwwd_thr_sleep_until(&c->thr, due)) {
+			break;
 		}
-		pthread_mutex_unlock(&c->mtx);
 	}
 	lww_buf_fini(&req);
 	lww_buf_fini(&env);
@@ -1173,7 +1161,7 @@ lwwd_clock_start(lwwd *d)
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_mutex_init(&c->rmtx, NULL);
 	pthread_mutex_init(&c->wmtx, NULL);
-	lwwd_cond_init(&c->cv);
+	lwwd_thr_init(&c->thr, &c->mtx); /* probe_cb wakes it */
 	c->threshold = d->cfg.max_drift / 2;
 	c->state = LWW_SKEW_UNKNOWN;
 	/* Before the writer starts: its clock is read here only. */
@@ -1211,10 +1199,9 @@ lwwd_clock_start(lwwd *d)
 		set_fence(d, FENCE_MARK,
 		          (int64_t) (lww_hlc_wall(d->hlc.last) - wall), 0);
 	}
-	if (pthread_create(&c->thr, NULL, clock_main, d) != 0) {
+	if (lwwd_thr_start(&c->thr, &c->mtx, clock_main, d) != 0) {
 		return -1;
 	}
-	c->started = 1;
 	return 0;
 }
 
@@ -1226,10 +1213,7 @@ lwwd_clock_stop(lwwd *d)
 	if (c == NULL) {
 		return;
 	}
-	atomic_store(&c->stop, 1);
-	pthread_mutex_lock(&c->mtx);
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mtx);
+	lwwd_thr_ask_stop(&c->thr);
 	/* Cancel, not nng_aio_stop: a stopped aio fails the next receive
 	 * without reaching the REQ socket, which then keeps the request it
 	 * sent until the socket closes (never: see lwwd_clock_free). The
@@ -1237,10 +1221,7 @@ lwwd_clock_stop(lwwd *d)
 	if (c->aio != NULL) {
 		nng_aio_cancel(c->aio);
 	}
-	if (c->started) {
-		pthread_join(c->thr, NULL);
-		c->started = 0;
-	}
+	lwwd_thr_join(&c->thr);
 }
 
 void
@@ -1259,7 +1240,7 @@ lwwd_clock_free(lwwd *d)
 		free(c->peers[i].url);
 	}
 	free(c->peers);
-	pthread_cond_destroy(&c->cv);
+	lwwd_thr_fini(&c->thr);
 	pthread_mutex_destroy(&c->mtx);
 	pthread_mutex_destroy(&c->rmtx);
 	pthread_mutex_destroy(&c->wmtx);

@@ -9,7 +9,7 @@
  * decoded and every entry must carry the signer's node id. Only then is a
  * batch queued for the writer. Every rejection is counted by reason.
  *
- * The signature is checked without the node's mutex (lwwd_open_signed),
+ * The signature is checked without the node's mutex (lwwd_verify),
  * so a trusted key flooding badly signed batches costs CPU, never the
  * writer's lock. The subscriber's callback never blocks, and it keeps
  * receiving after any error but the socket's close (see sub_cb).
@@ -30,20 +30,27 @@
 
 #define HEARTBEAT_MS 1000
 
-void
-lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n)
+/* Publishes a signed message; a full send buffer drops it (peers that
+ * miss a batch fetch it by repair). */
+static void
+gossip_publish(lwwd *d, const uint8_t *p, size_t n)
 {
-	nng_msg *m;
+	(void) lwwd_send(d->pub, NULL, p, n, NNG_FLAG_NONBLOCK);
+}
 
-	if (nng_msg_alloc(&m, 0) != 0 || nng_msg_append(m, p, n) != 0) {
-		if (m != NULL) {
-			nng_msg_free(m);
-		}
-		return;
+void
+lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n)
+{
+	lww_buf env = LWW_BUF_INIT;
+
+	(void) seq; /* the batch carries it */
+	if (lww_envelope_seal(&d->key, b, n, &env) != LWW_OK) {
+		lwwd_log(LWWD_LOG_ERROR, "publish_failed", "reason=seal");
+	} else {
+		gossip_publish(d, env.p, env.len);
+		atomic_fetch_add(&d->stats.batches_sent, 1);
 	}
-	if (nng_sendmsg(d->pub, m, NNG_FLAG_NONBLOCK) != 0) {
-		nng_msg_free(m);
-	}
+	lww_buf_fini(&env);
 }
 
 static lwwd_peer_state *
@@ -123,21 +130,23 @@ handle(lwwd *d, nng_msg *msg)
 	lww_envelope env;
 	lww_heartbeat hb;
 	lwwd_peer_state *ps;
-	lww_peer signer;
+	lwwd_signer who;
 	char name[LWW_TRUST_NAME_MAX + 1];
 	uint64_t node = 0;
+	uint64_t lost = 0; /* a batch of this node was lost: repair */
 	uint8_t type;
 	lww_err rv;
 	lwwd_op *op;
 
-	rv = lwwd_open_signed(d, 0, p, n, &env, &signer);
-	if (rv == LWW_OK) {
-		node = signer.node;
-		memcpy(name, signer.name, sizeof(name));
-	}
+	rv = lwwd_verify(d, 0, p, n, &env, &who);
+	node = who.node;
+	memcpy(name, who.name, sizeof(name));
 	switch (rv) {
 	case LWW_OK:
 		break;
+	case LWW_EFORGED:
+		own_key(d, &env, name); /* counts rejected_self "own_key" */
+		goto drop;
 	case LWW_EUNTRUSTED:
 		/* Name the unknown key, so an operator can trust it. */
 		lww_pk_to_text(p + 2, name, sizeof(name));
@@ -148,10 +157,6 @@ handle(lwwd *d, nng_msg *msg)
 		goto drop;
 	default:
 		reject(&d->stats.rejected_malformed, "malformed", "unknown");
-		goto drop;
-	}
-	if (node == d->self) {
-		own_key(d, &env, name);
 		goto drop;
 	}
 	if (lww_msg_peek(env.payload, env.plen, &type) != LWW_OK) {
@@ -172,13 +177,16 @@ handle(lwwd *d, nng_msg *msg)
 			 * here was lost: repair fetches it. */
 			if (ps->seq_announced > ps->seq_applied &&
 			    hb.seq > ps->seq_applied) {
-				lwwd_repair_trigger(d, node);
+				lost = node;
 			}
 			if (hb.seq > ps->seq_announced) {
 				ps->seq_announced = hb.seq;
 			}
 		}
 		pthread_mutex_unlock(&d->mtx);
+		if (lost != 0) {
+			d->hooks.loss(d, lost);
+		}
 		goto drop;
 	}
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
@@ -210,7 +218,7 @@ handle(lwwd *d, nng_msg *msg)
 		if (ps->seq_applied != 0 &&
 		    op->batch.seq > ps->seq_applied + 1) {
 			atomic_fetch_add(&d->stats.seq_gaps, 1);
-			lwwd_repair_trigger(d, node);
+			lost = node;
 		}
 		if (op->batch.seq > ps->seq_applied) {
 			ps->seq_applied = op->batch.seq;
@@ -221,6 +229,9 @@ handle(lwwd *d, nng_msg *msg)
 		ps->batches++;
 	}
 	pthread_mutex_unlock(&d->mtx);
+	if (lost != 0) {
+		d->hooks.loss(d, lost);
+	}
 	op->remote = 1;
 	op->owned = 1;
 	op->origin = node;
@@ -230,9 +241,7 @@ handle(lwwd *d, nng_msg *msg)
 		/* The writer is flooded: drop it, and let repair fetch it
 		 * (its sequence number is already counted as received). */
 		free(op);
-		pthread_mutex_lock(&d->mtx);
-		lwwd_repair_trigger(d, node);
-		pthread_mutex_unlock(&d->mtx);
+		d->hooks.loss(d, node);
 		goto drop;
 	}
 	return;
@@ -277,9 +286,9 @@ sub_cb(void *arg)
 	lwwd_log(LWWD_LOG_WARN, "gossip_receive_failed",
 	         "reason=\"%s\" (receiving again within a second)",
 	         nng_strerror(rv));
-	pthread_mutex_lock(&d->mtx);
+	pthread_mutex_lock(&d->gossip_mtx);
 	d->sub_paused = 1;
-	pthread_mutex_unlock(&d->mtx);
+	pthread_mutex_unlock(&d->gossip_mtx);
 }
 
 static void *
@@ -289,18 +298,18 @@ heartbeat_main(void *arg)
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
 
 	for (;;) {
-		uint64_t due = lwwd_mono_us() + HEARTBEAT_MS * 1000;
+		uint64_t due = lwwd_deadline_ms(HEARTBEAT_MS);
 		lww_heartbeat h;
 		int stop, paused;
 
-		pthread_mutex_lock(&d->mtx);
-		while (!d->hb_stopping &&
-		       lwwd_cond_wait_until(&d->hb_cv, &d->mtx, due) == 0) {
+		pthread_mutex_lock(&d->gossip_mtx);
+		while (lwwd_mono_us() < due &&
+		       !lwwd_thr_wait(&d->heartbeat, due)) {
 		}
-		stop = d->hb_stopping;
+		stop = lwwd_thr_stopping(&d->heartbeat);
 		paused = d->sub_paused;
 		d->sub_paused = 0;
-		pthread_mutex_unlock(&d->mtx);
+		pthread_mutex_unlock(&d->gossip_mtx);
 		if (stop) {
 			break;
 		}
@@ -308,7 +317,7 @@ heartbeat_main(void *arg)
 			/* The subscriber paused after an error (sub_cb). */
 			nng_recv_aio(d->sub, d->sub_aio);
 		}
-		h.seq = atomic_load(&d->seq_pub);
+		h.seq = lwwd_writer_seq(d);
 		h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
 		pthread_mutex_lock(&d->mtx);
 		d->hb_sent[d->hb_sent_next++ % (sizeof(d->hb_sent) /
@@ -318,7 +327,7 @@ heartbeat_main(void *arg)
 		lww_buf_reset(&env);
 		if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
 		    lww_envelope_seal(&d->key, hb.p, hb.len, &env) == LWW_OK) {
-			lwwd_gossip_publish(d, env.p, env.len);
+			gossip_publish(d, env.p, env.len);
 			atomic_fetch_add(&d->stats.heartbeats_sent, 1);
 		}
 	}
@@ -332,6 +341,7 @@ lwwd_gossip_start(lwwd *d)
 {
 	int rv;
 
+	pthread_mutex_init(&d->gossip_mtx, NULL);
 	if ((rv = nng_pub0_open(&d->pub)) != 0 ||
 	    (rv = nng_socket_set_int(d->pub, NNG_OPT_SENDBUF,
 	                             LWW_GOSSIP_SENDBUF)) != 0) {
@@ -365,10 +375,10 @@ lwwd_gossip_start(lwwd *d)
 		return -1;
 	}
 	nng_recv_aio(d->sub, d->sub_aio);
-	if (pthread_create(&d->heartbeat, NULL, heartbeat_main, d) != 0) {
+	if (lwwd_thr_start(&d->heartbeat, &d->gossip_mtx, heartbeat_main, d) !=
+	    0) {
 		return -1;
 	}
-	d->heartbeat_started = 1;
 	return 0;
 }
 
@@ -384,14 +394,7 @@ lwwd_gossip_stop(lwwd *d)
 	}
 	/* The heartbeat thread may restart the receive: it goes before the
 	 * aio is freed. */
-	if (d->heartbeat_started) {
-		pthread_mutex_lock(&d->mtx);
-		d->hb_stopping = 1;
-		pthread_cond_broadcast(&d->hb_cv);
-		pthread_mutex_unlock(&d->mtx);
-		pthread_join(d->heartbeat, NULL);
-		d->heartbeat_started = 0;
-	}
+	lwwd_thr_stop(&d->heartbeat);
 	/* The SUB socket itself stays open until exit, as the PUB socket
 	 * does: nng 1.5's nng_close can deadlock against its own pipe
 	 * callbacks under traffic (seen here; nanomsg/nng#1543), and with

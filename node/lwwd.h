@@ -1,24 +1,35 @@
 /*
- * lwwd.h - the peer node's modules and the state they share.
+ * lwwd.h - the node's state that modules share, and their entry points.
+ * Each module's own declarations are in its header (log.h, config.h,
+ * thr.h, net.h, work.h, repair.h, trust.h, metrics.h, mem.h, scrub.h),
+ * included here so that every file needs only this one.
  *
- * Threads: nng's own threads run the API, gossip and metrics callbacks,
- * which never block: what may wait (list, stats, peers, reload, scrapes)
- * goes to the worker thread (work.c). The writer thread owns the hybrid
- * logical clock, the log segment it appends to and the active in-memory
- * generation (writer.c, mem.h); the syncer thread fsyncs what the writer
- * logged, then publishes its batches and answers its clients (writer.c);
- * the checkpointer thread puts each frozen generation into the store
- * (checkpoint.c). The heartbeat thread publishes liveness and restarts a
- * paused gossip receive (gossip.c); repair runs two threads, the --sync
- * server and the rounds against peers (repair.c); the scrub thread checks
- * the store and drops damaged records (scrub.c). The store is written by
- * the checkpointer, start-up and the scrub (LMDB serialises its write
- * transactions). Counters are atomics; the peer table, the op and sync
- * queues and the checkpoint state are behind the node's mutex; the
- * in-memory generations (mem.h) and the worker's queue behind their own;
- * the trust sets behind keys_lock, under which signatures are checked
- * (trust.c). Every timed wait runs on the monotonic clock
- * (lwwd_cond_init).
+ * Threads (each a lwwd_thr, thr.h): nng's own threads run the API, gossip
+ * and metrics callbacks, which never block: what may wait (list, stats,
+ * peers, reload, scrapes) goes to the worker thread (work.c). The writer
+ * thread owns the hybrid logical clock, the log segment it appends to
+ * and the active in-memory generation (writer.c, mem.h); the syncer
+ * thread fsyncs what the writer logged, then hands each batch to the
+ * durable hook (gossip publishes it) and answers its clients
+ * (writer.c); the checkpointer thread puts each frozen generation into
+ * the store (checkpoint.c). The heartbeat thread publishes liveness and
+ * restarts a paused gossip receive (gossip.c); repair runs two threads,
+ * the --sync server and the rounds against peers (repair.c); the scrub
+ * thread checks the store and drops damaged records (scrub.c); the clock
+ * thread probes peers' clocks (clock.c); the listener guard re-listens
+ * when nng stops accepting (net.c). The store is written by the
+ * checkpointer, start-up and the scrub (LMDB serialises its write
+ * transactions). Losses that gossip, the scrub and start-up detect go to
+ * repair through the loss hook (lwwd_hooks, wired in main.c).
+ *
+ * Locks, in the order they may be taken: keys_lock (read side while a
+ * signature is checked) -> d->mtx (the peer table, the op and sync
+ * queues, the checkpoint state) -> the module locks: the worker's, the
+ * scrub's, mem.h's, the clock's, repair's and gossip's. Those are leaves:
+ * never take d->mtx (or keys_lock) while holding one. Never check a
+ * signature under d->mtx (lwwd_verify): a reload takes keys_lock, then
+ * d->mtx. Counters are atomics. Every timed wait runs on the monotonic
+ * clock (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -36,72 +47,19 @@
 #include "limits.h"
 #include "mem.h"
 #include "store.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "net.h"
+#include "repair.h"
+#include "thr.h"
+#include "trust.h"
+#include "work.h"
 #include "wal.h"
-
-/* ---- logging (log.c) ---- */
-enum { LWWD_LOG_ERROR, LWWD_LOG_WARN, LWWD_LOG_INFO, LWWD_LOG_DEBUG };
-extern int lwwd_log_level;
-int lwwd_log_parse_level(const char *s);
-/* One line on stderr: time, level, event keyword, then key=value text. */
-void lwwd_log(int level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* A key for a log line, into out (always terminated): printable ASCII
- * quoted with \" and \\ escaped, anything else hex:...; long keys are
- * cut with ... and their length. Returns out. */
-char *lwwd_log_key(char *out, size_t cap, const uint8_t *k, size_t n);
-
-/* Rate limit for a line that a persistent condition repeats (a full disk
- * refusing every write): lwwd_log_due says whether to log now: on the
- * first call, when `reason` changes, or once `gap_us` passed since the
- * last line; *skipped gets the calls not logged since. One owner thread
- * per limit. */
-typedef struct lwwd_log_limit {
-	int reason;
-	uint64_t skipped;
-	uint64_t at_us;
-	int started;
-} lwwd_log_limit;
-int lwwd_log_due(lwwd_log_limit *l, int reason, uint64_t gap_us,
-                 uint64_t *skipped);
-#define LWWD_LOG_GAP_US (60 * UINT64_C(1000000))
 
 /* Signed client requests: freshness window (the replay cache's size is
  * LWW_NONCES_MAX). */
 #define LWWD_FRESH_MS 30000
-
-/* ---- configuration (config.c) ---- */
-#define LWWD_REPAIR_INTERVAL_DEFAULT 5000
-#define LWWD_SCRUB_INTERVAL_DEFAULT  3600000 /* ms: a full pass an hour */
-#define LWWD_SCRUB_INTERVAL_MIN      1000
-typedef struct lwwd_config {
-	char *data;
-	char *key;
-	char *trust;
-	char *clients; /* NULL: the API accepts unsigned requests */
-	char *api;
-	char *gossip;
-	char *sync;
-	char **peers;
-	size_t npeers;
-	uint64_t max_drift;
-	int fsync_always;
-	size_t map_size;
-	int insecure_api;
-	uint64_t repair_interval; /* ms between periodic rounds; 0: none */
-	uint64_t scrub_interval;  /* ms per full record check; 0: none */
-	char *tls_cert;           /* PEM certificate and key, for tls+tcp */
-	char *tls_ca;             /* PEM CA that signs every node's cert */
-	char *tls_server_name;    /* name to expect in peers' certificates */
-	char *metrics;            /* http://HOST:PORT/PATH, or NULL */
-	int wal_skip_damaged;     /* --wal-recovery skip-damaged */
-} lwwd_config;
-
-/* Parses flags and the config file. Returns 0 to run, 1 after --help or
- * --version (exit 0), -1 on error (message printed, exit 2). */
-int lwwd_config_parse(lwwd_config *c, int argc, char **argv);
-void lwwd_config_fini(lwwd_config *c);
-/* The sync URL a gossip URL implies: tcp port + 1, or ipc path + ".sync". */
-char *lwwd_config_default_sync(const char *gossip);
 
 /* ---- counters (stats.c) ---- */
 typedef struct lwwd_stats {
@@ -222,8 +180,19 @@ struct lwwd_op {
 	lwwd_op *next;
 };
 
+/* ---- what the modules hand each other (wired in main.c) ---- */
+typedef struct lwwd lwwd;
+typedef struct lwwd_hooks {
+	/* Syncer thread, no lock held, after the fsync: a local batch (its
+	 * seq, unsigned bytes) is durable: gossip publishes it. */
+	void (*durable)(lwwd *d, uint64_t seq, const uint8_t *batch, size_t n);
+	/* Any thread, d->mtx held or not: a batch of node (0: unknown) was
+	 * lost or a record dropped: repair fetches it. */
+	void (*loss)(lwwd *d, uint64_t node);
+} lwwd_hooks;
+
 /* ---- the node ---- */
-typedef struct lwwd {
+struct lwwd {
 	lwwd_config cfg;
 	lww_key key;
 	uint64_t self;
@@ -232,12 +201,10 @@ typedef struct lwwd {
 	lww_hlc hlc; /* writer thread only (start-up before it) */
 	lwwd_stats stats;
 
-	pthread_mutex_t mtx;  /* guards peers, the op queue */
-	pthread_cond_t cv;    /* writer: queue not empty, or stopping */
-	pthread_cond_t hb_cv; /* heartbeat: hb_stopping */
-	int hb_stopping;
+	pthread_mutex_t mtx;     /* guards peers, the op queue */
+	pthread_cond_t progress; /* writer: a group done, or stopping */
 	/* Guards trust and clients, not mtx: signatures are checked under
-	 * its read side (lwwd_open_signed), so never under a lock that the
+	 * its read side (lwwd_verify), so never under a lock that the
 	 * write path needs; a reload swaps the sets under its write side. */
 	pthread_rwlock_t keys_lock;
 	lww_trust *trust;
@@ -248,19 +215,18 @@ typedef struct lwwd {
 	lwwd_op *qhead, *qtail;
 	size_t qlen;
 	int applying; /* the writer holds a group it has not committed */
-	int stopping;
 	uint64_t seq; /* last published batch seq (writer) */
 	_Atomic uint64_t seq_pub;
 
 	nng_socket pub;
 	nng_socket sub;
 	nng_socket api;
-	pthread_t writer;
-	pthread_t syncer; /* makes logged groups durable (writer.c) */
-	int syncer_started;
-	int sync_stopping;
+	/* On mtx. writer: woken by an op queued, a checkpoint done (it may
+	 * freeze the next), a barrier's ask, the stop. syncer: makes logged
+	 * groups durable (writer.c), woken by a group handed to it. */
+	lwwd_thr writer;
+	lwwd_thr syncer;
 	int syncing; /* the syncer holds groups it has not answered */
-	pthread_cond_t sync_cv;
 	pthread_cond_t sync_idle_cv;
 	struct synced *sync_head, *sync_tail;
 
@@ -278,21 +244,21 @@ typedef struct lwwd {
 	 * with that generation (ckpt_path NULL), and how many. */
 	struct lwwd_leftover *left;
 	size_t nleft;
-	lww_err wal_err;  /* why d->wal is NULL (writer) */
-	int wal_repair;   /* start-up skipped or dropped log records */
-	uint64_t wal_hlc; /* greatest stamp held, not stored (start-up) */
-	int lock_fd;      /* the lock on --data, held until exit */
-	lww_err ckpt_err; /* the last checkpoint failed so: refuse */
-	int ckpt_wanted;  /* a reader waits for a checkpoint */
-	int ckpt_stopping;
-	uint64_t ckpt_last_us; /* when the writer last froze (writer) */
-	_Atomic int mem_dirty; /* the active generation holds data */
-	pthread_t ckpt;
-	int ckpt_started;
-	pthread_cond_t ckpt_cv; /* checkpointer: work, stop; readers: done */
-	pthread_t heartbeat;
-	int writer_started;
-	int heartbeat_started;
+	lww_err wal_err;        /* why d->wal is NULL (writer) */
+	int wal_repair;         /* start-up skipped or dropped log records */
+	uint64_t wal_hlc;       /* greatest stamp held, not stored (start-up) */
+	uint64_t wal_seq;       /* greatest own batch seq held (start-up) */
+	int lock_fd;            /* the lock on --data, held until exit */
+	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
+	int ckpt_wanted;        /* a reader waits for a checkpoint */
+	uint64_t ckpt_last_us;  /* when the writer last froze (writer) */
+	_Atomic int mem_dirty;  /* the active generation holds data */
+	lwwd_thr ckpt;          /* on mtx: woken by a frozen generation, stop */
+	pthread_cond_t ckpt_cv; /* readers: a checkpoint done or failed */
+	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
+	 * never d->mtx, which is the writer's. */
+	pthread_mutex_t gossip_mtx;
+	lwwd_thr heartbeat; /* beats, and restarts a paused receive */
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_api_pipes *api_pipes; /* connections without a request */
@@ -304,8 +270,8 @@ typedef struct lwwd {
 	unsigned hb_sent_next;
 	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
 	nng_aio *sub_aio;
-	int sub_paused; /* under mtx: a receive failed; the heartbeat thread
-	                   starts the next */
+	int sub_paused; /* under gossip_mtx: a receive failed; the heartbeat
+	                   thread starts the next */
 	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
 	struct lwwd_repair *repair;
 	struct lwwd_scrub *scrub;
@@ -313,78 +279,8 @@ typedef struct lwwd {
 	int metrics_started;
 	struct lwwd_work *work;
 	struct lwwd_clock *clock;
-} lwwd;
-
-/* Wall-clock milliseconds: for stamps and what users read as dates,
- * never for a wait or a duration. */
-uint64_t lwwd_now_ms(void);
-/* Monotonic microseconds, for durations and deadlines. */
-uint64_t lwwd_mono_us(void);
-/* Monotonic milliseconds (lwwd_mono_us() / 1000). */
-uint64_t lwwd_mono_ms(void);
-
-/* ---- threads and waits (thr.c) ---- */
-/* Initialises a condition variable whose timed waits run on the monotonic
- * clock, so that a wall-clock step never moves their deadlines. Every
- * condition variable of the node is made so. */
-void lwwd_cond_init(pthread_cond_t *cv);
-/* Waits on cv (made by lwwd_cond_init; mtx held) until it is signalled or
- * lwwd_mono_us() reaches deadline_us (UINT64_MAX: no deadline). Returns 0
- * when woken (perhaps spuriously: callers re-check their condition),
- * ETIMEDOUT once the deadline has passed. */
-int lwwd_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mtx,
-                         uint64_t deadline_us);
-
-/* ---- the worker: requests that may block (work.c) ---- */
-/* nng forbids blocking in its callbacks, so a callback whose request may
- * wait (for a checkpoint, the node's mutex, a file) queues a job here and
- * returns; the job answers its request when it is done. One thread runs
- * the jobs in the order queued. */
-typedef struct lwwd_job lwwd_job;
-struct lwwd_job {
-	void (*run)(lwwd_job *job); /* on the worker thread */
-	lwwd_job *next;
+	lwwd_hooks hooks;
 };
-int lwwd_work_start(lwwd *d);
-/* Queues job (owned by the caller until run is called). LWW_ECLOSED once
- * the worker stops (or never started): the job is not taken. Never
- * blocks beyond a short mutex. Thread-safe. */
-lww_err lwwd_work_submit(lwwd *d, lwwd_job *job);
-/* Refuses new jobs, runs every job queued, and joins the thread. Jobs
- * may still be offered (and are refused) until lwwd_work_free. */
-void lwwd_work_stop(lwwd *d);
-void lwwd_work_free(lwwd *d);
-
-/* ---- addresses (net.c) ---- */
-/* Refuses tls+tcp:// addresses without --tls-cert and --tls-ca. */
-int lwwd_tls_check(const lwwd_config *c);
-/* Listens on url (flag names the option, for errors); with out != NULL
- * the listener is returned unstarted, for more options. Prints why and
- * returns -1 on error. */
-int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
-                const char *flag, nng_listener *out);
-/* Listens on url and starts the listener, mode ipc_perms for an ipc://
- * url (0: nng's default); a guard thread listens anew if nng stops
- * accepting on it (net.c: nng 1.5 bug #1518). peer_proto is the SP
- * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_SUB), to check that
- * it still accepts. */
-#define LWWD_SP_SUB 0x21
-#define LWWD_SP_REQ 0x30
-int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,
-                        const char *flag, uint16_t peer_proto, int ipc_perms);
-/* Stops the guard thread; before the guarded sockets close. */
-void lwwd_guard_stop(lwwd *d);
-/* Dials url without blocking (as lwwd_dial) and watches the dialer: a
- * failure is a warning naming the URL, once a minute, and
- * lwwd_dialers_json reports its state. After lwwd_listen_guarded. */
-int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
-/* Appends one JSON object per watched dialer (url, dial, state:
- * connected, connecting or failing, last_error), each after a comma
- * unless first and it is the first. */
-lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
-/* Dials url without blocking; nng redials while it is down. */
-int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
-              const char *flag);
 
 /* ---- writes durable before the store has them (checkpoint.c; the
  * table itself is mem.h) ---- */
@@ -414,24 +310,39 @@ void lwwd_wal_barrier(lwwd *d);
 int lwwd_writer_start(lwwd *d);
 /* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */
 lww_err lwwd_writer_submit(lwwd *d, lwwd_op *op);
+/* As lwwd_writer_submit, but waits (without d->mtx held by the caller)
+ * while the queue is full for remote ops: until there is room, the
+ * writer or caller stops, or deadline_us; LWW_EBUSY then. */
+lww_err lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
+                                const lwwd_thr *caller);
+/* Waits until the writer holds nothing queued or applying, it or caller
+ * stops, or deadline_us. d->mtx not held. */
+void lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us,
+                           const lwwd_thr *caller);
+/* Wakes those two waits (to see their caller's stop flag). */
+void lwwd_writer_wake_waiters(lwwd *d);
 /* Stops after applying everything queued, and joins. */
 void lwwd_writer_stop(lwwd *d);
+/* d->mtx held: wakes the writer (a checkpoint is done, or a reader wants
+ * one). */
+void lwwd_writer_wake(lwwd *d);
+/* The last batch seq published (a heartbeat names it); any thread. */
+uint64_t lwwd_writer_seq(lwwd *d);
+/* Ops queued; d->mtx held. */
+size_t lwwd_writer_queued(lwwd *d);
+/* Whether the writer is stopping; any thread. */
+int lwwd_writer_stopping(lwwd *d);
+/* d->mtx held: waits until the syncer holds no group (it is done with
+ * the segment the writer is about to change). */
+void lwwd_writer_sync_idle(lwwd *d);
 
 int lwwd_api_start(lwwd *d);
 void lwwd_api_stop(lwwd *d);
 
 int lwwd_gossip_start(lwwd *d);
 void lwwd_gossip_stop(lwwd *d);
-/* Publishes a signed payload on the PUB socket. */
-void lwwd_gossip_publish(lwwd *d, const uint8_t *p, size_t n);
-
-/* Anti-entropy repair (repair.c): the --sync REP server and the rounds
- * against each peer. */
-int lwwd_repair_start(lwwd *d);
-void lwwd_repair_stop(lwwd *d);
-/* Asks for a round with the peer whose node id is given (0: any) soon;
- * called when gossip shows a lost batch. Rate-limited. */
-void lwwd_repair_trigger(lwwd *d, uint64_t node);
+/* Signs a durable local batch and publishes it (counted as sent). */
+void lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n);
 
 /* The clock against the peers (clock.c): probes, the fence, recovery
  * from a high-water mark in the future. Start after the store is open
@@ -461,39 +372,12 @@ void lwwd_clock_note_refused(lwwd *d, uint64_t node);
 lww_err lwwd_clock_probe_reply(lwwd *d, uint64_t node, const uint8_t *p,
                                size_t n, uint64_t t2, lww_buf *out);
 
-/* The Prometheus endpoint (metrics.c), if --metrics is given. Scrapes
- * are answered by the worker. Stop waits for a scrape being answered. */
-int lwwd_metrics_start(lwwd *d);
-void lwwd_metrics_stop(lwwd *d);
-
 /* JSON for the stats and peers requests, into b. */
 lww_err lwwd_stats_json(lwwd *d, lww_buf *b);
 lww_err lwwd_peers_json(lwwd *d, lww_buf *b);
 /* The same counters in the Prometheus text format (version 0.0.4). */
 lww_err lwwd_stats_prometheus(lwwd *d, lww_buf *b);
 void lwwd_stat_max(_Atomic uint64_t *v, uint64_t x);
-
-/* -1 with a message naming the chmod fix if path (a file, or with dir
- * a directory) is writable by every user. */
-int lwwd_check_not_world_writable(const char *flag, const char *path, int dir,
-                                  char *err, size_t errlen);
-/* Loads the trust file and rebuilds the peer table, then the clients file
- * if there is one (start-up, SIGHUP, lwwctl reload); logs what changed
- * unless `initial`. On error keeps what it had, writes why into err and
- * returns -1. */
-int lwwd_reload(lwwd *d, int initial, char *err, size_t errlen);
-/* Non-zero if p, n is an envelope whose signer is listed in --clients;
- * checks no signature (a table lookup, for what is refused unread). */
-int lwwd_client_listed(lwwd *d, const uint8_t *p, size_t n);
-/* Opens an envelope signed by a key of the trust file (clients != 0: of
- * the --clients file; errors as lww_envelope_open). The signature is
- * checked under keys_lock's read side, never under d->mtx; on LWW_OK
- * *signer gets a copy of the signer's entry and env->peer points to it. */
-LWW_MUST_CHECK lww_err lwwd_open_signed(lwwd *d, int clients, const uint8_t *p,
-                                        size_t n, lww_envelope *env,
-                                        lww_peer *signer);
-/* Whether node is the node id of a key in the trust file. */
-int lwwd_trusted_node(lwwd *d, uint64_t node);
 
 /* Refuses an --api URL that is neither ipc:// nor loopback tcp:// unless
  * --clients or --insecure-api; prints why. 0 if fine. */

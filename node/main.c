@@ -165,9 +165,7 @@ open_store(lwwd *d)
 	}
 	/* Segments held in memory (a full store or disk) may hold later
 	 * stamps and sequences than the store. */
-	if (seq > d->seq) {
-		d->seq = seq;
-	}
+	d->seq = seq > d->wal_seq ? seq : d->wal_seq;
 	lww_hlc_init(&d->hlc, wall_ms, NULL, d->cfg.max_drift);
 	lww_hlc_restore(&d->hlc, hlc > d->wal_hlc ? hlc : d->wal_hlc);
 	atomic_store(&d->seq_pub, d->seq);
@@ -206,6 +204,20 @@ load_identity(lwwd *d)
 	return 0;
 }
 
+/* The write pipeline's hand-offs (lwwd_hooks), wired here so that the
+ * writer, gossip, scrub and repair do not call each other. */
+static void
+hook_durable(lwwd *d, uint64_t seq, const uint8_t *batch, size_t n)
+{
+	lwwd_gossip_batch(d, seq, batch, n);
+}
+
+static void
+hook_loss(lwwd *d, uint64_t node)
+{
+	lwwd_repair_trigger(d, node); /* a no-op once repair has stopped */
+}
+
 int
 main(int argc, char **argv)
 {
@@ -223,10 +235,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	d->lock_fd = -1;
+	d->hooks.durable = hook_durable;
+	d->hooks.loss = hook_loss;
 	pthread_mutex_init(&d->mtx, NULL);
-	lwwd_cond_init(&d->cv);
-	lwwd_cond_init(&d->hb_cv);
-	lwwd_cond_init(&d->sync_cv);
+	/* The writer's and checkpointer's threads wait on d->mtx; their cvs
+	 * are made now, as others signal them before they start. */
+	lwwd_thr_init(&d->writer, &d->mtx);
+	lwwd_thr_init(&d->syncer, &d->mtx);
+	lwwd_thr_init(&d->ckpt, &d->mtx);
+	lwwd_cond_init(&d->progress);
 	lwwd_cond_init(&d->sync_idle_cv);
 	lwwd_cond_init(&d->ckpt_cv);
 	{
@@ -260,9 +277,7 @@ main(int argc, char **argv)
 	if (d->wal_repair) {
 		/* What the damaged (or dropped) records held may be on the
 		 * peers: ask now. */
-		pthread_mutex_lock(&d->mtx);
-		lwwd_repair_trigger(d, 0);
-		pthread_mutex_unlock(&d->mtx);
+		d->hooks.loss(d, 0);
 	}
 	lwwd_log(LWWD_LOG_INFO, "start",
 	         "node=%016llx name=%s version=\"%s\" api=%s gossip=%s "

@@ -96,6 +96,65 @@ lwwd_dial(const lwwd_config *c, nng_socket s, const char *url, const char *flag)
 	return 0;
 }
 
+int
+lwwd_msg_new(nng_msg **out, const void *p, size_t n)
+{
+	nng_msg *m = NULL;
+	int rv;
+
+	/* One allocation and a copy, so there is no append that can fail
+	 * after it; nng_msg_alloc leaves m unwritten when it fails. */
+	*out = NULL;
+	if ((rv = nng_msg_alloc(&m, n)) != 0) {
+		return rv;
+	}
+	if (n > 0) {
+		memcpy(nng_msg_body(m), p, n);
+	}
+	*out = m;
+	return 0;
+}
+
+int
+lwwd_send(nng_socket s, nng_aio *aio, const void *p, size_t n, int flags)
+{
+	nng_msg *m;
+	int rv;
+
+	if ((rv = lwwd_msg_new(&m, p, n)) != 0) {
+		return rv;
+	}
+	if (aio == NULL) {
+		if ((rv = nng_sendmsg(s, m, flags)) != 0) {
+			nng_msg_free(m);
+		}
+		return rv;
+	}
+	nng_aio_set_msg(aio, m);
+	nng_send_aio(s, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		/* Not sent (a cancelled aio may not even start): the
+		 * message is still ours. */
+		if ((m = nng_aio_get_msg(aio)) != NULL) {
+			nng_msg_free(m);
+		}
+	}
+	nng_aio_set_msg(aio, NULL);
+	return rv;
+}
+
+int
+lwwd_send_sealed(const lww_key *k, nng_socket s, nng_aio *aio,
+                 const void *payload, size_t n, lww_buf *env, int flags)
+{
+	lww_buf_reset(env);
+	if (lww_envelope_seal(k, payload, n, env) != LWW_OK) {
+		return NNG_ENOMEM;
+	}
+	return lwwd_send(s, aio, env->p, env->len, flags);
+}
+
 /*
  * The listener guard. nng 1.5.2 (Debian 12) has a bug (nanomsg/nng#1518,
  * fixed in 1.6): a peer that connects and is gone before the SP handshake
@@ -144,11 +203,8 @@ typedef struct dialed {
 struct lwwd_guard {
 	dialed *dv;
 	size_t dn;
-	pthread_t thr;
-	int started;
-	int stopping;
 	pthread_mutex_t mtx;
-	pthread_cond_t cv;
+	lwwd_thr thr; /* on mtx: ticks, and the stop */
 	guarded g[4];
 	size_t n;
 };
@@ -422,10 +478,7 @@ guard_main(void *arg)
 	struct lwwd_guard *gd = d->guard;
 
 	pthread_mutex_lock(&gd->mtx);
-	while (!gd->stopping) {
-		(void) lwwd_cond_wait_until(
-		    &gd->cv, &gd->mtx,
-		    lwwd_mono_us() + (uint64_t) GUARD_TICK_MS * 1000);
+	while (!lwwd_thr_wait(&gd->thr, lwwd_deadline_ms(GUARD_TICK_MS))) {
 		if (gd->dn > 0) {
 			nng_stat *all;
 			if (nng_stats_get(&all) == 0) {
@@ -435,7 +488,8 @@ guard_main(void *arg)
 				nng_stats_free(all);
 			}
 		}
-		for (size_t i = 0; i < gd->n && !gd->stopping; i++) {
+		for (size_t i = 0; i < gd->n && !lwwd_thr_stopping(&gd->thr);
+		     i++) {
 			guarded *g = &gd->g[i];
 			uint64_t other;
 			if (g->closed) {
@@ -453,7 +507,7 @@ guard_main(void *arg)
 			pthread_mutex_unlock(&gd->mtx);
 			int alive = guard_probe(g);
 			pthread_mutex_lock(&gd->mtx);
-			if (!alive && !gd->stopping) {
+			if (!alive && !lwwd_thr_stopping(&gd->thr)) {
 				guard_relisten(d, g);
 			}
 		}
@@ -475,7 +529,6 @@ lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
 			return -1;
 		}
 		pthread_mutex_init(&gd->mtx, NULL);
-		lwwd_cond_init(&gd->cv);
 		d->guard = gd;
 	}
 	if (lwwd_listen(&d->cfg, s, url, flag, &l) != 0) {
@@ -509,9 +562,8 @@ lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url, const char *flag,
 		g->ipc_perms = strncmp(url, "ipc://", 6) == 0 ? ipc_perms : 0;
 		(void) listener_stat(l, "other", &g->other);
 	}
-	if (!gd->started &&
-	    pthread_create(&gd->thr, NULL, guard_main, d) == 0) {
-		gd->started = 1;
+	if (!gd->thr.started) {
+		(void) lwwd_thr_start(&gd->thr, &gd->mtx, guard_main, d);
 	}
 	pthread_mutex_unlock(&gd->mtx);
 	return 0;
@@ -525,15 +577,9 @@ lwwd_guard_stop(lwwd *d)
 	if (gd == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&gd->mtx);
-	gd->stopping = 1;
-	pthread_cond_signal(&gd->cv);
-	pthread_mutex_unlock(&gd->mtx);
-	if (gd->started) {
-		pthread_join(gd->thr, NULL);
-	}
+	lwwd_thr_stop(&gd->thr);
+	lwwd_thr_fini(&gd->thr);
 	pthread_mutex_destroy(&gd->mtx);
-	pthread_cond_destroy(&gd->cv);
 	for (size_t i = 0; i < gd->dn; i++) {
 		free(gd->dv[i].url);
 	}

@@ -71,15 +71,15 @@ struct lwwd_repair {
 	nng_socket rep;
 	nng_aio *rep_aio; /* the server's receive; stop cancels it */
 	nng_aio *cli_aio; /* the client's exchanges; stop cancels them */
-	pthread_t server;
-	pthread_t client;
-	int server_started;
-	int client_started;
-	pthread_cond_t cv; /* under d->mtx: trigger or stop */
+	/* A leaf lock (lwwd.h): guards the trigger below and the threads'
+	 * stop flags; d->mtx may be held when it is taken, never the other
+	 * way round. */
+	pthread_mutex_t mtx;
+	lwwd_thr server; /* answers --sync requests */
+	lwwd_thr client; /* rounds: woken by a trigger or the stop */
 	int triggered;
 	uint64_t trigger_node;
 	uint64_t last_trigger_ms;
-	_Atomic int stop;
 };
 
 /* Seals payload and sends it, through aio if given (the client's, which
@@ -88,60 +88,29 @@ static int
 send_sealed(lwwd *d, nng_socket s, nng_aio *aio, const lww_buf *payload,
             lww_buf *env)
 {
-	nng_msg *m;
-	int rv;
-
-	lww_buf_reset(env);
-	if (lww_envelope_seal(&d->key, payload->p, payload->len, env) !=
-	    LWW_OK) {
-		return NNG_ENOMEM;
+	int rv =
+	    lwwd_send_sealed(&d->key, s, aio, payload->p, payload->len, env, 0);
+	if (rv == 0) {
+		atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
 	}
-	if ((rv = nng_msg_alloc(&m, 0)) != 0) {
-		return rv;
-	}
-	if ((rv = nng_msg_append(m, env->p, env->len)) != 0 ||
-	    (aio == NULL && (rv = nng_sendmsg(s, m, 0)) != 0)) {
-		nng_msg_free(m);
-		return rv;
-	}
-	if (aio != NULL) {
-		nng_aio_set_msg(aio, m);
-		nng_send_aio(s, aio);
-		nng_aio_wait(aio);
-		if ((rv = nng_aio_result(aio)) != 0) {
-			/* Not sent (a cancelled aio may not even start):
-			 * the message is still ours. */
-			if ((m = nng_aio_get_msg(aio)) != NULL) {
-				nng_msg_free(m);
-			}
-			nng_aio_set_msg(aio, NULL);
-			return rv;
-		}
-		nng_aio_set_msg(aio, NULL);
-	}
-	atomic_fetch_add(&d->stats.repair_bytes_sent, env->len);
-	return 0;
+	return rv;
 }
 
 /* Opens a received envelope against the trust set. On success *env
- * points into msg, and node and name identify the signer. */
+ * points into msg, and node and name identify the signer; our own key
+ * is LWW_EFORGED (a loop). */
 static lww_err
 open_sealed(lwwd *d, nng_msg *msg, lww_envelope *env, uint64_t *node,
             char name[LWW_TRUST_NAME_MAX + 1])
 {
-	lww_peer signer;
+	lwwd_signer who;
 	lww_err rv;
 
 	atomic_fetch_add(&d->stats.repair_bytes_received, nng_msg_len(msg));
-	rv = lwwd_open_signed(d, 0, nng_msg_body(msg), nng_msg_len(msg), env,
-	                      &signer);
+	rv = lwwd_verify(d, 0, nng_msg_body(msg), nng_msg_len(msg), env, &who);
 	if (rv == LWW_OK) {
-		env->peer = NULL; /* signer is ours: do not let it escape */
-		*node = signer.node;
-		memcpy(name, signer.name, LWW_TRUST_NAME_MAX + 1);
-	}
-	if (rv == LWW_OK && *node == d->self) {
-		rv = LWW_EFORGED; /* our own key from elsewhere: a loop */
+		*node = who.node;
+		memcpy(name, who.name, LWW_TRUST_NAME_MAX + 1);
 	}
 	return rv;
 }
@@ -289,7 +258,7 @@ server_main(void *arg)
 	struct lwwd_repair *r = d->repair;
 	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT;
 
-	while (!atomic_load(&r->stop)) {
+	while (!lwwd_thr_stopping(&r->server)) {
 		char name[LWW_TRUST_NAME_MAX + 1];
 		lww_envelope e;
 		uint64_t node;
@@ -306,8 +275,11 @@ server_main(void *arg)
 		nng_recv_aio(r->rep, r->rep_aio);
 		nng_aio_wait(r->rep_aio);
 		if ((nrv = nng_aio_result(r->rep_aio)) != 0) {
-			if (nrv != NNG_ECANCELED && nrv != NNG_ECLOSED) {
-				nng_msleep(10); /* never spin on an error */
+			/* Never spin on an error; the stop ends the wait. */
+			if (nrv != NNG_ECANCELED && nrv != NNG_ECLOSED &&
+			    lwwd_thr_sleep_until(&r->server,
+			                         lwwd_deadline_ms(10))) {
+				break;
 			}
 			continue;
 		}
@@ -454,17 +426,12 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 	op->batch.entries.n = op->own.len;
 	op->batch.entries.count = n;
 	op->batch.entries.stamped = 1;
-	/* Repair must not be dropped like a gossip flood: wait for room. */
-	for (int tries = 0; tries < 1000; tries++) {
-		lww_err rv = lwwd_writer_submit(d, op);
-		if (rv == LWW_OK) {
-			atomic_fetch_add(&d->stats.repair_keys_fetched, n);
-			return n;
-		}
-		if (rv != LWW_EBUSY) {
-			break;
-		}
-		nng_msleep(10);
+	/* Repair must not be dropped like a gossip flood: wait for room
+	 * (10 s at most; the stop ends the wait). */
+	if (lwwd_writer_submit_wait(d, op, lwwd_deadline_ms(10000),
+	                            &d->repair->client) == LWW_OK) {
+		atomic_fetch_add(&d->stats.repair_keys_fetched, n);
+		return n;
 	}
 	lww_buf_fini(&op->own);
 	free(op);
@@ -508,16 +475,7 @@ announced_seq(lwwd *d, uint64_t node)
 static void
 wait_writer_idle(lwwd *d)
 {
-	for (int i = 0; i < 500; i++) {
-		size_t q;
-		pthread_mutex_lock(&d->mtx);
-		q = d->qlen + (size_t) d->applying;
-		pthread_mutex_unlock(&d->mtx);
-		if (q == 0) {
-			return;
-		}
-		nng_msleep(10);
-	}
+	lwwd_writer_wait_idle(d, lwwd_deadline_ms(5000), &d->repair->client);
 }
 
 /* The leaves of one round where the peer made no progress. */
@@ -885,22 +843,21 @@ client_main(void *arg)
 	uint64_t seed = (uint64_t) d->self ^ lwwd_mono_ms();
 	/* First round soon after start: a restarted or new node catches up
 	 * without waiting for a full interval. */
-	uint64_t due = lwwd_mono_ms() + 300;
+	uint64_t due = lwwd_deadline_ms(300); /* µs */
 
-	while (!atomic_load(&r->stop)) {
+	while (!lwwd_thr_stopping(&r->client)) {
+		uint64_t trigger_node;
 		int fired = 0;
 
-		pthread_mutex_lock(&d->mtx);
-		while (!atomic_load(&r->stop) && !r->triggered &&
-		       lwwd_mono_ms() < due) {
-			lwwd_cond_wait_until(
-			    &r->cv, &d->mtx,
-			    due < UINT64_MAX / 1000 ? due * 1000 : UINT64_MAX);
+		pthread_mutex_lock(&r->mtx);
+		while (!r->triggered && lwwd_mono_us() < due &&
+		       !lwwd_thr_wait(&r->client, due)) {
 		}
 		fired = r->triggered;
+		trigger_node = r->trigger_node;
 		r->triggered = 0;
-		pthread_mutex_unlock(&d->mtx);
-		if (atomic_load(&r->stop)) {
+		pthread_mutex_unlock(&r->mtx);
+		if (lwwd_thr_stopping(&r->client)) {
 			break;
 		}
 		if (r->npeers > 0) {
@@ -909,8 +866,8 @@ client_main(void *arg)
 			 * and for timed rounds, peers take turns. */
 			repair_peer *p = NULL;
 			for (size_t i = 0; fired && i < r->npeers; i++) {
-				if (r->trigger_node != 0 &&
-				    r->peers[i].node == r->trigger_node) {
+				if (trigger_node != 0 &&
+				    r->peers[i].node == trigger_node) {
 					p = &r->peers[i];
 				}
 			}
@@ -926,8 +883,8 @@ client_main(void *arg)
 			seed ^= seed << 17;
 			/* +-25% jitter so rounds of many nodes spread out. */
 			due = iv == 0 ? UINT64_MAX
-			              : lwwd_mono_ms() + iv * 3 / 4 +
-			                    seed % (iv / 2 + 1);
+			              : lwwd_deadline_ms(iv * 3 / 4 +
+			                                 seed % (iv / 2 + 1));
 		}
 	}
 	return NULL;
@@ -939,14 +896,18 @@ lwwd_repair_trigger(lwwd *d, uint64_t node)
 	struct lwwd_repair *r = d->repair;
 	uint64_t now = lwwd_mono_ms();
 
-	/* Called with d->mtx held (from gossip's peer bookkeeping). */
-	if (r == NULL || now - r->last_trigger_ms < TRIGGER_MIN_GAP_MS) {
+	/* Any thread; d->mtx may be held (r->mtx is a leaf under it). */
+	if (r == NULL) {
 		return;
 	}
-	r->last_trigger_ms = now;
-	r->triggered = 1;
-	r->trigger_node = node;
-	pthread_cond_signal(&r->cv);
+	pthread_mutex_lock(&r->mtx);
+	if (now - r->last_trigger_ms >= TRIGGER_MIN_GAP_MS) {
+		r->last_trigger_ms = now;
+		r->triggered = 1;
+		r->trigger_node = node;
+		lwwd_thr_wake(&r->client);
+	}
+	pthread_mutex_unlock(&r->mtx);
 }
 
 int
@@ -959,7 +920,7 @@ lwwd_repair_start(lwwd *d)
 		return -1;
 	}
 	d->repair = r;
-	lwwd_cond_init(&r->cv);
+	pthread_mutex_init(&r->mtx, NULL);
 	if ((rv = nng_rep0_open(&r->rep)) != 0 ||
 	    (rv = nng_socket_set_size(r->rep, NNG_OPT_RECVMAXSZ,
 	                              LWW_MSG_MAX)) != 0 ||
@@ -1006,14 +967,10 @@ lwwd_repair_start(lwwd *d)
 			return -1;
 		}
 	}
-	if (pthread_create(&r->server, NULL, server_main, d) != 0) {
+	if (lwwd_thr_start(&r->server, &r->mtx, server_main, d) != 0 ||
+	    lwwd_thr_start(&r->client, &r->mtx, client_main, d) != 0) {
 		return -1;
 	}
-	r->server_started = 1;
-	if (pthread_create(&r->client, NULL, client_main, d) != 0) {
-		return -1;
-	}
-	r->client_started = 1;
 	return 0;
 }
 
@@ -1025,10 +982,11 @@ lwwd_repair_stop(lwwd *d)
 	if (r == NULL) {
 		return;
 	}
-	atomic_store(&r->stop, 1);
-	pthread_mutex_lock(&d->mtx);
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&d->mtx);
+	lwwd_thr_ask_stop(&r->client);
+	lwwd_thr_ask_stop(&r->server);
+	/* A client waiting for room in the writer's queue, or for it to go
+	 * idle, sees its stop now. */
+	lwwd_writer_wake_waiters(d);
 	/* Cancelling the client's aio ends the exchange in progress, and
 	 * the rest of its round fails at once. The REQ sockets stay open
 	 * until exit: nng_close can deadlock while a receive is under way
@@ -1036,9 +994,7 @@ lwwd_repair_stop(lwwd *d)
 	if (r->cli_aio != NULL) {
 		nng_aio_stop(r->cli_aio);
 	}
-	if (r->client_started) {
-		pthread_join(r->client, NULL);
-	}
+	lwwd_thr_join(&r->client);
 	nng_aio_free(r->cli_aio);
 	/* The REP (listening) socket stays open until exit (see api.c); the
 	 * server's receive is cancelled (one started after this fails at
@@ -1046,15 +1002,15 @@ lwwd_repair_stop(lwwd *d)
 	if (r->rep_aio != NULL) {
 		nng_aio_stop(r->rep_aio);
 	}
-	if (r->server_started) {
-		pthread_join(r->server, NULL);
-	}
+	lwwd_thr_join(&r->server);
 	nng_aio_free(r->rep_aio);
 	for (size_t i = 0; i < r->npeers; i++) {
 		free(r->peers[i].url);
 	}
 	free(r->peers);
-	pthread_cond_destroy(&r->cv);
+	lwwd_thr_fini(&r->client);
+	lwwd_thr_fini(&r->server);
+	pthread_mutex_destroy(&r->mtx);
 	free(r);
 	d->repair = NULL;
 }

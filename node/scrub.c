@@ -25,10 +25,8 @@
 
 struct lwwd_scrub {
 	lwwd *d;
-	pthread_t thr;
-	pthread_mutex_t mtx;
-	pthread_cond_t cv; /* CLOCK_MONOTONIC: reports, stop */
-	int stop;
+	pthread_mutex_t mtx; /* the queue below */
+	lwwd_thr thr;        /* woken by reports and the stop */
 	uint8_t queue[LWW_SCRUB_QUEUE_MAX][LWW_KEY_MAX];
 	size_t qlen[LWW_SCRUB_QUEUE_MAX];
 	int qfull[LWW_SCRUB_QUEUE_MAX]; /* the key itself, not its stored key */
@@ -59,11 +57,11 @@ lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 		return;
 	}
 	pthread_mutex_lock(&s->mtx);
-	if (!s->stop && s->nq < LWW_SCRUB_QUEUE_MAX) {
+	if (!lwwd_thr_stopping(&s->thr) && s->nq < LWW_SCRUB_QUEUE_MAX) {
 		memcpy(s->queue[s->nq], key, n);
 		s->qlen[s->nq] = n;
 		s->qfull[s->nq++] = full;
-		pthread_cond_signal(&s->cv);
+		lwwd_thr_wake(&s->thr);
 	}
 	pthread_mutex_unlock(&s->mtx);
 }
@@ -74,9 +72,7 @@ lwwd_scrub_report(lwwd *d, const uint8_t *key, size_t n, int full)
 static void
 ask_repair(struct lwwd_scrub *s)
 {
-	pthread_mutex_lock(&s->d->mtx);
-	lwwd_repair_trigger(s->d, 0);
-	pthread_mutex_unlock(&s->d->mtx);
+	s->d->hooks.loss(s->d, 0);
 	s->retrigger_ms = lwwd_mono_us() / 1000 + RETRIGGER_MS;
 }
 
@@ -136,7 +132,7 @@ heal_queued(struct lwwd_scrub *s)
 		lww_store_check r = {0, 0, 0, 0};
 		lww_err rv;
 		pthread_mutex_lock(&s->mtx);
-		if (s->nq == 0 || s->stop) {
+		if (s->nq == 0 || lwwd_thr_stopping(&s->thr)) {
 			pthread_mutex_unlock(&s->mtx);
 			return;
 		}
@@ -213,10 +209,11 @@ scrub_main(void *arg)
 	for (;;) {
 		heal_queued(s);
 		pthread_mutex_lock(&s->mtx);
-		while (!s->stop && s->nq == 0 && lwwd_mono_us() < next) {
-			lwwd_cond_wait_until(&s->cv, &s->mtx, next);
+		while (!lwwd_thr_stopping(&s->thr) && s->nq == 0 &&
+		       lwwd_mono_us() < next) {
+			(void) lwwd_thr_wait(&s->thr, next);
 		}
-		if (s->stop) {
+		if (lwwd_thr_stopping(&s->thr)) {
 			pthread_mutex_unlock(&s->mtx);
 			return NULL;
 		}
@@ -227,9 +224,7 @@ scrub_main(void *arg)
 			}
 			if (s->retrigger_ms != 0 &&
 			    lwwd_mono_us() / 1000 >= s->retrigger_ms) {
-				pthread_mutex_lock(&s->d->mtx);
-				lwwd_repair_trigger(s->d, 0);
-				pthread_mutex_unlock(&s->d->mtx);
+				s->d->hooks.loss(s->d, 0);
 				s->retrigger_ms = 0;
 			}
 			next = lwwd_mono_us() + TICK_MS * 1000;
@@ -248,10 +243,9 @@ lwwd_scrub_start(lwwd *d)
 	}
 	s->d = d;
 	pthread_mutex_init(&s->mtx, NULL);
-	lwwd_cond_init(&s->cv);
-	if (pthread_create(&s->thr, NULL, scrub_main, s) != 0) {
+	if (lwwd_thr_start(&s->thr, &s->mtx, scrub_main, s) != 0) {
 		fprintf(stderr, "lwwd: cannot start the scrub thread\n");
-		pthread_cond_destroy(&s->cv);
+		lwwd_thr_fini(&s->thr);
 		pthread_mutex_destroy(&s->mtx);
 		free(s);
 		return -1;
@@ -268,11 +262,7 @@ lwwd_scrub_stop(lwwd *d)
 	if (s == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&s->mtx);
-	s->stop = 1;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mtx);
-	pthread_join(s->thr, NULL);
+	lwwd_thr_stop(&s->thr); /* reports are refused from here on */
 }
 
 void
@@ -284,7 +274,7 @@ lwwd_scrub_free(lwwd *d)
 		return;
 	}
 	d->scrub = NULL;
-	pthread_cond_destroy(&s->cv);
+	lwwd_thr_fini(&s->thr);
 	pthread_mutex_destroy(&s->mtx);
 	free(s);
 }

@@ -13,6 +13,14 @@
 
 #include "lwwd.h"
 
+void
+lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
+{
+	uint64_t cur = atomic_load(v);
+	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
+	}
+}
+
 /* Everything reported, read once so that one reply is consistent. */
 typedef struct snap {
 	uint64_t keys, tombstones, store_bytes, store_capacity, write_queue;
@@ -321,7 +329,7 @@ take(lwwd *d, snap *s)
 	pthread_mutex_lock(&d->mtx);
 	rv =
 	    d->store != NULL ? lww_store_stats_get(d->store, &st) : LWW_ECLOSED;
-	s->write_queue = d->qlen;
+	s->write_queue = lwwd_writer_queued(d);
 	pthread_mutex_unlock(&d->mtx);
 	if (rv != LWW_OK) {
 		return rv;
@@ -339,7 +347,7 @@ take(lwwd *d, snap *s)
 	logged_counts(d, s);
 	s->store_bytes = st.bytes;
 	s->store_capacity = st.map_size;
-	s->seq = atomic_load(&d->seq_pub);
+	s->seq = lwwd_writer_seq(d);
 	{
 		uint64_t n = atomic_load(&d->stats.fsyncs);
 		s->fsync_avg_us =

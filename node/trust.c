@@ -32,23 +32,31 @@ log_diff(const lww_trust *from, const lww_trust *to, const char *event,
 }
 
 lww_err
-lwwd_open_signed(lwwd *d, int clients, const uint8_t *p, size_t n,
-                 lww_envelope *env, lww_peer *signer)
+lwwd_verify(lwwd *d, int clients, const uint8_t *p, size_t n, lww_envelope *env,
+            lwwd_signer *who)
 {
 	lww_envelope e;
 	lww_err rv;
 
+	memset(who, 0, sizeof(*who));
 	pthread_rwlock_rdlock(&d->keys_lock);
 	rv = lww_envelope_open(p, n, clients ? d->clients : d->trust, &e);
 	if (rv == LWW_OK && e.peer != NULL) {
-		*signer = *e.peer; /* e.peer points into a set a reload frees */
-		e.peer = signer;
+		/* e.peer points into a set a reload frees: copy it. */
+		who->node = e.peer->node;
+		memcpy(who->name, e.peer->name, sizeof(who->name));
+		who->flags = e.peer->flags;
 	}
 	pthread_rwlock_unlock(&d->keys_lock);
-	if (rv == LWW_OK) {
-		*env = e;
+	if (rv != LWW_OK) {
+		return rv;
 	}
-	return rv;
+	e.peer = NULL;
+	*env = e;
+	if (!clients && who->node == d->self) {
+		return LWW_EFORGED; /* our own key: a loop or a cloned key */
+	}
+	return LWW_OK;
 }
 
 int

@@ -17,11 +17,8 @@
 
 struct lwwd_work {
 	pthread_mutex_t mtx; /* the queue's own: never the node's */
-	pthread_cond_t cv;   /* a job queued, or stopping */
 	lwwd_job *head, *tail;
-	int stopping;
-	int started;
-	pthread_t thr;
+	lwwd_thr thr; /* woken by a job queued, or the stop */
 };
 
 static void *
@@ -33,8 +30,7 @@ work_main(void *arg)
 	for (;;) {
 		lwwd_job *j;
 
-		while (w->head == NULL && !w->stopping) {
-			pthread_cond_wait(&w->cv, &w->mtx);
+		while (w->head == NULL && !lwwd_thr_wait(&w->thr, UINT64_MAX)) {
 		}
 		/* Stopping ends the loop only once the queue is empty. */
 		if ((j = w->head) == NULL) {
@@ -64,13 +60,11 @@ lwwd_work_start(lwwd *d)
 		return -1;
 	}
 	pthread_mutex_init(&w->mtx, NULL);
-	lwwd_cond_init(&w->cv);
 	d->work = w;
-	if (pthread_create(&w->thr, NULL, work_main, w) != 0) {
-		w->stopping = 1;
+	if (lwwd_thr_start(&w->thr, &w->mtx, work_main, w) != 0) {
+		lwwd_thr_ask_stop(&w->thr); /* refuse jobs: none would run */
 		return -1;
 	}
-	w->started = 1;
 	return 0;
 }
 
@@ -84,7 +78,7 @@ lwwd_work_submit(lwwd *d, lwwd_job *job)
 	}
 	job->next = NULL;
 	pthread_mutex_lock(&w->mtx);
-	if (w->stopping) {
+	if (lwwd_thr_stopping(&w->thr)) {
 		pthread_mutex_unlock(&w->mtx);
 		return LWW_ECLOSED;
 	}
@@ -94,7 +88,7 @@ lwwd_work_submit(lwwd *d, lwwd_job *job)
 		w->head = job;
 	}
 	w->tail = job;
-	pthread_cond_signal(&w->cv);
+	lwwd_thr_wake(&w->thr);
 	pthread_mutex_unlock(&w->mtx);
 	return LWW_OK;
 }
@@ -107,14 +101,7 @@ lwwd_work_stop(lwwd *d)
 	if (w == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&w->mtx);
-	w->stopping = 1;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mtx);
-	if (w->started) {
-		pthread_join(w->thr, NULL);
-		w->started = 0;
-	}
+	lwwd_thr_stop(&w->thr); /* it runs every job queued first */
 }
 
 void
@@ -126,7 +113,7 @@ lwwd_work_free(lwwd *d)
 		return;
 	}
 	lwwd_work_stop(d);
-	pthread_cond_destroy(&w->cv);
+	lwwd_thr_fini(&w->thr);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);
 	d->work = NULL;

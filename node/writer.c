@@ -23,7 +23,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "limits.h"
 #include "lwwd.h"
@@ -32,30 +31,6 @@
  * so that sparse writes share a checkpoint (each costs the store's syncs
  * and a new segment); under load it does every CKPT_EVERY_MS. */
 #define IDLE_CKPT_MS 1000
-
-uint64_t
-lwwd_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-uint64_t
-lwwd_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
-void
-lwwd_stat_max(_Atomic uint64_t *v, uint64_t x)
-{
-	uint64_t cur = atomic_load(v);
-	while (x > cur && !atomic_compare_exchange_weak(v, &cur, x)) {
-	}
-}
 
 /* The entry the node holds for e's key: logged, else stored. */
 static lww_err
@@ -267,19 +242,6 @@ log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
 	}
 }
 
-/* Publishes the committed local batch, signed. */
-static void
-publish(lwwd *d, const lww_buf *gb, lww_buf *env)
-{
-	lww_buf_reset(env);
-	if (lww_envelope_seal(&d->key, gb->p, gb->len, env) != LWW_OK) {
-		lwwd_log(LWWD_LOG_ERROR, "publish_failed", "reason=seal");
-		return;
-	}
-	lwwd_gossip_publish(d, env->p, env->len);
-	atomic_fetch_add(&d->stats.batches_sent, 1);
-}
-
 /* Answers and releases every op of a group; rv, if not LWW_OK, is the
  * group's sync failure and overrides each op's own outcome. */
 static void
@@ -363,7 +325,7 @@ sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 		d->sync_head = g;
 	}
 	d->sync_tail = g;
-	pthread_cond_signal(&d->sync_cv);
+	lwwd_thr_wake(&d->syncer);
 	pthread_mutex_unlock(&d->mtx);
 }
 
@@ -371,7 +333,6 @@ static void *
 syncer_main(void *arg)
 {
 	lwwd *d = arg;
-	lww_buf env = LWW_BUF_INIT;
 
 	for (;;) {
 		synced *g, *next;
@@ -381,8 +342,8 @@ syncer_main(void *arg)
 		pthread_mutex_lock(&d->mtx);
 		d->syncing = 0;
 		pthread_cond_broadcast(&d->sync_idle_cv);
-		while (d->sync_head == NULL && !d->sync_stopping) {
-			pthread_cond_wait(&d->sync_cv, &d->mtx);
+		while (d->sync_head == NULL &&
+		       !lwwd_thr_wait(&d->syncer, UINT64_MAX)) {
 		}
 		g = d->sync_head;
 		d->sync_head = d->sync_tail = NULL;
@@ -411,15 +372,19 @@ syncer_main(void *arg)
 		for (; g != NULL; g = next) {
 			next = g->next;
 			if (rv == LWW_OK && g->gb.len > 0) {
+				/* seq_pub first: a heartbeat never names a
+				 * batch before it could have been sent. */
 				atomic_store(&d->seq_pub, g->seq);
-				publish(d, &g->gb, &env);
+				if (d->hooks.durable != NULL) {
+					d->hooks.durable(d, g->seq, g->gb.p,
+					                 g->gb.len);
+				}
 			}
 			finish(d, g->ops, rv);
 			lww_buf_fini(&g->gb);
 			free(g);
 		}
 	}
-	lww_buf_fini(&env);
 	return NULL;
 }
 
@@ -446,10 +411,10 @@ writer_main(void *arg)
 		uint64_t seq;
 
 		pthread_mutex_lock(&d->mtx);
-		while (d->qhead == NULL && !d->stopping) {
+		while (d->qhead == NULL && !lwwd_thr_stopping(&d->writer)) {
 			uint64_t now = lwwd_mono_us(), due;
 			if (!d->mem_dirty || d->ckpt_ready) {
-				pthread_cond_wait(&d->cv, &d->mtx);
+				(void) lwwd_thr_wait(&d->writer, UINT64_MAX);
 				continue;
 			}
 			/* Idle for a while, or a reader waits: checkpoint
@@ -461,7 +426,7 @@ writer_main(void *arg)
 				pthread_mutex_lock(&d->mtx);
 				continue;
 			}
-			lwwd_cond_wait_until(&d->cv, &d->mtx, due);
+			(void) lwwd_thr_wait(&d->writer, due);
 		}
 		if (d->qhead == NULL) {
 			pthread_mutex_unlock(&d->mtx);
@@ -511,6 +476,7 @@ writer_main(void *arg)
 		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
 		d->applying = 0;
+		pthread_cond_broadcast(&d->progress);
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lww_buf_fini(&gb);
@@ -522,30 +488,24 @@ writer_main(void *arg)
 int
 lwwd_writer_start(lwwd *d)
 {
-	if (pthread_create(&d->syncer, NULL, syncer_main, d) != 0) {
+	if (lwwd_thr_start(&d->syncer, &d->mtx, syncer_main, d) != 0 ||
+	    lwwd_thr_start(&d->writer, &d->mtx, writer_main, d) != 0) {
 		return -1;
 	}
-	d->syncer_started = 1;
-	if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
-		return -1;
-	}
-	d->writer_started = 1;
 	return 0;
 }
 
-lww_err
-lwwd_writer_submit(lwwd *d, lwwd_op *op)
+/* d->mtx held. */
+static lww_err
+submit_locked(lwwd *d, lwwd_op *op)
 {
 	op->next = NULL;
-	pthread_mutex_lock(&d->mtx);
-	if (d->stopping) {
-		pthread_mutex_unlock(&d->mtx);
+	if (lwwd_thr_stopping(&d->writer)) {
 		return LWW_ECLOSED;
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
 	 * later, while memory stays bounded under a flood. */
 	if (op->remote && d->qlen >= LWW_QUEUE_REMOTE_MAX) {
-		pthread_mutex_unlock(&d->mtx);
 		return LWW_EBUSY;
 	}
 	if (d->qtail != NULL) {
@@ -555,29 +515,95 @@ lwwd_writer_submit(lwwd *d, lwwd_op *op)
 	}
 	d->qtail = op;
 	d->qlen++;
-	pthread_cond_signal(&d->cv);
-	pthread_mutex_unlock(&d->mtx);
+	lwwd_thr_wake(&d->writer);
 	return LWW_OK;
+}
+
+uint64_t
+lwwd_writer_seq(lwwd *d)
+{
+	return atomic_load(&d->seq_pub);
+}
+
+size_t
+lwwd_writer_queued(lwwd *d)
+{
+	return d->qlen;
+}
+
+lww_err
+lwwd_writer_submit(lwwd *d, lwwd_op *op)
+{
+	lww_err rv;
+
+	pthread_mutex_lock(&d->mtx);
+	rv = submit_locked(d, op);
+	pthread_mutex_unlock(&d->mtx);
+	return rv;
+}
+
+lww_err
+lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
+                        const lwwd_thr *caller)
+{
+	lww_err rv;
+
+	pthread_mutex_lock(&d->mtx);
+	while ((rv = submit_locked(d, op)) == LWW_EBUSY &&
+	       !lwwd_thr_stopping(caller) && lwwd_mono_us() < deadline_us) {
+		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+	}
+	pthread_mutex_unlock(&d->mtx);
+	return rv;
+}
+
+void
+lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us, const lwwd_thr *caller)
+{
+	pthread_mutex_lock(&d->mtx);
+	while ((d->qhead != NULL || d->applying) &&
+	       !lwwd_thr_stopping(&d->writer) && !lwwd_thr_stopping(caller) &&
+	       lwwd_mono_us() < deadline_us) {
+		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+void
+lwwd_writer_wake_waiters(lwwd *d)
+{
+	pthread_mutex_lock(&d->mtx);
+	pthread_cond_broadcast(&d->progress);
+	pthread_mutex_unlock(&d->mtx);
 }
 
 void
 lwwd_writer_stop(lwwd *d)
 {
-	pthread_mutex_lock(&d->mtx);
-	d->stopping = 1;
-	pthread_cond_broadcast(&d->cv);
-	pthread_mutex_unlock(&d->mtx);
-	if (d->writer_started) {
-		pthread_join(d->writer, NULL);
-		d->writer_started = 0;
-	}
+	lwwd_thr_ask_stop(&d->writer);
+	/* Waits for room or idleness end (the writer stops). */
+	lwwd_writer_wake_waiters(d);
+	lwwd_thr_join(&d->writer);
 	/* Then the syncer: it answers what the writer handed it, and ends. */
-	pthread_mutex_lock(&d->mtx);
-	d->sync_stopping = 1;
-	pthread_cond_broadcast(&d->sync_cv);
-	pthread_mutex_unlock(&d->mtx);
-	if (d->syncer_started) {
-		pthread_join(d->syncer, NULL);
-		d->syncer_started = 0;
+	lwwd_thr_stop(&d->syncer);
+}
+
+void
+lwwd_writer_wake(lwwd *d)
+{
+	lwwd_thr_wake(&d->writer);
+}
+
+int
+lwwd_writer_stopping(lwwd *d)
+{
+	return lwwd_thr_stopping(&d->writer);
+}
+
+void
+lwwd_writer_sync_idle(lwwd *d)
+{
+	while (d->sync_head != NULL || d->syncing) {
+		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
 	}
 }

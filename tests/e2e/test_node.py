@@ -343,6 +343,18 @@ class Trust(ClusterTest):
               "forged rejection")
         self.assertIsNone(n1.lookup("forged"))
 
+    def test_batch_signed_with_own_key_is_not_applied(self):
+        # A batch signed with n1's own key comes from a loop or a clone:
+        # counted as own_key and never written.
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        fake = f"ipc://{c.dir}/forge.gossip"
+        n1.peers.append(fake)
+        c.start()
+        forge(fake, n1.keyfile, "valid", "mine", "yes",
+              lambda: n1.stats()["rejected"]["own_key"] > 0, "own key")
+        self.assertIsNone(n1.lookup("mine"))
+
     def test_malformed_gossip_is_dropped_and_counted(self):
         c = self.cluster(2)
         n1, n2 = c.nodes

@@ -127,7 +127,14 @@ class Damage(ClusterTest):
             got = self.write_and_kill(n1, rnd)
             if got is not None:
                 break
-            n1.start()  # a checkpoint got in first: try again
+            # A checkpoint got in first: try again, once n2 hears n1
+            # again (its subscriber redials with back-off; a batch n1
+            # publishes before that reaches nobody, and n1 is killed
+            # before a repair round could bring it).
+            hb = n2.stats()["heartbeats_received"]
+            n1.start()
+            wait_until(lambda: n2.stats()["heartbeats_received"] > hb + 1,
+                       what="n2 hearing n1 after its restart")
         self.assertIsNotNone(got, "no kept segment with 3 records")
         prefixes, path, recs = got
         name = os.path.basename(path)
