@@ -46,6 +46,18 @@ class Result:
         return f"Result(rc={self.rc}, out={self.out[:200]!r}, err={self.err!r})"
 
 
+def nng_pub_leak_wrap(dirpath):
+    """A node wrap that suppresses one leak of nng 1.5, and only it: its
+    PUB socket can leak a message taken from gossip_publish (gossip.c)
+    when a subscriber's pipe closes at that moment (pub0_pipe_close closes
+    the pipe's aio before it marks the pipe closed, and a send started in
+    between never completes). Peers restarting under writes hit it."""
+    supp = os.path.join(dirpath, "lsan.supp")
+    with open(supp, "w") as f:
+        f.write("leak:gossip_publish\n")
+    return ["env", f"LSAN_OPTIONS=suppressions={supp}"]
+
+
 def ctl(*args, api=None, stdin=None, timeout=30, env=None):
     """Runs lwwctl; returns Result with bytes decoded as UTF-8 (or raw
     bytes in .raw)."""
