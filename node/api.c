@@ -56,6 +56,18 @@ struct lwwd_api_pipes {
 	int stopping;
 };
 
+/* Stops watching connection `id` (ps->mtx held). */
+static void
+pipes_forget(struct lwwd_api_pipes *ps, uint32_t id)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].id == id) {
+			ps->v[i] = ps->v[--ps->n];
+			return;
+		}
+	}
+}
+
 static void
 pipes_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -78,12 +90,7 @@ pipes_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		ps->v[ps->n].since_ms = lwwd_mono_ms();
 		ps->n++;
 	} else {
-		for (size_t i = 0; i < ps->n; i++) {
-			if (ps->v[i].id == id) {
-				ps->v[i] = ps->v[--ps->n];
-				break;
-			}
-		}
+		pipes_forget(ps, id);
 	}
 	pthread_mutex_unlock(&ps->mtx);
 }
@@ -95,12 +102,7 @@ pipe_sent(struct lwwd_api_pipes *ps, nng_msg *m)
 	uint32_t id = (uint32_t) nng_pipe_id(nng_msg_get_pipe(m));
 
 	pthread_mutex_lock(&ps->mtx);
-	for (size_t i = 0; i < ps->n; i++) {
-		if (ps->v[i].id == id) {
-			ps->v[i] = ps->v[--ps->n];
-			break;
-		}
-	}
+	pipes_forget(ps, id);
 	pthread_mutex_unlock(&ps->mtx);
 }
 

@@ -120,19 +120,6 @@ check_hostile(decode_fn fn, reenc_fn re, const lww_buf *b)
 	free(m);
 }
 
-static lww_entry
-ent(const char *k, const char *v, uint64_t hlc, uint64_t node)
-{
-	lww_entry e = {(const uint8_t *) k, strlen(k), NULL, 0, hlc, node, 0};
-	if (v == NULL) {
-		e.flags = LWW_ENTRY_TOMBSTONE;
-	} else {
-		e.val = (const uint8_t *) v;
-		e.vlen = strlen(v);
-	}
-	return e;
-}
-
 static void
 assert_entry_eq(const lww_entry *a, const lww_entry *b)
 {
@@ -149,8 +136,9 @@ assert_entry_eq(const lww_entry *a, const lww_entry *b)
 static void
 test_batch_round_trip(void **state)
 {
-	lww_entry in[3] = {ent("alpha", "1", 10, 7), ent("beta", NULL, 11, 7),
-	                   ent("gamma", "", UINT64_MAX, UINT64_MAX)};
+	lww_entry in[3] = {tu_entry("alpha", "1", 10, 7),
+	                   tu_entry("beta", NULL, 11, 7),
+	                   tu_entry("gamma", "", UINT64_MAX, UINT64_MAX)};
 	lww_buf b = LWW_BUF_INIT;
 	lww_batch out;
 	lww_entry e;
@@ -177,7 +165,7 @@ static void
 test_batch_limits(void **state)
 {
 	lww_buf b = LWW_BUF_INIT;
-	lww_entry e = ent("k", "v", 1, 1);
+	lww_entry e = tu_entry("k", "v", 1, 1);
 	lww_batch out;
 	(void) state;
 
@@ -322,7 +310,7 @@ test_requests(void **state)
 static void
 test_load_request(void **state)
 {
-	lww_entry in[2] = {ent("a", "x", 5, 5), ent("b", NULL, 6, 6)};
+	lww_entry in[2] = {tu_entry("a", "x", 5, 5), tu_entry("b", NULL, 6, 6)};
 	lww_buf b = LWW_BUF_INIT;
 	lww_req out;
 	lww_entry e;
@@ -354,7 +342,7 @@ test_load_request(void **state)
 static void
 test_replies(void **state)
 {
-	lww_entry e = ent("key", "value", 99, 3);
+	lww_entry e = tu_entry("key", "value", 99, 3);
 	const char *json = "{\"keys\":1}";
 	lww_rep reps[] = {
 	    {.op = LWW_OP_ADD, .hlc = 5, .node = 6},
@@ -395,7 +383,7 @@ test_replies(void **state)
 static void
 test_list_reply(void **state)
 {
-	lww_entry in[2] = {ent("a", "1", 1, 1), ent("b", NULL, 2, 1)};
+	lww_entry in[2] = {tu_entry("a", "1", 1, 1), tu_entry("b", NULL, 2, 1)};
 	lww_buf b = LWW_BUF_INIT;
 	lww_rep out;
 	lww_entry e;
@@ -526,7 +514,7 @@ static void
 test_leaf_messages(void **state)
 {
 	uint8_t sums[2 * LWW_SYNC_SUMMARY], h[16] = {9, 8, 7};
-	lww_entry e = ent("k", "v", 3, 4);
+	lww_entry e = tu_entry("k", "v", 3, 4);
 	lww_buf b = LWW_BUF_INIT;
 	lww_leaf_req q;
 	lww_leaf_rep r;

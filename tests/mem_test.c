@@ -52,19 +52,6 @@ ref_key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 	return an == bn ? 0 : (an < bn ? -1 : 1);
 }
 
-static lww_entry
-ent(const char *k, const char *v, uint64_t hlc, uint64_t node)
-{
-	lww_entry e = {(const uint8_t *) k, strlen(k), NULL, 0, hlc, node, 0};
-	if (v == NULL) {
-		e.flags = LWW_ENTRY_TOMBSTONE;
-	} else {
-		e.val = (const uint8_t *) v;
-		e.vlen = strlen(v);
-	}
-	return e;
-}
-
 /* Asserts that m's winner for want's key is want (stamp, kind, value). */
 static void
 expect_get(lwwd_mem *m, const lww_entry *want)
@@ -126,9 +113,9 @@ test_put_get_winner(void **state)
 		assert_non_null(m);
 		for (int i = 0; i < NOPS; i++) {
 			ko[i] = (int) tu_below(&rng, NKEYS);
-			ops[i] =
-			    ent(keys[ko[i]], vals[tu_below(&rng, 6)],
-			        1 + tu_below(&rng, 3), 1 + tu_below(&rng, 2));
+			ops[i] = tu_entry(keys[ko[i]], vals[tu_below(&rng, 6)],
+			                  1 + tu_below(&rng, 3),
+			                  1 + tu_below(&rng, 2));
 			if (model[ko[i]] == NULL ||
 			    ref_cmp(&ops[i], model[ko[i]]) > 0) {
 				model[ko[i]] = &ops[i];
@@ -154,10 +141,10 @@ static void
 test_tombstones(void **state)
 {
 	lwwd_mem *m = lwwd_mem_alloc();
-	lww_entry v1 = ent("k", "v1", 10, 1);
-	lww_entry del = ent("k", NULL, 11, 1);
-	lww_entry tie = ent("k", "zz", 11, 1);
-	lww_entry v2 = ent("k", "v2", 12, 1);
+	lww_entry v1 = tu_entry("k", "v1", 10, 1);
+	lww_entry del = tu_entry("k", NULL, 11, 1);
+	lww_entry tie = tu_entry("k", "zz", 11, 1);
+	lww_entry v2 = tu_entry("k", "v2", 12, 1);
 	size_t bytes;
 	(void) state;
 
@@ -230,7 +217,7 @@ test_freeze_each_in_key_order(void **state)
 
 	assert_non_null(m);
 	for (int i = 0; i < 6; i++) {
-		e[i] = ent(ks[i], "v", 5, 1);
+		e[i] = tu_entry(ks[i], "v", 5, 1);
 		assert_ok(lwwd_mem_put(m, &e[i]));
 	}
 	assert_ok(lwwd_mem_note_seq(m, 7, 3));
@@ -273,10 +260,10 @@ static void
 test_drop_frozen(void **state)
 {
 	lwwd_mem *m = lwwd_mem_alloc();
-	lww_entry old = ent("old", "1", 1, 1);
-	lww_entry both_f = ent("both", "f", 2, 1);
-	lww_entry both_a = ent("both", "a", 3, 1);
-	lww_entry fresh = ent("new", "2", 4, 1);
+	lww_entry old = tu_entry("old", "1", 1, 1);
+	lww_entry both_f = tu_entry("both", "f", 2, 1);
+	lww_entry both_a = tu_entry("both", "a", 3, 1);
+	lww_entry fresh = tu_entry("new", "2", 4, 1);
 	seen s = {.fail_at = -1};
 	(void) state;
 
@@ -318,14 +305,15 @@ static void
 test_range_across_generations(void **state)
 {
 	lwwd_mem *m = lwwd_mem_alloc();
-	lww_entry f1 = ent("a/1", "f1", 10, 1);
-	lww_entry f2 = ent("a/2", "old", 5, 1);
-	lww_entry fb = ent("b/1", "x", 5, 1);
-	lww_entry a2 = ent("a/2", "new", 7, 1);
-	lww_entry a3 = ent("a/3", "v", 7, 1);
-	lww_entry a10 = ent("a/10", NULL, 8, 2); /* tombstones are listed */
-	lww_entry ab = ent("ab", "v", 8, 2);     /* not under "a/" */
-	lww_entry az = ent("a", "v", 8, 2);      /* the prefix is not in it */
+	lww_entry f1 = tu_entry("a/1", "f1", 10, 1);
+	lww_entry f2 = tu_entry("a/2", "old", 5, 1);
+	lww_entry fb = tu_entry("b/1", "x", 5, 1);
+	lww_entry a2 = tu_entry("a/2", "new", 7, 1);
+	lww_entry a3 = tu_entry("a/3", "v", 7, 1);
+	lww_entry a10 =
+	    tu_entry("a/10", NULL, 8, 2);         /* tombstones are listed */
+	lww_entry ab = tu_entry("ab", "v", 8, 2); /* not under "a/" */
+	lww_entry az = tu_entry("a", "v", 8, 2);  /* the prefix is not in it */
 	lwwd_mem_range r;
 	(void) state;
 
@@ -381,10 +369,10 @@ static void
 test_newer_frozen_older_active(void **state)
 {
 	lwwd_mem *m = lwwd_mem_alloc();
-	lww_entry newer = ent("k", "newer", 20, 1);
-	lww_entry older = ent("k", "older", 10, 2);
-	lww_entry gone = ent("t", NULL, 20, 1);
-	lww_entry back = ent("t", "back", 19, 1);
+	lww_entry newer = tu_entry("k", "newer", 20, 1);
+	lww_entry older = tu_entry("k", "older", 10, 2);
+	lww_entry gone = tu_entry("t", NULL, 20, 1);
+	lww_entry back = tu_entry("t", "back", 19, 1);
 	lwwd_mem_range r;
 	(void) state;
 
@@ -420,21 +408,21 @@ test_growth(void **state)
 	for (int i = 0; i < N; i++) {
 		lww_entry e;
 		snprintf(keys[i], sizeof(keys[i]), "key%08d", i);
-		e = ent(keys[i], keys[i], 1, 1);
+		e = tu_entry(keys[i], keys[i], 1, 1);
 		assert_ok(lwwd_mem_put(m, &e));
 		want_bytes += 2 * e.klen;
 	}
 	/* Every tenth key overwritten with a newer, shorter value. */
 	for (int i = 0; i < N; i += 10) {
-		lww_entry e = ent(keys[i], "n", 2, 1);
+		lww_entry e = tu_entry(keys[i], "n", 2, 1);
 		assert_ok(lwwd_mem_put(m, &e));
 		want_bytes -= strlen(keys[i]) - 1;
 	}
 	assert_int_equal(lwwd_mem_active(m, &bytes), N);
 	assert_int_equal(bytes, want_bytes);
 	for (int i = 0; i < N; i++) {
-		lww_entry want =
-		    ent(keys[i], i % 10 ? keys[i] : "n", i % 10 ? 1 : 2, 1);
+		lww_entry want = tu_entry(keys[i], i % 10 ? keys[i] : "n",
+		                          i % 10 ? 1 : 2, 1);
 		expect_get(m, &want);
 	}
 	expect_none(m, "key");

@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "entry.h"
+
 #define assert_err(expr, want)                                                 \
 	do {                                                                   \
 		int got_ = (int) (expr);                                       \
@@ -76,6 +78,21 @@ static inline uint64_t
 tu_below(uint64_t *s, uint64_t n)
 {
 	return tu_rand(s) % n;
+}
+
+/* An entry of C strings: key k, value v (NULL: a tombstone), stamped
+ * (hlc, node). Points into k and v. */
+static inline lww_entry
+tu_entry(const char *k, const char *v, uint64_t hlc, uint64_t node)
+{
+	lww_entry e = {(const uint8_t *) k, strlen(k), NULL, 0, hlc, node, 0};
+	if (v == NULL) {
+		e.flags = LWW_ENTRY_TOMBSTONE;
+	} else {
+		e.val = (const uint8_t *) v;
+		e.vlen = strlen(v);
+	}
+	return e;
 }
 
 #endif /* LWW_TESTUTIL_H */
