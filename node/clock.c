@@ -109,7 +109,13 @@ struct lwwd_clock {
 	 * is set under wmtx no later local write is stamped, every earlier
 	 * one is logged, and no stale mark is published over a rebase. */
 	pthread_mutex_t wmtx;
-	int wfenced;    /* the fence as the writer saw it (under wmtx) */
+	int wfenced; /* the fence as the writer saw it (under wmtx) */
+	/* The greatest remote stamp the writer observed since the current
+	 * recovery attempt began (under wmtx): the store scan cannot see
+	 * what is logged after its barrier, so the clock is never lowered
+	 * below it (a write after a read would be stamped below the value
+	 * read, and lose). */
+	uint64_t seen_max;
 	held_key *held; /* under wmtx */
 	size_t nheld;
 	_Atomic uint64_t hlc_pub;
@@ -135,7 +141,18 @@ lwwd_clock_writer_before(lwwd *d)
 	pthread_mutex_lock(&c->wmtx);
 	c->wfenced = atomic_load(&c->fenced) != FENCE_NONE;
 	if ((to = atomic_exchange(&c->rebase_to, 0)) != 0) {
-		lww_hlc_rebase(&d->hlc, to);
+		lww_hlc_rebase(&d->hlc, to > c->seen_max ? to : c->seen_max);
+	}
+}
+
+void
+lwwd_clock_writer_observed(lwwd *d, uint64_t stamp)
+{
+	struct lwwd_clock *c = d->clock;
+
+	/* Under wmtx (between _before and _after). */
+	if (c != NULL && stamp > c->seen_max) {
+		c->seen_max = stamp;
 	}
 }
 
@@ -798,6 +815,12 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	size_t asked = 0, unheld = 0;
 	lww_err rv;
 
+	/* From here on the writer notes every remote stamp it observes:
+	 * what it logs after the barrier below is not in the scan, and the
+	 * clock must not be lowered below it (lwwd_clock_writer_before). */
+	pthread_mutex_lock(&c->wmtx);
+	c->seen_max = 0;
+	pthread_mutex_unlock(&c->wmtx);
 	/* Every acknowledged write into the store first (fenced: no new
 	 * local ones), so that no log segment holds a future stamp that a
 	 * replay could bring back over its re-issued write. */

@@ -454,6 +454,9 @@ int lwwd_clock_writer_fenced(lwwd *d);
 int lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen);
 /* Writer, after a group: publishes its clock. */
 void lwwd_clock_writer_after(lwwd *d);
+/* Writer, between _before and _after: a remote stamp it observed (a
+ * recovery never lowers the clock below one observed meanwhile). */
+void lwwd_clock_writer_observed(lwwd *d, uint64_t stamp);
 /* Writer: an entry stamped by node was refused as beyond max drift. */
 void lwwd_clock_note_refused(lwwd *d, uint64_t node);
 /* Repair server: the reply to a CLOCK_REQ (p, n) from node, received at

@@ -151,6 +151,7 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
 			return;
 		}
 		lww_hlc_observe(&d->hlc, e.hlc);
+		lwwd_clock_writer_observed(d, e.hlc);
 		if (have && !lww_entry_wins(&e, &cur)) {
 			continue;
 		}

@@ -572,6 +572,63 @@ class DeadRtc(ClusterTest):
                    what="its new write replicates")
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class RebaseKeepsCausality(ClusterTest):
+    def test_a_write_after_a_read_during_a_rebase_wins(self):
+        # The rebase took its new base from the store scan only, and the
+        # writer lowered its clock to it: remote stamps logged after the
+        # scan's barrier (n3 runs 4.5 s ahead, within the 10 s drift)
+        # were above it, so n1 stamped a write below the value it had
+        # just read, and that write lost everywhere.
+        c = self.cluster(3, extra=["--max-drift", "10000",
+                                   "--repair-interval", "0"])
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk3 = os.path.join(c.dir, "n3.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk3, "+4.5")
+        n1.wrap = preload(clk1)
+        n3.wrap = preload(clk3)
+        n1.start()
+        # Many stranded writes: a recovery that takes a while.
+        data = "".join(f"s{i}\tv\n" for i in range(20000)).encode()
+        self.assertEqual(n1.ctl("load", stdin=data).rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk1, "+0")
+        n2.start()
+        n3.start()
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set() and i < 5000:
+                n3.ctl("add", "c", f"n3-{i}")
+                i += 1
+
+        th = threading.Thread(target=writer)
+        th.start()
+        n1.start()
+        base = n3.stats()["repair"]["bytes_sent"]
+        try:
+            # n3 writes until n1 asks it about the stranded keys (the
+            # barrier and the scan are behind it by then).
+            wait_until(lambda: n3.stats()["repair"]["bytes_sent"] > base
+                       or "event=clock_reissued" in n1.logtext(),
+                       timeout=60, step=0.01, what="n1 asks its peers")
+        finally:
+            stop.set()
+            th.join(timeout=120)
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        rd = n1.ctl("--json", "lookup", "c").json()
+        wr = n1.ctl("--json", "add", "c", "n1-after-reading").json()
+        self.assertGreater(wr["hlc"], rd["hlc"],
+                           "a write stamped below the value it read")
+        wait_until(lambda: replicated(c.nodes, "c", "n1-after-reading"),
+                   timeout=15, what="the write after the read wins")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
