@@ -69,18 +69,6 @@ typedef struct clock_peer {
 	int answered;     /* its last probe was answered */
 } clock_peer;
 
-/* A key a peer holds a future-stamped write of ours for (finding 5 in
- * the README): local writes of it are refused until its stamp passes. */
-typedef struct held_key {
-	uint8_t *key;
-	size_t klen;
-	uint64_t until_ms; /* the stamp's wall time */
-} held_key;
-
-/* Held keys remembered; beyond it, a warn line says how many are not
- * (their writes are not refused but lose until the stamp passes). */
-#define HELD_MAX 4096
-
 typedef struct refused_from {
 	uint64_t node;
 	uint64_t n;
@@ -116,8 +104,7 @@ struct lwwd_clock {
 	 * below it (a write after a read would be stamped below the value
 	 * read, and lose). */
 	uint64_t seen_max;
-	held_key *held; /* under wmtx */
-	size_t nheld;
+	lwwd_log_limit held_log; /* clock_key_held lines (under wmtx) */
 	_Atomic uint64_t hlc_pub;
 	_Atomic uint64_t rebase_to;
 	_Atomic int behind; /* the mark fence's clock is behind the peers */
@@ -168,37 +155,28 @@ lwwd_clock_writer_fenced(lwwd *d)
 	return 1;
 }
 
-int
-lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen)
+void
+lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen, uint64_t held)
 {
 	struct lwwd_clock *c = d->clock;
-	uint64_t now;
+	char kb[LWW_LOG_KEY_MAX];
+	uint64_t skipped = 0;
 
-	if (c == NULL || c->nheld == 0) {
-		return 0;
+	atomic_fetch_add(&d->stats.clock_writes_refused, 1);
+	/* A client retrying such a key would flood the log otherwise. */
+	if (c != NULL &&
+	    !lwwd_log_due(&c->held_log, 1, LWWD_LOG_GAP_US, &skipped)) {
+		return;
 	}
-	now = lwwd_now_ms();
-	for (size_t i = 0; i < c->nheld;) {
-		held_key *h = &c->held[i];
-		if (h->until_ms + d->cfg.max_drift < now) {
-			free(h->key); /* passed: a write now wins */
-			*h = c->held[--c->nheld];
-			continue;
-		}
-		if (h->klen == klen && memcmp(h->key, key, klen) == 0) {
-			char kb[LWW_LOG_KEY_MAX];
-			atomic_fetch_add(&d->stats.clock_writes_refused, 1);
-			lwwd_log(LWWD_LOG_WARN, "clock_key_held",
-			         "key=%s until_ms=%llu (a peer holds this "
-			         "node's write of it stamped in the future; "
-			         "a write now would lose to it: refused)",
-			         lwwd_log_key(kb, sizeof(kb), key, klen),
-			         (unsigned long long) h->until_ms);
-			return 1;
-		}
-		i++;
-	}
-	return 0;
+	lwwd_log(LWWD_LOG_WARN, "clock_key_held",
+	         "key=%s stamp_ms=%llu now_ms=%llu not_logged_since=%llu (this "
+	         "node holds a write of the key stamped in the future, above "
+	         "its clock since a recovery lowered it: a write now would "
+	         "lose to it, refused until the clock passes that stamp)",
+	         lwwd_log_key(kb, sizeof(kb), key, klen),
+	         (unsigned long long) lww_hlc_wall(held),
+	         (unsigned long long) lwwd_now_ms(),
+	         (unsigned long long) skipped);
 }
 
 void
@@ -812,7 +790,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
-	size_t asked = 0, unheld = 0;
+	size_t asked = 0;
 	lww_err rv;
 
 	/* From here on the writer notes every remote stamp it observes:
@@ -918,8 +896,8 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			        ? "a peer accepted this write at its "
 			          "future stamp (its clock ran ahead "
 			          "too): it wins over later writes of "
-			          "the key until that time; rewrite the "
-			          "key then or remove it now"
+			          "the key until that time, and local "
+			          "writes of it are refused until then"
 			        : "a peer could not tell what it holds "
 			          "for this key: kept as it is");
 		}
@@ -935,36 +913,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->rebase_to, stamp);
 	atomic_store(&c->hlc_pub, stamp);
-	for (size_t i = 0; i < a.n && held > 0; i++) {
-		const stranded *s = &a.v[i];
-		held_key *h;
-		if (s->verdict != V_HELD && s->verdict != V_UNKNOWN) {
-			continue;
-		}
-		if ((c->held == NULL &&
-		     (c->held = calloc(HELD_MAX, sizeof(*c->held))) == NULL) ||
-		    c->nheld == HELD_MAX) {
-			unheld++;
-			continue;
-		}
-		h = &c->held[c->nheld];
-		if ((h->key = malloc(s->e.klen + 1)) == NULL) {
-			unheld++;
-			continue;
-		}
-		memcpy(h->key, s->e.key, s->e.klen);
-		h->klen = s->e.klen;
-		h->until_ms = lww_hlc_wall(s->e.hlc);
-		c->nheld++;
-	}
 	pthread_mutex_unlock(&c->wmtx);
-	if (unheld > 0) {
-		lwwd_log(LWWD_LOG_WARN, "clock_held_keys_dropped",
-		         "keys=%zu (too many keys held at a future stamp to "
-		         "refuse their writes; writes of them lose until the "
-		         "stamps pass: see the exported file)",
-		         unheld);
-	}
 	atomic_fetch_add(&d->stats.clock_rebases, 1);
 	atomic_fetch_add(&d->stats.clock_stranded, a.n);
 	atomic_fetch_add(&d->stats.clock_reissued, done);
@@ -1286,9 +1235,5 @@ lwwd_clock_free(lwwd *d)
 	pthread_mutex_destroy(&c->mtx);
 	pthread_mutex_destroy(&c->rmtx);
 	pthread_mutex_destroy(&c->wmtx);
-	for (size_t i = 0; i < c->nheld; i++) {
-		free(c->held[i].key);
-	}
-	free(c->held);
 	free(c);
 }
