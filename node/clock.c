@@ -452,6 +452,7 @@ enum {
 	V_NEWER = 1,   /* a peer holds another write of it: adopt that */
 	V_UNKNOWN = 2, /* a peer could not tell: keep, export */
 	V_HELD = 3,    /* a peer holds this very write: keep, export */
+	V_UNASKED = 4, /* a configured peer did not answer: keep, export */
 };
 
 typedef struct stranded {
@@ -729,9 +730,9 @@ static int
 export_stranded(lwwd *d, const find_acc *a, uint64_t now_ms, char *path,
                 size_t cap)
 {
-	static const char *why[] = {"reissued", "peer_holds_other_write",
-	                            "peer_could_not_tell",
-	                            "peer_holds_it_in_future"};
+	static const char *why[] = {
+	    "reissued", "peer_holds_other_write", "peer_could_not_tell",
+	    "peer_holds_it_in_future", "not_every_peer_answered"};
 	size_t k = 0;
 	FILE *f;
 
@@ -790,7 +791,8 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
-	size_t asked = 0;
+	size_t asked = 0, missing = 0, unasked = 0;
+	char miss_url[256] = "";
 	lww_err rv;
 
 	/* From here on the writer notes every remote stamp it observes:
@@ -830,6 +832,39 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	}
 	if (a.n > 0 && asked == 0) {
 		goto out;
+	}
+	/* Re-issued only if every configured peer node answered: one that
+	 * did not may hold a newer write of the key (this node dropped it,
+	 * it lost to the future stamp), which a re-issued write would beat
+	 * silently. Such keys stay at their stamp (local writes of them are
+	 * refused as held, writer.c) and are exported. */
+	for (size_t i = 0; i < c->npeers; i++) {
+		int found = 0;
+		for (size_t j = 0; c->peers[i].node != 0 && j < nask; j++) {
+			found |= ask[j]->node == c->peers[i].node;
+		}
+		if (!found) {
+			if (missing++ == 0) {
+				snprintf(miss_url, sizeof(miss_url), "%s",
+				         c->peers[i].url);
+			}
+		}
+	}
+	for (size_t i = 0; missing > 0 && i < a.n; i++) {
+		if (a.v[i].verdict == V_REISSUE) {
+			a.v[i].verdict = V_UNASKED;
+			unasked++;
+		}
+	}
+	if (unasked > 0) {
+		atomic_fetch_add(&d->stats.clock_unasked, unasked);
+		lwwd_log(LWWD_LOG_WARN, "clock_stranded_not_reissued",
+		         "keys=%zu peers_missing=%zu first=%s (a configured "
+		         "peer did not answer what it holds for them, and "
+		         "may hold newer writes: kept at their future stamp "
+		         "and exported, local writes of them refused until "
+		         "it passes)",
+		         unasked, missing, miss_url);
 	}
 	if (export_stranded(d, &a, now_ms, path, sizeof(path)) != 0) {
 		lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
@@ -898,6 +933,10 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			          "too): it wins over later writes of "
 			          "the key until that time, and local "
 			          "writes of it are refused until then"
+			    : s->verdict == V_UNASKED
+			        ? "a configured peer did not answer, and "
+			          "may hold a newer write of this key: "
+			          "kept as it is"
 			        : "a peer could not tell what it holds "
 			          "for this key: kept as it is");
 		}

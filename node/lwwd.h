@@ -177,7 +177,9 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t clock_stranded;         /* own future writes found */
 	_Atomic uint64_t clock_reissued;         /* ... and re-issued */
 	_Atomic uint64_t clock_exported;         /* ... or exported */
-	_Atomic uint64_t clock_future_held;      /* ... a peer holds them */
+	_Atomic uint64_t clock_future_held;      /* ... kept at that stamp */
+	_Atomic uint64_t
+	    clock_unasked; /* ... a configured peer did not answer */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */

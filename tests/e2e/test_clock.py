@@ -678,6 +678,55 @@ class HeldAcrossRestart(ClusterTest):
         self.assertEqual(n1.logtext().count("event=clock_key_held"), 2)
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class SilentPeer(ClusterTest):
+    def test_a_peer_that_does_not_answer_keeps_stranded_keys_held(self):
+        # Only answering peers were asked about stranded keys: n3, down
+        # at n1's recovery, held a newer write of "k" than n1's stranded
+        # one, which n1 re-issued above it; back, n3's write lost
+        # silently. Now a key is re-issued only if every configured peer
+        # answered; else it is kept at its stamp, exported and reported.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        n3.start()  # alone: nobody else learns its write
+        self.assertEqual(n3.ctl("add", "k", "newer").rc, 0)
+        self.assertEqual(n3.stop(), 0)
+        set_clock(clk, "+0")
+        n2.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers with n3 down")
+        st = clock(n1)
+        self.assertEqual((st["reissued"], st["unasked"], st["future_held"],
+                          st["exported"]), (0, 1, 1, 1), st)
+        self.assertIn("event=clock_stranded_not_reissued keys=1",
+                      n1.logtext())
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(base64.b64decode(line["key"]), b"k")
+        self.assertEqual(line["reason"], "not_every_peer_answered")
+        r = n1.ctl("add", "k", "x")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("clock", r.err)
+        # Other keys are written as usual; n3's write survives its return.
+        self.assertEqual(n1.ctl("add", "other", "o").rc, 0)
+        n3.start()
+        wait_until(lambda: replicated((n2, n3), "other", "o"), timeout=20,
+                   what="n1's new writes replicate")
+        wait_until(lambda: n2.lookup("k") == "newer", timeout=20,
+                   what="n3's newer write reaches n2")
+        self.assertEqual(n3.lookup("k"), "newer")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
