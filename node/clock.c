@@ -1097,9 +1097,11 @@ judge(lwwd *d)
 	 * one far behind (a dead RTC) would re-stamp this node's writes
 	 * into the past, where they lose everywhere. */
 	agrees = st == LWW_SKEW_OK && lww_skew_agrees(best, n, c->threshold);
-	if (st == LWW_SKEW_AHEAD) {
+	if (lww_skew_fence_ahead(c->fence == FENCE_AHEAD, st)) {
 		fence = FENCE_AHEAD;
-		fence_ms = off;
+		/* Without a verdict (peers lost) the last figure stands. */
+		fence_ms =
+		    st == LWW_SKEW_AHEAD ? off : atomic_load(&c->fence_ms);
 	} else if (c->npeers > 0 && mark_wall > wall + d->cfg.max_drift) {
 		fence = FENCE_MARK;
 		fence_ms = (int64_t) (mark_wall - wall);

@@ -727,6 +727,67 @@ class SilentPeer(ClusterTest):
         self.assertEqual(n3.lookup("k"), "newer")
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class FenceKeptOnPeerLoss(ClusterTest):
+    def test_an_ahead_node_stays_fenced_when_a_peer_dies(self):
+        # With one of its two peers dead the state is only ahead_unsure,
+        # and n1, an hour ahead, lifted its fence and accepted writes.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+0")
+        n1.wrap = preload(clk)
+        c.start()
+        wait_until(lambda: clock(n1)["peers"] == 2, timeout=20,
+                   what="n1 measures its 2 peers")
+        set_clock(clk, "+3600")
+        wait_until(lambda: clock(n1)["fenced"] == 1, timeout=20,
+                   what="n1 fences")
+        self.assertEqual(n3.stop(), 0)
+        wait_until(lambda: clock(n1)["peers"] == 1, timeout=30,
+                   what="n3's samples expire")
+        st = clock(n1)
+        self.assertEqual(st["fenced"], 1, st)
+        r = n1.ctl("add", "k", "future-write")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("ahead of its peers", r.err)
+        self.assertNotIn("event=clock_unfenced", n1.logtext())
+        # The clock is fixed: the one peer left says ok, the fence lifts.
+        set_clock(clk, "+0")
+        wait_until(lambda: clock(n1)["fenced"] == 0, timeout=30,
+                   what="n1 unfences once its clock is back")
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class WrongPeerDuringRecovery(ClusterTest):
+    def test_one_peer_behind_does_not_block_a_recovery(self):
+        # n1's clock is correct again, its mark an hour ahead; of its two
+        # peers n3 is 1.1 s behind: n1 agreed with one of two, no strict
+        # majority, and stayed fenced for the hour. Its own clock is a
+        # vote now.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk3 = os.path.join(c.dir, "n3.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk3, "-1.1")
+        n1.wrap = preload(clk1)
+        n3.wrap = preload(clk3)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk1, "+0")
+        c.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        self.assertEqual(n1.ctl("add", "k2", "v2").rc, 0)
+        wait_until(lambda: replicated((n2, n3), "k", "v"), timeout=20,
+                   what="the stranded write is re-issued and replicates")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
