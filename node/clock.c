@@ -51,6 +51,12 @@
 #define PROBE_BACKOFF_MAX 8
 /* Distinct stamping nodes whose drift refusals are counted. */
 #define REFUSED_NODES_MAX 256
+/* Stranded entries a recovery handles per store transaction, as the
+ * checkpointer (LWW_CKPT_TXN_ENTRIES). */
+#define REBASE_TXN_ENTRIES 4096
+/* A failed recovery is retried after 1 s, doubling up to this: each try
+ * scans the store and asks every peer. */
+#define REBASE_BACKOFF_MAX_MS 60000
 /* Re-issued keys named one per log line; the rest are counted. */
 #define REISSUE_LOG_MAX 20
 
@@ -87,6 +93,9 @@ struct lwwd_clock {
 	uint64_t threshold; /* ms ahead of the fleet that fences */
 	lww_skew_state state;
 	int fence; /* FENCE_* as last logged */
+	/* A failed recovery's next try (monotonic ms) and the wait before
+	 * it, doubled at each failure (the clock thread's). */
+	uint64_t rebase_due, rebase_backoff;
 	/* For the API: what fences, and the figures for its message. */
 	_Atomic int fenced;
 	_Atomic int64_t fence_ms;
@@ -791,7 +800,8 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
-	size_t asked = 0, missing = 0, unasked = 0;
+	size_t asked = 0, missing = 0, unasked = 0, committed = 0;
+	uint64_t cdone = 0, cexported = 0;
 	char miss_url[256] = "";
 	lww_err rv;
 
@@ -877,75 +887,99 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	if (a.legit > stamp) {
 		stamp = a.legit;
 	}
-	if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
-		goto fail;
-	}
-	for (size_t i = 0; i < a.n; i++) {
-		stranded *s = &a.v[i];
-		char kb[LWW_LOG_KEY_MAX];
-		lww_entry ne = s->e;
-		int won = 0;
+	/* In transactions of REBASE_TXN_ENTRIES (one transaction failed for
+	 * good on a large store: "store full"); the mark is lowered only in
+	 * the last, so a failure part way leaves it in the future and the
+	 * retry finds what is left (what was re-issued or adopted is no
+	 * longer stranded). */
+	for (size_t from = 0, end = 0; from < a.n || end == 0; from = end) {
+		end = a.n - from > REBASE_TXN_ENTRIES
+		          ? from + REBASE_TXN_ENTRIES
+		          : a.n;
+		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+			goto fail;
+		}
+		for (size_t i = from; i < end; i++) {
+			stranded *s = &a.v[i];
+			char kb[LWW_LOG_KEY_MAX];
+			lww_entry ne = s->e;
+			int won = 0;
 
-		lwwd_log_key(kb, sizeof(kb), s->e.key, s->e.klen);
-		if (s->verdict == V_REISSUE) {
-			ne.hlc = ++stamp;
-			if ((rv = lww_txn_replace(t, &ne, &s->e, &won)) !=
-			    LWW_OK) {
-				goto fail;
+			lwwd_log_key(kb, sizeof(kb), s->e.key, s->e.klen);
+			if (s->verdict == V_REISSUE) {
+				ne.hlc = ++stamp;
+				if ((rv = lww_txn_replace(t, &ne, &s->e,
+				                          &won)) != LWW_OK) {
+					goto fail;
+				}
+				done += (uint64_t) won;
+				if (i < REISSUE_LOG_MAX) {
+					lwwd_log(
+					    LWWD_LOG_WARN, "clock_reissued",
+					    "key=%s %s old_stamp_ms=%llu "
+					    "new_stamp_ms=%llu",
+					    kb,
+					    lww_entry_is_tombstone(&ne)
+					        ? "removed=1"
+					        : "removed=0",
+					    (unsigned long long) lww_hlc_wall(
+					        s->e.hlc),
+					    (unsigned long long) now_ms);
+				}
+				continue;
 			}
-			done += (uint64_t) won;
-			if (i < REISSUE_LOG_MAX) {
-				lwwd_log(
-				    LWWD_LOG_WARN, "clock_reissued",
-				    "key=%s %s old_stamp_ms=%llu "
-				    "new_stamp_ms=%llu",
-				    kb,
-				    lww_entry_is_tombstone(&ne) ? "removed=1"
-				                                : "removed=0",
-				    (unsigned long long) lww_hlc_wall(s->e.hlc),
-				    (unsigned long long) now_ms);
-			}
-			continue;
-		}
-		exported++;
-		if (s->verdict == V_NEWER) {
-			/* The peer's write is the newer one in real time as
+			exported++;
+			if (s->verdict == V_NEWER) {
+				/* The peer's write is the newer one in real time as
 			 * far as anyone can tell: ours goes to the file. */
-			if ((rv = lww_txn_replace(t, &s->pe, &s->e, &won)) !=
-			    LWW_OK) {
-				goto fail;
+				if ((rv = lww_txn_replace(t, &s->pe, &s->e,
+				                          &won)) != LWW_OK) {
+					goto fail;
+				}
+			} else {
+				held++; /* kept in the future: its key is held */
 			}
-		} else {
-			held++; /* kept in the future: its key is held */
+			if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
+				lwwd_log(
+				    LWWD_LOG_WARN, "clock_stranded_exported",
+				    "key=%s stamp_ms=%llu file=%s "
+				    "reason=\"%s\"",
+				    kb,
+				    (unsigned long long) lww_hlc_wall(s->e.hlc),
+				    path,
+				    s->verdict == V_NEWER
+				        ? "a peer holds another write of this "
+				          "key, which this node dropped: kept "
+				          "the peer's, not re-issued"
+				    : s->verdict == V_HELD
+				        ? "a peer accepted this write at its "
+				          "future stamp (its clock ran ahead "
+				          "too): it wins over later writes of "
+				          "the key until that time, and local "
+				          "writes of it are refused until then"
+				    : s->verdict == V_UNASKED
+				        ? "a configured peer did not answer, "
+				          "and "
+				          "may hold a newer write of this key: "
+				          "kept as it is"
+				        : "a peer could not tell what it holds "
+				          "for this key: kept as it is");
+			}
 		}
-		if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
-			lwwd_log(
-			    LWWD_LOG_WARN, "clock_stranded_exported",
-			    "key=%s stamp_ms=%llu file=%s reason=\"%s\"", kb,
-			    (unsigned long long) lww_hlc_wall(s->e.hlc), path,
-			    s->verdict == V_NEWER
-			        ? "a peer holds another write of this "
-			          "key, which this node dropped: kept "
-			          "the peer's, not re-issued"
-			    : s->verdict == V_HELD
-			        ? "a peer accepted this write at its "
-			          "future stamp (its clock ran ahead "
-			          "too): it wins over later writes of "
-			          "the key until that time, and local "
-			          "writes of it are refused until then"
-			    : s->verdict == V_UNASKED
-			        ? "a configured peer did not answer, and "
-			          "may hold a newer write of this key: "
-			          "kept as it is"
-			        : "a peer could not tell what it holds "
-			          "for this key: kept as it is");
+		if (end == a.n) {
+			lww_txn_reset_hlc(t, stamp);
 		}
-	}
-	lww_txn_reset_hlc(t, stamp);
-	rv = lww_txn_commit(t);
-	t = NULL;
-	if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
-		goto fail;
+		rv = lww_txn_commit(t);
+		t = NULL;
+		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
+			goto fail;
+		}
+		committed = end;
+		cdone = done;
+		cexported = exported;
+		if (end == a.n) {
+			break;
+		}
 	}
 	/* Under the writer's lock: it never publishes its old mark over
 	 * this one (it reads rebase_to and stores hlc_pub under it). */
@@ -976,8 +1010,20 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	return 0;
 fail:
 	lww_txn_abort(t);
-	lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
-	         "reason=\"%s\" (retrying)", lww_strerror(rv));
+	if (committed == 0 && path[0] != '\0') {
+		/* Nothing of it happened: the retry writes a new file. */
+		unlink(path);
+		path[0] = '\0';
+	}
+	/* What was committed stays done: re-issued or adopted entries are
+	 * no longer stranded, and the file (kept) names the exported. */
+	atomic_fetch_add(&d->stats.clock_reissued, cdone);
+	atomic_fetch_add(&d->stats.clock_exported, cexported);
+	lwwd_log(
+	    LWWD_LOG_ERROR, "clock_rebase_failed",
+	    "reason=\"%s\" committed=%zu of=%zu%s%s (retrying%s)",
+	    lww_strerror(rv), committed, a.n, path[0] ? " file=" : "", path,
+	    rv == LWW_EFULL ? "; restart lwwd with a larger --map-size" : "");
 out:
 	find_free(&a);
 	lww_buf_fini(&req);
@@ -1109,8 +1155,20 @@ judge(lwwd *d)
 		/* Fenced before the rebase reads the store: no local write
 		 * is stamped from the old mark meanwhile. */
 		set_fence(d, fence, fence_ms, n);
-		if (agrees && rebase(d, wall, mark, ask, n) == 0) {
-			fence = FENCE_NONE;
+		if (agrees && now >= c->rebase_due) {
+			if (rebase(d, wall, mark, ask, n) == 0) {
+				fence = FENCE_NONE;
+				c->rebase_backoff = 0;
+			} else {
+				c->rebase_backoff =
+				    c->rebase_backoff == 0 ? PROBE_EVERY_MS
+				    : c->rebase_backoff * 2 >
+				            REBASE_BACKOFF_MAX_MS
+				        ? REBASE_BACKOFF_MAX_MS
+				        : c->rebase_backoff * 2;
+				c->rebase_due =
+				    lwwd_mono_ms() + c->rebase_backoff;
+			}
 		}
 	}
 	set_fence(d, fence, fence_ms, n);
