@@ -618,11 +618,20 @@ stranded_find(stranded *v, size_t lo, size_t hi, const lww_entry *e)
 
 /* Folds what peer p holds for s's key (pe) into s's verdict. */
 static int
-fold(stranded *s, const lww_entry *pe, const char *peer)
+fold(lwwd *d, stranded *s, const lww_entry *pe, const char *peer)
 {
 	if (pe->hlc == s->e.hlc && pe->node == s->e.node) {
 		s->verdict = V_HELD;
 		snprintf(s->held_by, sizeof(s->held_by), "%s", peer);
+	} else if (lww_hlc_check(&d->hlc, pe->hlc) != LWW_OK) {
+		/* Another write stamped beyond the drift horizon (that peer's
+		 * clock ran ahead): adopting it would take in a stamp that
+		 * gossip and repair refuse, and nobody can tell which write
+		 * is newer. (Reads only the clock's wall function and drift,
+		 * fixed before this thread starts.) */
+		if (s->verdict < V_UNKNOWN) {
+			s->verdict = V_UNKNOWN;
+		}
 	} else if (s->verdict <= V_NEWER &&
 	           (s->pbytes == NULL || lww_entry_wins(pe, &s->pe))) {
 		free(s->pbytes);
@@ -695,7 +704,7 @@ ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
 			stranded *s = stranded_find(a->v, i, end, &pe);
 			if (s != NULL) {
 				s->seen = 1;
-				if (fold(s, &pe, signer.name) != 0) {
+				if (fold(d, s, &pe, signer.name) != 0) {
 					nng_msg_free(m);
 					return -1;
 				}

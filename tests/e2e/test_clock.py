@@ -824,6 +824,41 @@ class BigRecovery(ClusterTest):
                    what="n1's new write replicates")
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class FuturePeerWrite(ClusterTest):
+    def test_a_peer_write_beyond_drift_is_not_adopted(self):
+        # Asked about n1's stranded "k", n2 (its clock two hours ahead)
+        # holds another write of it: n1 adopted that one, taking in a
+        # stamp two hours ahead that gossip and repair refuse. Now it is
+        # "could not tell": n1's write is kept and exported.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk2 = os.path.join(c.dir, "n2.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk2, "+7200")
+        n1.wrap = preload(clk1)
+        n2.wrap = preload(clk2)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        n2.start()
+        self.assertEqual(n2.ctl("add", "k", "n2-future").rc, 0)
+        set_clock(clk1, "+0")
+        n3.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        self.assertEqual(n1.lookup("k"), "stranded")
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(base64.b64decode(line["key"]), b"k")
+        self.assertEqual(line["reason"], "peer_could_not_tell")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
