@@ -70,6 +70,7 @@ typedef struct clock_peer {
 	char name[LWW_TRUST_NAME_MAX + 1];
 	lww_skew_peer skew;
 	uint64_t refused; /* its count of our entries it refused */
+	int heard;        /* a reply came since this node started */
 	unsigned fails;   /* probes failed in a row */
 	unsigned skip;    /* rounds left to skip it (a dead peer) */
 	int answered;     /* its last probe was answered */
@@ -419,7 +420,20 @@ probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
 	    LWW_OK) {
 		return -1;
 	}
-	if (r.refused > p->refused) {
+	if (!p->heard) {
+		/* The peer's count runs since it started; what it refused
+		 * before this node's first contact since this node started
+		 * was counted by an earlier run, or before we asked: a
+		 * baseline, logged, not counted again at every restart. */
+		p->heard = 1;
+		if (r.refused > 0) {
+			lwwd_log(LWWD_LOG_INFO, "writes_refused_by_peer_before",
+			         "peer=%s entries=%llu (refused before this "
+			         "node's first contact since it started: not "
+			         "counted in clock.refused_by_peers)",
+			         p->name, (unsigned long long) r.refused);
+		}
+	} else if (r.refused > p->refused) {
 		atomic_fetch_add(&d->stats.clock_refused_by_peers,
 		                 r.refused - p->refused);
 		lwwd_log(LWWD_LOG_WARN, "writes_refused_by_peer",

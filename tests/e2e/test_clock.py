@@ -859,6 +859,39 @@ class FuturePeerWrite(ClusterTest):
         self.assertEqual(line["reason"], "peer_could_not_tell")
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class RefusedCountedOnce(ClusterTest):
+    def test_refusals_are_not_counted_again_after_a_restart(self):
+        # A peer reports its count of this node's entries it refused,
+        # since it started: a restarted node added all of it again.
+        c = self.cluster(2, extra=["--repair-interval", "0"])
+        n1, n2 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        c.start()
+        wait_until(lambda: clock(n1)["state"] == 3, timeout=20,
+                   what="n1 sees itself ahead of its one peer")
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)  # warned only
+
+        def refused_ours():
+            rows = [p for p in peer_rows(n1) if p["name"] == "n2"]
+            return rows[0]["clock_refused_ours"] if rows else 0
+
+        wait_until(lambda: clock(n1)["refused_by_peers"] > 0, timeout=20,
+                   what="n2's refusal is reported")
+        before = refused_ours()
+        self.assertGreater(before, 0)
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        wait_until(lambda: (refused_ours() or 0) >= before, timeout=20,
+                   what="n2 answers the restarted n1")
+        counted = clock(n1)["refused_by_peers"]
+        self.assertLessEqual(counted, refused_ours() - before,
+                             "refusals counted again after a restart")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
