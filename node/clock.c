@@ -16,7 +16,7 @@
  *   Local writes are refused until one answering peer confirms the wall
  *   clock; then the node waits for the store to hold every logged write,
  *   re-issues its own writes stamped in the future at the corrected time
- *   (lww_txn_replace, one transaction, reported per key), lowers the
+ *   (lww_txn_replace, chunked transactions, reported per key), lowers the
  *   persisted mark, has the writer lower its clock (lwwd_clock_writer_before)
  *   and unfences. Peers fetch the re-issued writes by repair.
  *
