@@ -910,6 +910,14 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	if (a.legit > stamp) {
 		stamp = a.legit;
 	}
+	/* An adopted peer write is held from now on (within the drift
+	 * horizon, fold): the clock must not stay below it either, or
+	 * local writes of its key would be refused as held until then. */
+	for (size_t i = 0; i < a.n; i++) {
+		if (a.v[i].verdict == V_NEWER && a.v[i].pe.hlc > stamp) {
+			stamp = a.v[i].pe.hlc;
+		}
+	}
 	/* In transactions of REBASE_TXN_ENTRIES (one transaction failed for
 	 * good on a large store: "store full"); the mark is lowered only in
 	 * the last, so a failure part way leaves it in the future and the

@@ -845,6 +845,10 @@ class FuturePeerWrite(ClusterTest):
         self.assertEqual(n1.stop(), 0)
         n2.start()
         self.assertEqual(n2.ctl("add", "k", "n2-future").rc, 0)
+        # Repair's leaf replies (what a recovery asks with) read the
+        # store: wait until n2's write is checkpointed into it.
+        wait_until(lambda: n2.stats()["checkpoint"]["entries"] >= 1,
+                   timeout=20, what="n2 checkpoints its write")
         set_clock(clk1, "+0")
         n3.start()
         n1.start()
