@@ -784,7 +784,10 @@ class WrongPeerDuringRecovery(ClusterTest):
         wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
                    what="n1 recovers")
         self.assertEqual(n1.ctl("add", "k2", "v2").rc, 0)
-        wait_until(lambda: replicated((n2, n3), "k", "v"), timeout=20,
+        # Re-issued at n1's time, 1.1 s ahead of n3's clock: n3 refuses
+        # it as beyond max drift for a moment, and takes it from a later
+        # repair round (every 5 s, +-25%, from either peer).
+        wait_until(lambda: replicated((n2, n3), "k", "v"), timeout=60,
                    what="the stranded write is re-issued and replicates")
 
 
