@@ -192,7 +192,22 @@ lww_skew_agrees(const lww_skew_sample *best, size_t n, uint64_t threshold_ms)
 			agree++;
 		}
 	}
-	return n > 0 && agree * 2 > n;
+	/* This node's own clock is a vote too (it agrees with itself): with
+	 * two peers, one of them wrong, a correct clock agrees with the
+	 * other and so with a strict majority of the three clocks. A clock
+	 * far off agrees with no peer, and one vote of n + 1 is never a
+	 * majority for n >= 1. */
+	return n > 0 && (agree + 1) * 2 > n + 1;
+}
+
+int
+lww_skew_fence_ahead(int fenced, lww_skew_state st)
+{
+	/* Losing peers is no evidence that the clock came back: an hour
+	 * ahead with one peer left is still an hour ahead. */
+	return st == LWW_SKEW_AHEAD ||
+	       (fenced &&
+	        (st == LWW_SKEW_AHEAD_UNSURE || st == LWW_SKEW_UNKNOWN));
 }
 
 const char *

@@ -96,12 +96,20 @@ typedef enum lww_skew_state {
 lww_skew_state lww_skew_judge(lww_skew_state prev, const lww_skew_sample *best,
                               size_t n, uint64_t threshold_ms);
 
-/* Whether this clock agrees with a strict majority of the n peers: their
- * whole interval (offset +- uncertainty) within the threshold. What a
- * recovery from a future mark needs (a clock that is behind does not
- * agree). */
+/* Whether this clock agrees with a strict majority of the n + 1 clocks
+ * (the n peers and its own, which agrees with itself): a peer agrees when
+ * its whole interval (offset +- uncertainty) is within the threshold.
+ * What a recovery from a future mark needs (a clock that is behind
+ * agrees with no peer, and its own vote alone is no majority; n = 0:
+ * never). */
 int lww_skew_agrees(const lww_skew_sample *best, size_t n,
                     uint64_t threshold_ms);
+
+/* Whether local writes are fenced for a clock ahead, given state st and
+ * whether they were (fenced): AHEAD fences; a fence once set stays while
+ * the node cannot tell (AHEAD_UNSURE, UNKNOWN: peers were lost, not the
+ * clock fixed) and lifts only at OK or BEHIND. */
+int lww_skew_fence_ahead(int fenced, lww_skew_state st);
 
 /* A short lower-case name of a state ("ok", "ahead", ...). */
 const char *lww_skew_state_name(lww_skew_state s);

@@ -173,7 +173,24 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 {
 	struct lwwd_api *a = op->arg;
 	uint8_t opcode = op->req.op;
+	char held[LWW_LOG_KEY_MAX + 512];
 
+	if (rv == LWW_ECLOCK && op->res_held_hlc != 0) {
+		/* Formatted before the request's bytes (the key) are freed. */
+		char kb[LWW_LOG_KEY_MAX];
+		uint64_t at = lww_hlc_wall(op->res_held_hlc),
+		         now = lwwd_now_ms();
+		snprintf(
+		    held, sizeof(held),
+		    "refused for this node's clock: key %s is held at a "
+		    "stamp of %llu ms since the epoch (%lld ms ahead of this "
+		    "node's clock; written while a clock ran ahead): a write "
+		    "now would lose to it; nothing was written; retry after "
+		    "that time, and check time sync (NTP)",
+		    lwwd_log_key(kb, sizeof(kb), op->res_key, op->res_klen),
+		    (unsigned long long) at,
+		    (long long) ((int64_t) at - (int64_t) now));
+	}
 	nng_msg_free(op->msg);
 	op->msg = NULL;
 	if (rv != LWW_OK) {
@@ -190,6 +207,8 @@ write_done(lwwd_op *op, lww_err rv, uint64_t hlc, uint32_t count)
 			msg = "store full: restart lwwd with a larger "
 			      "--map-size; "
 			      "every acknowledged write is kept";
+		} else if (rv == LWW_ECLOCK && op->res_held_hlc != 0) {
+			msg = held;
 		} else if (rv == LWW_ECLOCK) {
 			/* Refused by the writer (clock.c): fenced as it
 			 * stamped, or a key held at a future stamp. */

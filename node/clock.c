@@ -16,7 +16,7 @@
  *   Local writes are refused until one answering peer confirms the wall
  *   clock; then the node waits for the store to hold every logged write,
  *   re-issues its own writes stamped in the future at the corrected time
- *   (lww_txn_replace, one transaction, reported per key), lowers the
+ *   (lww_txn_replace, chunked transactions, reported per key), lowers the
  *   persisted mark, has the writer lower its clock (lwwd_clock_writer_before)
  *   and unfences. Peers fetch the re-issued writes by repair.
  *
@@ -51,6 +51,12 @@
 #define PROBE_BACKOFF_MAX 8
 /* Distinct stamping nodes whose drift refusals are counted. */
 #define REFUSED_NODES_MAX 256
+/* Stranded entries a recovery handles per store transaction, as the
+ * checkpointer (LWW_CKPT_TXN_ENTRIES). */
+#define REBASE_TXN_ENTRIES 4096
+/* A failed recovery is retried after 1 s, doubling up to this: each try
+ * scans the store and asks every peer. */
+#define REBASE_BACKOFF_MAX_MS 60000
 /* Re-issued keys named one per log line; the rest are counted. */
 #define REISSUE_LOG_MAX 20
 
@@ -64,22 +70,11 @@ typedef struct clock_peer {
 	char name[LWW_TRUST_NAME_MAX + 1];
 	lww_skew_peer skew;
 	uint64_t refused; /* its count of our entries it refused */
+	int heard;        /* a reply came since this node started */
 	unsigned fails;   /* probes failed in a row */
 	unsigned skip;    /* rounds left to skip it (a dead peer) */
 	int answered;     /* its last probe was answered */
 } clock_peer;
-
-/* A key a peer holds a future-stamped write of ours for (finding 5 in
- * the README): local writes of it are refused until its stamp passes. */
-typedef struct held_key {
-	uint8_t *key;
-	size_t klen;
-	uint64_t until_ms; /* the stamp's wall time */
-} held_key;
-
-/* Held keys remembered; beyond it, a warn line says how many are not
- * (their writes are not refused but lose until the stamp passes). */
-#define HELD_MAX 4096
 
 typedef struct refused_from {
 	uint64_t node;
@@ -96,6 +91,9 @@ struct lwwd_clock {
 	uint64_t threshold; /* ms ahead of the fleet that fences */
 	lww_skew_state state;
 	int fence; /* FENCE_* as last logged */
+	/* A failed recovery's next try (monotonic ms) and the wait before
+	 * it, doubled at each failure (the clock thread's). */
+	uint64_t rebase_due, rebase_backoff;
 	/* For the API: what fences, and the figures for its message. */
 	_Atomic int fenced;
 	_Atomic int64_t fence_ms;
@@ -106,9 +104,14 @@ struct lwwd_clock {
 	 * is set under wmtx no later local write is stamped, every earlier
 	 * one is logged, and no stale mark is published over a rebase. */
 	pthread_mutex_t wmtx;
-	int wfenced;    /* the fence as the writer saw it (under wmtx) */
-	held_key *held; /* under wmtx */
-	size_t nheld;
+	int wfenced; /* the fence as the writer saw it (under wmtx) */
+	/* The greatest remote stamp the writer observed since the current
+	 * recovery attempt began (under wmtx): the store scan cannot see
+	 * what is logged after its barrier, so the clock is never lowered
+	 * below it (a write after a read would be stamped below the value
+	 * read, and lose). */
+	uint64_t seen_max;
+	lwwd_log_limit held_log; /* clock_key_held lines (under wmtx) */
 	_Atomic uint64_t hlc_pub;
 	_Atomic uint64_t rebase_to;
 	_Atomic int behind; /* the mark fence's clock is behind the peers */
@@ -132,7 +135,18 @@ lwwd_clock_writer_before(lwwd *d)
 	pthread_mutex_lock(&c->wmtx);
 	c->wfenced = atomic_load(&c->fenced) != FENCE_NONE;
 	if ((to = atomic_exchange(&c->rebase_to, 0)) != 0) {
-		lww_hlc_rebase(&d->hlc, to);
+		lww_hlc_rebase(&d->hlc, to > c->seen_max ? to : c->seen_max);
+	}
+}
+
+void
+lwwd_clock_writer_observed(lwwd *d, uint64_t stamp)
+{
+	struct lwwd_clock *c = d->clock;
+
+	/* Under wmtx (between _before and _after). */
+	if (c != NULL && stamp > c->seen_max) {
+		c->seen_max = stamp;
 	}
 }
 
@@ -148,37 +162,28 @@ lwwd_clock_writer_fenced(lwwd *d)
 	return 1;
 }
 
-int
-lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen)
+void
+lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen, uint64_t held)
 {
 	struct lwwd_clock *c = d->clock;
-	uint64_t now;
+	char kb[LWW_LOG_KEY_MAX];
+	uint64_t skipped = 0;
 
-	if (c == NULL || c->nheld == 0) {
-		return 0;
+	atomic_fetch_add(&d->stats.clock_writes_refused, 1);
+	/* A client retrying such a key would flood the log otherwise. */
+	if (c != NULL &&
+	    !lwwd_log_due(&c->held_log, 1, LWWD_LOG_GAP_US, &skipped)) {
+		return;
 	}
-	now = lwwd_now_ms();
-	for (size_t i = 0; i < c->nheld;) {
-		held_key *h = &c->held[i];
-		if (h->until_ms + d->cfg.max_drift < now) {
-			free(h->key); /* passed: a write now wins */
-			*h = c->held[--c->nheld];
-			continue;
-		}
-		if (h->klen == klen && memcmp(h->key, key, klen) == 0) {
-			char kb[LWW_LOG_KEY_MAX];
-			atomic_fetch_add(&d->stats.clock_writes_refused, 1);
-			lwwd_log(LWWD_LOG_WARN, "clock_key_held",
-			         "key=%s until_ms=%llu (a peer holds this "
-			         "node's write of it stamped in the future; "
-			         "a write now would lose to it: refused)",
-			         lwwd_log_key(kb, sizeof(kb), key, klen),
-			         (unsigned long long) h->until_ms);
-			return 1;
-		}
-		i++;
-	}
-	return 0;
+	lwwd_log(LWWD_LOG_WARN, "clock_key_held",
+	         "key=%s stamp_ms=%llu now_ms=%llu not_logged_since=%llu (this "
+	         "node holds a write of the key stamped in the future, above "
+	         "its clock since a recovery lowered it: a write now would "
+	         "lose to it, refused until the clock passes that stamp)",
+	         lwwd_log_key(kb, sizeof(kb), key, klen),
+	         (unsigned long long) lww_hlc_wall(held),
+	         (unsigned long long) lwwd_now_ms(),
+	         (unsigned long long) skipped);
 }
 
 void
@@ -405,7 +410,20 @@ probe(lwwd *d, clock_peer *p, lww_buf *req, lww_buf *env, lww_skew_sample *out)
 	    LWW_OK) {
 		return -1;
 	}
-	if (r.refused > p->refused) {
+	if (!p->heard) {
+		/* The peer's count runs since it started; what it refused
+		 * before this node's first contact since this node started
+		 * was counted by an earlier run, or before we asked: a
+		 * baseline, logged, not counted again at every restart. */
+		p->heard = 1;
+		if (r.refused > 0) {
+			lwwd_log(LWWD_LOG_INFO, "writes_refused_by_peer_before",
+			         "peer=%s entries=%llu (refused before this "
+			         "node's first contact since it started: not "
+			         "counted in clock.refused_by_peers)",
+			         p->name, (unsigned long long) r.refused);
+		}
+	} else if (r.refused > p->refused) {
 		atomic_fetch_add(&d->stats.clock_refused_by_peers,
 		                 r.refused - p->refused);
 		lwwd_log(LWWD_LOG_WARN, "writes_refused_by_peer",
@@ -447,6 +465,7 @@ enum {
 	V_NEWER = 1,   /* a peer holds another write of it: adopt that */
 	V_UNKNOWN = 2, /* a peer could not tell: keep, export */
 	V_HELD = 3,    /* a peer holds this very write: keep, export */
+	V_UNASKED = 4, /* a configured peer did not answer: keep, export */
 };
 
 typedef struct stranded {
@@ -603,11 +622,20 @@ stranded_find(stranded *v, size_t lo, size_t hi, const lww_entry *e)
 
 /* Folds what peer p holds for s's key (pe) into s's verdict. */
 static int
-fold(stranded *s, const lww_entry *pe, const char *peer)
+fold(lwwd *d, stranded *s, const lww_entry *pe, const char *peer)
 {
 	if (pe->hlc == s->e.hlc && pe->node == s->e.node) {
 		s->verdict = V_HELD;
 		snprintf(s->held_by, sizeof(s->held_by), "%s", peer);
+	} else if (lww_hlc_check(&d->hlc, pe->hlc) != LWW_OK) {
+		/* Another write stamped beyond the drift horizon (that peer's
+		 * clock ran ahead): adopting it would take in a stamp that
+		 * gossip and repair refuse, and nobody can tell which write
+		 * is newer. (Reads only the clock's wall function and drift,
+		 * fixed before this thread starts.) */
+		if (s->verdict < V_UNKNOWN) {
+			s->verdict = V_UNKNOWN;
+		}
 	} else if (s->verdict <= V_NEWER &&
 	           (s->pbytes == NULL || lww_entry_wins(pe, &s->pe))) {
 		free(s->pbytes);
@@ -680,7 +708,7 @@ ask_peer(lwwd *d, clock_peer *p, find_acc *a, lww_buf *req, lww_buf *env)
 			stranded *s = stranded_find(a->v, i, end, &pe);
 			if (s != NULL) {
 				s->seen = 1;
-				if (fold(s, &pe, signer.name) != 0) {
+				if (fold(d, s, &pe, signer.name) != 0) {
 					nng_msg_free(m);
 					return -1;
 				}
@@ -724,9 +752,9 @@ static int
 export_stranded(lwwd *d, const find_acc *a, uint64_t now_ms, char *path,
                 size_t cap)
 {
-	static const char *why[] = {"reissued", "peer_holds_other_write",
-	                            "peer_could_not_tell",
-	                            "peer_holds_it_in_future"};
+	static const char *why[] = {
+	    "reissued", "peer_holds_other_write", "peer_could_not_tell",
+	    "peer_holds_it_in_future", "not_every_peer_answered"};
 	size_t k = 0;
 	FILE *f;
 
@@ -785,9 +813,17 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
-	size_t asked = 0, unheld = 0;
+	size_t asked = 0, missing = 0, unasked = 0, committed = 0;
+	uint64_t cdone = 0, cexported = 0;
+	char miss_url[256] = "";
 	lww_err rv;
 
+	/* From here on the writer notes every remote stamp it observes:
+	 * what it logs after the barrier below is not in the scan, and the
+	 * clock must not be lowered below it (lwwd_clock_writer_before). */
+	pthread_mutex_lock(&c->wmtx);
+	c->seen_max = 0;
+	pthread_mutex_unlock(&c->wmtx);
 	/* Every acknowledged write into the store first (fenced: no new
 	 * local ones), so that no log segment holds a future stamp that a
 	 * replay could bring back over its re-issued write. */
@@ -820,6 +856,39 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	if (a.n > 0 && asked == 0) {
 		goto out;
 	}
+	/* Re-issued only if every configured peer node answered: one that
+	 * did not may hold a newer write of the key (this node dropped it,
+	 * it lost to the future stamp), which a re-issued write would beat
+	 * silently. Such keys stay at their stamp (local writes of them are
+	 * refused as held, writer.c) and are exported. */
+	for (size_t i = 0; i < c->npeers; i++) {
+		int found = 0;
+		for (size_t j = 0; c->peers[i].node != 0 && j < nask; j++) {
+			found |= ask[j]->node == c->peers[i].node;
+		}
+		if (!found) {
+			if (missing++ == 0) {
+				snprintf(miss_url, sizeof(miss_url), "%s",
+				         c->peers[i].url);
+			}
+		}
+	}
+	for (size_t i = 0; missing > 0 && i < a.n; i++) {
+		if (a.v[i].verdict == V_REISSUE) {
+			a.v[i].verdict = V_UNASKED;
+			unasked++;
+		}
+	}
+	if (unasked > 0) {
+		atomic_fetch_add(&d->stats.clock_unasked, unasked);
+		lwwd_log(LWWD_LOG_WARN, "clock_stranded_not_reissued",
+		         "keys=%zu peers_missing=%zu first=%s (a configured "
+		         "peer did not answer what it holds for them, and "
+		         "may hold newer writes: kept at their future stamp "
+		         "and exported, local writes of them refused until "
+		         "it passes)",
+		         unasked, missing, miss_url);
+	}
 	if (export_stranded(d, &a, now_ms, path, sizeof(path)) != 0) {
 		lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
 		         "reason=\"cannot write %s: %s\" (retrying; free "
@@ -831,107 +900,114 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	if (a.legit > stamp) {
 		stamp = a.legit;
 	}
-	if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
-		goto fail;
-	}
+	/* An adopted peer write is held from now on (within the drift
+	 * horizon, fold): the clock must not stay below it either, or
+	 * local writes of its key would be refused as held until then. */
 	for (size_t i = 0; i < a.n; i++) {
-		stranded *s = &a.v[i];
-		char kb[LWW_LOG_KEY_MAX];
-		lww_entry ne = s->e;
-		int won = 0;
-
-		lwwd_log_key(kb, sizeof(kb), s->e.key, s->e.klen);
-		if (s->verdict == V_REISSUE) {
-			ne.hlc = ++stamp;
-			if ((rv = lww_txn_replace(t, &ne, &s->e, &won)) !=
-			    LWW_OK) {
-				goto fail;
-			}
-			done += (uint64_t) won;
-			if (i < REISSUE_LOG_MAX) {
-				lwwd_log(
-				    LWWD_LOG_WARN, "clock_reissued",
-				    "key=%s %s old_stamp_ms=%llu "
-				    "new_stamp_ms=%llu",
-				    kb,
-				    lww_entry_is_tombstone(&ne) ? "removed=1"
-				                                : "removed=0",
-				    (unsigned long long) lww_hlc_wall(s->e.hlc),
-				    (unsigned long long) now_ms);
-			}
-			continue;
-		}
-		exported++;
-		if (s->verdict == V_NEWER) {
-			/* The peer's write is the newer one in real time as
-			 * far as anyone can tell: ours goes to the file. */
-			if ((rv = lww_txn_replace(t, &s->pe, &s->e, &won)) !=
-			    LWW_OK) {
-				goto fail;
-			}
-		} else {
-			held++; /* kept in the future: its key is held */
-		}
-		if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
-			lwwd_log(
-			    LWWD_LOG_WARN, "clock_stranded_exported",
-			    "key=%s stamp_ms=%llu file=%s reason=\"%s\"", kb,
-			    (unsigned long long) lww_hlc_wall(s->e.hlc), path,
-			    s->verdict == V_NEWER
-			        ? "a peer holds another write of this "
-			          "key, which this node dropped: kept "
-			          "the peer's, not re-issued"
-			    : s->verdict == V_HELD
-			        ? "a peer accepted this write at its "
-			          "future stamp (its clock ran ahead "
-			          "too): it wins over later writes of "
-			          "the key until that time; rewrite the "
-			          "key then or remove it now"
-			        : "a peer could not tell what it holds "
-			          "for this key: kept as it is");
+		if (a.v[i].verdict == V_NEWER && a.v[i].pe.hlc > stamp) {
+			stamp = a.v[i].pe.hlc;
 		}
 	}
-	lww_txn_reset_hlc(t, stamp);
-	rv = lww_txn_commit(t);
-	t = NULL;
-	if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
-		goto fail;
+	/* In transactions of REBASE_TXN_ENTRIES (one transaction failed for
+	 * good on a large store: "store full"); the mark is lowered only in
+	 * the last, so a failure part way leaves it in the future and the
+	 * retry finds what is left (what was re-issued or adopted is no
+	 * longer stranded). */
+	for (size_t from = 0, end = 0; from < a.n || end == 0; from = end) {
+		end = a.n - from > REBASE_TXN_ENTRIES
+		          ? from + REBASE_TXN_ENTRIES
+		          : a.n;
+		if ((rv = lww_store_begin(d->store, &t)) != LWW_OK) {
+			goto fail;
+		}
+		for (size_t i = from; i < end; i++) {
+			stranded *s = &a.v[i];
+			char kb[LWW_LOG_KEY_MAX];
+			lww_entry ne = s->e;
+			int won = 0;
+
+			lwwd_log_key(kb, sizeof(kb), s->e.key, s->e.klen);
+			if (s->verdict == V_REISSUE) {
+				ne.hlc = ++stamp;
+				if ((rv = lww_txn_replace(t, &ne, &s->e,
+				                          &won)) != LWW_OK) {
+					goto fail;
+				}
+				done += (uint64_t) won;
+				if (i < REISSUE_LOG_MAX) {
+					lwwd_log(
+					    LWWD_LOG_WARN, "clock_reissued",
+					    "key=%s %s old_stamp_ms=%llu "
+					    "new_stamp_ms=%llu",
+					    kb,
+					    lww_entry_is_tombstone(&ne)
+					        ? "removed=1"
+					        : "removed=0",
+					    (unsigned long long) lww_hlc_wall(
+					        s->e.hlc),
+					    (unsigned long long) now_ms);
+				}
+				continue;
+			}
+			exported++;
+			if (s->verdict == V_NEWER) {
+				/* The peer's write is the newer one in real time as
+			 * far as anyone can tell: ours goes to the file. */
+				if ((rv = lww_txn_replace(t, &s->pe, &s->e,
+				                          &won)) != LWW_OK) {
+					goto fail;
+				}
+			} else {
+				held++; /* kept in the future: its key is held */
+			}
+			if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
+				lwwd_log(
+				    LWWD_LOG_WARN, "clock_stranded_exported",
+				    "key=%s stamp_ms=%llu file=%s "
+				    "reason=\"%s\"",
+				    kb,
+				    (unsigned long long) lww_hlc_wall(s->e.hlc),
+				    path,
+				    s->verdict == V_NEWER
+				        ? "a peer holds another write of this "
+				          "key, which this node dropped: kept "
+				          "the peer's, not re-issued"
+				    : s->verdict == V_HELD
+				        ? "a peer accepted this write at its "
+				          "future stamp (its clock ran ahead "
+				          "too): it wins over later writes of "
+				          "the key until that time, and local "
+				          "writes of it are refused until then"
+				    : s->verdict == V_UNASKED
+				        ? "a configured peer did not answer, "
+				          "and "
+				          "may hold a newer write of this key: "
+				          "kept as it is"
+				        : "a peer could not tell what it holds "
+				          "for this key: kept as it is");
+			}
+		}
+		if (end == a.n) {
+			lww_txn_reset_hlc(t, stamp);
+		}
+		rv = lww_txn_commit(t);
+		t = NULL;
+		if (rv != LWW_OK || (rv = lww_store_sync(d->store)) != LWW_OK) {
+			goto fail;
+		}
+		committed = end;
+		cdone = done;
+		cexported = exported;
+		if (end == a.n) {
+			break;
+		}
 	}
 	/* Under the writer's lock: it never publishes its old mark over
 	 * this one (it reads rebase_to and stores hlc_pub under it). */
 	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->rebase_to, stamp);
 	atomic_store(&c->hlc_pub, stamp);
-	for (size_t i = 0; i < a.n && held > 0; i++) {
-		const stranded *s = &a.v[i];
-		held_key *h;
-		if (s->verdict != V_HELD && s->verdict != V_UNKNOWN) {
-			continue;
-		}
-		if ((c->held == NULL &&
-		     (c->held = calloc(HELD_MAX, sizeof(*c->held))) == NULL) ||
-		    c->nheld == HELD_MAX) {
-			unheld++;
-			continue;
-		}
-		h = &c->held[c->nheld];
-		if ((h->key = malloc(s->e.klen + 1)) == NULL) {
-			unheld++;
-			continue;
-		}
-		memcpy(h->key, s->e.key, s->e.klen);
-		h->klen = s->e.klen;
-		h->until_ms = lww_hlc_wall(s->e.hlc);
-		c->nheld++;
-	}
 	pthread_mutex_unlock(&c->wmtx);
-	if (unheld > 0) {
-		lwwd_log(LWWD_LOG_WARN, "clock_held_keys_dropped",
-		         "keys=%zu (too many keys held at a future stamp to "
-		         "refuse their writes; writes of them lose until the "
-		         "stamps pass: see the exported file)",
-		         unheld);
-	}
 	atomic_fetch_add(&d->stats.clock_rebases, 1);
 	atomic_fetch_add(&d->stats.clock_stranded, a.n);
 	atomic_fetch_add(&d->stats.clock_reissued, done);
@@ -955,8 +1031,20 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	return 0;
 fail:
 	lww_txn_abort(t);
-	lwwd_log(LWWD_LOG_ERROR, "clock_rebase_failed",
-	         "reason=\"%s\" (retrying)", lww_strerror(rv));
+	if (committed == 0 && path[0] != '\0') {
+		/* Nothing of it happened: the retry writes a new file. */
+		unlink(path);
+		path[0] = '\0';
+	}
+	/* What was committed stays done: re-issued or adopted entries are
+	 * no longer stranded, and the file (kept) names the exported. */
+	atomic_fetch_add(&d->stats.clock_reissued, cdone);
+	atomic_fetch_add(&d->stats.clock_exported, cexported);
+	lwwd_log(
+	    LWWD_LOG_ERROR, "clock_rebase_failed",
+	    "reason=\"%s\" committed=%zu of=%zu%s%s (retrying%s)",
+	    lww_strerror(rv), committed, a.n, path[0] ? " file=" : "", path,
+	    rv == LWW_EFULL ? "; restart lwwd with a larger --map-size" : "");
 out:
 	find_free(&a);
 	lww_buf_fini(&req);
@@ -1076,9 +1164,11 @@ judge(lwwd *d)
 	 * one far behind (a dead RTC) would re-stamp this node's writes
 	 * into the past, where they lose everywhere. */
 	agrees = st == LWW_SKEW_OK && lww_skew_agrees(best, n, c->threshold);
-	if (st == LWW_SKEW_AHEAD) {
+	if (lww_skew_fence_ahead(c->fence == FENCE_AHEAD, st)) {
 		fence = FENCE_AHEAD;
-		fence_ms = off;
+		/* Without a verdict (peers lost) the last figure stands. */
+		fence_ms =
+		    st == LWW_SKEW_AHEAD ? off : atomic_load(&c->fence_ms);
 	} else if (c->npeers > 0 && mark_wall > wall + d->cfg.max_drift) {
 		fence = FENCE_MARK;
 		fence_ms = (int64_t) (mark_wall - wall);
@@ -1086,8 +1176,20 @@ judge(lwwd *d)
 		/* Fenced before the rebase reads the store: no local write
 		 * is stamped from the old mark meanwhile. */
 		set_fence(d, fence, fence_ms, n);
-		if (agrees && rebase(d, wall, mark, ask, n) == 0) {
-			fence = FENCE_NONE;
+		if (agrees && now >= c->rebase_due) {
+			if (rebase(d, wall, mark, ask, n) == 0) {
+				fence = FENCE_NONE;
+				c->rebase_backoff = 0;
+			} else {
+				c->rebase_backoff =
+				    c->rebase_backoff == 0 ? PROBE_EVERY_MS
+				    : c->rebase_backoff * 2 >
+				            REBASE_BACKOFF_MAX_MS
+				        ? REBASE_BACKOFF_MAX_MS
+				        : c->rebase_backoff * 2;
+				c->rebase_due =
+				    lwwd_mono_ms() + c->rebase_backoff;
+			}
 		}
 	}
 	set_fence(d, fence, fence_ms, n);
@@ -1244,9 +1346,5 @@ lwwd_clock_free(lwwd *d)
 	pthread_mutex_destroy(&c->mtx);
 	pthread_mutex_destroy(&c->rmtx);
 	pthread_mutex_destroy(&c->wmtx);
-	for (size_t i = 0; i < c->nheld; i++) {
-		free(c->held[i].key);
-	}
-	free(c->held);
 	free(c);
 }

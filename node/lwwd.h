@@ -135,7 +135,9 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t clock_stranded;         /* own future writes found */
 	_Atomic uint64_t clock_reissued;         /* ... and re-issued */
 	_Atomic uint64_t clock_exported;         /* ... or exported */
-	_Atomic uint64_t clock_future_held;      /* ... a peer holds them */
+	_Atomic uint64_t clock_future_held;      /* ... kept at that stamp */
+	_Atomic uint64_t
+	    clock_unasked; /* ... a configured peer did not answer */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -173,8 +175,13 @@ struct lwwd_op {
 	nng_msg *msg;        /* owns the bytes req/batch point into */
 	lwwd_op_done done;   /* local: called once, from the writer */
 	void *arg;
-	int owned;          /* the writer frees the op (remote ops) */
-	uint64_t res_hlc;   /* stamp of the op's last write */
+	int owned;        /* the writer frees the op (remote ops) */
+	uint64_t res_hlc; /* stamp of the op's last write */
+	/* LWW_ECLOCK for a held key: the stamp it would lose to, the key
+	 * (into the op's own bytes) */
+	uint64_t res_held_hlc;
+	const uint8_t *res_key;
+	size_t res_klen;
 	uint32_t res_count; /* writes that won */
 	lww_err res_rv;     /* the op's own outcome before the sync */
 	lwwd_op *next;
@@ -359,12 +366,16 @@ void lwwd_clock_writer_before(lwwd *d);
 /* Writer, while stamping a group: 1 (counted) if local writes are
  * fenced for the clock; they are refused with LWW_ECLOCK. */
 int lwwd_clock_writer_fenced(lwwd *d);
-/* Writer, while stamping a group: 1 (counted, logged) if key is one a
- * peer holds a future-stamped write of this node for: a write now would
- * lose to it, so it is refused with LWW_ECLOCK until that stamp passes. */
-int lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen);
+/* Writer: a local write of key was refused (LWW_ECLOCK) because its new
+ * stamp would lose to the entry held for it, stamped `held` (after a
+ * recovery lowered the clock below it): counted, logged (rate-limited). */
+void lwwd_clock_writer_held(lwwd *d, const uint8_t *key, size_t klen,
+                            uint64_t held);
 /* Writer, after a group: publishes its clock. */
 void lwwd_clock_writer_after(lwwd *d);
+/* Writer, between _before and _after: a remote stamp it observed (a
+ * recovery never lowers the clock below one observed meanwhile). */
+void lwwd_clock_writer_observed(lwwd *d, uint64_t stamp);
 /* Writer: an entry stamped by node was refused as beyond max drift. */
 void lwwd_clock_note_refused(lwwd *d, uint64_t node);
 /* Repair server: the reply to a CLOCK_REQ (p, n) from node, received at

@@ -248,6 +248,11 @@ static const metric metrics[] = {
      "holds it, or could not tell); local writes of their keys are refused "
      "until it passes.",
      A(clock_future_held), 1},
+    {"clock", "unasked", "lww_clock_unasked_total", NULL, "counter",
+     "Own future-stamped writes kept at that stamp at a recovery because a "
+     "configured peer did not answer what it holds for them (it may hold "
+     "a newer write); counted in future_held and exported too.",
+     A(clock_unasked), 1},
 };
 
 static lww_err

@@ -126,6 +126,7 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
 			return;
 		}
 		lww_hlc_observe(&d->hlc, e.hlc);
+		lwwd_clock_writer_observed(d, e.hlc);
 		if (have && !lww_entry_wins(&e, &cur)) {
 			continue;
 		}
@@ -140,42 +141,66 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
 	}
 }
 
-/* Whether the clock refuses op's local writes: checked here, not only
- * at the API, so that a write admitted just before the clock fenced is
- * not stamped from a mark that a recovery is lowering meanwhile, and a
- * write of a key that a peer holds at a future stamp of ours (it would
- * lose to it) is refused, not lost (clock.c). */
-static int
-clock_refuses(lwwd *d, const lwwd_op *op)
+/* The greatest stamp the node holds for any key op writes, into *held
+ * (0 if none), and that key into op->res_key. A new local stamp is
+ * normally above every stamp held (the clock observed or restored them
+ * all), but not after a recovery lowered the clock below entries it
+ * keeps in the future (clock.c), nor across a restart that persisted
+ * that lower mark: a write stamped below such an entry would be
+ * acknowledged and lose. One lookup per local write (logged, else
+ * stored). */
+static lww_err
+held_above(lwwd *d, lwwd_op *op, lww_buf *vb, uint64_t *held)
 {
-	lww_entry e;
+	lww_entry e, cur;
 	size_t off = 0;
+	lww_err rv;
+	int have, load = op->req.op == LWW_OP_LOAD;
 
-	if (lwwd_clock_writer_fenced(d)) {
-		return 1;
-	}
-	if (op->req.op != LWW_OP_LOAD) {
-		return lwwd_clock_writer_held(d, op->req.key, op->req.klen);
-	}
-	while (lww_entries_next(&op->req.items, &off, &e)) {
-		if (lwwd_clock_writer_held(d, e.key, e.klen)) {
-			return 1;
+	*held = 0;
+	e.key = op->req.key;
+	e.klen = op->req.klen;
+	while (load ? lww_entries_next(&op->req.items, &off, &e) : off++ == 0) {
+		if ((rv = current(d, &e, vb, &cur, &have)) != LWW_OK) {
+			return rv;
+		}
+		if (have && cur.hlc > *held) {
+			*held = cur.hlc;
+			op->res_key = e.key;
+			op->res_klen = e.klen;
 		}
 	}
-	return 0;
+	return LWW_OK;
 }
 
 /* Stamps the local writes of op into the group's batch gb. */
 static lww_err
-stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
+stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb, lww_buf *vb)
 {
 	lww_entry e;
 	size_t off = 0;
+	uint64_t held, first;
 	lww_err rv;
 
+	/* The op's first stamp must beat every entry held for its keys
+	 * (its later stamps are greater still), else it is refused whole
+	 * before anything is added to the batch. */
+	if ((rv = held_above(d, op, vb, &held)) != LWW_OK ||
+	    (rv = lww_hlc_now(&d->hlc, &first)) != LWW_OK) {
+		return rv;
+	}
+	if (held != 0 && first <= held) {
+		op->res_held_hlc = held;
+		lwwd_clock_writer_held(d, op->res_key, op->res_klen, held);
+		return LWW_ECLOCK;
+	}
 	if (op->req.op == LWW_OP_LOAD) {
 		while (lww_entries_next(&op->req.items, &off, &e)) {
-			if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK) {
+			if (first != 0) {
+				e.hlc = first;
+				first = 0;
+			} else if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) !=
+			           LWW_OK) {
 				return rv;
 			}
 			e.node = d->self;
@@ -193,8 +218,8 @@ stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb)
 	e.vlen = op->req.vlen;
 	e.flags = op->req.op == LWW_OP_REMOVE ? LWW_ENTRY_TOMBSTONE : 0;
 	e.node = d->self;
-	if ((rv = lww_hlc_now(&d->hlc, &e.hlc)) != LWW_OK ||
-	    (rv = lww_batch_add(gb, &e)) != LWW_OK) {
+	e.hlc = first;
+	if ((rv = lww_batch_add(gb, &e)) != LWW_OK) {
 		return rv;
 	}
 	op->res_hlc = e.hlc;
@@ -214,6 +239,7 @@ log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
 
 	for (lwwd_op *op = ops; op != NULL; op = op->next) {
 		op->res_count = 0;
+		op->res_held_hlc = 0;
 		/* A store that cannot take its checkpoints takes no more. */
 		op->res_rv = refuse != LWW_OK ? refuse : rv;
 		if (op->res_rv != LWW_OK) {
@@ -221,10 +247,20 @@ log_group(lwwd *d, lwwd_op *ops, lww_buf *gb, lww_buf *rec, lww_buf *vb,
 		}
 		if (op->remote) {
 			log_remote(d, op, rec, vb);
-		} else if (clock_refuses(d, op)) {
+			/* The clock's fence is checked here, not only at the
+			 * API, so that a write admitted just before the clock
+			 * fenced is not stamped from a mark that a recovery
+			 * is lowering meanwhile. */
+		} else if (lwwd_clock_writer_fenced(d)) {
 			op->res_rv = LWW_ECLOCK;
-		} else if ((op->res_rv = stamp_local(d, op, gb)) != LWW_OK) {
-			lrv = op->res_rv; /* the batch is in an unknown state */
+		} else {
+			uint32_t had = lww_batch_count(gb);
+			op->res_rv = stamp_local(d, op, gb, vb);
+			if (op->res_rv != LWW_OK &&
+			    lww_batch_count(gb) != had) {
+				/* the batch is in an unknown state */
+				lrv = op->res_rv;
+			}
 		}
 	}
 	if (lww_batch_count(gb) > 0) {

@@ -209,8 +209,56 @@ test_one_wrong_peer(void **state)
 	 * threshold, uncertainty included; behind does not agree. */
 	assert_true(lww_skew_agrees(four, 4, 500));
 	assert_false(lww_skew_agrees(wrong, 2, 500));
-	assert_false(lww_skew_agrees(two, 2, 500));
 	assert_false(lww_skew_agrees(two, 0, 500));
+}
+
+/* Agreement counts this node's own clock as a vote: with two peers, one
+ * of them wrong, a correct clock agreed with one of two (no strict
+ * majority) and never recovered from its future mark. A clock far off
+ * (a dead RTC) still agrees with nobody, its own vote alone is never a
+ * majority. */
+static void
+test_agrees_counts_own_vote(void **state)
+{
+	lww_skew_sample two[2] = {{-1100, 2, 0}, {0, 2, 0}};
+	lww_skew_sample one_ok[1] = {{3, 2, 0}};
+	lww_skew_sample one_off[1] = {{-1100, 2, 0}};
+	lww_skew_sample rtc[2] = {{2592000000, 2, 0}, {2592000003, 2, 0}};
+	lww_skew_sample three[3] = {{-1100, 2, 0}, {900, 2, 0}, {0, 2, 0}};
+	lww_skew_sample four[4] = {
+	    {-1100, 2, 0}, {1100, 2, 0}, {0, 2, 0}, {4, 2, 0}};
+	lww_skew_sample wide[2] = {{-1100, 2, 0}, {300, 600, 0}};
+	(void) state;
+
+	assert_true(lww_skew_agrees(two, 2, 500));
+	assert_true(lww_skew_agrees(one_ok, 1, 500));
+	assert_false(lww_skew_agrees(one_off, 1, 500));
+	assert_false(lww_skew_agrees(rtc, 2, 500));
+	/* One of three peers: 2 votes of 4, not a strict majority. */
+	assert_false(lww_skew_agrees(three, 3, 500));
+	/* Two of four: 3 votes of 5. */
+	assert_true(lww_skew_agrees(four, 4, 500));
+	/* The whole interval must be within: 300 +- 300 is not. */
+	assert_false(lww_skew_agrees(wide, 2, 500));
+}
+
+/* An ahead fence is kept while peers are lost: with one of two peers
+ * dead the state is only AHEAD_UNSURE, and an hour-ahead node lifted
+ * its fence and accepted writes. */
+static void
+test_fence_ahead_kept_without_peers(void **state)
+{
+	(void) state;
+
+	assert_true(lww_skew_fence_ahead(0, LWW_SKEW_AHEAD));
+	assert_true(lww_skew_fence_ahead(1, LWW_SKEW_AHEAD));
+	assert_true(lww_skew_fence_ahead(1, LWW_SKEW_AHEAD_UNSURE));
+	assert_true(lww_skew_fence_ahead(1, LWW_SKEW_UNKNOWN));
+	assert_false(lww_skew_fence_ahead(1, LWW_SKEW_OK));
+	assert_false(lww_skew_fence_ahead(1, LWW_SKEW_BEHIND));
+	/* Never fenced: one peer alone does not fence (warn only). */
+	assert_false(lww_skew_fence_ahead(0, LWW_SKEW_AHEAD_UNSURE));
+	assert_false(lww_skew_fence_ahead(0, LWW_SKEW_UNKNOWN));
 }
 
 /* For an odd count the uncertainty bounds the median itself: the middle
@@ -239,6 +287,8 @@ main(void)
 	    cmocka_unit_test(test_fleet_median),
 	    cmocka_unit_test(test_judge),
 	    cmocka_unit_test(test_one_wrong_peer),
+	    cmocka_unit_test(test_agrees_counts_own_vote),
+	    cmocka_unit_test(test_fence_ahead_kept_without_peers),
 	    cmocka_unit_test(test_fleet_uncertainty_bounds_median),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -572,6 +572,333 @@ class DeadRtc(ClusterTest):
                    what="its new write replicates")
 
 
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class RebaseKeepsCausality(ClusterTest):
+    def test_a_write_after_a_read_during_a_rebase_wins(self):
+        # The rebase took its new base from the store scan only, and the
+        # writer lowered its clock to it: remote stamps logged after the
+        # scan's barrier (n3 runs 4.5 s ahead, within the 10 s drift)
+        # were above it, so n1 stamped a write below the value it had
+        # just read, and that write lost everywhere.
+        c = self.cluster(3, extra=["--max-drift", "10000",
+                                   "--repair-interval", "0"])
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk3 = os.path.join(c.dir, "n3.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk3, "+4.5")
+        n1.wrap = preload(clk1)
+        n3.wrap = preload(clk3)
+        n1.start()
+        # Many stranded writes: a recovery that takes a while.
+        data = "".join(f"s{i}\tv\n" for i in range(20000)).encode()
+        self.assertEqual(n1.ctl("load", stdin=data).rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk1, "+0")
+        n2.start()
+        n3.start()
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set() and i < 5000:
+                n3.ctl("add", "c", f"n3-{i}")
+                i += 1
+
+        th = threading.Thread(target=writer)
+        th.start()
+        n1.start()
+        base = n3.stats()["repair"]["bytes_sent"]
+        try:
+            # n3 writes until n1 asks it about the stranded keys (the
+            # barrier and the scan are behind it by then).
+            wait_until(lambda: n3.stats()["repair"]["bytes_sent"] > base
+                       or "event=clock_reissued" in n1.logtext(),
+                       timeout=60, step=0.01, what="n1 asks its peers")
+        finally:
+            stop.set()
+            th.join(timeout=120)
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        rd = n1.ctl("--json", "lookup", "c").json()
+        wr = n1.ctl("--json", "add", "c", "n1-after-reading").json()
+        self.assertGreater(wr["hlc"], rd["hlc"],
+                           "a write stamped below the value it read")
+        wait_until(lambda: replicated(c.nodes, "c", "n1-after-reading"),
+                   timeout=15, what="the write after the read wins")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class HeldAcrossRestart(ClusterTest):
+    def test_a_held_key_is_refused_after_a_restart(self):
+        # The keys held at a future stamp were remembered in memory only:
+        # restarted, n1 acknowledged a write of one (exit 0) that lost to
+        # the entry it holds in the future. Now every local write whose
+        # stamp would lose to the entry held for its key is refused.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clks = {}
+        for n in (n1, n2):
+            clks[n.name] = os.path.join(c.dir, f"{n.name}.clock")
+            set_clock(clks[n.name], "+3600")
+            n.wrap = preload(clks[n.name])
+        n1.start()
+        n2.start()
+        self.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
+        wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
+                   what="n2 accepts n1's future write")
+        for n in (n1, n2):
+            self.assertEqual(n.stop(), 0)
+            set_clock(clks[n.name], "+0")
+        n3.start()
+        n2.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        self.assertEqual(n1.ctl("add", "shared", "later").rc, 4)
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        for args in (("add", "shared", "after-restart"),
+                     ("remove", "shared")):
+            r = n1.ctl(*args)
+            self.assertEqual(r.rc, 4, r)
+            self.assertIn("clock", r.err)
+            self.assertIn('key "shared" is held at a stamp of', r.err)
+            self.assertEqual(len(r.err.strip().splitlines()), 1, r.err)
+        # A load with the key is refused whole; without it, it succeeds.
+        r = n1.ctl("load", stdin=b"x1\tv\nshared\tv\n")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIsNone(n1.lookup("x1"))
+        self.assertEqual(n1.ctl("load", stdin=b"x2\tv\n").rc, 0)
+        self.assertEqual(n1.lookup("shared"), "future")
+        # Logged once a minute at most, however often it is refused: once
+        # before the restart, once after (three refusals since).
+        self.assertEqual(n1.logtext().count("event=clock_key_held"), 2)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class SilentPeer(ClusterTest):
+    def test_a_peer_that_does_not_answer_keeps_stranded_keys_held(self):
+        # Only answering peers were asked about stranded keys: n3, down
+        # at n1's recovery, held a newer write of "k" than n1's stranded
+        # one, which n1 re-issued above it; back, n3's write lost
+        # silently. Now a key is re-issued only if every configured peer
+        # answered; else it is kept at its stamp, exported and reported.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        n3.start()  # alone: nobody else learns its write
+        self.assertEqual(n3.ctl("add", "k", "newer").rc, 0)
+        self.assertEqual(n3.stop(), 0)
+        set_clock(clk, "+0")
+        n2.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers with n3 down")
+        st = clock(n1)
+        self.assertEqual((st["reissued"], st["unasked"], st["future_held"],
+                          st["exported"]), (0, 1, 1, 1), st)
+        self.assertIn("event=clock_stranded_not_reissued keys=1",
+                      n1.logtext())
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(base64.b64decode(line["key"]), b"k")
+        self.assertEqual(line["reason"], "not_every_peer_answered")
+        r = n1.ctl("add", "k", "x")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("clock", r.err)
+        # Other keys are written as usual; n3's write survives its return.
+        self.assertEqual(n1.ctl("add", "other", "o").rc, 0)
+        n3.start()
+        wait_until(lambda: replicated((n2, n3), "other", "o"), timeout=20,
+                   what="n1's new writes replicate")
+        wait_until(lambda: n2.lookup("k") == "newer", timeout=20,
+                   what="n3's newer write reaches n2")
+        self.assertEqual(n3.lookup("k"), "newer")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class FenceKeptOnPeerLoss(ClusterTest):
+    def test_an_ahead_node_stays_fenced_when_a_peer_dies(self):
+        # With one of its two peers dead the state is only ahead_unsure,
+        # and n1, an hour ahead, lifted its fence and accepted writes.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+0")
+        n1.wrap = preload(clk)
+        c.start()
+        wait_until(lambda: clock(n1)["peers"] == 2, timeout=20,
+                   what="n1 measures its 2 peers")
+        set_clock(clk, "+3600")
+        wait_until(lambda: clock(n1)["fenced"] == 1, timeout=20,
+                   what="n1 fences")
+        self.assertEqual(n3.stop(), 0)
+        wait_until(lambda: clock(n1)["peers"] == 1, timeout=30,
+                   what="n3's samples expire")
+        st = clock(n1)
+        self.assertEqual(st["fenced"], 1, st)
+        r = n1.ctl("add", "k", "future-write")
+        self.assertEqual(r.rc, 4, r)
+        self.assertIn("ahead of its peers", r.err)
+        self.assertNotIn("event=clock_unfenced", n1.logtext())
+        # The clock is fixed: the one peer left says ok, the fence lifts.
+        set_clock(clk, "+0")
+        wait_until(lambda: clock(n1)["fenced"] == 0, timeout=30,
+                   what="n1 unfences once its clock is back")
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class WrongPeerDuringRecovery(ClusterTest):
+    def test_one_peer_behind_does_not_block_a_recovery(self):
+        # n1's clock is correct again, its mark an hour ahead; of its two
+        # peers n3 is 1.1 s behind: n1 agreed with one of two, no strict
+        # majority, and stayed fenced for the hour. Its own clock is a
+        # vote now.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk3 = os.path.join(c.dir, "n3.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk3, "-1.1")
+        n1.wrap = preload(clk1)
+        n3.wrap = preload(clk3)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk1, "+0")
+        c.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        self.assertEqual(n1.ctl("add", "k2", "v2").rc, 0)
+        # Re-issued at n1's time, 1.1 s ahead of n3's clock: n3 refuses
+        # it as beyond max drift for a moment, and takes it from a later
+        # repair round (every 5 s, +-25%, from either peer).
+        wait_until(lambda: replicated((n2, n3), "k", "v"), timeout=60,
+                   what="the stranded write is re-issued and replicates")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class BigRecovery(ClusterTest):
+    def test_many_stranded_keys_in_a_small_map_recover(self):
+        # One LMDB transaction for the whole recovery failed forever on a
+        # large store ("store full": the old pages are freed only at its
+        # commit), and each retry rescanned everything and wrote another
+        # export file. Now it commits in chunks and backs off.
+        nkeys = 150000
+        c = self.cluster(3, extra=["--map-size", "64"])
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        set_clock(clk1, "+3600")
+        n1.wrap = preload(clk1)
+        n1.start()
+        val = "x" * 100
+        data = "".join(f"s{i:07d}\t{val}\n" for i in range(nkeys))
+        self.assertEqual(n1.ctl("load", stdin=data.encode(),
+                                timeout=300).rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk1, "+0")
+        c.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=120,
+                   what="n1 recovers")
+        # A chunk may still find the map full (peers' repair reads pin
+        # old pages): what was committed stays, the retry does the rest.
+        self.assertEqual(clock(n1)["reissued"], nkeys)
+        self.assertLessEqual(n1.logtext().count("event=clock_rebase_failed"),
+                             3)
+        self.assertEqual(glob.glob(os.path.join(n1.data,
+                                                "clock-stranded-*")), [])
+        self.assertEqual(n1.ctl("add", "new", "n").rc, 0)
+        wait_until(lambda: replicated((n2, n3), "new", "n"), timeout=30,
+                   what="n1's new write replicates")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class FuturePeerWrite(ClusterTest):
+    def test_a_peer_write_beyond_drift_is_not_adopted(self):
+        # Asked about n1's stranded "k", n2 (its clock two hours ahead)
+        # holds another write of it: n1 adopted that one, taking in a
+        # stamp two hours ahead that gossip and repair refuse. Now it is
+        # "could not tell": n1's write is kept and exported.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk1 = os.path.join(c.dir, "n1.clock")
+        clk2 = os.path.join(c.dir, "n2.clock")
+        set_clock(clk1, "+3600")
+        set_clock(clk2, "+7200")
+        n1.wrap = preload(clk1)
+        n2.wrap = preload(clk2)
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        n2.start()
+        self.assertEqual(n2.ctl("add", "k", "n2-future").rc, 0)
+        # Repair's leaf replies (what a recovery asks with) read the
+        # store: wait until n2's write is checkpointed into it.
+        wait_until(lambda: n2.stats()["checkpoint"]["entries"] >= 1,
+                   timeout=20, what="n2 checkpoints its write")
+        set_clock(clk1, "+0")
+        n3.start()
+        n1.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers")
+        self.assertEqual(n1.lookup("k"), "stranded")
+        files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
+        self.assertEqual(len(files), 1, files)
+        with open(files[0]) as f:
+            line = json.loads(f.readline())
+        self.assertEqual(base64.b64decode(line["key"]), b"k")
+        self.assertEqual(line["reason"], "peer_could_not_tell")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
+class RefusedCountedOnce(ClusterTest):
+    def test_refusals_are_not_counted_again_after_a_restart(self):
+        # A peer reports its count of this node's entries it refused,
+        # since it started: a restarted node added all of it again.
+        c = self.cluster(2, extra=["--repair-interval", "0"])
+        n1, n2 = c.nodes
+        clk = os.path.join(c.dir, "n1.clock")
+        set_clock(clk, "+3600")
+        n1.wrap = preload(clk)
+        c.start()
+        wait_until(lambda: clock(n1)["state"] == 3, timeout=20,
+                   what="n1 sees itself ahead of its one peer")
+        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)  # warned only
+
+        def refused_ours():
+            rows = [p for p in peer_rows(n1) if p["name"] == "n2"]
+            return rows[0]["clock_refused_ours"] if rows else 0
+
+        wait_until(lambda: clock(n1)["refused_by_peers"] > 0, timeout=20,
+                   what="n2's refusal is reported")
+        before = refused_ours()
+        self.assertGreater(before, 0)
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        wait_until(lambda: (refused_ours() or 0) >= before, timeout=20,
+                   what="n2 answers the restarted n1")
+        counted = clock(n1)["refused_by_peers"]
+        self.assertLessEqual(counted, refused_ours() - before,
+                             "refusals counted again after a restart")
+
+
 if __name__ == "__main__":
     prog = unittest.main(exit=False)
     r = prog.result
