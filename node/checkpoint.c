@@ -4,7 +4,8 @@
  * The writer appends to one log segment (--data/wal-NNNNNNNNNNNNNNNN) and
  * merges the same entries into the active in-memory generation (mem.h).
  * From time to time, between groups, it freezes that generation, starts a
- * new segment, and hands both to the checkpointer thread, which applies
+ * new segment, and hands the old one to the checkpointer thread through
+ * the frozen hook (lwwd_ckpt_submit, wired in main.c), which applies
  * the generation to LMDB in key order, in transactions of at most
  * LWW_CKPT_TXN_ENTRIES entries (a crash midway leaves a prefix applied;
  * replay merges the rest), forgets the generation and only then removes
@@ -15,9 +16,9 @@
  * After a crash, start-up replays the segments left (merging is
  * idempotent, so records the store already holds change nothing).
  *
- * When: once the writer has been idle for a moment (writer.c), else
- * every CKPT_EVERY_MS or LWW_CKPT_ENTRIES entries, sooner when a reader
- * waits (lwwd_wal_barrier). Few, large checkpoints: each costs the
+ * When is the writer's choice (writer.c): once it has been idle for a
+ * moment, else every second or LWW_CKPT_ENTRIES entries, sooner when a
+ * reader waits (lwwd_wal_barrier). Few, large checkpoints: each costs the
  * store's fsyncs (one per transaction, one for the root), which queue
  * with the log's in the file system. A
  * checkpoint that fails (store full, I/O error) keeps its segment and
@@ -36,13 +37,12 @@
 
 #include "lwwd.h"
 
-#define CKPT_EVERY_MS  1000
 #define BARRIER_MAX_MS 3000
 #define WAL_PREFIX     "wal-"
 #define WAL_NAME_LEN   (sizeof(WAL_PREFIX) - 1 + 16)
 
-static char *
-segment_path(const lwwd *d, uint64_t n)
+char *
+lwwd_wal_segment_path(const lwwd *d, uint64_t n)
 {
 	size_t len = strlen(d->cfg.data) + WAL_NAME_LEN + 2;
 	char *p = malloc(len);
@@ -307,7 +307,7 @@ static int
 replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
                lww_err *cap_err)
 {
-	char *path = segment_path(d, num);
+	char *path = lwwd_wal_segment_path(d, num);
 	const char *name;
 	replay r = {d, NULL, LWW_BUF_INIT, 0, LWW_OK};
 	lww_wal_info info;
@@ -433,49 +433,6 @@ out:
 	return rc;
 }
 
-/* A new segment to append to; on a full disk, none (d->wal stays NULL,
- * and the writer refuses writes until lwwd_wal_reopen makes one). */
-static lww_err
-open_segment(lwwd *d)
-{
-	char *path = segment_path(d, d->wal_next);
-	lww_wal *w;
-	lww_err rv;
-
-	if (path == NULL) {
-		return LWW_ENOMEM;
-	}
-	if ((rv = lww_wal_create(path, &w)) != LWW_OK) {
-		if (rv != d->wal_err) {
-			lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
-			         "path=%s reason=\"%s\" (writes are refused "
-			         "until it can be made)",
-			         path, lww_strerror(rv));
-		}
-		d->wal_err = rv;
-		free(path);
-		return rv;
-	}
-	if (d->wal_err != LWW_OK) {
-		lwwd_log(LWWD_LOG_INFO, "wal_created",
-		         "path=%s (writes are accepted again)", path);
-	}
-	d->wal_err = LWW_OK;
-	d->wal_next++;
-	pthread_mutex_lock(&d->mtx);
-	free(d->wal_path);
-	d->wal_path = path;
-	d->wal = w;
-	pthread_mutex_unlock(&d->mtx);
-	return LWW_OK;
-}
-
-lww_err
-lwwd_wal_reopen(lwwd *d)
-{
-	return d->wal != NULL ? LWW_OK : open_segment(d);
-}
-
 int
 lwwd_wal_recover(lwwd *d)
 {
@@ -518,7 +475,7 @@ lwwd_wal_recover(lwwd *d)
 		d->ckpt_err = cap_err;
 		d->mem_gen = 2;
 	}
-	if ((rv = open_segment(d)) != LWW_OK && !is_capacity(rv)) {
+	if ((rv = lwwd_wal_reopen(d)) != LWW_OK && !is_capacity(rv)) {
 		fprintf(stderr,
 		        "lwwd: cannot create write-ahead log in %s: %s\n",
 		        d->cfg.data, lww_strerror(rv));
@@ -731,85 +688,38 @@ lwwd_ckpt_start(lwwd *d)
 	if (lwwd_thr_start(&d->ckpt, &d->mtx, ckpt_main, d) != 0) {
 		return -1;
 	}
-	d->ckpt_last_us = lwwd_mono_us();
 	return 0;
 }
 
-/* Writer: freezes the active generation onto a new segment and hands the
- * old segment to the checkpointer, which must be idle. */
-static void
-rotate(lwwd *d)
+void
+lwwd_ckpt_submit(lwwd *d, char *segment)
 {
-	struct lww_wal *old = d->wal, *nw;
-	char *path = segment_path(d, d->wal_next), *oldpath = d->wal_path;
-	lww_err rv;
-
-	if (path == NULL) {
-		return;
-	}
-	/* The new segment first: if it cannot be made, nothing changes. */
-	if ((rv = lww_wal_create(path, &nw)) != LWW_OK) {
-		lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
-		         "path=%s reason=\"%s\"", path, lww_strerror(rv));
-		free(path);
-		return;
-	}
-	d->wal_next++;
-	/* The syncer must be done with the old segment. */
-	pthread_mutex_lock(&d->mtx);
-	lwwd_writer_sync_idle(d);
-	if (lwwd_mem_freeze(d->mem) != 0) {
-		pthread_mutex_unlock(&d->mtx);
-		/* Not reached: the checkpointer was idle. Keep the old. */
-		lww_wal_close(nw);
-		unlink(path);
-		free(path);
-		return;
-	}
-	d->wal = nw;
-	d->wal_path = path;
-	d->mem_dirty = 0;
-	d->ckpt_path = oldpath;
+	d->ckpt_path = segment;
 	d->ckpt_ready = 1;
-	d->ckpt_wanted = 0;
 	d->mem_gen++;
 	lwwd_thr_wake(&d->ckpt);
-	pthread_mutex_unlock(&d->mtx);
-	lww_wal_close(old);
-	d->ckpt_last_us = lwwd_mono_us();
 }
 
-void
-lwwd_ckpt_maybe(lwwd *d, int idle)
+int
+lwwd_ckpt_busy(lwwd *d)
 {
-	size_t bytes, n;
-	int busy, wanted;
+	return d->ckpt_ready;
+}
 
-	if (!d->mem_dirty) {
-		return;
+lww_err
+lwwd_ckpt_error(lwwd *d)
+{
+	return d->ckpt_err;
+}
+
+int
+lwwd_ckpt_wait_room(lwwd *d)
+{
+	while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
+	       !lwwd_thr_stopping(&d->ckpt)) {
+		pthread_cond_wait(&d->ckpt_cv, &d->mtx);
 	}
-	n = lwwd_mem_active(d->mem, &bytes);
-	pthread_mutex_lock(&d->mtx);
-	busy = d->ckpt_ready;
-	if (busy && (n >= LWW_MEM_ENTRIES_MAX || bytes >= LWW_MEM_BYTES_MAX)) {
-		/* Memory bound: wait for the checkpoint under way. */
-		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
-		while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
-		       !lwwd_thr_stopping(&d->ckpt)) {
-			pthread_cond_wait(&d->ckpt_cv, &d->mtx);
-		}
-		busy = d->ckpt_ready;
-	}
-	wanted = d->ckpt_wanted;
-	pthread_mutex_unlock(&d->mtx);
-	if (busy) {
-		return;
-	}
-	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
-	    lwwd_mono_us() - d->ckpt_last_us < CKPT_EVERY_MS * 1000) {
-		return;
-	}
-	rotate(d);
+	return d->ckpt_ready;
 }
 
 void
@@ -823,13 +733,12 @@ lwwd_wal_barrier(lwwd *d)
 		pthread_mutex_unlock(&d->mtx);
 		return;
 	}
-	if (d->mem_dirty) {
+	if (lwwd_writer_dirty(d)) {
 		/* The active generation, so first ask the writer to freeze
-		 * it. (mem_dirty is the writer's; a stale read only makes
-		 * this wait for one more checkpoint, or none.) */
+		 * it. (A stale read only makes this wait for one more
+		 * checkpoint, or none.) */
 		want = d->mem_gen;
-		d->ckpt_wanted = 1;
-		lwwd_writer_wake(d);
+		lwwd_writer_want_freeze(d);
 	} else if (d->ckpt_ready) {
 		want = d->mem_gen - 1;
 	} else {
@@ -849,18 +758,8 @@ lwwd_wal_barrier(lwwd *d)
 void
 lwwd_ckpt_stop(lwwd *d)
 {
-	/* Everything still logged goes into the store now, so that a clean
-	 * stop leaves no segment behind. */
-	if (d->wal != NULL && d->mem_dirty) {
-		pthread_mutex_lock(&d->mtx);
-		while (d->ckpt_ready && d->ckpt_err == LWW_OK) {
-			pthread_cond_wait(&d->ckpt_cv, &d->mtx);
-		}
-		pthread_mutex_unlock(&d->mtx);
-		if (!d->ckpt_ready) {
-			rotate(d);
-		}
-	}
+	/* The last generation the writer froze (lwwd_writer_stop) goes
+	 * into the store now, so that a clean stop leaves no segment. */
 	pthread_mutex_lock(&d->mtx);
 	while (d->ckpt_ready && d->ckpt_err == LWW_OK) {
 		pthread_cond_wait(&d->ckpt_cv, &d->mtx);
@@ -872,17 +771,10 @@ lwwd_ckpt_stop(lwwd *d)
 	pthread_cond_broadcast(&d->ckpt_cv);
 	pthread_mutex_unlock(&d->mtx);
 	lwwd_thr_join(&d->ckpt);
-	if (d->wal != NULL) {
-		lww_wal_close(d->wal);
-		d->wal = NULL;
-		/* Empty unless a checkpoint failed: then start-up replays. */
-		if (!d->mem_dirty && !d->ckpt_ready) {
-			unlink(d->wal_path);
-		}
-	}
-	free(d->wal_path);
+	/* Kept if a checkpoint failed: then start-up replays. */
+	lwwd_writer_close_log(d, d->ckpt_ready);
 	free(d->ckpt_path);
-	d->wal_path = d->ckpt_path = NULL;
+	d->ckpt_path = NULL;
 	/* Not applied: the next start finds them again. */
 	for (size_t i = 0; i < d->nleft; i++) {
 		free(d->left[i].path);

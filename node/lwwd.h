@@ -11,13 +11,14 @@
  * and the active in-memory generation (writer.c, mem.h); the syncer
  * thread fsyncs what the writer logged, then hands each batch to the
  * durable hook (gossip publishes it) and answers its clients
- * (writer.c); the checkpointer thread puts each frozen generation into
- * the store (checkpoint.c). The heartbeat thread publishes liveness and
- * restarts a paused gossip receive (gossip.c); repair runs two threads,
- * the --sync server and the rounds against peers (repair.c); the scrub
- * thread checks the store and drops damaged records (scrub.c); the clock
- * thread probes peers' clocks (clock.c); the listener guard re-listens
- * when nng stops accepting (net.c). The store is written by the
+ * (writer.c). When it is time the writer freezes the active generation
+ * onto a new segment and hands it to the frozen hook: the checkpointer
+ * thread puts it into the store (checkpoint.c). The heartbeat thread
+ * publishes liveness and restarts a paused gossip receive (gossip.c);
+ * repair runs two threads, the --sync server and the rounds against
+ * peers (repair.c); the scrub thread checks the store and drops damaged
+ * records (scrub.c); the clock thread probes peers' clocks (clock.c);
+ * the listener guard re-listens when nng stops accepting (net.c). The store is written by the
  * checkpointer, start-up and the scrub (LMDB serialises its write
  * transactions). Losses that gossip, the scrub and start-up detect go to
  * repair through the loss hook (lwwd_hooks, wired in main.c).
@@ -193,6 +194,11 @@ typedef struct lwwd_hooks {
 	/* Syncer thread, no lock held, after the fsync: a local batch (its
 	 * seq, unsigned bytes) is durable: gossip publishes it. */
 	void (*durable)(lwwd *d, uint64_t seq, const uint8_t *batch, size_t n);
+	/* The writer (lwwd_writer_stop after it joined), d->mtx held, in
+	 * the critical section that froze the active generation: segment
+	 * (malloc'd, now the callee's) holds its records: the checkpointer
+	 * applies it. Must not lock d->mtx nor block. */
+	void (*frozen)(lwwd *d, char *segment);
 	/* Any thread, d->mtx held or not: a batch of node (0: unknown) was
 	 * lost or a record dropped: repair fetches it. */
 	void (*loss)(lwwd *d, uint64_t node);
@@ -236,30 +242,33 @@ struct lwwd {
 	int syncing; /* the syncer holds groups it has not answered */
 	pthread_cond_t sync_idle_cv;
 	struct synced *sync_head, *sync_tail;
+	/* The writer's log segment and freeze (writer.c), set by start-up
+	 * before it runs. wal and wal_path change under mtx (the syncer
+	 * reads wal), freeze_wanted is under mtx, the rest the writer's. */
+	struct lww_wal *wal;   /* the segment appended to */
+	uint64_t wal_next;     /* number of the next segment */
+	char *wal_path;        /* path of d->wal */
+	lww_err wal_err;       /* why d->wal is NULL */
+	int freeze_wanted;     /* a reader waits for a checkpoint */
+	uint64_t frozen_us;    /* when the writer last froze */
+	_Atomic int mem_dirty; /* the active generation holds data */
 
 	/* The write-ahead log and its checkpoints (checkpoint.c). Under
 	 * mtx unless noted. */
-	lwwd_mem *mem;       /* logged, not yet in the store (mem.h) */
-	struct lww_wal *wal; /* the segment appended to (writer) */
-	uint64_t wal_next;   /* number of the next segment (writer) */
-	char *wal_path;      /* path of d->wal (writer) */
-	uint64_t mem_gen;    /* number of the active generation */
-	uint64_t ckpt_done;  /* last generation the store holds */
-	int ckpt_ready;      /* a frozen generation waits or is applied */
-	char *ckpt_path;     /* its segment, removed once it is applied */
+	lwwd_mem *mem;      /* logged, not yet in the store (mem.h) */
+	uint64_t mem_gen;   /* number of the active generation */
+	uint64_t ckpt_done; /* last generation the store holds */
+	int ckpt_ready;     /* a frozen generation waits or is applied */
+	char *ckpt_path;    /* its segment, removed once it is applied */
 	/* Segments start-up could not apply (store or disk full), frozen
 	 * with that generation (ckpt_path NULL), and how many. */
 	struct lwwd_leftover *left;
 	size_t nleft;
-	lww_err wal_err;        /* why d->wal is NULL (writer) */
 	int wal_repair;         /* start-up skipped or dropped log records */
 	uint64_t wal_hlc;       /* greatest stamp held, not stored (start-up) */
 	uint64_t wal_seq;       /* greatest own batch seq held (start-up) */
 	int lock_fd;            /* the lock on --data, held until exit */
 	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
-	int ckpt_wanted;        /* a reader waits for a checkpoint */
-	uint64_t ckpt_last_us;  /* when the writer last froze (writer) */
-	_Atomic int mem_dirty;  /* the active generation holds data */
 	lwwd_thr ckpt;          /* on mtx: woken by a frozen generation, stop */
 	pthread_cond_t ckpt_cv; /* readers: a checkpoint done or failed */
 	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
@@ -300,15 +309,22 @@ struct lwwd {
  * segment d->wal stays NULL. Either way writes are refused until then.
  * Prints why and returns -1 on error. */
 int lwwd_wal_recover(lwwd *d);
-/* Writer: makes a new segment if there is none (start-up found the disk
- * full); LWW_OK, or why writes must be refused. */
-lww_err lwwd_wal_reopen(lwwd *d);
+/* The path of segment number n in --data (malloc'd; NULL: no memory). */
+char *lwwd_wal_segment_path(const lwwd *d, uint64_t n);
 int lwwd_ckpt_start(lwwd *d);
-/* Shutdown, after the writer: puts everything logged into the store. */
+/* Shutdown, after the writer (which froze what it logged): waits for
+ * the checkpoints, stops, and closes the writer's segment. */
 void lwwd_ckpt_stop(lwwd *d);
-/* Writer, between groups: freezes the active generation and starts its
- * checkpoint when it is time (idle: as soon as one can run). */
-void lwwd_ckpt_maybe(lwwd *d, int idle);
+/* The frozen hook's target (d->mtx held, never blocks): the checkpointer
+ * applies the generation just frozen, then removes segment (its own). */
+void lwwd_ckpt_submit(lwwd *d, char *segment);
+/* d->mtx held: whether a frozen generation waits or is being applied. */
+int lwwd_ckpt_busy(lwwd *d);
+/* d->mtx held: why the last checkpoint failed (LWW_OK: it did not). */
+lww_err lwwd_ckpt_error(lwwd *d);
+/* d->mtx held: waits while a checkpoint is under way, until it is done,
+ * fails or the checkpointer stops; returns lwwd_ckpt_busy. */
+int lwwd_ckpt_wait_room(lwwd *d);
 /* Waits until the store holds every write acknowledged so far, so that
  * scans and counts read from it see them. Gives up after 3 s, and at
  * once while checkpoints fail: the store is then read as it is. */
@@ -339,9 +355,17 @@ uint64_t lwwd_writer_seq(lwwd *d);
 size_t lwwd_writer_queued(lwwd *d);
 /* Whether the writer is stopping; any thread. */
 int lwwd_writer_stopping(lwwd *d);
-/* d->mtx held: waits until the syncer holds no group (it is done with
- * the segment the writer is about to change). */
-void lwwd_writer_sync_idle(lwwd *d);
+/* Makes a new segment if there is none (start-up, and the writer when
+ * start-up found the disk full); LWW_OK, or why writes must be refused. */
+lww_err lwwd_wal_reopen(lwwd *d);
+/* Whether the active generation holds data; any thread (may be stale). */
+int lwwd_writer_dirty(lwwd *d);
+/* d->mtx held: a reader waits for a checkpoint: the writer freezes the
+ * active generation as soon as it can. */
+void lwwd_writer_want_freeze(lwwd *d);
+/* Shutdown, after the checkpointer's last run: closes the segment, and
+ * removes it if it is empty and keep is 0. */
+void lwwd_writer_close_log(lwwd *d, int keep);
 
 int lwwd_api_start(lwwd *d);
 void lwwd_api_stop(lwwd *d);

@@ -205,11 +205,18 @@ load_identity(lwwd *d)
 }
 
 /* The write pipeline's hand-offs (lwwd_hooks), wired here so that the
- * writer, gossip, scrub and repair do not call each other. */
+ * writer, checkpointer, gossip, scrub and repair do not call each
+ * other. */
 static void
 hook_durable(lwwd *d, uint64_t seq, const uint8_t *batch, size_t n)
 {
 	lwwd_gossip_batch(d, seq, batch, n);
+}
+
+static void
+hook_frozen(lwwd *d, char *segment)
+{
+	lwwd_ckpt_submit(d, segment);
 }
 
 static void
@@ -236,6 +243,7 @@ main(int argc, char **argv)
 	}
 	d->lock_fd = -1;
 	d->hooks.durable = hook_durable;
+	d->hooks.frozen = hook_frozen;
 	d->hooks.loss = hook_loss;
 	pthread_mutex_init(&d->mtx, NULL);
 	/* The writer's and checkpointer's threads wait on d->mtx; their cvs

@@ -19,10 +19,14 @@
  * fails is answered with the error and leaves nothing visible; one whose
  * fsync fails is answered with the error too, but its writes stay logged
  * and visible and reach the store. The store itself (LMDB) is written in
- * large checkpoints off this path (checkpoint.c).
+ * large checkpoints off this path (checkpoint.c): the writer owns the
+ * log segment and chooses when to freeze the active generation onto a
+ * new one, and hands each frozen generation to the checkpointer through
+ * the frozen hook (wired in main.c).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "limits.h"
 #include "lwwd.h"
@@ -31,6 +35,9 @@
  * so that sparse writes share a checkpoint (each costs the store's syncs
  * and a new segment); under load it does every CKPT_EVERY_MS. */
 #define IDLE_CKPT_MS 1000
+/* Under load, a checkpoint at least this often (or every
+ * LWW_CKPT_ENTRIES entries). */
+#define CKPT_EVERY_MS 1000
 
 /* The entry the node holds for e's key: logged, else stored. */
 static lww_err
@@ -424,6 +431,136 @@ syncer_main(void *arg)
 	return NULL;
 }
 
+/* ---- the log segment and the freeze ---- */
+
+/* d->mtx held: waits until the syncer holds no group (it is done with
+ * the segment the writer is about to change). */
+static void
+sync_idle(lwwd *d)
+{
+	while (d->sync_head != NULL || d->syncing) {
+		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
+	}
+}
+
+/* A new segment to append to; on a full disk, none (d->wal stays NULL,
+ * and the writer refuses writes until lwwd_wal_reopen makes one). */
+static lww_err
+open_segment(lwwd *d)
+{
+	char *path = lwwd_wal_segment_path(d, d->wal_next);
+	lww_wal *w;
+	lww_err rv;
+
+	if (path == NULL) {
+		return LWW_ENOMEM;
+	}
+	if ((rv = lww_wal_create(path, &w)) != LWW_OK) {
+		if (rv != d->wal_err) {
+			lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
+			         "path=%s reason=\"%s\" (writes are refused "
+			         "until it can be made)",
+			         path, lww_strerror(rv));
+		}
+		d->wal_err = rv;
+		free(path);
+		return rv;
+	}
+	if (d->wal_err != LWW_OK) {
+		lwwd_log(LWWD_LOG_INFO, "wal_created",
+		         "path=%s (writes are accepted again)", path);
+	}
+	d->wal_err = LWW_OK;
+	d->wal_next++;
+	pthread_mutex_lock(&d->mtx);
+	free(d->wal_path);
+	d->wal_path = path;
+	d->wal = w;
+	pthread_mutex_unlock(&d->mtx);
+	return LWW_OK;
+}
+
+lww_err
+lwwd_wal_reopen(lwwd *d)
+{
+	return d->wal != NULL ? LWW_OK : open_segment(d);
+}
+
+/* Freezes the active generation onto a new segment and hands the old
+ * segment to the checkpointer (the frozen hook), which must be idle. */
+static void
+freeze(lwwd *d)
+{
+	struct lww_wal *old = d->wal, *nw;
+	char *path = lwwd_wal_segment_path(d, d->wal_next);
+	char *oldpath = d->wal_path;
+	lww_err rv;
+
+	if (path == NULL) {
+		return;
+	}
+	/* The new segment first: if it cannot be made, nothing changes. */
+	if ((rv = lww_wal_create(path, &nw)) != LWW_OK) {
+		lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
+		         "path=%s reason=\"%s\"", path, lww_strerror(rv));
+		free(path);
+		return;
+	}
+	d->wal_next++;
+	/* The syncer must be done with the old segment. */
+	pthread_mutex_lock(&d->mtx);
+	sync_idle(d);
+	if (lwwd_mem_freeze(d->mem) != 0) {
+		pthread_mutex_unlock(&d->mtx);
+		/* Not reached: the checkpointer was idle. Keep the old. */
+		lww_wal_close(nw);
+		unlink(path);
+		free(path);
+		return;
+	}
+	d->wal = nw;
+	d->wal_path = path;
+	d->mem_dirty = 0;
+	d->freeze_wanted = 0;
+	/* In the same critical section as the freeze: a barrier never sees
+	 * nothing dirty and nothing frozen in between. */
+	d->hooks.frozen(d, oldpath);
+	pthread_mutex_unlock(&d->mtx);
+	lww_wal_close(old);
+	d->frozen_us = lwwd_mono_us();
+}
+
+/* Between groups: freezes when it is time (idle: as soon as a
+ * checkpoint can run). */
+static void
+maybe_freeze(lwwd *d, int idle)
+{
+	size_t bytes, n;
+	int busy, wanted;
+
+	if (!d->mem_dirty) {
+		return;
+	}
+	n = lwwd_mem_active(d->mem, &bytes);
+	pthread_mutex_lock(&d->mtx);
+	busy = lwwd_ckpt_busy(d);
+	if (busy && (n >= LWW_MEM_ENTRIES_MAX || bytes >= LWW_MEM_BYTES_MAX)) {
+		/* Memory bound: wait for the checkpoint under way. */
+		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
+		busy = lwwd_ckpt_wait_room(d);
+	}
+	wanted = d->freeze_wanted;
+	pthread_mutex_unlock(&d->mtx);
+	if (busy) {
+		return;
+	}
+	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
+	    lwwd_mono_us() - d->frozen_us < CKPT_EVERY_MS * 1000) {
+		return;
+	}
+	freeze(d);
+}
+
 static size_t
 op_local_items(const lwwd_op *op)
 {
@@ -449,16 +586,16 @@ writer_main(void *arg)
 		pthread_mutex_lock(&d->mtx);
 		while (d->qhead == NULL && !lwwd_thr_stopping(&d->writer)) {
 			uint64_t now = lwwd_mono_us(), due;
-			if (!d->mem_dirty || d->ckpt_ready) {
+			if (!d->mem_dirty || lwwd_ckpt_busy(d)) {
 				(void) lwwd_thr_wait(&d->writer, UINT64_MAX);
 				continue;
 			}
 			/* Idle for a while, or a reader waits: checkpoint
 			 * what was logged. */
 			due = last_us + IDLE_CKPT_MS * 1000;
-			if (now >= due || d->ckpt_wanted) {
+			if (now >= due || d->freeze_wanted) {
 				pthread_mutex_unlock(&d->mtx);
-				lwwd_ckpt_maybe(d, 1);
+				maybe_freeze(d, 1);
 				pthread_mutex_lock(&d->mtx);
 				continue;
 			}
@@ -492,12 +629,12 @@ writer_main(void *arg)
 		}
 		d->qlen -= nops;
 		d->applying = 1;
-		refuse = d->ckpt_err;
+		refuse = lwwd_ckpt_error(d);
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
 		if (refuse == LWW_OK && d->wal == NULL) {
 			/* Start-up found no room for a segment: try again. */
-			refuse = lwwd_wal_reopen(d);
+			refuse = open_segment(d);
 		}
 
 		seq = d->seq + 1;
@@ -508,7 +645,7 @@ writer_main(void *arg)
 			d->seq = seq;
 		}
 		sync_push(d, group, &gb, seq);
-		lwwd_ckpt_maybe(d, 0);
+		maybe_freeze(d, 0);
 		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
 		d->applying = 0;
@@ -524,6 +661,7 @@ writer_main(void *arg)
 int
 lwwd_writer_start(lwwd *d)
 {
+	d->frozen_us = lwwd_mono_us();
 	if (lwwd_thr_start(&d->syncer, &d->mtx, syncer_main, d) != 0 ||
 	    lwwd_thr_start(&d->writer, &d->mtx, writer_main, d) != 0) {
 		return -1;
@@ -622,6 +760,17 @@ lwwd_writer_stop(lwwd *d)
 	lwwd_thr_join(&d->writer);
 	/* Then the syncer: it answers what the writer handed it, and ends. */
 	lwwd_thr_stop(&d->syncer);
+	/* Everything still logged goes to the checkpointer now, so that a
+	 * clean stop leaves no segment behind (lwwd_ckpt_stop applies it). */
+	if (d->wal != NULL && d->mem_dirty) {
+		int busy;
+		pthread_mutex_lock(&d->mtx);
+		busy = lwwd_ckpt_wait_room(d);
+		pthread_mutex_unlock(&d->mtx);
+		if (!busy) {
+			freeze(d);
+		}
+	}
 }
 
 void
@@ -636,10 +785,30 @@ lwwd_writer_stopping(lwwd *d)
 	return lwwd_thr_stopping(&d->writer);
 }
 
-void
-lwwd_writer_sync_idle(lwwd *d)
+int
+lwwd_writer_dirty(lwwd *d)
 {
-	while (d->sync_head != NULL || d->syncing) {
-		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
+	return d->mem_dirty;
+}
+
+void
+lwwd_writer_want_freeze(lwwd *d)
+{
+	d->freeze_wanted = 1;
+	lwwd_thr_wake(&d->writer);
+}
+
+void
+lwwd_writer_close_log(lwwd *d, int keep)
+{
+	if (d->wal != NULL) {
+		lww_wal_close(d->wal);
+		d->wal = NULL;
+		/* Empty unless the last freeze or checkpoint failed. */
+		if (!d->mem_dirty && !keep) {
+			unlink(d->wal_path);
+		}
 	}
+	free(d->wal_path);
+	d->wal_path = NULL;
 }

@@ -109,6 +109,22 @@ class Durability(ClusterTest):
         self.assertEqual(
             [f for f in os.listdir(n1.data) if f.startswith("wal-")], [])
 
+    def test_clean_stop_right_after_writes_leaves_no_segment(self):
+        # The writer freezes what it logged as it stops and the
+        # checkpointer applies it before the node exits, so a clean stop
+        # leaves no wal- file. Nothing is read before the stop: a list or
+        # stats would checkpoint first, and so would an idle second.
+        c = self.cluster(1).start()
+        n1 = c.nodes[0]
+        lines = "".join(f"s{i:04d}\tv{i}\n" for i in range(2000))
+        r = n1.ctl("load", stdin=lines.encode())
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(n1.stop(), 0)
+        self.assertEqual(
+            [f for f in os.listdir(n1.data) if f.startswith("wal-")], [])
+        n1.start()
+        self.assertEqual(n1.lookup("s1999"), "v1999")
+
     def test_full_store_refuses_writes_and_keeps_acknowledged_ones(self):
         # A 1 MiB store fills up: writes are then refused with a clear
         # error, every acknowledged one stays readable, and a restart
