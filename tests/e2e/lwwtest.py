@@ -3,6 +3,7 @@ directory, driven by the real lwwctl. Every wait is bounded in time.
 
 Binaries come from $LWWD, $LWWCTL and $LWWFORGE (set by ctest)."""
 
+import atexit
 import json
 import os
 import shutil
@@ -46,16 +47,26 @@ class Result:
         return f"Result(rc={self.rc}, out={self.out[:200]!r}, err={self.err!r})"
 
 
-def nng_pub_leak_wrap(dirpath):
-    """A node wrap that suppresses one leak of nng 1.5, and only it: its
-    PUB socket can leak a message taken from gossip_publish (gossip.c)
-    when a subscriber's pipe closes at that moment (pub0_pipe_close closes
-    the pipe's aio before it marks the pipe closed, and a send started in
-    between never completes). Peers restarting under writes hit it."""
-    supp = os.path.join(dirpath, "lsan.supp")
-    with open(supp, "w") as f:
-        f.write("leak:gossip_publish\n")
-    return ["env", f"LSAN_OPTIONS=suppressions={supp}"]
+def node_env():
+    """The environment of every lwwd a test starts. One leak of nng 1.5,
+    and only it, is suppressed for LeakSanitizer: its PUB socket can leak
+    a message taken from gossip_publish (gossip.c) when a subscriber's
+    pipe closes at that moment (pub0_pipe_close closes the pipe's aio
+    before it marks the pipe closed, and a send started in between never
+    completes). Any test where peers stop or restart may hit it. A test
+    that sets LSAN_OPTIONS itself (a wrap of `env ...`) overrides this."""
+    global _SUPP
+    if _SUPP is None:
+        fd, _SUPP = tempfile.mkstemp(prefix="lww-lsan-", suffix=".supp")
+        with os.fdopen(fd, "w") as f:
+            f.write("leak:gossip_publish\n")
+        atexit.register(os.unlink, _SUPP)
+    env = dict(os.environ)
+    env.setdefault("LSAN_OPTIONS", f"suppressions={_SUPP}")
+    return env
+
+
+_SUPP = None
 
 
 def ctl(*args, api=None, stdin=None, timeout=30, env=None):
@@ -104,7 +115,8 @@ class Node:
         args += self.extra + (extra or [])
         self.log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env=node_env())
         if wait:
             wait_until(lambda: self.proc.poll() is not None or
                        ctl("stats", api=self.api).rc == 0,

@@ -45,12 +45,8 @@ def join(threads, timeout=300):
 class Faults(ClusterTest):
     def start(self, n=3, **kw):
         c = self.cluster(n, **kw)
-        # Nodes are killed and restarted under writes: nng 1.5's PUB
-        # leak (lwwtest.nng_pub_leak_wrap) is suppressed, nothing else.
-        wrap = lwwtest.nng_pub_leak_wrap(c.dir)
         for node in c.nodes:
             node.extra = list(REPAIR)
-            node.wrap = wrap + node.wrap
         return c.start()
 
     def test_kill9_and_restart_while_writing(self):

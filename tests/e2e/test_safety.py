@@ -352,14 +352,11 @@ class ShutdownUnderLoad(ClusterTest):
         # must exit 0 without a sanitizer report, then the node comes
         # back for the next cycle.
         c = self.cluster(3, transport="tcp")
-        # Peers restart under writes: nng 1.5's PUB leak (lwwtest).
-        wrap = lwwtest.nng_pub_leak_wrap(c.dir)
         urls = []
         for n in c.nodes:
             port = int(n.api.rsplit(":", 1)[1]) + 5
             urls.append(f"http://127.0.0.1:{port}/metrics")
             n.extra = ["--metrics", urls[-1], "--repair-interval", "100"]
-            n.wrap = wrap
         c.start()
         for cycle in range(self.CYCLES):
             victim = c.nodes[cycle % len(c.nodes)]
