@@ -36,6 +36,8 @@ _Static_assert(REC_CHECK == LWW_STORE_SUMMARY_HASH,
 
 static const char META_FORMAT[] = "format";
 static const char META_HLC[] = "hlc";
+/* Absent (0) in stores older than it: no upgrade needed. */
+static const char META_HELD[] = "held";
 static const char META_TOMB[] = "tombstones";
 #define META_SEQ_PREFIX 's'
 
@@ -63,6 +65,7 @@ struct lww_txn {
 	const lww_entry *replacing;
 	int hlc_reset; /* lww_txn_reset_hlc: commit sets the mark to hlc_to */
 	uint64_t hlc_to;
+	uint64_t held_to;
 };
 
 static lww_err
@@ -726,10 +729,11 @@ lww_txn_replace(lww_txn *t, const lww_entry *e, const lww_entry *old, int *done)
 }
 
 void
-lww_txn_reset_hlc(lww_txn *t, uint64_t hlc)
+lww_txn_reset_hlc(lww_txn *t, uint64_t hlc, uint64_t held)
 {
 	t->hlc_reset = 1;
 	t->hlc_to = hlc;
+	t->held_to = held;
 }
 
 static lww_err leaf_walk(lww_store *s, MDB_txn *txn, uint32_t leaf, int fix,
@@ -791,7 +795,10 @@ lww_txn_commit(lww_txn *t)
 	if (t->hlc_reset) {
 		v = t->hlc > t->hlc_to ? t->hlc : t->hlc_to;
 		if ((rv = meta_put_u64(t->txn, t->s->meta, META_HLC,
-		                       sizeof(META_HLC) - 1, v)) != LWW_OK) {
+		                       sizeof(META_HLC) - 1, v)) != LWW_OK ||
+		    (rv = meta_put_u64(t->txn, t->s->meta, META_HELD,
+		                       sizeof(META_HELD) - 1, t->held_to)) !=
+		        LWW_OK) {
 			goto fail;
 		}
 	} else if (t->hlc != 0) {
@@ -1316,6 +1323,20 @@ lww_store_hlc(lww_store *s, uint64_t *out)
 		return rv;
 	}
 	rv = meta_get_u64(txn, s->meta, META_HLC, sizeof(META_HLC) - 1, out);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+lww_err
+lww_store_held(lww_store *s, uint64_t *out)
+{
+	MDB_txn *txn;
+	lww_err rv;
+
+	if ((rv = read_begin(s, &txn)) != LWW_OK) {
+		return rv;
+	}
+	rv = meta_get_u64(txn, s->meta, META_HELD, sizeof(META_HELD) - 1, out);
 	mdb_txn_abort(txn);
 	return rv;
 }

@@ -117,8 +117,11 @@ lww_err lww_txn_replace(lww_txn *t, const lww_entry *e, const lww_entry *old,
 
 /* At commit, sets the persisted clock high-water mark to hlc (or to the
  * greatest stamp this transaction applied, if greater), also lower than
- * it was: after re-issuing a clock's future stamps. */
-void lww_txn_reset_hlc(lww_txn *t, uint64_t hlc);
+ * it was: after re-issuing a clock's future stamps. held is the greatest
+ * stamp the store keeps above that mark (0 if none), persisted in the same
+ * commit (lww_store_held): a node stamps below it only after checking the
+ * key (node/writer.c), so lowering the mark always says it. */
+void lww_txn_reset_hlc(lww_txn *t, uint64_t hlc, uint64_t held);
 
 /* Commits and frees the transaction. On error nothing of it is stored. */
 lww_err lww_txn_commit(lww_txn *t);
@@ -235,6 +238,11 @@ lww_err lww_store_digest_children(lww_store *s, unsigned level, uint32_t index,
 
 /* The persisted clock high-water mark (0 for a new store). */
 lww_err lww_store_hlc(lww_store *s, uint64_t *out);
+
+/* The held mark the last lww_txn_reset_hlc persisted (0 if none, also for a
+ * store written before it existed): no entry is stored above
+ * max(lww_store_hlc, this). */
+lww_err lww_store_held(lww_store *s, uint64_t *out);
 
 /* The highest sequence number recorded for node (0 if none). */
 lww_err lww_store_seq(lww_store *s, uint64_t node, uint64_t *out);

@@ -114,7 +114,8 @@ struct lwwd_clock {
 	lwwd_log_limit held_log; /* clock_key_held lines (under wmtx) */
 	_Atomic uint64_t hlc_pub;
 	_Atomic uint64_t rebase_to;
-	_Atomic int behind; /* the mark fence's clock is behind the peers */
+	uint64_t rebase_held; /* d->held_max with rebase_to (under wmtx) */
+	_Atomic int behind;   /* the mark fence's clock is behind the peers */
 	/* Entries of other nodes this node refused as beyond max drift. */
 	pthread_mutex_t rmtx;
 	refused_from refused[REFUSED_NODES_MAX];
@@ -136,6 +137,10 @@ lwwd_clock_writer_before(lwwd *d)
 	c->wfenced = atomic_load(&c->fenced) != FENCE_NONE;
 	if ((to = atomic_exchange(&c->rebase_to, 0)) != 0) {
 		lww_hlc_rebase(&d->hlc, to > c->seen_max ? to : c->seen_max);
+		/* What the recovery persisted with the lowered mark, which
+		 * its scan found complete: replaces what an earlier one
+		 * kept (still stored, it was scanned again). */
+		d->held_max = c->rebase_held;
 	}
 }
 
@@ -481,8 +486,9 @@ typedef struct stranded {
 typedef struct find_acc {
 	lwwd *d;
 	uint64_t now_ms;
-	uint64_t legit;   /* greatest stamp not beyond max drift */
-	uint64_t foreign; /* other nodes' entries beyond max drift */
+	uint64_t legit;       /* greatest stamp not beyond max drift */
+	uint64_t foreign;     /* other nodes' entries beyond max drift */
+	uint64_t foreign_max; /* their greatest stamp (kept as they are) */
 	stranded *v;
 	size_t n, cap;
 	int failed;
@@ -519,6 +525,9 @@ find_cb(const lww_entry *e, void *arg)
 			}
 		} else {
 			a->foreign++;
+			if (e->hlc > a->foreign_max) {
+				a->foreign_max = e->hlc;
+			}
 		}
 		return 0;
 	}
@@ -808,8 +817,8 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 {
 	struct lwwd_clock *c = d->clock;
 	lww_scan q = {NULL, 0, NULL, 0, 0, 1, NULL};
-	find_acc a = {d, now_ms, 0, 0, NULL, 0, 0, 0};
-	uint64_t stamp, done = 0, exported = 0, held = 0;
+	find_acc a = {d, now_ms, 0, 0, 0, NULL, 0, 0, 0};
+	uint64_t stamp, done = 0, exported = 0, held = 0, held_max;
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
@@ -908,6 +917,13 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			stamp = a.v[i].pe.hlc;
 		}
 	}
+	/* What the store keeps above stamp once this is done: the stranded
+	 * writes kept at their stamp (below) and other nodes' entries beyond
+	 * max drift. The scan saw every entry (the barrier stored every
+	 * logged one); what the writer logs after it is observed and the
+	 * clock is not lowered below it (seen_max). The writer checks the
+	 * keys of local writes stamped up to this (writer.c). */
+	held_max = a.foreign_max;
 	/* In transactions of REBASE_TXN_ENTRIES (one transaction failed for
 	 * good on a large store: "store full"); the mark is lowered only in
 	 * the last, so a failure part way leaves it in the future and the
@@ -959,6 +975,9 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 				}
 			} else {
 				held++; /* kept in the future: its key is held */
+				if (s->e.hlc > held_max) {
+					held_max = s->e.hlc;
+				}
 			}
 			if (i < REISSUE_LOG_MAX || s->verdict == V_HELD) {
 				lwwd_log(
@@ -988,7 +1007,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			}
 		}
 		if (end == a.n) {
-			lww_txn_reset_hlc(t, stamp);
+			lww_txn_reset_hlc(t, stamp, held_max);
 		}
 		rv = lww_txn_commit(t);
 		t = NULL;
@@ -1006,6 +1025,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	 * this one (it reads rebase_to and stores hlc_pub under it). */
 	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->rebase_to, stamp);
+	c->rebase_held = held_max;
 	atomic_store(&c->hlc_pub, stamp);
 	pthread_mutex_unlock(&c->wmtx);
 	atomic_fetch_add(&d->stats.clock_rebases, 1);

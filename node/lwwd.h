@@ -212,6 +212,13 @@ struct lwwd {
 	char self_name[LWW_TRUST_NAME_MAX + 1];
 	lww_store *store;
 	lww_hlc hlc; /* writer thread only (start-up before it) */
+	/* The greatest stamp the node kept above its clock when a recovery
+	 * lowered it (persisted with the mark, lww_store_held; set by the
+	 * recovery through lwwd_clock_writer_before): no entry is stored or
+	 * logged above max(hlc.last, held_max), so a local stamp above it
+	 * needs no look at what its keys hold (writer.c). Writer thread
+	 * only (start-up before it). */
+	uint64_t held_max;
 	lwwd_stats stats;
 
 	pthread_mutex_t mtx;     /* guards peers, the op queue */

@@ -158,6 +158,7 @@ open_store(lwwd *d)
 		return -1;
 	}
 	if ((rv = lww_store_hlc(d->store, &hlc)) != LWW_OK ||
+	    (rv = lww_store_held(d->store, &d->held_max)) != LWW_OK ||
 	    (rv = lww_store_seq(d->store, d->self, &seq)) != LWW_OK) {
 		fprintf(stderr, "lwwd: cannot read store state: %s\n",
 		        lww_strerror(rv));

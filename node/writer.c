@@ -154,8 +154,8 @@ log_remote(lwwd *d, lwwd_op *op, lww_buf *rec, lww_buf *vb)
  * all), but not after a recovery lowered the clock below entries it
  * keeps in the future (clock.c), nor across a restart that persisted
  * that lower mark: a write stamped below such an entry would be
- * acknowledged and lose. One lookup per local write (logged, else
- * stored). */
+ * acknowledged and lose. One lookup per key (logged, else stored), so
+ * only for stamps not above d->held_max (stamp_local). */
 static lww_err
 held_above(lwwd *d, lwwd_op *op, lww_buf *vb, uint64_t *held)
 {
@@ -191,9 +191,16 @@ stamp_local(lwwd *d, lwwd_op *op, lww_buf *gb, lww_buf *vb)
 
 	/* The op's first stamp must beat every entry held for its keys
 	 * (its later stamps are greater still), else it is refused whole
-	 * before anything is added to the batch. */
-	if ((rv = held_above(d, op, vb, &held)) != LWW_OK ||
-	    (rv = lww_hlc_now(&d->hlc, &first)) != LWW_OK) {
+	 * before anything is added to the batch. No entry is held above
+	 * max(the clock, held_max): a first stamp above held_max beats
+	 * them all without a look (a refused op's stamp is spent, which
+	 * only moves the clock on). */
+	if ((rv = lww_hlc_now(&d->hlc, &first)) != LWW_OK) {
+		return rv;
+	}
+	if (first > d->held_max) {
+		held = 0;
+	} else if ((rv = held_above(d, op, vb, &held)) != LWW_OK) {
 		return rv;
 	}
 	if (held != 0 && first <= held) {

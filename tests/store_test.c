@@ -220,6 +220,62 @@ collect_cb(const lww_entry *e, void *arg)
 	return 0;
 }
 
+/* The held mark: 0 for a new store (and one written before it existed),
+ * written only by the commit that lowers the clock mark, kept across a
+ * close and open and by commits that do not lower the mark, dropped with
+ * an aborted transaction. */
+static void
+test_held_mark_persists(void **state)
+{
+	char *dir = tu_tmpdir();
+	lww_store *s;
+	lww_entry fut = ENT("k", "v", 9000, 7), e = ENT("x", "v", 20, 9);
+	lww_txn *t;
+	uint64_t v = 1;
+	(void) state;
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 0);
+	assert_ok(lww_store_apply(s, &fut, 1, NULL));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 0);
+	assert_ok(lww_store_begin(s, &t));
+	lww_txn_reset_hlc(t, 50, 9000);
+	assert_ok(lww_txn_commit(t));
+	lww_store_close(s);
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 9000);
+	assert_ok(lww_store_hlc(s, &v));
+	assert_int_equal(v, 50);
+	assert_ok(lww_store_apply(s, &e, 1, NULL));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 9000);
+	assert_ok(lww_store_begin(s, &t));
+	lww_txn_reset_hlc(t, 60, 0);
+	lww_txn_abort(t);
+	lww_store_close(s);
+
+	assert_ok(lww_store_open(dir, NULL, &s));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 9000);
+	assert_ok(lww_store_begin(s, &t));
+	lww_txn_reset_hlc(t, 60, 0);
+	assert_ok(lww_txn_commit(t));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 0);
+	assert_ok(lww_store_begin(s, &t));
+	lww_txn_reset_hlc(t, 60, 70);
+	assert_ok(lww_txn_commit(t));
+	assert_ok(lww_store_clear(s));
+	assert_ok(lww_store_held(s, &v));
+	assert_int_equal(v, 0);
+	lww_store_close(s);
+	tu_rmdir(dir);
+}
+
 /* A node re-issuing its own future-stamped write at a lower stamp:
  * replace beats the order only for that exact write, the digest equals a
  * store that only ever held the new write, and the clock mark lowers. */
@@ -244,7 +300,7 @@ test_replace_and_reset_hlc(void **state)
 	assert_err(lww_txn_replace(t, &bad, &fut, &done), LWW_EINVAL);
 	assert_ok(lww_txn_replace(t, &now, &fut, &done));
 	assert_int_equal(done, 1);
-	lww_txn_reset_hlc(t, 50);
+	lww_txn_reset_hlc(t, 50, 0);
 	assert_ok(lww_txn_commit(t));
 	expect_val(s, "k", "v");
 	assert_ok(lww_store_hlc(s, &hlc));
@@ -1478,6 +1534,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_apply_keeps_winner),
 	    cmocka_unit_test(test_replace_and_reset_hlc),
+	    cmocka_unit_test(test_held_mark_persists),
 	    cmocka_unit_test(test_scan_prefix_continuation_limit),
 	    cmocka_unit_test(test_long_keys_in_byte_order),
 	    cmocka_unit_test(test_persistence),
