@@ -407,6 +407,32 @@ class ReplayAfterRecovery(ClusterTest):
         self.assertTrue(replicated(c.nodes, "k", "s2"))
 
 
+def peer_holds_future(test):
+    """n1 and n2 run an hour ahead; n1 writes "shared" = "future", which
+    n2 accepts at its future stamp; both restart with correct clocks and
+    n1 recovers (n3 up all along). Returns the three nodes."""
+    c = test.cluster(3)
+    n1, n2, n3 = c.nodes
+    for n in (n1, n2):
+        clk = os.path.join(c.dir, f"{n.name}.clock")
+        set_clock(clk, "+3600")
+        n.wrap = preload(clk)
+    n1.start()
+    n2.start()
+    test.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
+    wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
+               what="n2 accepts n1's future write")
+    for n in (n1, n2):
+        test.assertEqual(n.stop(), 0)
+        set_clock(os.path.join(c.dir, f"{n.name}.clock"), "+0")
+    n3.start()
+    n2.start()
+    n1.start()
+    wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+               what="n1 recovers")
+    return n1, n2, n3
+
+
 @unittest.skipIf(FAKETIME is None, "libfaketime not installed "
                  "(Debian faketime; scripts/deps installs it)")
 class PeerHoldsFuture(ClusterTest):
@@ -415,26 +441,7 @@ class PeerHoldsFuture(ClusterTest):
         # its future stamp. Re-issued lower, that copy wins back after
         # the hour and a later acknowledged write vanishes (finding 5):
         # the key is exported and its writes refused until then.
-        c = self.cluster(3)
-        n1, n2, n3 = c.nodes
-        clks = {}
-        for n in (n1, n2):
-            clks[n.name] = os.path.join(c.dir, f"{n.name}.clock")
-            set_clock(clks[n.name], "+3600")
-            n.wrap = preload(clks[n.name])
-        n1.start()
-        n2.start()
-        self.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
-        wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
-                   what="n2 accepts n1's future write")
-        for n in (n1, n2):
-            self.assertEqual(n.stop(), 0)
-            set_clock(clks[n.name], "+0")
-        n3.start()
-        n2.start()
-        n1.start()
-        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
-                   what="n1 recovers")
+        n1, n2, n3 = peer_holds_future(self)
         files = glob.glob(os.path.join(n1.data, "clock-stranded-*.jsonl"))
         self.assertEqual(len(files), 1, files)
         st = clock(n1)
@@ -637,26 +644,7 @@ class HeldAcrossRestart(ClusterTest):
         # restarted, n1 acknowledged a write of one (exit 0) that lost to
         # the entry it holds in the future. Now every local write whose
         # stamp would lose to the entry held for its key is refused.
-        c = self.cluster(3)
-        n1, n2, n3 = c.nodes
-        clks = {}
-        for n in (n1, n2):
-            clks[n.name] = os.path.join(c.dir, f"{n.name}.clock")
-            set_clock(clks[n.name], "+3600")
-            n.wrap = preload(clks[n.name])
-        n1.start()
-        n2.start()
-        self.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
-        wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
-                   what="n2 accepts n1's future write")
-        for n in (n1, n2):
-            self.assertEqual(n.stop(), 0)
-            set_clock(clks[n.name], "+0")
-        n3.start()
-        n2.start()
-        n1.start()
-        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
-                   what="n1 recovers")
+        n1, n2, n3 = peer_holds_future(self)
         self.assertEqual(n1.ctl("add", "shared", "later").rc, 4)
         self.assertEqual(n1.stop(), 0)
         n1.start()
