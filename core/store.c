@@ -1313,8 +1313,9 @@ lww_store_digest(lww_store *s, unsigned level, uint32_t index, lww_digest *out)
 	return LWW_OK;
 }
 
-lww_err
-lww_store_hlc(lww_store *s, uint64_t *out)
+/* One u64 meta value, read in a transaction of its own. */
+static lww_err
+meta_read_u64(lww_store *s, const char *name, size_t nlen, uint64_t *out)
 {
 	MDB_txn *txn;
 	lww_err rv;
@@ -1322,23 +1323,21 @@ lww_store_hlc(lww_store *s, uint64_t *out)
 	if ((rv = read_begin(s, &txn)) != LWW_OK) {
 		return rv;
 	}
-	rv = meta_get_u64(txn, s->meta, META_HLC, sizeof(META_HLC) - 1, out);
+	rv = meta_get_u64(txn, s->meta, name, nlen, out);
 	mdb_txn_abort(txn);
 	return rv;
 }
 
 lww_err
+lww_store_hlc(lww_store *s, uint64_t *out)
+{
+	return meta_read_u64(s, META_HLC, sizeof(META_HLC) - 1, out);
+}
+
+lww_err
 lww_store_held(lww_store *s, uint64_t *out)
 {
-	MDB_txn *txn;
-	lww_err rv;
-
-	if ((rv = read_begin(s, &txn)) != LWW_OK) {
-		return rv;
-	}
-	rv = meta_get_u64(txn, s->meta, META_HELD, sizeof(META_HELD) - 1, out);
-	mdb_txn_abort(txn);
-	return rv;
+	return meta_read_u64(s, META_HELD, sizeof(META_HELD) - 1, out);
 }
 
 lww_err
