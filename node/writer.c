@@ -494,24 +494,34 @@ lwwd_wal_reopen(lwwd *d)
 }
 
 /* Freezes the active generation onto a new segment and hands the old
- * segment to the checkpointer (the frozen hook), which must be idle. */
-static void
+ * segment to the checkpointer (the frozen hook), which must be idle.
+ * -1 if no new segment could be made (nothing changed). */
+static int
 freeze(lwwd *d)
 {
+	static lwwd_log_limit limit; /* the writer's (and, once it stopped,
+	                              * its stopper's) */
 	struct lww_wal *old = d->wal, *nw;
 	char *path = lwwd_wal_segment_path(d, d->wal_next);
 	char *oldpath = d->wal_path;
+	uint64_t skipped;
 	lww_err rv;
 
 	if (path == NULL) {
-		return;
+		return -1;
 	}
 	/* The new segment first: if it cannot be made, nothing changes. */
 	if ((rv = lww_wal_create(path, &nw)) != LWW_OK) {
-		lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
-		         "path=%s reason=\"%s\"", path, lww_strerror(rv));
+		if (lwwd_log_due(&limit, rv, LWWD_LOG_GAP_US, &skipped)) {
+			lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
+			         "path=%s reason=\"%s\" not_logged_since=%llu "
+			         "(writes stay in the current segment; "
+			         "retried every second)",
+			         path, lww_strerror(rv),
+			         (unsigned long long) skipped);
+		}
 		free(path);
-		return;
+		return -1;
 	}
 	d->wal_next++;
 	/* The syncer must be done with the old segment. */
@@ -523,7 +533,7 @@ freeze(lwwd *d)
 		lww_wal_close(nw);
 		unlink(path);
 		free(path);
-		return;
+		return -1;
 	}
 	d->wal = nw;
 	d->wal_path = path;
@@ -535,18 +545,19 @@ freeze(lwwd *d)
 	pthread_mutex_unlock(&d->mtx);
 	lww_wal_close(old);
 	d->frozen_us = lwwd_mono_us();
+	return 0;
 }
 
 /* Between groups: freezes when it is time (idle: as soon as a
- * checkpoint can run). */
-static void
+ * checkpoint can run). -1 if a freeze was due and failed. */
+static int
 maybe_freeze(lwwd *d, int idle)
 {
 	size_t bytes, n;
 	int busy, wanted;
 
 	if (!d->mem_dirty) {
-		return;
+		return 0;
 	}
 	n = lwwd_mem_active(d->mem, &bytes);
 	pthread_mutex_lock(&d->mtx);
@@ -559,13 +570,13 @@ maybe_freeze(lwwd *d, int idle)
 	wanted = d->freeze_wanted;
 	pthread_mutex_unlock(&d->mtx);
 	if (busy) {
-		return;
+		return 0;
 	}
 	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
 	    lwwd_mono_us() - d->frozen_us < CKPT_EVERY_MS * 1000) {
-		return;
+		return 0;
 	}
-	freeze(d);
+	return freeze(d);
 }
 
 static size_t
@@ -602,8 +613,14 @@ writer_main(void *arg)
 			due = last_us + IDLE_CKPT_MS * 1000;
 			if (now >= due || d->freeze_wanted) {
 				pthread_mutex_unlock(&d->mtx);
-				maybe_freeze(d, 1);
+				int failed = maybe_freeze(d, 1) != 0;
 				pthread_mutex_lock(&d->mtx);
+				if (failed) {
+					/* No new segment (a full disk): try
+					 * again in a second, not at once. */
+					last_us = lwwd_mono_us();
+					d->freeze_wanted = 0;
+				}
 				continue;
 			}
 			(void) lwwd_thr_wait(&d->writer, due);
@@ -652,7 +669,7 @@ writer_main(void *arg)
 			d->seq = seq;
 		}
 		sync_push(d, group, &gb, seq);
-		maybe_freeze(d, 0);
+		(void) maybe_freeze(d, 0);
 		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
 		d->applying = 0;
@@ -775,7 +792,7 @@ lwwd_writer_stop(lwwd *d)
 		busy = lwwd_ckpt_wait_room(d);
 		pthread_mutex_unlock(&d->mtx);
 		if (!busy) {
-			freeze(d);
+			(void) freeze(d);
 		}
 	}
 }

@@ -501,6 +501,12 @@ class DiskFull(ClusterTest):
 
         everything_there(n1)
         self.assertIn("disk full", n1.logtext())
+        # The idle writer retries a segment it cannot make once a second
+        # and says so once a minute; it did so at once, in a loop, an
+        # error line each time.
+        time.sleep(3)
+        self.assertLessEqual(n1.logtext().count("event=wal_create_failed"),
+                             1, n1.logtext()[-2000:])
         # Stops at once, exit 0, also with checkpoints that cannot run.
         self.assertEqual(n1.stop(timeout=20), 0)
         n1.start()
