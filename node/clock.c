@@ -562,13 +562,15 @@ find_free(find_acc *a)
 }
 
 /* Whether the logged (not yet stored) writes hold one of ours stamped
- * after now: the store must hold them all before they are re-issued. */
+ * after now: the store must hold them all before they are re-issued.
+ * The greatest stamp of any logged entry, any node's, into *mem_max. */
 static int
-logged_future(lwwd *d, uint64_t now_ms)
+logged_future(lwwd *d, uint64_t now_ms, uint64_t *mem_max)
 {
 	lwwd_mem_range r;
 	int found = 0;
 
+	*mem_max = 0;
 	if (lwwd_mem_range_get(d->mem, NULL, 0, NULL, 0, &r) != LWW_OK) {
 		return 1;
 	}
@@ -576,6 +578,9 @@ logged_future(lwwd *d, uint64_t now_ms)
 		if (r.v[i].node == d->self &&
 		    lww_hlc_wall(r.v[i].hlc) > now_ms) {
 			found = 1;
+		}
+		if (r.v[i].hlc > *mem_max) {
+			*mem_max = r.v[i].hlc;
 		}
 	}
 	lwwd_mem_range_free(&r);
@@ -818,7 +823,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	struct lwwd_clock *c = d->clock;
 	lww_scan q = {NULL, 0, NULL, 0, 0, 1, NULL};
 	find_acc a = {d, now_ms, 0, 0, 0, NULL, 0, 0, 0};
-	uint64_t stamp, done = 0, exported = 0, held = 0, held_max;
+	uint64_t stamp, done = 0, exported = 0, held = 0, held_max, mem_max;
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	char path[4096] = "";
 	lww_txn *t = NULL;
@@ -837,7 +842,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	 * local ones), so that no log segment holds a future stamp that a
 	 * replay could bring back over its re-issued write. */
 	lwwd_wal_barrier(d);
-	if (logged_future(d, now_ms)) {
+	if (logged_future(d, now_ms, &mem_max)) {
 		return -1;
 	}
 	rv = lww_store_scan(d->store, &q, find_cb, &a, NULL);
@@ -919,11 +924,13 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	}
 	/* What the store keeps above stamp once this is done: the stranded
 	 * writes kept at their stamp (below) and other nodes' entries beyond
-	 * max drift. The scan saw every entry (the barrier stored every
-	 * logged one); what the writer logs after it is observed and the
+	 * max drift; and whatever the log still holds that the scan could
+	 * not see (the barrier gives up after 3 s, and at once while
+	 * checkpoints fail: a peer's entry left in memory reaches the store
+	 * later). What the writer logs after the barrier is observed and the
 	 * clock is not lowered below it (seen_max). The writer checks the
 	 * keys of local writes stamped up to this (writer.c). */
-	held_max = a.foreign_max;
+	held_max = a.foreign_max > mem_max ? a.foreign_max : mem_max;
 	/* In transactions of REBASE_TXN_ENTRIES (one transaction failed for
 	 * good on a large store: "store full"); the mark is lowered only in
 	 * the last, so a failure part way leaves it in the future and the
