@@ -1035,7 +1035,6 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	c->rebase_held = held_max;
 	atomic_store(&c->hlc_pub, stamp);
 	pthread_mutex_unlock(&c->wmtx);
-	atomic_fetch_add(&d->stats.clock_rebases, 1);
 	atomic_fetch_add(&d->stats.clock_stranded, a.n);
 	atomic_fetch_add(&d->stats.clock_reissued, done);
 	atomic_fetch_add(&d->stats.clock_exported, exported);
@@ -1133,7 +1132,7 @@ judge(lwwd *d)
 	int64_t off = 0;
 	uint64_t unc = 0, mark, mark_wall;
 	lww_skew_state st;
-	int agrees, fence = FENCE_NONE;
+	int agrees, fence = FENCE_NONE, rebased = 0;
 	int64_t fence_ms = 0;
 
 	for (size_t i = 0; i < c->npeers; i++) {
@@ -1206,6 +1205,7 @@ judge(lwwd *d)
 		if (agrees && now >= c->rebase_due) {
 			if (rebase(d, wall, mark, ask, n) == 0) {
 				fence = FENCE_NONE;
+				rebased = 1;
 				c->rebase_backoff = 0;
 			} else {
 				c->rebase_backoff =
@@ -1220,6 +1220,11 @@ judge(lwwd *d)
 		}
 	}
 	set_fence(d, fence, fence_ms, n);
+	/* Counted once the fence is lifted: a client that sees the count
+	 * can write. */
+	if (rebased) {
+		atomic_fetch_add(&d->stats.clock_rebases, 1);
+	}
 }
 
 static void *
