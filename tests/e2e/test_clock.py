@@ -51,6 +51,16 @@ def set_clock(path, offset):
     os.replace(tmp, path)  # never a half-written file
 
 
+def skew(c, node, offset):
+    """Starts node's wall clock at offset (set_clock) from a clock file of
+    its own in the cluster's directory; returns that file, to move the
+    clock later."""
+    path = os.path.join(c.dir, f"{node.name}.clock")
+    set_clock(path, offset)
+    node.wrap = preload(path)
+    return path
+
+
 def peer_rows(node):
     """`peers --json` lists the trusted nodes, then each dialled address
     (objects with a "url"): the nodes only."""
@@ -79,9 +89,7 @@ class Fence(ClusterTest):
     def test_jump_ahead_fences_and_the_return_unfences(self):
         c = self.cluster(4)
         n1, *others = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+0")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+0")
         url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
         n1.extra = ["--metrics", url]
         c.start()
@@ -169,9 +177,7 @@ class FutureMark(ClusterTest):
     def test_restart_after_running_ahead_rejoins_alone(self):
         c = self.cluster(4)
         n1, *others = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         for n in c.nodes:
             n.extra = ["--repair-interval", "1000"]
         # n1 alone, an hour ahead: no peer answers, so nothing tells it;
@@ -261,12 +267,7 @@ class FutureMark(ClusterTest):
 class JitterSoak(ClusterTest):
     def run_jitter(self, n, seconds):
         c = self.cluster(n)
-        clocks = []
-        for i, node in enumerate(c.nodes):
-            clk = os.path.join(c.dir, f"{node.name}.clock")
-            set_clock(clk, "+0")
-            clocks.append(clk)
-            node.wrap = preload(clk)
+        clocks = [skew(c, node, "+0") for node in c.nodes]
         c.start()
         wait_until(lambda: all(clock(x)["peers"] == n - 1 for x in c.nodes),
                    timeout=20, what="every node measures its peers")
@@ -313,9 +314,7 @@ class RecoveryUnderWrites(ClusterTest):
         # those stayed in the future, never replicated (finding 3).
         c = self.cluster(2)
         n1, n2 = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         for n in c.nodes:
             n.extra = ["--repair-interval", "1000"]
         c.start()
@@ -367,9 +366,7 @@ class ReplayAfterRecovery(ClusterTest):
         # the segment back while the node is stopped.
         c = self.cluster(3)
         n1, *others = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         for n in c.nodes:
             n.extra = ["--repair-interval", "1000"]
         n1.start()
@@ -413,18 +410,15 @@ def peer_holds_future(test):
     n1 recovers (n3 up all along). Returns the three nodes."""
     c = test.cluster(3)
     n1, n2, n3 = c.nodes
-    for n in (n1, n2):
-        clk = os.path.join(c.dir, f"{n.name}.clock")
-        set_clock(clk, "+3600")
-        n.wrap = preload(clk)
+    clks = [skew(c, n, "+3600") for n in (n1, n2)]
     n1.start()
     n2.start()
     test.assertEqual(n1.ctl("add", "shared", "future").rc, 0)
     wait_until(lambda: n2.lookup("shared") == "future", timeout=15,
                what="n2 accepts n1's future write")
-    for n in (n1, n2):
+    for n, clk in zip((n1, n2), clks):
         test.assertEqual(n.stop(), 0)
-        set_clock(os.path.join(c.dir, f"{n.name}.clock"), "+0")
+        set_clock(clk, "+0")
     n3.start()
     n2.start()
     n1.start()
@@ -473,9 +467,7 @@ class WrongPeer(ClusterTest):
         # fenced, while n3, the wrong one, kept writing (finding 1).
         c = self.cluster(3)
         for node in c.nodes:
-            clk = os.path.join(c.dir, f"{node.name}.clock")
-            set_clock(clk, "-1.1" if node.name == "n3" else "+0")
-            node.wrap = preload(clk)
+            skew(c, node, "-1.1" if node.name == "n3" else "+0")
         c.start()
         n1, n2, n3 = c.nodes
         wait_until(lambda: all(clock(x)["peers"] == 2 for x in c.nodes),
@@ -503,9 +495,7 @@ class SamePeerTwice(ClusterTest):
         # answering peers that fencing needs (finding 7).
         c = self.cluster(2)
         n1, n2 = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         n1.extra = ["--peer", n2.gossip]
         c.start()
         wait_until(lambda: clock(n1)["state"] == 3, timeout=20,
@@ -543,9 +533,7 @@ class DeadRtc(ClusterTest):
         # writes to then, where they lose everywhere (finding 2).
         c = self.cluster(3)
         n1, *others = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+0")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+0")
         c.start()
         self.assertEqual(n1.ctl("add", "mine", "v").rc, 0)
         wait_until(lambda: replicated(others, "mine", "v"), timeout=15,
@@ -591,12 +579,8 @@ class RebaseKeepsCausality(ClusterTest):
         c = self.cluster(3, extra=["--max-drift", "10000",
                                    "--repair-interval", "0"])
         n1, n2, n3 = c.nodes
-        clk1 = os.path.join(c.dir, "n1.clock")
-        clk3 = os.path.join(c.dir, "n3.clock")
-        set_clock(clk1, "+3600")
-        set_clock(clk3, "+4.5")
-        n1.wrap = preload(clk1)
-        n3.wrap = preload(clk3)
+        clk1 = skew(c, n1, "+3600")
+        clk3 = skew(c, n3, "+4.5")
         n1.start()
         # Many stranded writes: a recovery that takes a while.
         data = "".join(f"s{i}\tv\n" for i in range(20000)).encode()
@@ -677,9 +661,7 @@ class SilentPeer(ClusterTest):
         # answered; else it is kept at its stamp, exported and reported.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         n1.start()
         self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
         self.assertEqual(n1.stop(), 0)
@@ -723,9 +705,7 @@ class FenceKeptOnPeerLoss(ClusterTest):
         # and n1, an hour ahead, lifted its fence and accepted writes.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+0")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+0")
         c.start()
         wait_until(lambda: clock(n1)["peers"] == 2, timeout=20,
                    what="n1 measures its 2 peers")
@@ -758,12 +738,8 @@ class WrongPeerDuringRecovery(ClusterTest):
         # vote now.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk1 = os.path.join(c.dir, "n1.clock")
-        clk3 = os.path.join(c.dir, "n3.clock")
-        set_clock(clk1, "+3600")
-        set_clock(clk3, "-1.1")
-        n1.wrap = preload(clk1)
-        n3.wrap = preload(clk3)
+        clk1 = skew(c, n1, "+3600")
+        clk3 = skew(c, n3, "-1.1")
         n1.start()
         self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
         self.assertEqual(n1.stop(), 0)
@@ -790,9 +766,7 @@ class BigRecovery(ClusterTest):
         nkeys = 150000
         c = self.cluster(3, extra=["--map-size", "64"])
         n1, n2, n3 = c.nodes
-        clk1 = os.path.join(c.dir, "n1.clock")
-        set_clock(clk1, "+3600")
-        n1.wrap = preload(clk1)
+        clk1 = skew(c, n1, "+3600")
         n1.start()
         val = "x" * 100
         data = "".join(f"s{i:07d}\t{val}\n" for i in range(nkeys))
@@ -828,12 +802,8 @@ class FuturePeerWrite(ClusterTest):
         # "could not tell": n1's write is kept and exported.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk1 = os.path.join(c.dir, "n1.clock")
-        clk2 = os.path.join(c.dir, "n2.clock")
-        set_clock(clk1, "+3600")
-        set_clock(clk2, "+7200")
-        n1.wrap = preload(clk1)
-        n2.wrap = preload(clk2)
+        clk1 = skew(c, n1, "+3600")
+        clk2 = skew(c, n2, "+7200")
         n1.start()
         self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
         self.assertEqual(n1.stop(), 0)
@@ -865,9 +835,7 @@ class RefusedCountedOnce(ClusterTest):
         # since it started: a restarted node added all of it again.
         c = self.cluster(2, extra=["--repair-interval", "0"])
         n1, n2 = c.nodes
-        clk = os.path.join(c.dir, "n1.clock")
-        set_clock(clk, "+3600")
-        n1.wrap = preload(clk)
+        clk = skew(c, n1, "+3600")
         c.start()
         wait_until(lambda: clock(n1)["state"] == 3, timeout=20,
                    what="n1 sees itself ahead of its one peer")
