@@ -43,6 +43,7 @@
 #include <time.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pair1/pair.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -215,6 +216,177 @@ sync_main(const char *url, const char *keyfile, const char *mode)
 	return 0;
 }
 
+/* The pipes of the one pair1 socket, kept by nng's pipe callbacks, so that
+ * a message can go to each of them (a polyamorous socket sends a message
+ * to the one pipe it names). */
+#define FORGE_PIPES_MAX 64
+static nng_mtx *pipes_mtx;
+static nng_pipe pipes[FORGE_PIPES_MAX];
+static size_t npipes;
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void) arg;
+	nng_mtx_lock(pipes_mtx);
+	if (ev == NNG_PIPE_EV_ADD_POST && npipes < FORGE_PIPES_MAX) {
+		pipes[npipes++] = p;
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		for (size_t i = 0; i < npipes; i++) {
+			if (nng_pipe_id(pipes[i]) == nng_pipe_id(p)) {
+				pipes[i] = pipes[--npipes];
+				break;
+			}
+		}
+	}
+	nng_mtx_unlock(pipes_mtx);
+}
+
+/* A polyamorous pair1 socket that tracks its pipes; 0 or an nng error. */
+static int
+pair_open(nng_socket *s)
+{
+	int rv;
+
+	if ((rv = nng_mtx_alloc(&pipes_mtx)) != 0 ||
+	    (rv = nng_pair1_open_poly(s)) != 0) {
+		return rv;
+	}
+	(void) nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, LWW_MSG_MAX);
+	(void) nng_pipe_notify(*s, NNG_PIPE_EV_ADD_POST, pipe_cb, NULL);
+	(void) nng_pipe_notify(*s, NNG_PIPE_EV_REM_POST, pipe_cb, NULL);
+	return 0;
+}
+
+/* Sends p to every pipe, or only to those of listener l if l_id > 0.
+ * Never blocks: a full pipe drops the copy, as a gossip sender does. */
+static void
+send_all(nng_socket s, const uint8_t *p, size_t n, int l_id)
+{
+	nng_pipe to[FORGE_PIPES_MAX];
+	size_t k = 0;
+
+	nng_mtx_lock(pipes_mtx);
+	for (size_t i = 0; i < npipes; i++) {
+		if (l_id <= 0 ||
+		    nng_listener_id(nng_pipe_listener(pipes[i])) == l_id) {
+			to[k++] = pipes[i];
+		}
+	}
+	nng_mtx_unlock(pipes_mtx);
+	for (size_t i = 0; i < k; i++) {
+		nng_msg *m;
+
+		if (nng_msg_alloc(&m, 0) != 0) {
+			return;
+		}
+		if (nng_msg_append(m, p, n) != 0) {
+			nng_msg_free(m);
+			return;
+		}
+		nng_msg_set_pipe(m, to[i]);
+		if (nng_sendmsg(s, m, NNG_FLAG_NONBLOCK) != 0) {
+			nng_msg_free(m);
+		}
+	}
+}
+
+/* MODE tamper: flips the first byte of the first entry's value (or of its
+ * key, for a tombstone) of a signed BATCH, in place. */
+static void
+tamper(uint8_t *p, size_t n)
+{
+	lww_envelope env;
+	lww_batch b;
+	lww_entry e;
+	uint8_t type;
+	size_t off = 0;
+
+	if (lww_envelope_open(p, n, NULL, &env) != LWW_OK ||
+	    lww_msg_peek(env.payload, env.plen, &type) != LWW_OK ||
+	    type != LWW_MSG_BATCH ||
+	    lww_batch_decode(env.payload, env.plen, &b) != LWW_OK ||
+	    !lww_entries_next(&b.entries, &off, &e)) {
+		return;
+	}
+	if (e.vlen > 0) {
+		p[e.val - p] ^= 0x01;
+	} else {
+		p[e.key - p] ^= 0x01;
+	}
+}
+
+static int
+relay_main(const char *listen, const char *upstream, const char *keyfile,
+           const char *mode)
+{
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	nng_listener l;
+	nng_dialer dl;
+	nng_socket s;
+	lww_key k;
+	uint64_t last_hb = 0;
+	int tampering;
+
+	if (strcmp(mode, "tamper") != 0 && strcmp(mode, "pass") != 0) {
+		fprintf(stderr, "lwwforge: unknown relay mode %s\n", mode);
+		return 2;
+	}
+	tampering = strcmp(mode, "tamper") == 0;
+	if (lww_key_load(keyfile, &k) != LWW_OK) {
+		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
+		return 1;
+	}
+	if (pair_open(&s) != 0 || nng_listen(s, listen, &l, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot listen on %s\n", listen);
+		return 1;
+	}
+	/* Non-blocking: the upstream node may start after the relay. */
+	if (nng_dial(s, upstream, &dl, NNG_FLAG_NONBLOCK) != 0) {
+		fprintf(stderr, "lwwforge: cannot dial %s\n", upstream);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 50);
+	for (;;) {
+		nng_msg *m;
+		int rv;
+
+		if (now_ms() - last_hb >= 200) {
+			lww_heartbeat h = {.seq = 0,
+			                   .hlc = lww_hlc_make(now_ms(), 0)};
+			last_hb = now_ms();
+			lww_buf_reset(&hb);
+			lww_buf_reset(&env);
+			if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
+			    lww_envelope_seal(&k, hb.p, hb.len, &env) ==
+			        LWW_OK) {
+				send_all(s, env.p, env.len, 0);
+			}
+		}
+		rv = nng_recvmsg(s, &m, 0);
+		if (rv == NNG_ETIMEDOUT) {
+			continue;
+		}
+		if (rv != 0) {
+			break;
+		}
+		if (nng_dialer_id(nng_pipe_dialer(nng_msg_get_pipe(m))) ==
+		    nng_dialer_id(dl)) {
+			if (tampering) {
+				tamper(nng_msg_body(m), nng_msg_len(m));
+			}
+			send_all(s, nng_msg_body(m), nng_msg_len(m),
+			         nng_listener_id(l));
+		}
+		nng_msg_free(m);
+	}
+	nng_close(s);
+	lww_key_wipe(&k);
+	lww_buf_fini(&hb);
+	lww_buf_fini(&env);
+	return 0;
+}
+
 /* COUNT "once": see the top of the file. */
 static int
 send_once(nng_socket pub, const lww_key *k, const char *key, const lww_buf *msg,
@@ -286,12 +458,20 @@ main(int argc, char **argv)
 		}
 		return sync_main(argv[2], argv[3], argv[4]);
 	}
+	if (argc == 6 && strcmp(argv[1], "relay") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return relay_main(argv[2], argv[3], argv[4], argv[5]);
+	}
 	if (argc != 8) {
 		fprintf(stderr, "usage: lwwforge URL KEYFILE MODE KEY VALUE "
 		                "COUNT INTERVAL_MS\n"
 		                "       lwwforge api URL KEYFILE "
 		                "replay|stale|badsig\n"
-		                "       lwwforge sync URL KEYFILE stuck\n");
+		                "       lwwforge sync URL KEYFILE stuck\n"
+		                "       lwwforge relay LISTEN_URL UPSTREAM_URL "
+		                "KEYFILE tamper|pass\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {
