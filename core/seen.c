@@ -82,6 +82,15 @@ lww_seen_skip(lww_seen *s, uint64_t seq)
 	return lost;
 }
 
+void
+lww_seen_start(lww_seen *s, uint64_t base)
+{
+	memset(s, 0, sizeof(*s));
+	s->started = 1;
+	s->base = base;
+	s->top = base;
+}
+
 int
 lww_seen_has(const lww_seen *s, uint64_t seq)
 {
@@ -109,10 +118,7 @@ lww_seen_add(lww_seen *s, uint64_t seq)
 		return 0;
 	}
 	if (!s->started) {
-		memset(s, 0, sizeof(*s));
-		s->started = 1;
-		s->base = seq - 1; /* seq >= 1: batches count from 1 */
-		s->top = seq - 1;
+		lww_seen_start(s, seq - 1); /* seq >= 1 */
 	}
 	if (seq <= s->base) {
 		return 0;

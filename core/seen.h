@@ -27,6 +27,9 @@ typedef struct lww_seen {
 	int started;
 } lww_seen;
 
+/* Starts the window with everything up to base seen (what the store
+ * records of the origin). */
+void lww_seen_start(lww_seen *s, uint64_t base);
 /* Whether seq has been seen (everything at or below base counts). */
 int lww_seen_has(const lww_seen *s, uint64_t seq);
 /* Marks seq seen. Returns the sequences given up: never seen and now

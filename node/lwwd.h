@@ -13,8 +13,10 @@
  * durable hook (gossip publishes it) and answers its clients
  * (writer.c). When it is time the writer freezes the active generation
  * onto a new segment and hands it to the frozen hook: the checkpointer
- * thread puts it into the store (checkpoint.c). The heartbeat thread
- * publishes liveness and restarts a paused gossip receive (gossip.c);
+ * thread puts it into the store (checkpoint.c). The gossip link thread
+ * sends the bundles, heartbeats, announcements and grafts the receive
+ * callback and the syncer queued, and restarts a paused receive
+ * (gossip.c, gossip.h);
  * repair runs two threads, the --sync server and the rounds against
  * peers (repair.c); the scrub thread checks the store and drops damaged
  * records (scrub.c); the clock thread probes peers' clocks (clock.c);
@@ -49,6 +51,7 @@
 #include "mem.h"
 #include "store.h"
 #include "config.h"
+#include "gossip.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -139,6 +142,22 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t clock_future_held;      /* ... kept at that stamp */
 	_Atomic uint64_t
 	    clock_unasked; /* ... a configured peer did not answer */
+	/* The gossip link (gossip.c). */
+	_Atomic uint64_t gossip_neighbours; /* known by their heartbeat */
+	_Atomic uint64_t gossip_eager;      /* ... pushed batches */
+	_Atomic uint64_t gossip_lazy;       /* ... sent announcements */
+	_Atomic uint64_t gossip_copies;     /* batch copies received */
+	_Atomic uint64_t gossip_duplicates; /* ... seen before */
+	_Atomic uint64_t gossip_delivered;  /* first copies, verified */
+	_Atomic uint64_t gossip_forwarded;  /* copies relayed on */
+	_Atomic uint64_t gossip_bytes_received;
+	_Atomic uint64_t gossip_bytes_sent;
+	_Atomic uint64_t gossip_ihave_sent;
+	_Atomic uint64_t gossip_grafts_sent;
+	_Atomic uint64_t gossip_grafts_served; /* batches sent for grafts */
+	_Atomic uint64_t gossip_prunes_sent;
+	_Atomic uint64_t gossip_given_up;     /* batches left to repair */
+	_Atomic uint64_t gossip_send_dropped; /* messages not sent */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -238,8 +257,6 @@ struct lwwd {
 	uint64_t seq; /* last published batch seq (writer) */
 	_Atomic uint64_t seq_pub;
 
-	nng_socket pub;
-	nng_socket sub;
 	nng_socket api;
 	/* On mtx. writer: woken by an op queued, a checkpoint done (it may
 	 * freeze the next), a barrier's ask, the stop. syncer: makes logged
@@ -278,24 +295,11 @@ struct lwwd {
 	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
 	lwwd_thr ckpt;          /* on mtx: woken by a frozen generation, stop */
 	pthread_cond_t ckpt_cv; /* readers: a checkpoint done or failed */
-	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
-	 * never d->mtx, which is the writer's. */
-	pthread_mutex_t gossip_mtx;
-	lwwd_thr heartbeat; /* beats, and restarts a paused receive */
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_api_pipes *api_pipes; /* connections without a request */
 	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
-	/* The stamps of the last heartbeats sent, under mtx (gossip.c): one
-	 * signed with our key that is none of them comes from another
-	 * process with our key. */
-	uint64_t hb_sent[16];
-	unsigned hb_sent_next;
-	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
-	nng_aio *sub_aio;
-	int sub_paused; /* under gossip_mtx: a receive failed; the heartbeat
-	                   thread starts the next */
-	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
+	struct lwwd_gossip *gossip;
 	struct lwwd_repair *repair;
 	struct lwwd_scrub *scrub;
 	struct nng_http_server *metrics;
@@ -376,11 +380,6 @@ void lwwd_writer_close_log(lwwd *d, int keep);
 
 int lwwd_api_start(lwwd *d);
 void lwwd_api_stop(lwwd *d);
-
-int lwwd_gossip_start(lwwd *d);
-void lwwd_gossip_stop(lwwd *d);
-/* Signs a durable local batch and publishes it (counted as sent). */
-void lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n);
 
 /* The clock against the peers (clock.c): probes, the fence, recovery
  * from a high-water mark in the future. Start after the store is open
