@@ -114,12 +114,8 @@ lwwd_ckpt_free(lwwd *d)
 	}
 	lwwd_thr_fini(&c->thr);
 	pthread_cond_destroy(&c->cv);
+	/* The segment and leftovers went with lwwd_ckpt_stop. */
 	lwwd_mem_free(c->mem);
-	free(c->segment);
-	for (size_t i = 0; i < c->nleft; i++) {
-		free(c->left[i].path);
-	}
-	free(c->left);
 	free(c);
 	d->ckpt = NULL;
 }

@@ -20,8 +20,8 @@ typedef struct lwwd_ckpt lwwd_ckpt;
  * d->mtx, which must exist). sodium_init() must have run (mem.h). -1
  * out of memory. Free it with lwwd_ckpt_free. */
 int lwwd_ckpt_alloc(lwwd *d);
-/* Once nothing runs that may read the table (after the API and the
- * checkpointer stopped); accepts a node without one. */
+/* After lwwd_ckpt_stop, once nothing runs that may read the table (the
+ * API stopped); accepts a node without one. */
 void lwwd_ckpt_free(lwwd *d);
 /* The table of logged writes (mem.h): the writer merges into it, reads
  * merge it with the store. Any thread, from alloc to free. */
