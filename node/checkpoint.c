@@ -152,6 +152,7 @@ typedef struct replay {
 static lww_err
 replay_mem(replay *r, const lww_entry *e)
 {
+	lwwd_ckpt *c = r->d->ckpt;
 	lww_entry cur;
 	lww_err rv = lww_store_get(r->d->store, e->key, e->klen, &r->vb, &cur);
 
@@ -164,10 +165,10 @@ replay_mem(replay *r, const lww_entry *e)
 	/* The store does not have this stamp yet: the clock must not
 	 * restart below it (main.c), whoever made it, as the writer
 	 * observes remote stamps. */
-	if (e->hlc > r->d->ckpt->wal_hlc) {
-		r->d->ckpt->wal_hlc = e->hlc;
+	if (e->hlc > c->wal_hlc) {
+		c->wal_hlc = e->hlc;
 	}
-	return lwwd_mem_put(r->d->ckpt->mem, e);
+	return lwwd_mem_put(c->mem, e);
 }
 
 /* One record: a batch message, then its origin (u64le). */
@@ -175,6 +176,7 @@ static lww_err
 replay_record(const uint8_t *p, size_t n, void *arg)
 {
 	replay *r = arg;
+	lwwd_ckpt *c = r->d->ckpt;
 	lww_batch b;
 	lww_entry e;
 	size_t off = 0;
@@ -203,11 +205,10 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 			rv = lww_txn_set_seq(r->t, origin, b.seq);
 			goto store_err;
 		}
-		if (origin == r->d->self && b.seq > r->d->ckpt->wal_seq) {
-			r->d->ckpt->wal_seq =
-			    b.seq; /* nor the batch sequence */
+		if (origin == r->d->self && b.seq > c->wal_seq) {
+			c->wal_seq = b.seq; /* nor the batch sequence */
 		}
-		rv = lwwd_mem_note_seq(r->d->ckpt->mem, origin, b.seq);
+		rv = lwwd_mem_note_seq(c->mem, origin, b.seq);
 		goto store_err;
 	}
 	return LWW_OK;
