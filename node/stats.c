@@ -327,7 +327,8 @@ logged_counts(lwwd *d, snap *s)
 	lwwd_mem_range r;
 	lww_buf vb = LWW_BUF_INIT;
 
-	if (lwwd_mem_range_get(d->mem, NULL, 0, NULL, 0, &r) != LWW_OK) {
+	if (lwwd_mem_range_get(lwwd_ckpt_mem(d), NULL, 0, NULL, 0, &r) !=
+	    LWW_OK) {
 		return;
 	}
 	for (size_t i = 0; i < r.n; i++) {
