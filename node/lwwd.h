@@ -5,8 +5,8 @@
  * writer.h, ckpt.h, gossip.h), included here so that every file needs only this
  * one. The modules with state of their own keep it in an opaque struct
  * that struct lwwd points to (the writer, the checkpointer, gossip, the
- * worker, repair, the scrub, the clock, the listener guard, mem.h's table); the
- * rest of struct lwwd is what several modules share.
+ * worker, repair, the scrub, the clock, the listener guard, mem.h's
+ * table); the rest of struct lwwd is what several modules share.
  *
  * Threads (each a lwwd_thr, thr.h): nng's own threads run the API, gossip
  * and metrics callbacks, which never block: what may wait (list, stats,
