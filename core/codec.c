@@ -1172,3 +1172,274 @@ lww_clock_rep_decode(const uint8_t *p, size_t n, lww_clock_probe *out)
 	*out = tmp;
 	return LWW_OK;
 }
+
+lww_err
+lww_batch_peek_seq(const uint8_t *p, size_t n, uint64_t *seq)
+{
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_BATCH)) != LWW_OK) {
+		return rv;
+	}
+	return lww_rd_u64(&r, seq);
+}
+
+/* ---- the gossip link ---- */
+#define LINK_COUNT_OFF 2 /* ver type count:u32 */
+#define IHAVE_REC      16
+#define GRAFT_REC      24
+
+static lww_err
+link_begin(lww_buf *b, uint8_t type)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, type)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+uint32_t
+lww_link_count(const lww_buf *b)
+{
+	return count_at(b, LINK_COUNT_OFF);
+}
+
+/* Appends one fixed-size record to an IHAVE or GRAFT under construction. */
+static lww_err
+link_add(lww_buf *b, const uint8_t *rec, size_t n)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (b->len < LINK_COUNT_OFF + 4) {
+		return LWW_EINVAL;
+	}
+	if (count_at(b, LINK_COUNT_OFF) >= LWW_LINK_RECORDS_MAX) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = lww_buf_put(b, rec, n)) != LWW_OK) {
+		return rv;
+	}
+	if ((rv = bump_count(b, LINK_COUNT_OFF, LWW_LINK_RECORDS_MAX)) !=
+	    LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+/* A whole IHAVE or GRAFT: 1..LWW_LINK_RECORDS_MAX records of `size`. */
+static lww_err
+link_decode(const uint8_t *p, size_t n, uint8_t type, size_t size,
+            lww_link_recs *out)
+{
+	const uint8_t *recs;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, type)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+		return rv;
+	}
+	if (count == 0 || count > LWW_LINK_RECORDS_MAX) {
+		return LWW_EPROTO;
+	}
+	if ((rv = lww_rd_bytes(&r, (size_t) count * size, &recs)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	out->count = count;
+	out->p = recs;
+	out->n = (size_t) count * size;
+	return LWW_OK;
+}
+
+lww_err
+lww_ihave_begin(lww_buf *b)
+{
+	return link_begin(b, LWW_MSG_IHAVE);
+}
+
+lww_err
+lww_ihave_add(lww_buf *b, uint64_t origin, uint64_t seq)
+{
+	uint8_t rec[IHAVE_REC];
+
+	lww_put_u64le(rec, origin);
+	lww_put_u64le(rec + 8, seq);
+	return link_add(b, rec, sizeof(rec));
+}
+
+lww_err
+lww_ihave_decode(const uint8_t *p, size_t n, lww_link_recs *out)
+{
+	return link_decode(p, n, LWW_MSG_IHAVE, IHAVE_REC, out);
+}
+
+void
+lww_ihave_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
+             uint64_t *seq)
+{
+	const uint8_t *q = r->p + (size_t) i * IHAVE_REC;
+
+	*origin = lww_get_u64le(q);
+	*seq = lww_get_u64le(q + 8);
+}
+
+lww_err
+lww_graft_begin(lww_buf *b)
+{
+	return link_begin(b, LWW_MSG_GRAFT);
+}
+
+lww_err
+lww_graft_add(lww_buf *b, uint64_t origin, uint64_t from, uint64_t to)
+{
+	uint8_t rec[GRAFT_REC];
+
+	if (from > to) {
+		return LWW_EINVAL;
+	}
+	lww_put_u64le(rec, origin);
+	lww_put_u64le(rec + 8, from);
+	lww_put_u64le(rec + 16, to);
+	return link_add(b, rec, sizeof(rec));
+}
+
+lww_err
+lww_graft_decode(const uint8_t *p, size_t n, lww_link_recs *out)
+{
+	lww_link_recs tmp;
+	lww_err rv;
+
+	if ((rv = link_decode(p, n, LWW_MSG_GRAFT, GRAFT_REC, &tmp)) !=
+	    LWW_OK) {
+		return rv;
+	}
+	for (uint32_t i = 0; i < tmp.count; i++) {
+		const uint8_t *q = tmp.p + (size_t) i * GRAFT_REC;
+		if (lww_get_u64le(q + 8) > lww_get_u64le(q + 16)) {
+			return LWW_EPROTO;
+		}
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+void
+lww_graft_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
+             uint64_t *from, uint64_t *to)
+{
+	const uint8_t *q = r->p + (size_t) i * GRAFT_REC;
+
+	*origin = lww_get_u64le(q);
+	*from = lww_get_u64le(q + 8);
+	*to = lww_get_u64le(q + 16);
+}
+
+lww_err
+lww_prune_encode(lww_buf *b)
+{
+	return put_header(b, LWW_MSG_PRUNE);
+}
+
+lww_err
+lww_prune_decode(const uint8_t *p, size_t n)
+{
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_PRUNE)) != LWW_OK) {
+		return rv;
+	}
+	return lww_rd_end(&r);
+}
+
+lww_err
+lww_bundle_begin(lww_buf *b)
+{
+	return link_begin(b, LWW_MSG_BUNDLE);
+}
+
+lww_err
+lww_bundle_add(lww_buf *b, const uint8_t *m, size_t n)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if (n < 2 || m[1] == LWW_MSG_BUNDLE || b->len < LINK_COUNT_OFF + 4) {
+		return LWW_EINVAL;
+	}
+	if (count_at(b, LINK_COUNT_OFF) >= LWW_BUNDLE_MAX ||
+	    n > LWW_MSG_MAX - 4 - b->len) {
+		return LWW_ETOOBIG;
+	}
+	if ((rv = lww_buf_put_u32(b, (uint32_t) n)) != LWW_OK ||
+	    (rv = lww_buf_put(b, m, n)) != LWW_OK ||
+	    (rv = bump_count(b, LINK_COUNT_OFF, LWW_BUNDLE_MAX)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_bundle_decode(const uint8_t *p, size_t n, lww_link_recs *out)
+{
+	const uint8_t *start;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_BUNDLE)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+		return rv;
+	}
+	if (count == 0 || count > LWW_BUNDLE_MAX) {
+		return LWW_EPROTO;
+	}
+	start = p + r.off;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *m;
+		uint32_t len;
+		if ((rv = lww_rd_u32(&r, &len)) != LWW_OK ||
+		    (rv = lww_rd_bytes(&r, len, &m)) != LWW_OK) {
+			return LWW_EPROTO;
+		}
+		if (len < 2 || m[1] == LWW_MSG_BUNDLE) {
+			return LWW_EPROTO;
+		}
+	}
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	out->count = count;
+	out->p = start;
+	out->n = (size_t) (p + n - start);
+	return LWW_OK;
+}
+
+int
+lww_bundle_next(const lww_link_recs *r, size_t *off, const uint8_t **m,
+                size_t *n)
+{
+	uint32_t len;
+
+	/* Validated as a whole (lww_bundle_decode): the lengths add up. */
+	if (*off + 4 > r->n) {
+		return 0;
+	}
+	len = lww_get_u32le(r->p + *off);
+	*m = r->p + *off + 4;
+	*n = len;
+	*off += 4 + (size_t) len;
+	return 1;
+}

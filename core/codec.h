@@ -14,6 +14,10 @@
  *   entry    flags:u8 hlc:u64 node:u64 key:lb [val:lb unless tombstone]
  *   batch    ver type=BATCH seq:u64 count:u32 entry*count
  *   hbeat    ver type=HEARTBEAT seq:u64 hlc:u64
+ *   ihave    ver type=IHAVE count:u32 (origin:u64 seq:u64)*count
+ *   prune    ver type=PRUNE
+ *   graft    ver type=GRAFT count:u32 (origin:u64 from:u64 to:u64)*count
+ *   bundle   ver type=BUNDLE count:u32 (len:u32 message)*count
  *   request  ver type=REQUEST op:u8 body (see lww_req)
  *   reply    ver type=REPLY op:u8 status:u8 body (see lww_rep)
  *   item     flags:u8 key:lb [val:lb unless tombstone]   (unstamped, load)
@@ -45,6 +49,11 @@
 enum lww_msg_type {
 	LWW_MSG_BATCH = 0x01,
 	LWW_MSG_HEARTBEAT = 0x02,
+	/* 0x03..0x0f: the gossip link between neighbours (gossip.c) */
+	LWW_MSG_IHAVE = 0x03,
+	LWW_MSG_PRUNE = 0x04,
+	LWW_MSG_GRAFT = 0x05,
+	LWW_MSG_BUNDLE = 0x06,
 	/* 0x10..0x1f: anti-entropy repair */
 	LWW_MSG_TREE_REQ = 0x10,
 	LWW_MSG_TREE_REP = 0x11,
@@ -120,6 +129,55 @@ typedef struct lww_heartbeat {
 
 lww_err lww_heartbeat_encode(lww_buf *b, const lww_heartbeat *hb);
 lww_err lww_heartbeat_decode(const uint8_t *p, size_t n, lww_heartbeat *out);
+
+/* The sequence number of an encoded batch, read without decoding it (a
+ * relay drops a copy it has seen before checking its signature). */
+lww_err lww_batch_peek_seq(const uint8_t *p, size_t n, uint64_t *seq);
+
+/* ---- the gossip link (Plumtree, gossip.c) ----
+ * Between two neighbours, unsigned (the link is the neighbour's, known by
+ * its signed heartbeat); what they carry is only a hint: a batch itself
+ * is always checked against its origin's signature.
+ *   IHAVE  "I hold origin's batches up to seq" (lazy announcements and the
+ *          per-second summary); 1..LWW_LINK_RECORDS_MAX records.
+ *   PRUNE  "stop pushing batches to me; announce them".
+ *   GRAFT  "push batches to me again, and send origin's from..to"
+ *          (inclusive, from <= to); 1..LWW_LINK_RECORDS_MAX records.
+ *   BUNDLE several messages (never a bundle) in one, 1..LWW_BUNDLE_MAX,
+ *          each at least 2 bytes. */
+typedef struct lww_link_recs {
+	uint32_t count;
+	const uint8_t *p; /* count records, validated */
+	size_t n;         /* their bytes */
+} lww_link_recs;
+
+lww_err lww_ihave_begin(lww_buf *b);
+/* LWW_ETOOBIG when the message holds LWW_LINK_RECORDS_MAX records. */
+lww_err lww_ihave_add(lww_buf *b, uint64_t origin, uint64_t seq);
+lww_err lww_ihave_decode(const uint8_t *p, size_t n, lww_link_recs *out);
+void lww_ihave_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
+                  uint64_t *seq);
+lww_err lww_graft_begin(lww_buf *b);
+/* LWW_EINVAL if from > to; LWW_ETOOBIG when full. */
+lww_err lww_graft_add(lww_buf *b, uint64_t origin, uint64_t from, uint64_t to);
+lww_err lww_graft_decode(const uint8_t *p, size_t n, lww_link_recs *out);
+void lww_graft_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
+                  uint64_t *from, uint64_t *to);
+/* Records in a message under construction (IHAVE, GRAFT, BUNDLE). */
+uint32_t lww_link_count(const lww_buf *b);
+lww_err lww_prune_encode(lww_buf *b);
+lww_err lww_prune_decode(const uint8_t *p, size_t n);
+
+lww_err lww_bundle_begin(lww_buf *b);
+/* Appends message m (not a bundle, at least 2 bytes: LWW_EINVAL);
+ * LWW_ETOOBIG when full or when it would pass LWW_MSG_MAX bytes. */
+lww_err lww_bundle_add(lww_buf *b, const uint8_t *m, size_t n);
+/* Validates a whole bundle. */
+lww_err lww_bundle_decode(const uint8_t *p, size_t n, lww_link_recs *out);
+/* Iterates a validated bundle: 1 with the next message, else 0. off starts
+ * at 0. */
+int lww_bundle_next(const lww_link_recs *r, size_t *off, const uint8_t **m,
+                    size_t *n);
 
 /* API request. Which fields are used depends on op:
  *   ADD     key, val

@@ -145,6 +145,17 @@ _Static_assert(LWW_SYNC_REQUEST_BYTES_TARGET <=
 #define LWW_GOSSIP_SENDBUF 8192
 #define LWW_GOSSIP_RECVBUF 1024
 
+/* The gossip link (codec.h): records in one IHAVE or GRAFT (one per
+ * trusted origin fits), messages in one bundle. */
+#define LWW_LINK_RECORDS_MAX LWW_TRUST_PEERS_MAX
+#define LWW_BUNDLE_MAX       4096
+/* Bytes of recent batches a node keeps to answer grafts, and how many. */
+#define LWW_GOSSIP_CACHE_BYTES   ((size_t) 16 << 20)
+#define LWW_GOSSIP_CACHE_BATCHES 8192
+/* Batches of one origin a relay tracks above the last it holds without a
+ * gap (core/seen.h): a larger jump counts the rest as lost. */
+#define LWW_SEEN_WINDOW 256
+
 /* Signed client requests remembered against replay (within the freshness
  * window). */
 #define LWW_NONCES_MAX 262144

@@ -326,8 +326,8 @@ do_read(struct lwwd_api *a, const lww_req *q)
 	switch (q->op) {
 	case LWW_OP_LOOKUP:
 		/* Logged writes not yet in the store first (mem.c). */
-		switch (
-		    lwwd_mem_get(d->mem, q->key, q->klen, &a->val, &r.entry)) {
+		switch (lwwd_mem_get(lwwd_ckpt_mem(d), q->key, q->klen, &a->val,
+		                     &r.entry)) {
 		case 1:
 			rv = LWW_OK;
 			break;
@@ -366,8 +366,8 @@ do_read(struct lwwd_api *a, const lww_req *q)
 		lwwd_wal_barrier(d); /* fewer logged entries to merge */
 		/* The logged entries first: one the checkpointer drops after
 		 * this is in the store before the scan below reads it. */
-		rv = lwwd_mem_range_get(d->mem, q->key, q->klen, q->after,
-		                        q->alen, &ls.mem);
+		rv = lwwd_mem_range_get(lwwd_ckpt_mem(d), q->key, q->klen,
+		                        q->after, q->alen, &ls.mem);
 		if (rv == LWW_OK && (rv = lww_list_begin(&a->out)) == LWW_OK &&
 		    (rv = lww_store_scan(d->store, &s, list_cb, &ls, NULL)) ==
 		        LWW_OK) {

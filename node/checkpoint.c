@@ -54,8 +54,6 @@ lwwd_wal_segment_path(const lwwd *d, uint64_t n)
 	return p;
 }
 
-/* ---- start-up ---- */
-
 /* A segment start-up could not apply (the store or the disk is full):
  * the frozen generation holds its records until a checkpoint puts them
  * into the store, then it is removed, or moved aside if it was damaged. */
@@ -63,6 +61,84 @@ struct lwwd_leftover {
 	char *path;
 	int damaged;
 };
+
+struct lwwd_ckpt {
+	/* Logged, not yet in the store (mem.h; its own lock). Set before
+	 * any thread runs, freed after they all stopped. */
+	lwwd_mem *mem;
+	/* Under d->mtx. */
+	uint64_t gen;  /* number of the active generation */
+	uint64_t done; /* last generation the store holds */
+	int ready;     /* a frozen generation waits or is applied */
+	char *segment; /* its segment, removed once it is applied */
+	/* Segments start-up could not apply (store or disk full), frozen
+	 * with that generation (segment NULL), and how many. Set by
+	 * start-up, then the checkpointer's. */
+	struct lwwd_leftover *left;
+	size_t nleft;
+	/* What start-up's replay found, before any thread runs. */
+	int wal_repair;    /* it skipped or dropped log records */
+	uint64_t wal_hlc;  /* greatest stamp held, not stored */
+	uint64_t wal_seq;  /* greatest own batch seq held */
+	lww_err err;       /* under d->mtx: the last checkpoint failed so */
+	lwwd_thr thr;      /* on d->mtx: woken by a frozen generation, stop */
+	pthread_cond_t cv; /* on d->mtx, readers: a checkpoint done or
+	                      failed */
+};
+
+int
+lwwd_ckpt_alloc(lwwd *d)
+{
+	lwwd_ckpt *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		return -1;
+	}
+	if ((c->mem = lwwd_mem_alloc()) == NULL) {
+		free(c);
+		return -1;
+	}
+	lwwd_thr_init(&c->thr, &d->mtx);
+	lwwd_cond_init(&c->cv);
+	d->ckpt = c;
+	return 0;
+}
+
+void
+lwwd_ckpt_free(lwwd *d)
+{
+	lwwd_ckpt *c = d->ckpt;
+
+	if (c == NULL) {
+		return;
+	}
+	lwwd_thr_fini(&c->thr);
+	pthread_cond_destroy(&c->cv);
+	/* The segment and leftovers went with lwwd_ckpt_stop. */
+	lwwd_mem_free(c->mem);
+	free(c);
+	d->ckpt = NULL;
+}
+
+lwwd_mem *
+lwwd_ckpt_mem(lwwd *d)
+{
+	return d->ckpt->mem;
+}
+
+int
+lwwd_wal_recovered(lwwd *d, uint64_t *hlc, uint64_t *seq)
+{
+	if (hlc != NULL) {
+		*hlc = d->ckpt->wal_hlc;
+	}
+	if (seq != NULL) {
+		*seq = d->ckpt->wal_seq;
+	}
+	return d->ckpt->wal_repair;
+}
+
+/* ---- start-up ---- */
 
 typedef struct replay {
 	lwwd *d;
@@ -76,6 +152,7 @@ typedef struct replay {
 static lww_err
 replay_mem(replay *r, const lww_entry *e)
 {
+	lwwd_ckpt *c = r->d->ckpt;
 	lww_entry cur;
 	lww_err rv = lww_store_get(r->d->store, e->key, e->klen, &r->vb, &cur);
 
@@ -88,10 +165,10 @@ replay_mem(replay *r, const lww_entry *e)
 	/* The store does not have this stamp yet: the clock must not
 	 * restart below it (main.c), whoever made it, as the writer
 	 * observes remote stamps. */
-	if (e->hlc > r->d->wal_hlc) {
-		r->d->wal_hlc = e->hlc;
+	if (e->hlc > c->wal_hlc) {
+		c->wal_hlc = e->hlc;
 	}
-	return lwwd_mem_put(r->d->mem, e);
+	return lwwd_mem_put(c->mem, e);
 }
 
 /* One record: a batch message, then its origin (u64le). */
@@ -99,6 +176,7 @@ static lww_err
 replay_record(const uint8_t *p, size_t n, void *arg)
 {
 	replay *r = arg;
+	lwwd_ckpt *c = r->d->ckpt;
 	lww_batch b;
 	lww_entry e;
 	size_t off = 0;
@@ -127,10 +205,10 @@ replay_record(const uint8_t *p, size_t n, void *arg)
 			rv = lww_txn_set_seq(r->t, origin, b.seq);
 			goto store_err;
 		}
-		if (origin == r->d->self && b.seq > r->d->wal_seq) {
-			r->d->wal_seq = b.seq; /* nor the batch sequence */
+		if (origin == r->d->self && b.seq > c->wal_seq) {
+			c->wal_seq = b.seq; /* nor the batch sequence */
 		}
-		rv = lwwd_mem_note_seq(r->d->mem, origin, b.seq);
+		rv = lwwd_mem_note_seq(c->mem, origin, b.seq);
 		goto store_err;
 	}
 	return LWW_OK;
@@ -307,6 +385,7 @@ static int
 replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
                lww_err *cap_err)
 {
+	lwwd_ckpt *c = d->ckpt;
 	char *path = lwwd_wal_segment_path(d, num);
 	const char *name;
 	replay r = {d, NULL, LWW_BUF_INIT, 0, LWW_OK};
@@ -393,7 +472,7 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
 		/* A crash's torn tail, or damage in the last synced record:
 		 * the two look alike. Repair fetches it if it was the
 		 * latter (and a peer has it). */
-		d->wal_repair = 1;
+		c->wal_repair = 1;
 		lwwd_log(LWWD_LOG_WARN, "wal_torn_tail",
 		         "segment=%s ignored_bytes=%llu (a write cut short by "
 		         "a crash before its sync, so not acknowledged, or "
@@ -401,7 +480,7 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
 		         name, (unsigned long long) info.ignored);
 	}
 	if (info.damaged) {
-		d->wal_repair = 1;
+		c->wal_repair = 1;
 		lwwd_log(LWWD_LOG_WARN, "wal_damage_skipped",
 		         "segment=%s offset=%llu stretches=%llu bytes=%llu "
 		         "(--wal-recovery skip-damaged; repair fetches the "
@@ -412,15 +491,15 @@ replay_segment(lwwd *d, uint64_t num, int into_mem, int applied_before,
 	}
 	if (into_mem) {
 		struct lwwd_leftover *l =
-		    realloc(d->left, (d->nleft + 1) * sizeof(*l));
+		    realloc(c->left, (c->nleft + 1) * sizeof(*l));
 		if (l == NULL) {
 			fprintf(stderr, "lwwd: out of memory\n");
 			goto out;
 		}
-		d->left = l;
-		l[d->nleft].path = path;
-		l[d->nleft].damaged = info.damaged > 0;
-		d->nleft++;
+		c->left = l;
+		l[c->nleft].path = path;
+		l[c->nleft].damaged = info.damaged > 0;
+		c->nleft++;
 		path = NULL;
 		rc = 1;
 		goto out;
@@ -436,9 +515,11 @@ out:
 int
 lwwd_wal_recover(lwwd *d)
 {
+	lwwd_ckpt *c = d->ckpt;
 	size_t n;
 	char **names;
 	lww_err rv, cap_err = LWW_OK;
+	uint64_t next = 0; /* the number of the first new segment */
 	int rc = 0, into_mem = 0, applied = 0;
 
 	if (list_segments(d, &names, &n) != 0) {
@@ -447,8 +528,8 @@ lwwd_wal_recover(lwwd *d)
 	for (size_t i = 0; i < n && rc >= 0; i++) {
 		uint64_t num =
 		    strtoull(names[i] + sizeof(WAL_PREFIX) - 1, NULL, 16);
-		if (num >= d->wal_next) {
-			d->wal_next = num + 1;
+		if (num >= next) {
+			next = num + 1;
 		}
 		/* Once one cannot be applied, the later ones (newer writes)
 		 * are held in memory with it, in order. */
@@ -463,19 +544,19 @@ lwwd_wal_recover(lwwd *d)
 	if (rc < 0) {
 		return -1;
 	}
-	d->mem_gen = 1;
-	if (d->nleft > 0) {
+	c->gen = 1;
+	if (c->nleft > 0) {
 		/* The checkpointer applies them as a frozen generation once
 		 * there is room, retrying every second; until then writes
 		 * are refused with the reason. */
-		if (lwwd_mem_freeze(d->mem) != 0) {
+		if (lwwd_mem_freeze(c->mem) != 0) {
 			return -1; /* not reached: nothing is frozen yet */
 		}
-		d->ckpt_ready = 1;
-		d->ckpt_err = cap_err;
-		d->mem_gen = 2;
+		c->ready = 1;
+		c->err = cap_err;
+		c->gen = 2;
 	}
-	if ((rv = lwwd_wal_reopen(d)) != LWW_OK && !is_capacity(rv)) {
+	if ((rv = lwwd_wal_reopen(d, next)) != LWW_OK && !is_capacity(rv)) {
 		fprintf(stderr,
 		        "lwwd: cannot create write-ahead log in %s: %s\n",
 		        d->cfg.data, lww_strerror(rv));
@@ -490,9 +571,10 @@ lwwd_wal_recover(lwwd *d)
 static void
 retire_leftovers(lwwd *d, uint64_t entries)
 {
+	lwwd_ckpt *c = d->ckpt;
 	lww_err rv;
 
-	if (d->nleft == 0) {
+	if (c->nleft == 0) {
 		return;
 	}
 	if (!d->cfg.fsync_always && (rv = lww_store_sync(d->store)) != LWW_OK) {
@@ -500,17 +582,17 @@ retire_leftovers(lwwd *d, uint64_t entries)
 		         "segments=%zu entries=%llu reason=\"%s\" (the store "
 		         "could not be synced; they are removed after the next "
 		         "checkpoint, or replayed at the next start)",
-		         d->nleft, (unsigned long long) entries,
+		         c->nleft, (unsigned long long) entries,
 		         lww_strerror(rv));
 		return;
 	}
-	for (size_t i = 0; i < d->nleft; i++) {
-		retire_segment(d, d->left[i].path, d->left[i].damaged);
-		free(d->left[i].path);
+	for (size_t i = 0; i < c->nleft; i++) {
+		retire_segment(d, c->left[i].path, c->left[i].damaged);
+		free(c->left[i].path);
 	}
-	free(d->left);
-	d->left = NULL;
-	d->nleft = 0;
+	free(c->left);
+	c->left = NULL;
+	c->nleft = 0;
 }
 
 /* ---- the checkpointer ---- */
@@ -556,13 +638,14 @@ seq_cb(uint64_t node, uint64_t seq, void *arg)
 static lww_err
 checkpoint(lwwd *d, uint64_t *entries)
 {
+	lwwd_ckpt *c = d->ckpt;
 	ckpt_acc a = {d, NULL, 0};
 	lww_err rv;
 
 	if ((rv = lww_store_begin(d->store, &a.t)) != LWW_OK) {
 		return rv;
 	}
-	if ((rv = lwwd_mem_frozen_each(d->mem, apply_cb, seq_cb, &a)) !=
+	if ((rv = lwwd_mem_frozen_each(c->mem, apply_cb, seq_cb, &a)) !=
 	    LWW_OK) {
 		lww_txn_abort(a.t); /* accepts NULL */
 		return rv;
@@ -620,6 +703,7 @@ static void *
 ckpt_main(void *arg)
 {
 	lwwd *d = arg;
+	lwwd_ckpt *c = d->ckpt;
 	fail_log fails;
 
 	memset(&fails, 0, sizeof(fails));
@@ -630,19 +714,19 @@ ckpt_main(void *arg)
 		char *path;
 		lww_err rv;
 
-		while (!d->ckpt_ready && !lwwd_thr_wait(&d->ckpt, UINT64_MAX)) {
+		while (!c->ready && !lwwd_thr_wait(&c->thr, UINT64_MAX)) {
 		}
-		if (!d->ckpt_ready) {
+		if (!c->ready) {
 			break;
 		}
-		path = d->ckpt_path;
+		path = c->segment;
 		pthread_mutex_unlock(&d->mtx);
 
 		t0 = lwwd_mono_us();
 		rv = checkpoint(d, &n);
 		us = lwwd_mono_us() - t0;
 		if (rv == LWW_OK) {
-			lwwd_mem_drop_frozen(d->mem);
+			lwwd_mem_drop_frozen(c->mem);
 			if (path != NULL) {
 				retire_segment(d, path, 0);
 			}
@@ -654,26 +738,26 @@ ckpt_main(void *arg)
 		} else {
 			atomic_fetch_add(&d->stats.checkpoints_failed, 1);
 			log_failure(&fails, rv,
-			            path != NULL ? path : d->left[0].path);
+			            path != NULL ? path : c->left[0].path);
 		}
 
 		pthread_mutex_lock(&d->mtx);
 		if (rv == LWW_OK) {
-			free(d->ckpt_path);
-			d->ckpt_path = NULL;
-			d->ckpt_ready = 0;
-			d->ckpt_done = d->mem_gen - 1;
-			d->ckpt_err = LWW_OK;
+			free(c->segment);
+			c->segment = NULL;
+			c->ready = 0;
+			c->done = c->gen - 1;
+			c->err = LWW_OK;
 			/* Readers waiting, and the writer if it has more. */
-			pthread_cond_broadcast(&d->ckpt_cv);
+			pthread_cond_broadcast(&c->cv);
 			lwwd_writer_wake(d);
 		} else {
-			d->ckpt_err = rv;
+			c->err = rv;
 			/* Wake who waits for this checkpoint (shutdown, the
 			 * barrier): it failed, and will not be waited for. */
-			pthread_cond_broadcast(&d->ckpt_cv);
+			pthread_cond_broadcast(&c->cv);
 			/* Retry in a second; the stop ends the wait. */
-			if (lwwd_thr_wait(&d->ckpt, lwwd_deadline_ms(1000))) {
+			if (lwwd_thr_wait(&c->thr, lwwd_deadline_ms(1000))) {
 				break;
 			}
 		}
@@ -685,7 +769,9 @@ ckpt_main(void *arg)
 int
 lwwd_ckpt_start(lwwd *d)
 {
-	if (lwwd_thr_start(&d->ckpt, &d->mtx, ckpt_main, d) != 0) {
+	lwwd_ckpt *c = d->ckpt;
+
+	if (lwwd_thr_start(&c->thr, &d->mtx, ckpt_main, d) != 0) {
 		return -1;
 	}
 	return 0;
@@ -694,41 +780,45 @@ lwwd_ckpt_start(lwwd *d)
 void
 lwwd_ckpt_submit(lwwd *d, char *segment)
 {
-	d->ckpt_path = segment;
-	d->ckpt_ready = 1;
-	d->mem_gen++;
-	lwwd_thr_wake(&d->ckpt);
+	lwwd_ckpt *c = d->ckpt;
+
+	c->segment = segment;
+	c->ready = 1;
+	c->gen++;
+	lwwd_thr_wake(&c->thr);
 }
 
 int
 lwwd_ckpt_busy(lwwd *d)
 {
-	return d->ckpt_ready;
+	return d->ckpt->ready;
 }
 
 lww_err
 lwwd_ckpt_error(lwwd *d)
 {
-	return d->ckpt_err;
+	return d->ckpt->err;
 }
 
 int
 lwwd_ckpt_wait_room(lwwd *d)
 {
-	while (d->ckpt_ready && d->ckpt_err == LWW_OK &&
-	       !lwwd_thr_stopping(&d->ckpt)) {
-		pthread_cond_wait(&d->ckpt_cv, &d->mtx);
+	lwwd_ckpt *c = d->ckpt;
+
+	while (c->ready && c->err == LWW_OK && !lwwd_thr_stopping(&c->thr)) {
+		pthread_cond_wait(&c->cv, &d->mtx);
 	}
-	return d->ckpt_ready;
+	return c->ready;
 }
 
 void
 lwwd_wal_barrier(lwwd *d)
 {
+	lwwd_ckpt *c = d->ckpt;
 	uint64_t want, due;
 
 	pthread_mutex_lock(&d->mtx);
-	if (d->ckpt_err != LWW_OK) {
+	if (c->err != LWW_OK) {
 		/* Checkpoints fail (store full): do not wait for one. */
 		pthread_mutex_unlock(&d->mtx);
 		return;
@@ -737,18 +827,18 @@ lwwd_wal_barrier(lwwd *d)
 		/* The active generation, so first ask the writer to freeze
 		 * it. (A stale read only makes this wait for one more
 		 * checkpoint, or none.) */
-		want = d->mem_gen;
+		want = c->gen;
 		lwwd_writer_want_freeze(d);
-	} else if (d->ckpt_ready) {
-		want = d->mem_gen - 1;
+	} else if (c->ready) {
+		want = c->gen - 1;
 	} else {
 		pthread_mutex_unlock(&d->mtx);
 		return;
 	}
 	due = lwwd_mono_us() + BARRIER_MAX_MS * 1000;
-	while (d->ckpt_done < want && d->ckpt_err == LWW_OK &&
-	       !lwwd_thr_stopping(&d->ckpt) && !lwwd_writer_stopping(d)) {
-		if (lwwd_cond_wait_until(&d->ckpt_cv, &d->mtx, due) != 0) {
+	while (c->done < want && c->err == LWW_OK &&
+	       !lwwd_thr_stopping(&c->thr) && !lwwd_writer_stopping(d)) {
+		if (lwwd_cond_wait_until(&c->cv, &d->mtx, due) != 0) {
 			break; /* answer from the store as it is */
 		}
 	}
@@ -758,28 +848,30 @@ lwwd_wal_barrier(lwwd *d)
 void
 lwwd_ckpt_stop(lwwd *d)
 {
+	lwwd_ckpt *c = d->ckpt;
+
 	/* The last generation the writer froze (lwwd_writer_stop) goes
 	 * into the store now, so that a clean stop leaves no segment. */
 	pthread_mutex_lock(&d->mtx);
-	while (d->ckpt_ready && d->ckpt_err == LWW_OK) {
-		pthread_cond_wait(&d->ckpt_cv, &d->mtx);
+	while (c->ready && c->err == LWW_OK) {
+		pthread_cond_wait(&c->cv, &d->mtx);
 	}
 	pthread_mutex_unlock(&d->mtx);
-	lwwd_thr_ask_stop(&d->ckpt);
+	lwwd_thr_ask_stop(&c->thr);
 	/* Readers waiting for a checkpoint see the stop too. */
 	pthread_mutex_lock(&d->mtx);
-	pthread_cond_broadcast(&d->ckpt_cv);
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&d->mtx);
-	lwwd_thr_join(&d->ckpt);
+	lwwd_thr_join(&c->thr);
 	/* Kept if a checkpoint failed: then start-up replays. */
-	lwwd_writer_close_log(d, d->ckpt_ready);
-	free(d->ckpt_path);
-	d->ckpt_path = NULL;
+	lwwd_writer_close_log(d, c->ready);
+	free(c->segment);
+	c->segment = NULL;
 	/* Not applied: the next start finds them again. */
-	for (size_t i = 0; i < d->nleft; i++) {
-		free(d->left[i].path);
+	for (size_t i = 0; i < c->nleft; i++) {
+		free(c->left[i].path);
 	}
-	free(d->left);
-	d->left = NULL;
-	d->nleft = 0;
+	free(c->left);
+	c->left = NULL;
+	c->nleft = 0;
 }

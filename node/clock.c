@@ -571,7 +571,8 @@ logged_future(lwwd *d, uint64_t now_ms, uint64_t *mem_max)
 	int found = 0;
 
 	*mem_max = 0;
-	if (lwwd_mem_range_get(d->mem, NULL, 0, NULL, 0, &r) != LWW_OK) {
+	if (lwwd_mem_range_get(lwwd_ckpt_mem(d), NULL, 0, NULL, 0, &r) !=
+	    LWW_OK) {
 		return 1;
 	}
 	for (size_t i = 0; i < r.n; i++) {

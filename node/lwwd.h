@@ -1,36 +1,43 @@
 /*
  * lwwd.h - the node's state that modules share, and their entry points.
  * Each module's own declarations are in its header (log.h, config.h,
- * thr.h, net.h, work.h, repair.h, trust.h, metrics.h, mem.h, scrub.h),
- * included here so that every file needs only this one.
+ * thr.h, net.h, work.h, repair.h, trust.h, metrics.h, mem.h, scrub.h,
+ * writer.h, ckpt.h, gossip.h), included here so that every file needs only this
+ * one. The modules with state of their own keep it in an opaque struct
+ * that struct lwwd points to (the writer, the checkpointer, gossip, the
+ * worker, repair, the scrub, the clock, the listener guard, mem.h's
+ * table); the rest of struct lwwd is what several modules share.
  *
  * Threads (each a lwwd_thr, thr.h): nng's own threads run the API, gossip
  * and metrics callbacks, which never block: what may wait (list, stats,
  * peers, reload, scrapes) goes to the worker thread (work.c). The writer
- * thread owns the hybrid logical clock, the log segment it appends to
- * and the active in-memory generation (writer.c, mem.h); the syncer
- * thread fsyncs what the writer logged, then hands each batch to the
- * durable hook (gossip publishes it) and answers its clients
+ * thread owns the hybrid logical clock, the op queue, the log segment it
+ * appends to and the active in-memory generation (writer.h, mem.h); the
+ * syncer thread fsyncs what the writer logged, then hands each batch to
+ * the durable hook (gossip publishes it) and answers its clients
  * (writer.c). When it is time the writer freezes the active generation
  * onto a new segment and hands it to the frozen hook: the checkpointer
- * thread puts it into the store (checkpoint.c). The heartbeat thread
- * publishes liveness and restarts a paused gossip receive (gossip.c);
- * repair runs two threads, the --sync server and the rounds against
- * peers (repair.c); the scrub thread checks the store and drops damaged
- * records (scrub.c); the clock thread probes peers' clocks (clock.c);
- * the listener guard re-listens when nng stops accepting (net.c). The store is written by the
- * checkpointer, start-up and the scrub (LMDB serialises its write
- * transactions). Losses that gossip, the scrub and start-up detect go to
- * repair through the loss hook (lwwd_hooks, wired in main.c).
+ * thread puts it into the store (ckpt.h, checkpoint.c), which also
+ * replays the log at start-up and owns mem.h's table. The gossip link
+ * thread sends the bundles, heartbeats, announcements and grafts that the
+ * receive callback and the syncer queued, and restarts a paused receive
+ * (gossip.h, gossip.c); repair runs two threads, the --sync server and
+ * the rounds against peers (repair.c); the scrub thread checks the store
+ * and drops damaged records (scrub.c); the clock thread probes peers'
+ * clocks (clock.c); the listener guard re-listens when nng stops
+ * accepting (net.c). The store is written by the checkpointer, start-up
+ * and the scrub (LMDB serialises its write transactions). Losses that
+ * gossip, the scrub and start-up detect go to repair through the loss
+ * hook (lwwd_hooks, wired in main.c).
  *
  * Locks, in the order they may be taken: keys_lock (read side while a
- * signature is checked) -> d->mtx (the peer table, the op and sync
- * queues, the checkpoint state) -> the module locks: the worker's, the
- * scrub's, mem.h's, the clock's, repair's and gossip's. Those are leaves:
- * never take d->mtx (or keys_lock) while holding one. Never check a
- * signature under d->mtx (lwwd_verify): a reload takes keys_lock, then
- * d->mtx. Counters are atomics. Every timed wait runs on the monotonic
- * clock (lwwd_cond_init).
+ * signature is checked) -> d->mtx (the peer table; the writer's op and
+ * sync queues and segment; the checkpoint state) -> the module locks: the
+ * worker's, the scrub's, mem.h's, the clock's, repair's and gossip's.
+ * Those are leaves: never take d->mtx (or keys_lock) while holding one.
+ * Never check a signature under d->mtx (lwwd_verify): a reload takes
+ * keys_lock, then d->mtx. Counters are atomics. Every timed wait runs on
+ * the monotonic clock (lwwd_cond_init).
  */
 #ifndef LWWD_H
 #define LWWD_H
@@ -48,7 +55,9 @@
 #include "limits.h"
 #include "mem.h"
 #include "store.h"
+#include "ckpt.h"
 #include "config.h"
+#include "gossip.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
@@ -57,6 +66,7 @@
 #include "trust.h"
 #include "work.h"
 #include "wal.h"
+#include "writer.h"
 
 /* Signed client requests: freshness window (the replay cache's size is
  * LWW_NONCES_MAX). */
@@ -139,6 +149,22 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t clock_future_held;      /* ... kept at that stamp */
 	_Atomic uint64_t
 	    clock_unasked; /* ... a configured peer did not answer */
+	/* The gossip link (gossip.c). */
+	_Atomic uint64_t gossip_neighbours; /* known by their heartbeat */
+	_Atomic uint64_t gossip_eager;      /* ... pushed batches */
+	_Atomic uint64_t gossip_lazy;       /* ... sent announcements */
+	_Atomic uint64_t gossip_copies;     /* batch copies received */
+	_Atomic uint64_t gossip_duplicates; /* ... seen before */
+	_Atomic uint64_t gossip_delivered;  /* first copies, verified */
+	_Atomic uint64_t gossip_forwarded;  /* copies relayed on */
+	_Atomic uint64_t gossip_bytes_received;
+	_Atomic uint64_t gossip_bytes_sent;
+	_Atomic uint64_t gossip_ihave_sent;
+	_Atomic uint64_t gossip_grafts_sent;
+	_Atomic uint64_t gossip_grafts_served; /* batches sent for grafts */
+	_Atomic uint64_t gossip_prunes_sent;
+	_Atomic uint64_t gossip_given_up;     /* batches left to repair */
+	_Atomic uint64_t gossip_send_dropped; /* messages not sent */
 } lwwd_stats;
 
 /* ---- peers seen on gossip ---- */
@@ -157,36 +183,6 @@ typedef struct lwwd_peer_state {
 	uint64_t clock_unc_ms;
 	uint64_t clock_refused; /* our entries it refused (max drift) */
 } lwwd_peer_state;
-
-/* ---- one queued write (writer.c) ---- */
-typedef struct lwwd_op lwwd_op;
-typedef void (*lwwd_op_done)(lwwd_op *op, lww_err rv, uint64_t hlc,
-                             uint32_t count);
-
-struct lwwd_op {
-	int remote;
-	int repair;  /* remote entries from repair: no sequence */
-	lww_buf own; /* bytes the op owns (repair), freed with it */
-	/* local: an API request (ADD, REMOVE, LOAD); remote: a batch */
-	lww_req req;
-	lww_batch batch;
-	uint64_t origin; /* remote: signer's node id */
-	char origin_name[LWW_TRUST_NAME_MAX +
-	                 1]; /* remote: signer's name in the trust file */
-	nng_msg *msg;        /* owns the bytes req/batch point into */
-	lwwd_op_done done;   /* local: called once, from the writer */
-	void *arg;
-	int owned;        /* the writer frees the op (remote ops) */
-	uint64_t res_hlc; /* stamp of the op's last write */
-	/* LWW_ECLOCK for a held key: the stamp it would lose to, the key
-	 * (into the op's own bytes) */
-	uint64_t res_held_hlc;
-	const uint8_t *res_key;
-	size_t res_klen;
-	uint32_t res_count; /* writes that won */
-	lww_err res_rv;     /* the op's own outcome before the sync */
-	lwwd_op *next;
-};
 
 /* ---- what the modules hand each other (wired in main.c) ---- */
 typedef struct lwwd lwwd;
@@ -221,8 +217,10 @@ struct lwwd {
 	uint64_t held_max;
 	lwwd_stats stats;
 
-	pthread_mutex_t mtx;     /* guards peers, the op queue */
-	pthread_cond_t progress; /* writer: a group done, or stopping */
+	/* Guards here the peer table, hb_sent, the replay cache and the
+	 * store's close; and the writer's and the checkpointer's fields
+	 * that their structs say (writer.c, checkpoint.c). */
+	pthread_mutex_t mtx;
 	/* Guards trust and clients, not mtx: signatures are checked under
 	 * its read side (lwwd_verify), so never under a lock that the
 	 * write path needs; a reload swaps the sets under its write side. */
@@ -232,70 +230,16 @@ struct lwwd {
 	struct lww_replay *replay;
 	lwwd_peer_state *peers;
 	size_t npeers;
-	lwwd_op *qhead, *qtail;
-	size_t qlen;
-	int applying; /* the writer holds a group it has not committed */
-	uint64_t seq; /* last published batch seq (writer) */
-	_Atomic uint64_t seq_pub;
 
-	nng_socket pub;
-	nng_socket sub;
 	nng_socket api;
-	/* On mtx. writer: woken by an op queued, a checkpoint done (it may
-	 * freeze the next), a barrier's ask, the stop. syncer: makes logged
-	 * groups durable (writer.c), woken by a group handed to it. */
-	lwwd_thr writer;
-	lwwd_thr syncer;
-	int syncing; /* the syncer holds groups it has not answered */
-	pthread_cond_t sync_idle_cv;
-	struct synced *sync_head, *sync_tail;
-	/* The writer's log segment and freeze (writer.c), set by start-up
-	 * before it runs. wal and wal_path change under mtx (the syncer
-	 * reads wal), freeze_wanted is under mtx, the rest the writer's. */
-	struct lww_wal *wal;   /* the segment appended to */
-	uint64_t wal_next;     /* number of the next segment */
-	char *wal_path;        /* path of d->wal */
-	lww_err wal_err;       /* why d->wal is NULL */
-	int freeze_wanted;     /* a reader waits for a checkpoint */
-	uint64_t frozen_us;    /* when the writer last froze */
-	_Atomic int mem_dirty; /* the active generation holds data */
-
-	/* The write-ahead log and its checkpoints (checkpoint.c). Under
-	 * mtx unless noted. */
-	lwwd_mem *mem;      /* logged, not yet in the store (mem.h) */
-	uint64_t mem_gen;   /* number of the active generation */
-	uint64_t ckpt_done; /* last generation the store holds */
-	int ckpt_ready;     /* a frozen generation waits or is applied */
-	char *ckpt_path;    /* its segment, removed once it is applied */
-	/* Segments start-up could not apply (store or disk full), frozen
-	 * with that generation (ckpt_path NULL), and how many. */
-	struct lwwd_leftover *left;
-	size_t nleft;
-	int wal_repair;         /* start-up skipped or dropped log records */
-	uint64_t wal_hlc;       /* greatest stamp held, not stored (start-up) */
-	uint64_t wal_seq;       /* greatest own batch seq held (start-up) */
-	int lock_fd;            /* the lock on --data, held until exit */
-	lww_err ckpt_err;       /* the last checkpoint failed so: refuse */
-	lwwd_thr ckpt;          /* on mtx: woken by a frozen generation, stop */
-	pthread_cond_t ckpt_cv; /* readers: a checkpoint done or failed */
-	/* Gossip's own lock (a leaf): sub_paused and the heartbeat's stop;
-	 * never d->mtx, which is the writer's. */
-	pthread_mutex_t gossip_mtx;
-	lwwd_thr heartbeat; /* beats, and restarts a paused receive */
+	lwwd_writer *writer; /* the write pipeline and log (writer.h) */
+	lwwd_ckpt *ckpt; /* log replay, checkpoints, mem.h's table (ckpt.h) */
+	int lock_fd;     /* the lock on --data, held until exit (main.c) */
 	struct lwwd_api *apis;
 	size_t napis;
 	struct lwwd_api_pipes *api_pipes; /* connections without a request */
 	struct lwwd_guard *guard; /* restarts a listener nng stopped (net.c) */
-	/* The stamps of the last heartbeats sent, under mtx (gossip.c): one
-	 * signed with our key that is none of them comes from another
-	 * process with our key. */
-	uint64_t hb_sent[16];
-	unsigned hb_sent_next;
-	uint64_t same_key_logged_ms; /* lwwd_mono_ms() of the last error */
-	nng_aio *sub_aio;
-	int sub_paused; /* under gossip_mtx: a receive failed; the heartbeat
-	                   thread starts the next */
-	_Atomic int sub_stopping; /* gossip stops: sub_aio is not re-armed */
+	struct lwwd_gossip *gossip;
 	struct lwwd_repair *repair;
 	struct lwwd_scrub *scrub;
 	struct nng_http_server *metrics;
@@ -305,82 +249,8 @@ struct lwwd {
 	lwwd_hooks hooks;
 };
 
-/* ---- writes durable before the store has them (checkpoint.c; the
- * table itself is mem.h) ---- */
-/* Start-up: applies the segments a previous run left in --data to the
- * store and removes them, then opens a fresh segment. A damaged segment
- * stops the start (the segment is kept) unless --wal-recovery
- * skip-damaged, which skips the damage and moves the segment aside.
- * Segments the store or disk has no room for stay, and are read from
- * memory until a checkpoint applies them; without room for a new
- * segment d->wal stays NULL. Either way writes are refused until then.
- * Prints why and returns -1 on error. */
-int lwwd_wal_recover(lwwd *d);
-/* The path of segment number n in --data (malloc'd; NULL: no memory). */
-char *lwwd_wal_segment_path(const lwwd *d, uint64_t n);
-int lwwd_ckpt_start(lwwd *d);
-/* Shutdown, after the writer (which froze what it logged): waits for
- * the checkpoints, stops, and closes the writer's segment. */
-void lwwd_ckpt_stop(lwwd *d);
-/* The frozen hook's target (d->mtx held, never blocks): the checkpointer
- * applies the generation just frozen, then removes segment (its own). */
-void lwwd_ckpt_submit(lwwd *d, char *segment);
-/* d->mtx held: whether a frozen generation waits or is being applied. */
-int lwwd_ckpt_busy(lwwd *d);
-/* d->mtx held: why the last checkpoint failed (LWW_OK: it did not). */
-lww_err lwwd_ckpt_error(lwwd *d);
-/* d->mtx held: waits while a checkpoint is under way, until it is done,
- * fails or the checkpointer stops; returns lwwd_ckpt_busy. */
-int lwwd_ckpt_wait_room(lwwd *d);
-/* Waits until the store holds every write acknowledged so far, so that
- * scans and counts read from it see them. Gives up after 3 s, and at
- * once while checkpoints fail: the store is then read as it is. */
-void lwwd_wal_barrier(lwwd *d);
-
-int lwwd_writer_start(lwwd *d);
-/* Queues an op; LWW_ECLOSED if the node is stopping (op not taken). */
-lww_err lwwd_writer_submit(lwwd *d, lwwd_op *op);
-/* As lwwd_writer_submit, but waits (without d->mtx held by the caller)
- * while the queue is full for remote ops: until there is room, the
- * writer or caller stops, or deadline_us; LWW_EBUSY then. */
-lww_err lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
-                                const lwwd_thr *caller);
-/* Waits until the writer holds nothing queued or applying, it or caller
- * stops, or deadline_us. d->mtx not held. */
-void lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us,
-                           const lwwd_thr *caller);
-/* Wakes those two waits (to see their caller's stop flag). */
-void lwwd_writer_wake_waiters(lwwd *d);
-/* Stops after applying everything queued, and joins. */
-void lwwd_writer_stop(lwwd *d);
-/* d->mtx held: wakes the writer (a checkpoint is done, or a reader wants
- * one). */
-void lwwd_writer_wake(lwwd *d);
-/* The last batch seq published (a heartbeat names it); any thread. */
-uint64_t lwwd_writer_seq(lwwd *d);
-/* Ops queued; d->mtx held. */
-size_t lwwd_writer_queued(lwwd *d);
-/* Whether the writer is stopping; any thread. */
-int lwwd_writer_stopping(lwwd *d);
-/* Makes a new segment if there is none (start-up, and the writer when
- * start-up found the disk full); LWW_OK, or why writes must be refused. */
-lww_err lwwd_wal_reopen(lwwd *d);
-/* Whether the active generation holds data; any thread (may be stale). */
-int lwwd_writer_dirty(lwwd *d);
-/* d->mtx held: a reader waits for a checkpoint: the writer freezes the
- * active generation as soon as it can. */
-void lwwd_writer_want_freeze(lwwd *d);
-/* Shutdown, after the checkpointer's last run: closes the segment, and
- * removes it if it is empty and keep is 0. */
-void lwwd_writer_close_log(lwwd *d, int keep);
-
 int lwwd_api_start(lwwd *d);
 void lwwd_api_stop(lwwd *d);
-
-int lwwd_gossip_start(lwwd *d);
-void lwwd_gossip_stop(lwwd *d);
-/* Signs a durable local batch and publishes it (counted as sent). */
-void lwwd_gossip_batch(lwwd *d, uint64_t seq, const uint8_t *b, size_t n);
 
 /* The clock against the peers (clock.c): probes, the fence, recovery
  * from a high-water mark in the future. Start after the store is open

@@ -114,14 +114,16 @@ lock_data(lwwd *d)
 	return 0;
 }
 
+/* Opens --data, replays what a previous run logged, and restores the
+ * clock; *seq gets the last batch seq the node published. */
 static int
-open_store(lwwd *d)
+open_store(lwwd *d, uint64_t *seq)
 {
 	/* Checkpoints sync the store explicitly (checkpoint.c), so its
 	 * commits can defer the root's sync. */
 	lww_store_opts o = {d->cfg.map_size, !d->cfg.fsync_always,
 	                    d->cfg.fsync_always};
-	uint64_t hlc, seq;
+	uint64_t hlc, st_seq, wal_hlc, wal_seq;
 	lww_err rv;
 
 	if (mkdir(d->cfg.data, 0700) != 0 && errno != EEXIST) {
@@ -150,26 +152,22 @@ open_store(lwwd *d)
 		return -1;
 	}
 	/* Writes a previous run logged but did not checkpoint, first. */
-	if ((d->mem = lwwd_mem_alloc()) == NULL) {
-		fprintf(stderr, "lwwd: out of memory\n");
-		return -1;
-	}
 	if (lwwd_wal_recover(d) != 0) {
 		return -1;
 	}
 	if ((rv = lww_store_hlc(d->store, &hlc)) != LWW_OK ||
 	    (rv = lww_store_held(d->store, &d->held_max)) != LWW_OK ||
-	    (rv = lww_store_seq(d->store, d->self, &seq)) != LWW_OK) {
+	    (rv = lww_store_seq(d->store, d->self, &st_seq)) != LWW_OK) {
 		fprintf(stderr, "lwwd: cannot read store state: %s\n",
 		        lww_strerror(rv));
 		return -1;
 	}
 	/* Segments held in memory (a full store or disk) may hold later
 	 * stamps and sequences than the store. */
-	d->seq = seq > d->wal_seq ? seq : d->wal_seq;
+	(void) lwwd_wal_recovered(d, &wal_hlc, &wal_seq);
+	*seq = st_seq > wal_seq ? st_seq : wal_seq;
 	lww_hlc_init(&d->hlc, wall_ms, NULL, d->cfg.max_drift);
-	lww_hlc_restore(&d->hlc, hlc > d->wal_hlc ? hlc : d->wal_hlc);
-	atomic_store(&d->seq_pub, d->seq);
+	lww_hlc_restore(&d->hlc, hlc > wal_hlc ? hlc : wal_hlc);
 	return 0;
 }
 
@@ -232,6 +230,7 @@ main(int argc, char **argv)
 	static lwwd node;
 	lwwd *d = &node;
 	sigset_t set;
+	uint64_t seq = 0;
 	int rc, sig, status = 1;
 
 	if ((rc = lwwd_config_parse(&d->cfg, argc, argv)) != 0) {
@@ -249,12 +248,12 @@ main(int argc, char **argv)
 	pthread_mutex_init(&d->mtx, NULL);
 	/* The writer's and checkpointer's threads wait on d->mtx; their cvs
 	 * are made now, as others signal them before they start. */
-	lwwd_thr_init(&d->writer, &d->mtx);
-	lwwd_thr_init(&d->syncer, &d->mtx);
-	lwwd_thr_init(&d->ckpt, &d->mtx);
-	lwwd_cond_init(&d->progress);
-	lwwd_cond_init(&d->sync_idle_cv);
-	lwwd_cond_init(&d->ckpt_cv);
+	if (lwwd_writer_alloc(d) != 0 || lwwd_ckpt_alloc(d) != 0) {
+		fprintf(stderr, "lwwd: out of memory\n");
+		lwwd_writer_free(d);
+		lwwd_config_fini(&d->cfg);
+		return 1;
+	}
 	{
 		/* A reload waits for the signature checks under way, not
 		 * for a stream of them to pause. */
@@ -275,15 +274,15 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (lwwd_api_check_url(&d->cfg) != 0 || lwwd_tls_check(&d->cfg) != 0 ||
-	    load_identity(d) != 0 || open_store(d) != 0 ||
+	    load_identity(d) != 0 || open_store(d, &seq) != 0 ||
 	    lwwd_ckpt_start(d) != 0 || lwwd_clock_start(d) != 0 ||
-	    lwwd_writer_start(d) != 0 || lwwd_work_start(d) != 0 ||
+	    lwwd_writer_start(d, seq) != 0 || lwwd_work_start(d) != 0 ||
 	    lwwd_repair_start(d) != 0 || lwwd_scrub_start(d) != 0 ||
 	    lwwd_gossip_start(d) != 0 || lwwd_api_start(d) != 0 ||
 	    lwwd_metrics_start(d) != 0) {
 		goto out;
 	}
-	if (d->wal_repair) {
+	if (lwwd_wal_recovered(d, NULL, NULL)) {
 		/* What the damaged (or dropped) records held may be on the
 		 * peers: ask now. */
 		d->hooks.loss(d, 0);
@@ -295,7 +294,7 @@ main(int argc, char **argv)
 	         d->cfg.api, d->cfg.gossip, d->cfg.sync,
 	         d->cfg.metrics != NULL ? d->cfg.metrics : "off", d->cfg.npeers,
 	         d->cfg.fsync_always ? "always" : "none",
-	         (unsigned long long) d->seq);
+	         (unsigned long long) seq);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0) {
 			continue;
@@ -347,8 +346,8 @@ out:
 	lww_store_close(d->store);
 	d->store = NULL;
 	pthread_mutex_unlock(&d->mtx);
-	lwwd_mem_free(d->mem);
-	d->mem = NULL;
+	lwwd_ckpt_free(d);
+	lwwd_writer_free(d);
 	lww_trust_free(d->trust);
 	lww_trust_free(d->clients);
 	lww_replay_free(d->replay);

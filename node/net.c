@@ -665,7 +665,9 @@ lwwd_dialers_json(lwwd *d, lww_buf *b, int first)
 			rv = lww_buf_put(b, ",", 1);
 		}
 		if (rv == LWW_OK) {
-			rv = lww_buf_put(b, "{\"url\":", 7);
+			static const char row[] =
+			    "{\"kind\":\"address\",\"url\":";
+			rv = lww_buf_put(b, row, sizeof(row) - 1);
 		}
 		if (rv == LWW_OK) {
 			rv = put_json_str(b, w->url);

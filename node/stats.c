@@ -253,6 +253,47 @@ static const metric metrics[] = {
      "configured peer did not answer what it holds for them (it may hold "
      "a newer write); counted in future_held and exported too.",
      A(clock_unasked), 1},
+    /* The gossip group stays last: its JSON object ends with the recent
+     * deliveries (lwwd_stats_json). */
+    {"gossip", "neighbours", "lww_gossip_neighbours", NULL, "gauge",
+     "Neighbours on the gossip link, known by their heartbeat.",
+     A(gossip_neighbours), 1},
+    {"gossip", "eager", "lww_gossip_eager_neighbours", NULL, "gauge",
+     "Neighbours this node pushes batches to (the broadcast tree).",
+     A(gossip_eager), 1},
+    {"gossip", "lazy", "lww_gossip_lazy_neighbours", NULL, "gauge",
+     "Neighbours this node only announces batches to.", A(gossip_lazy), 1},
+    {"gossip", "copies_received", "lww_gossip_copies_received_total", NULL,
+     "counter", "Batch copies received from neighbours, duplicates included.",
+     A(gossip_copies), 1},
+    {"gossip", "duplicates", "lww_gossip_duplicates_total", NULL, "counter",
+     "Batch copies received that had been seen before.", A(gossip_duplicates),
+     1},
+    {"gossip", "delivered", "lww_gossip_delivered_total", NULL, "counter",
+     "Remote batches received for the first time and verified.",
+     A(gossip_delivered), 1},
+    {"gossip", "forwarded", "lww_gossip_forwarded_total", NULL, "counter",
+     "Copies of other nodes' batches relayed to neighbours.",
+     A(gossip_forwarded), 1},
+    {"gossip", "bytes_received", "lww_gossip_received_bytes_total", NULL,
+     "counter", "Bytes received on the gossip link.", A(gossip_bytes_received),
+     1},
+    {"gossip", "bytes_sent", "lww_gossip_sent_bytes_total", NULL, "counter",
+     "Bytes sent on the gossip link.", A(gossip_bytes_sent), 1},
+    {"gossip", "ihave_sent", "lww_gossip_ihave_sent_total", NULL, "counter",
+     "Announcements (IHAVE) sent to lazy neighbours.", A(gossip_ihave_sent), 1},
+    {"gossip", "grafts_sent", "lww_gossip_grafts_sent_total", NULL, "counter",
+     "Missing batches asked of a neighbour (GRAFT).", A(gossip_grafts_sent), 1},
+    {"gossip", "grafts_served", "lww_gossip_grafts_served_total", NULL,
+     "counter", "Batches sent to a neighbour that asked for them.",
+     A(gossip_grafts_served), 1},
+    {"gossip", "prunes_sent", "lww_gossip_prunes_sent_total", NULL, "counter",
+     "Links made lazy after a duplicate (PRUNE).", A(gossip_prunes_sent), 1},
+    {"gossip", "given_up", "lww_gossip_given_up_total", NULL, "counter",
+     "Batches no neighbour could send, left to repair.", A(gossip_given_up), 1},
+    {"gossip", "send_dropped", "lww_gossip_send_dropped_total", NULL, "counter",
+     "Link messages dropped before sending (queue full).",
+     A(gossip_send_dropped), 1},
 };
 
 static lww_err
@@ -286,7 +327,8 @@ logged_counts(lwwd *d, snap *s)
 	lwwd_mem_range r;
 	lww_buf vb = LWW_BUF_INIT;
 
-	if (lwwd_mem_range_get(d->mem, NULL, 0, NULL, 0, &r) != LWW_OK) {
+	if (lwwd_mem_range_get(lwwd_ckpt_mem(d), NULL, 0, NULL, 0, &r) !=
+	    LWW_OK) {
 		return;
 	}
 	for (size_t i = 0; i < r.n; i++) {
@@ -397,6 +439,9 @@ lwwd_stats_json(lwwd *d, lww_buf *b)
 			rv = put_fmt(b, "%s\"%s\":%" PRIu64, sep, m->json,
 			             value(&s, m));
 		}
+	}
+	if (rv == LWW_OK && group != NULL && strcmp(group, "gossip") == 0) {
+		rv = lwwd_gossip_deliveries_json(d, b);
 	}
 	if (rv == LWW_OK && group != NULL) {
 		rv = lww_buf_put(b, "}", 1);
@@ -512,6 +557,8 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		                   ? p->seq_announced - p->seq_applied
 		                   : 0;
 		char off[24] = "null", unc[24] = "null";
+		uint64_t copies, fwd;
+		lwwd_gossip_origin_counts(d, p->node, &copies, &fwd);
 		if (p->clock_known) {
 			snprintf(off, sizeof(off), "%lld",
 			         (long long) p->clock_offset_ms);
@@ -520,12 +567,14 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		}
 		rv = put_fmt(
 		    b,
-		    "%s{\"name\":\"%s\",\"node\":\"%016" PRIx64 "\","
+		    "%s{\"kind\":\"origin\",\"name\":\"%s\",\"node\":"
+		    "\"%016" PRIx64 "\","
 		    "\"last_contact_ms_ago\":%lld,\"seq\":%llu,"
 		    "\"seq_announced\":%llu,\"lag\":%llu,"
 		    "\"batches\":%llu,\"last_repair_ms_ago\":%lld,"
 		    "\"repair_keys\":%llu,\"clock_offset_ms\":%s,"
-		    "\"clock_uncertainty_ms\":%s,\"clock_refused_ours\":%llu}",
+		    "\"clock_uncertainty_ms\":%s,\"clock_refused_ours\":%llu,"
+		    "\"copies\":%llu,\"forwarded\":%llu}",
 		    i ? "," : "", p->name, p->node,
 		    p->last_contact_ms ? (long long) (now - p->last_contact_ms)
 		                       : -1LL,
@@ -535,14 +584,20 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    p->last_repair_ms ? (long long) (now - p->last_repair_ms)
 		                      : -1LL,
 		    (unsigned long long) p->repair_keys, off, unc,
-		    (unsigned long long) p->clock_refused);
+		    (unsigned long long) p->clock_refused,
+		    (unsigned long long) copies, (unsigned long long) fwd);
 	}
 	{
 		int first = d->npeers == 0;
 		pthread_mutex_unlock(&d->mtx);
-		/* Then each configured address, by URL. */
+		/* Then each configured address, by URL, and each
+		 * neighbour on the link. */
 		if (rv == LWW_OK) {
 			rv = lwwd_dialers_json(d, b, first);
+		}
+		if (rv == LWW_OK) {
+			rv = lwwd_gossip_neighbours_json(
+			    d, b, b->len > 0 && b->p[b->len - 1] == '[');
 		}
 	}
 	if (rv == LWW_OK) {

@@ -39,11 +39,50 @@
  * LWW_CKPT_ENTRIES entries). */
 #define CKPT_EVERY_MS 1000
 
+/* A logged group handed to the syncer. */
+typedef struct synced {
+	lwwd_op *ops;
+	lww_buf gb; /* its batch, if it has local writes */
+	uint64_t seq;
+	struct synced *next;
+} synced;
+
+struct lwwd_writer {
+	/* The op queue, under d->mtx. */
+	lwwd_op *qhead, *qtail;
+	size_t qlen;
+	int applying;            /* the writer holds a group it has not
+	                            committed */
+	pthread_cond_t progress; /* on d->mtx: a group done, or stopping */
+	/* On d->mtx. thr: woken by an op queued, a checkpoint done (it may
+	 * freeze the next), a barrier's ask, the stop. syncer: makes logged
+	 * groups durable, woken by a group handed to it. */
+	lwwd_thr thr;
+	lwwd_thr syncer;
+	/* The groups handed to the syncer, under d->mtx. */
+	int syncing; /* the syncer holds groups it has not answered */
+	pthread_cond_t sync_idle_cv; /* on d->mtx: the syncer holds none */
+	synced *sync_head, *sync_tail;
+	/* The log segment and the freeze, set by start-up before the
+	 * writer runs. wal and wal_path change under d->mtx (the syncer
+	 * reads wal), freeze_wanted is under d->mtx, the rest the
+	 * writer's. */
+	struct lww_wal *wal;      /* the segment appended to */
+	uint64_t wal_next;        /* number of the next segment */
+	char *wal_path;           /* path of wal */
+	lww_err wal_err;          /* why wal is NULL */
+	int freeze_wanted;        /* a reader waits for a checkpoint */
+	uint64_t frozen_us;       /* when the writer last froze */
+	_Atomic int mem_dirty;    /* the active generation holds data */
+	uint64_t seq;             /* last batch seq logged (the writer's) */
+	_Atomic uint64_t seq_pub; /* last batch seq published: any thread */
+};
+
 /* The entry the node holds for e's key: logged, else stored. */
 static lww_err
 current(lwwd *d, const lww_entry *e, lww_buf *vb, lww_entry *cur, int *have)
 {
-	int m = lwwd_mem_get(d->mem, e->key, e->klen, vb, cur);
+	int m = lwwd_mem_get(lwwd_ckpt_mem(d), e->key, e->klen, vb, cur);
 	lww_err rv;
 
 	if (m != 0) {
@@ -60,6 +99,7 @@ current(lwwd *d, const lww_entry *e, lww_buf *vb, lww_entry *cur, int *have)
 static lww_err
 log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 {
+	lwwd_writer *w = d->writer;
 	lww_batch bt;
 	lww_entry e;
 	size_t off = 0, len = b->len;
@@ -68,7 +108,7 @@ log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 	if ((rv = lww_buf_put_u64(b, origin)) != LWW_OK) {
 		return rv;
 	}
-	rv = lww_wal_append(d->wal, b->p, b->len);
+	rv = lww_wal_append(w->wal, b->p, b->len);
 	b->len = len; /* the batch again, as gossip carries it */
 	if (rv != LWW_OK) {
 		static lwwd_log_limit limit; /* the writer thread's */
@@ -87,18 +127,18 @@ log_batch(lwwd *d, lww_buf *b, uint64_t origin, int note_seq)
 		}
 		return rv;
 	}
-	d->mem_dirty = 1;
+	w->mem_dirty = 1;
 	atomic_fetch_add(&d->stats.wal_bytes, len + 8);
 	if ((rv = lww_batch_decode(b->p, b->len, &bt)) != LWW_OK) {
 		return rv;
 	}
 	while (lww_entries_next(&bt.entries, &off, &e)) {
-		if ((rv = lwwd_mem_put(d->mem, &e)) != LWW_OK) {
+		if ((rv = lwwd_mem_put(lwwd_ckpt_mem(d), &e)) != LWW_OK) {
 			return rv;
 		}
 	}
 	return note_seq && bt.seq > 0
-	           ? lwwd_mem_note_seq(d->mem, origin, bt.seq)
+	           ? lwwd_mem_note_seq(lwwd_ckpt_mem(d), origin, bt.seq)
 	           : LWW_OK;
 }
 
@@ -342,23 +382,18 @@ finish(lwwd *d, lwwd_op *ops, lww_err rv)
  * and only then publishes their batches and answers their clients. The
  * writer meanwhile logs the next group.
  */
-typedef struct synced {
-	lwwd_op *ops;
-	lww_buf gb; /* its batch, if it has local writes */
-	uint64_t seq;
-	struct synced *next;
-} synced;
 
 static void
 sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 {
+	lwwd_writer *w = d->writer;
 	synced *g = calloc(1, sizeof(*g));
 
 	if (g == NULL) {
 		/* No memory to queue it: sync here, then answer. */
 		finish(d, ops,
-		       d->cfg.fsync_always && d->wal != NULL
-		           ? lww_wal_sync(d->wal)
+		       d->cfg.fsync_always && w->wal != NULL
+		           ? lww_wal_sync(w->wal)
 		           : LWW_OK);
 		return;
 	}
@@ -369,13 +404,13 @@ sync_push(lwwd *d, lwwd_op *ops, const lww_buf *gb, uint64_t seq)
 		lww_buf_reset(&g->gb); /* no memory: repair spreads it */
 	}
 	pthread_mutex_lock(&d->mtx);
-	if (d->sync_tail != NULL) {
-		d->sync_tail->next = g;
+	if (w->sync_tail != NULL) {
+		w->sync_tail->next = g;
 	} else {
-		d->sync_head = g;
+		w->sync_head = g;
 	}
-	d->sync_tail = g;
-	lwwd_thr_wake(&d->syncer);
+	w->sync_tail = g;
+	lwwd_thr_wake(&w->syncer);
 	pthread_mutex_unlock(&d->mtx);
 }
 
@@ -383,6 +418,7 @@ static void *
 syncer_main(void *arg)
 {
 	lwwd *d = arg;
+	lwwd_writer *w = d->writer;
 
 	for (;;) {
 		synced *g, *next;
@@ -390,16 +426,16 @@ syncer_main(void *arg)
 		lww_err rv = LWW_OK;
 
 		pthread_mutex_lock(&d->mtx);
-		d->syncing = 0;
-		pthread_cond_broadcast(&d->sync_idle_cv);
-		while (d->sync_head == NULL &&
-		       !lwwd_thr_wait(&d->syncer, UINT64_MAX)) {
+		w->syncing = 0;
+		pthread_cond_broadcast(&w->sync_idle_cv);
+		while (w->sync_head == NULL &&
+		       !lwwd_thr_wait(&w->syncer, UINT64_MAX)) {
 		}
-		g = d->sync_head;
-		d->sync_head = d->sync_tail = NULL;
-		d->syncing = g != NULL;
+		g = w->sync_head;
+		w->sync_head = w->sync_tail = NULL;
+		w->syncing = g != NULL;
 		/* The writer changes segments only while this is idle. */
-		wal = d->wal;
+		wal = w->wal;
 		pthread_mutex_unlock(&d->mtx);
 		if (g == NULL) {
 			break;
@@ -424,7 +460,7 @@ syncer_main(void *arg)
 			if (rv == LWW_OK && g->gb.len > 0) {
 				/* seq_pub first: a heartbeat never names a
 				 * batch before it could have been sent. */
-				atomic_store(&d->seq_pub, g->seq);
+				atomic_store(&w->seq_pub, g->seq);
 				if (d->hooks.durable != NULL) {
 					d->hooks.durable(d, g->seq, g->gb.p,
 					                 g->gb.len);
@@ -445,52 +481,61 @@ syncer_main(void *arg)
 static void
 sync_idle(lwwd *d)
 {
-	while (d->sync_head != NULL || d->syncing) {
-		pthread_cond_wait(&d->sync_idle_cv, &d->mtx);
+	lwwd_writer *w = d->writer;
+
+	while (w->sync_head != NULL || w->syncing) {
+		pthread_cond_wait(&w->sync_idle_cv, &d->mtx);
 	}
 }
 
-/* A new segment to append to; on a full disk, none (d->wal stays NULL,
+/* A new segment to append to; on a full disk, none (w->wal stays NULL,
  * and the writer refuses writes until lwwd_wal_reopen makes one). */
 static lww_err
 open_segment(lwwd *d)
 {
-	char *path = lwwd_wal_segment_path(d, d->wal_next);
-	lww_wal *w;
+	lwwd_writer *w = d->writer;
+	char *path = lwwd_wal_segment_path(d, w->wal_next);
+	lww_wal *seg;
 	lww_err rv;
 
 	if (path == NULL) {
 		return LWW_ENOMEM;
 	}
-	if ((rv = lww_wal_create(path, &w)) != LWW_OK) {
-		if (rv != d->wal_err) {
+	if ((rv = lww_wal_create(path, &seg)) != LWW_OK) {
+		if (rv != w->wal_err) {
 			lwwd_log(LWWD_LOG_ERROR, "wal_create_failed",
 			         "path=%s reason=\"%s\" (writes are refused "
 			         "until it can be made)",
 			         path, lww_strerror(rv));
 		}
-		d->wal_err = rv;
+		w->wal_err = rv;
 		free(path);
 		return rv;
 	}
-	if (d->wal_err != LWW_OK) {
+	if (w->wal_err != LWW_OK) {
 		lwwd_log(LWWD_LOG_INFO, "wal_created",
 		         "path=%s (writes are accepted again)", path);
 	}
-	d->wal_err = LWW_OK;
-	d->wal_next++;
+	w->wal_err = LWW_OK;
+	w->wal_next++;
 	pthread_mutex_lock(&d->mtx);
-	free(d->wal_path);
-	d->wal_path = path;
-	d->wal = w;
+	free(w->wal_path);
+	w->wal_path = path;
+	w->wal = seg;
 	pthread_mutex_unlock(&d->mtx);
 	return LWW_OK;
 }
 
 lww_err
-lwwd_wal_reopen(lwwd *d)
+lwwd_wal_reopen(lwwd *d, uint64_t next)
 {
-	return d->wal != NULL ? LWW_OK : open_segment(d);
+	lwwd_writer *w = d->writer;
+
+	if (w->wal != NULL) {
+		return LWW_OK;
+	}
+	w->wal_next = next;
+	return open_segment(d);
 }
 
 /* Freezes the active generation onto a new segment and hands the old
@@ -501,9 +546,10 @@ freeze(lwwd *d)
 {
 	static lwwd_log_limit limit; /* the writer's (and, once it stopped,
 	                              * its stopper's) */
-	struct lww_wal *old = d->wal, *nw;
-	char *path = lwwd_wal_segment_path(d, d->wal_next);
-	char *oldpath = d->wal_path;
+	lwwd_writer *w = d->writer;
+	struct lww_wal *old = w->wal, *nw;
+	char *path = lwwd_wal_segment_path(d, w->wal_next);
+	char *oldpath = w->wal_path;
 	uint64_t skipped;
 	lww_err rv;
 
@@ -523,11 +569,11 @@ freeze(lwwd *d)
 		free(path);
 		return -1;
 	}
-	d->wal_next++;
+	w->wal_next++;
 	/* The syncer must be done with the old segment. */
 	pthread_mutex_lock(&d->mtx);
 	sync_idle(d);
-	if (lwwd_mem_freeze(d->mem) != 0) {
+	if (lwwd_mem_freeze(lwwd_ckpt_mem(d)) != 0) {
 		pthread_mutex_unlock(&d->mtx);
 		/* Not reached: the checkpointer was idle. Keep the old. */
 		lww_wal_close(nw);
@@ -535,16 +581,16 @@ freeze(lwwd *d)
 		free(path);
 		return -1;
 	}
-	d->wal = nw;
-	d->wal_path = path;
-	d->mem_dirty = 0;
-	d->freeze_wanted = 0;
+	w->wal = nw;
+	w->wal_path = path;
+	w->mem_dirty = 0;
+	w->freeze_wanted = 0;
 	/* In the same critical section as the freeze: a barrier never sees
 	 * nothing dirty and nothing frozen in between. */
 	d->hooks.frozen(d, oldpath);
 	pthread_mutex_unlock(&d->mtx);
 	lww_wal_close(old);
-	d->frozen_us = lwwd_mono_us();
+	w->frozen_us = lwwd_mono_us();
 	return 0;
 }
 
@@ -553,13 +599,14 @@ freeze(lwwd *d)
 static int
 maybe_freeze(lwwd *d, int idle)
 {
+	lwwd_writer *w = d->writer;
 	size_t bytes, n;
 	int busy, wanted;
 
-	if (!d->mem_dirty) {
+	if (!w->mem_dirty) {
 		return 0;
 	}
-	n = lwwd_mem_active(d->mem, &bytes);
+	n = lwwd_mem_active(lwwd_ckpt_mem(d), &bytes);
 	pthread_mutex_lock(&d->mtx);
 	busy = lwwd_ckpt_busy(d);
 	if (busy && (n >= LWW_MEM_ENTRIES_MAX || bytes >= LWW_MEM_BYTES_MAX)) {
@@ -567,13 +614,13 @@ maybe_freeze(lwwd *d, int idle)
 		atomic_fetch_add(&d->stats.checkpoint_waits, 1);
 		busy = lwwd_ckpt_wait_room(d);
 	}
-	wanted = d->freeze_wanted;
+	wanted = w->freeze_wanted;
 	pthread_mutex_unlock(&d->mtx);
 	if (busy) {
 		return 0;
 	}
 	if (!idle && !wanted && n < LWW_CKPT_ENTRIES &&
-	    lwwd_mono_us() - d->frozen_us < CKPT_EVERY_MS * 1000) {
+	    lwwd_mono_us() - w->frozen_us < CKPT_EVERY_MS * 1000) {
 		return 0;
 	}
 	return freeze(d);
@@ -592,6 +639,7 @@ static void *
 writer_main(void *arg)
 {
 	lwwd *d = arg;
+	lwwd_writer *w = d->writer;
 	lww_buf gb = LWW_BUF_INIT, rec = LWW_BUF_INIT, vb = LWW_BUF_INIT;
 	uint64_t last_us = 0; /* when the last group was logged */
 
@@ -602,16 +650,16 @@ writer_main(void *arg)
 		uint64_t seq;
 
 		pthread_mutex_lock(&d->mtx);
-		while (d->qhead == NULL && !lwwd_thr_stopping(&d->writer)) {
+		while (w->qhead == NULL && !lwwd_thr_stopping(&w->thr)) {
 			uint64_t now = lwwd_mono_us(), due;
-			if (!d->mem_dirty || lwwd_ckpt_busy(d)) {
-				(void) lwwd_thr_wait(&d->writer, UINT64_MAX);
+			if (!w->mem_dirty || lwwd_ckpt_busy(d)) {
+				(void) lwwd_thr_wait(&w->thr, UINT64_MAX);
 				continue;
 			}
 			/* Idle for a while, or a reader waits: checkpoint
 			 * what was logged. */
 			due = last_us + IDLE_CKPT_MS * 1000;
-			if (now >= due || d->freeze_wanted) {
+			if (now >= due || w->freeze_wanted) {
 				pthread_mutex_unlock(&d->mtx);
 				int failed = maybe_freeze(d, 1) != 0;
 				pthread_mutex_lock(&d->mtx);
@@ -619,18 +667,18 @@ writer_main(void *arg)
 					/* No new segment (a full disk): try
 					 * again in a second, not at once. */
 					last_us = lwwd_mono_us();
-					d->freeze_wanted = 0;
+					w->freeze_wanted = 0;
 				}
 				continue;
 			}
-			(void) lwwd_thr_wait(&d->writer, due);
+			(void) lwwd_thr_wait(&w->thr, due);
 		}
-		if (d->qhead == NULL) {
+		if (w->qhead == NULL) {
 			pthread_mutex_unlock(&d->mtx);
 			break;
 		}
 		/* Take ops while the outgoing batch stays within limits. */
-		group = last = d->qhead;
+		group = last = w->qhead;
 		items = op_local_items(group);
 		bytes = group->remote ? 0 : nng_msg_len(group->msg);
 		nops = 1;
@@ -647,33 +695,33 @@ writer_main(void *arg)
 			nops++;
 			last = n;
 		}
-		d->qhead = last->next;
-		if (d->qhead == NULL) {
-			d->qtail = NULL;
+		w->qhead = last->next;
+		if (w->qhead == NULL) {
+			w->qtail = NULL;
 		}
-		d->qlen -= nops;
-		d->applying = 1;
+		w->qlen -= nops;
+		w->applying = 1;
 		refuse = lwwd_ckpt_error(d);
 		last->next = NULL;
 		pthread_mutex_unlock(&d->mtx);
-		if (refuse == LWW_OK && d->wal == NULL) {
+		if (refuse == LWW_OK && w->wal == NULL) {
 			/* Start-up found no room for a segment: try again. */
 			refuse = open_segment(d);
 		}
 
-		seq = d->seq + 1;
+		seq = w->seq + 1;
 		lwwd_clock_writer_before(d);
 		log_group(d, group, &gb, &rec, &vb, seq, refuse);
 		lwwd_clock_writer_after(d);
 		if (lww_batch_count(&gb) > 0) {
-			d->seq = seq;
+			w->seq = seq;
 		}
 		sync_push(d, group, &gb, seq);
 		(void) maybe_freeze(d, 0);
 		last_us = lwwd_mono_us();
 		pthread_mutex_lock(&d->mtx);
-		d->applying = 0;
-		pthread_cond_broadcast(&d->progress);
+		w->applying = 0;
+		pthread_cond_broadcast(&w->progress);
 		pthread_mutex_unlock(&d->mtx);
 	}
 	lww_buf_fini(&gb);
@@ -683,11 +731,48 @@ writer_main(void *arg)
 }
 
 int
-lwwd_writer_start(lwwd *d)
+lwwd_writer_alloc(lwwd *d)
 {
-	d->frozen_us = lwwd_mono_us();
-	if (lwwd_thr_start(&d->syncer, &d->mtx, syncer_main, d) != 0 ||
-	    lwwd_thr_start(&d->writer, &d->mtx, writer_main, d) != 0) {
+	lwwd_writer *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		return -1;
+	}
+	lwwd_thr_init(&w->thr, &d->mtx);
+	lwwd_thr_init(&w->syncer, &d->mtx);
+	lwwd_cond_init(&w->progress);
+	lwwd_cond_init(&w->sync_idle_cv);
+	d->writer = w;
+	return 0;
+}
+
+void
+lwwd_writer_free(lwwd *d)
+{
+	lwwd_writer *w = d->writer;
+
+	if (w == NULL) {
+		return;
+	}
+	lwwd_thr_fini(&w->thr);
+	lwwd_thr_fini(&w->syncer);
+	pthread_cond_destroy(&w->progress);
+	pthread_cond_destroy(&w->sync_idle_cv);
+	free(w->wal_path);
+	free(w);
+	d->writer = NULL;
+}
+
+int
+lwwd_writer_start(lwwd *d, uint64_t seq)
+{
+	lwwd_writer *w = d->writer;
+
+	w->seq = seq;
+	atomic_store(&w->seq_pub, seq);
+	w->frozen_us = lwwd_mono_us();
+	if (lwwd_thr_start(&w->syncer, &d->mtx, syncer_main, d) != 0 ||
+	    lwwd_thr_start(&w->thr, &d->mtx, writer_main, d) != 0) {
 		return -1;
 	}
 	return 0;
@@ -697,36 +782,38 @@ lwwd_writer_start(lwwd *d)
 static lww_err
 submit_locked(lwwd *d, lwwd_op *op)
 {
+	lwwd_writer *w = d->writer;
+
 	op->next = NULL;
-	if (lwwd_thr_stopping(&d->writer)) {
+	if (lwwd_thr_stopping(&w->thr)) {
 		return LWW_ECLOSED;
 	}
 	/* Remote batches beyond the bound are dropped: repair brings them
 	 * later, while memory stays bounded under a flood. */
-	if (op->remote && d->qlen >= LWW_QUEUE_REMOTE_MAX) {
+	if (op->remote && w->qlen >= LWW_QUEUE_REMOTE_MAX) {
 		return LWW_EBUSY;
 	}
-	if (d->qtail != NULL) {
-		d->qtail->next = op;
+	if (w->qtail != NULL) {
+		w->qtail->next = op;
 	} else {
-		d->qhead = op;
+		w->qhead = op;
 	}
-	d->qtail = op;
-	d->qlen++;
-	lwwd_thr_wake(&d->writer);
+	w->qtail = op;
+	w->qlen++;
+	lwwd_thr_wake(&w->thr);
 	return LWW_OK;
 }
 
 uint64_t
 lwwd_writer_seq(lwwd *d)
 {
-	return atomic_load(&d->seq_pub);
+	return atomic_load(&d->writer->seq_pub);
 }
 
 size_t
 lwwd_writer_queued(lwwd *d)
 {
-	return d->qlen;
+	return d->writer->qlen;
 }
 
 lww_err
@@ -744,12 +831,13 @@ lww_err
 lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
                         const lwwd_thr *caller)
 {
+	lwwd_writer *w = d->writer;
 	lww_err rv;
 
 	pthread_mutex_lock(&d->mtx);
 	while ((rv = submit_locked(d, op)) == LWW_EBUSY &&
 	       !lwwd_thr_stopping(caller) && lwwd_mono_us() < deadline_us) {
-		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+		(void) lwwd_cond_wait_until(&w->progress, &d->mtx, deadline_us);
 	}
 	pthread_mutex_unlock(&d->mtx);
 	return rv;
@@ -758,11 +846,13 @@ lwwd_writer_submit_wait(lwwd *d, lwwd_op *op, uint64_t deadline_us,
 void
 lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us, const lwwd_thr *caller)
 {
+	lwwd_writer *w = d->writer;
+
 	pthread_mutex_lock(&d->mtx);
-	while ((d->qhead != NULL || d->applying) &&
-	       !lwwd_thr_stopping(&d->writer) && !lwwd_thr_stopping(caller) &&
+	while ((w->qhead != NULL || w->applying) &&
+	       !lwwd_thr_stopping(&w->thr) && !lwwd_thr_stopping(caller) &&
 	       lwwd_mono_us() < deadline_us) {
-		(void) lwwd_cond_wait_until(&d->progress, &d->mtx, deadline_us);
+		(void) lwwd_cond_wait_until(&w->progress, &d->mtx, deadline_us);
 	}
 	pthread_mutex_unlock(&d->mtx);
 }
@@ -770,23 +860,27 @@ lwwd_writer_wait_idle(lwwd *d, uint64_t deadline_us, const lwwd_thr *caller)
 void
 lwwd_writer_wake_waiters(lwwd *d)
 {
+	lwwd_writer *w = d->writer;
+
 	pthread_mutex_lock(&d->mtx);
-	pthread_cond_broadcast(&d->progress);
+	pthread_cond_broadcast(&w->progress);
 	pthread_mutex_unlock(&d->mtx);
 }
 
 void
 lwwd_writer_stop(lwwd *d)
 {
-	lwwd_thr_ask_stop(&d->writer);
+	lwwd_writer *w = d->writer;
+
+	lwwd_thr_ask_stop(&w->thr);
 	/* Waits for room or idleness end (the writer stops). */
 	lwwd_writer_wake_waiters(d);
-	lwwd_thr_join(&d->writer);
+	lwwd_thr_join(&w->thr);
 	/* Then the syncer: it answers what the writer handed it, and ends. */
-	lwwd_thr_stop(&d->syncer);
+	lwwd_thr_stop(&w->syncer);
 	/* Everything still logged goes to the checkpointer now, so that a
 	 * clean stop leaves no segment behind (lwwd_ckpt_stop applies it). */
-	if (d->wal != NULL && d->mem_dirty) {
+	if (w->wal != NULL && w->mem_dirty) {
 		int busy;
 		pthread_mutex_lock(&d->mtx);
 		busy = lwwd_ckpt_wait_room(d);
@@ -800,39 +894,45 @@ lwwd_writer_stop(lwwd *d)
 void
 lwwd_writer_wake(lwwd *d)
 {
-	lwwd_thr_wake(&d->writer);
+	lwwd_writer *w = d->writer;
+
+	lwwd_thr_wake(&w->thr);
 }
 
 int
 lwwd_writer_stopping(lwwd *d)
 {
-	return lwwd_thr_stopping(&d->writer);
+	return lwwd_thr_stopping(&d->writer->thr);
 }
 
 int
 lwwd_writer_dirty(lwwd *d)
 {
-	return d->mem_dirty;
+	return d->writer->mem_dirty;
 }
 
 void
 lwwd_writer_want_freeze(lwwd *d)
 {
-	d->freeze_wanted = 1;
-	lwwd_thr_wake(&d->writer);
+	lwwd_writer *w = d->writer;
+
+	w->freeze_wanted = 1;
+	lwwd_thr_wake(&w->thr);
 }
 
 void
 lwwd_writer_close_log(lwwd *d, int keep)
 {
-	if (d->wal != NULL) {
-		lww_wal_close(d->wal);
-		d->wal = NULL;
+	lwwd_writer *w = d->writer;
+
+	if (w->wal != NULL) {
+		lww_wal_close(w->wal);
+		w->wal = NULL;
 		/* Empty unless the last freeze or checkpoint failed. */
-		if (!d->mem_dirty && !keep) {
-			unlink(d->wal_path);
+		if (!w->mem_dirty && !keep) {
+			unlink(w->wal_path);
 		}
 	}
-	free(d->wal_path);
-	d->wal_path = NULL;
+	free(w->wal_path);
+	w->wal_path = NULL;
 }

@@ -263,6 +263,99 @@ test_heartbeat(void **state)
 	lww_buf_fini(&b);
 }
 
+/* Every cut of a link message short of its end is refused. */
+static void
+cuts_refused(const lww_buf *b,
+             lww_err (*dec)(const uint8_t *, size_t, lww_link_recs *))
+{
+	lww_link_recs r;
+	for (size_t n = 0; n < b->len; n++) {
+		assert_true(dec(b->p, n, &r) != LWW_OK);
+	}
+}
+
+static void
+test_link(void **state)
+{
+	lww_buf b = LWW_BUF_INIT, g = LWW_BUF_INIT, u = LWW_BUF_INIT;
+	lww_buf hb = LWW_BUF_INIT;
+	lww_heartbeat h = {9, 10};
+	lww_link_recs r;
+	uint64_t o, s, f, to;
+	uint64_t seq;
+	(void) state;
+
+	/* IHAVE: records round-trip, the count is bounded, empty refused */
+	assert_ok(lww_ihave_begin(&b));
+	assert_err(lww_ihave_decode(b.p, b.len, &r), LWW_EPROTO);
+	for (uint64_t i = 0; i < LWW_LINK_RECORDS_MAX; i++) {
+		assert_ok(lww_ihave_add(&b, 1000 + i, 7 * i));
+	}
+	assert_err(lww_ihave_add(&b, 1, 1), LWW_ETOOBIG);
+	assert_true(lww_link_count(&b) == LWW_LINK_RECORDS_MAX);
+	assert_ok(lww_ihave_decode(b.p, b.len, &r));
+	assert_true(r.count == LWW_LINK_RECORDS_MAX);
+	lww_ihave_at(&r, 5, &o, &s);
+	assert_true(o == 1005 && s == 35);
+	cuts_refused(&b, lww_ihave_decode);
+	assert_err(lww_graft_decode(b.p, b.len, &r), LWW_EUNKNOWN);
+
+	/* GRAFT: from <= to, checked both ways */
+	assert_ok(lww_graft_begin(&g));
+	assert_err(lww_graft_add(&g, 1, 5, 4), LWW_EINVAL);
+	assert_ok(lww_graft_add(&g, 1, 4, 4));
+	assert_ok(lww_graft_add(&g, 2, 1, 9));
+	assert_ok(lww_graft_decode(g.p, g.len, &r));
+	lww_graft_at(&r, 1, &o, &f, &to);
+	assert_true(o == 2 && f == 1 && to == 9);
+	cuts_refused(&g, lww_graft_decode);
+	g.p[g.len - 9] = 0xff; /* from of the last record > to */
+	assert_err(lww_graft_decode(g.p, g.len, &r), LWW_EPROTO);
+
+	/* PRUNE: exactly two bytes */
+	lww_buf_reset(&g);
+	assert_ok(lww_prune_encode(&g));
+	assert_ok(lww_prune_decode(g.p, g.len));
+	assert_ok(lww_buf_put_u8(&g, 0));
+	assert_err(lww_prune_decode(g.p, g.len), LWW_EPROTO);
+
+	/* BUNDLE: messages come back in order; no bundle inside a bundle */
+	assert_ok(lww_heartbeat_encode(&hb, &h));
+	assert_ok(lww_bundle_begin(&u));
+	assert_err(lww_bundle_decode(u.p, u.len, &r), LWW_EPROTO);
+	assert_ok(lww_bundle_add(&u, hb.p, hb.len));
+	assert_ok(lww_bundle_add(&u, b.p, b.len));
+	assert_err(lww_bundle_add(&u, u.p, u.len), LWW_EINVAL);
+	assert_err(lww_bundle_add(&u, hb.p, 1), LWW_EINVAL);
+	assert_ok(lww_bundle_decode(u.p, u.len, &r));
+	assert_true(r.count == 2);
+	{
+		size_t off = 0, n;
+		const uint8_t *m;
+		assert_true(lww_bundle_next(&r, &off, &m, &n));
+		assert_true(n == hb.len && memcmp(m, hb.p, n) == 0);
+		assert_true(lww_bundle_next(&r, &off, &m, &n));
+		assert_true(n == b.len && memcmp(m, b.p, n) == 0);
+		assert_false(lww_bundle_next(&r, &off, &m, &n));
+	}
+	cuts_refused(&u, lww_bundle_decode);
+	u.p[7] = 1; /* the first message's length no longer adds up */
+	assert_err(lww_bundle_decode(u.p, u.len, &r), LWW_EPROTO);
+
+	/* A batch's sequence, read without decoding it */
+	lww_buf_reset(&g);
+	assert_ok(lww_batch_begin(&g, 4242));
+	assert_ok(lww_batch_peek_seq(g.p, g.len, &seq));
+	assert_true(seq == 4242);
+	assert_err(lww_batch_peek_seq(g.p, 9, &seq), LWW_EPROTO);
+	assert_err(lww_batch_peek_seq(hb.p, hb.len, &seq), LWW_EUNKNOWN);
+
+	lww_buf_fini(&b);
+	lww_buf_fini(&g);
+	lww_buf_fini(&u);
+	lww_buf_fini(&hb);
+}
+
 static void
 test_requests(void **state)
 {
@@ -661,6 +754,7 @@ main(void)
 	    cmocka_unit_test(test_batch_limits),
 	    cmocka_unit_test(test_oversized_lengths),
 	    cmocka_unit_test(test_heartbeat),
+	    cmocka_unit_test(test_link),
 	    cmocka_unit_test(test_clock_probes),
 	    cmocka_unit_test(test_requests),
 	    cmocka_unit_test(test_load_request),

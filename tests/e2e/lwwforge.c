@@ -1,9 +1,9 @@
 /*
  * lwwforge - a hostile or well-behaved peer for end-to-end tests.
  *
- * Binds a PUB socket where a node under test subscribes (its --peer) and
- * publishes one kind of message, count times, interval ms apart (pub/sub
- * drops what is sent before the subscriber connects, so tests repeat):
+ * Listens with a pair1 socket where a node under test dials (its --peer:
+ * the gossip link) and sends one kind of message, count times, interval
+ * ms apart (a relay drops copies of a batch it has seen):
  *   valid      a correctly signed batch writing KEY=VALUE
  *   forged     signed by KEYFILE, but the entry carries another node's id
  *   badsig     a valid batch with one signature bit flipped
@@ -44,7 +44,6 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
-#include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
@@ -390,7 +389,7 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 /* COUNT "once": see the top of the file. */
 static int
 send_once(nng_socket pub, const lww_key *k, const char *key, const lww_buf *msg,
-          int interval)
+          uint64_t seq, int interval)
 {
 	lww_buf batch = LWW_BUF_INIT, ready = LWW_BUF_INIT;
 	char rkey[256];
@@ -406,10 +405,13 @@ send_once(nng_socket pub, const lww_key *k, const char *key, const lww_buf *msg,
 	e.vlen = 1;
 	e.node = lww_node_id(k->pk);
 	for (;;) {
-		/* A fresh stamp and sequence each time, as a live peer's. */
+		/* A fresh stamp each time, and the sequence just below the
+		 * message's: the node takes the first copy (later ones are
+		 * duplicates to a relay), and the message after it is new. */
 		e.hlc = lww_hlc_make(now_ms(), 0);
 		lww_buf_reset(&ready);
-		if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
+		lww_buf_reset(&batch);
+		if (lww_batch_begin(&batch, seq - 1) != LWW_OK ||
 		    lww_batch_add(&batch, &e) != LWW_OK ||
 		    lww_envelope_seal(k, batch.p, batch.len, &ready) !=
 		        LWW_OK) {
@@ -445,6 +447,7 @@ main(int argc, char **argv)
 	lww_key k;
 	nng_socket pub;
 	int count, interval;
+	uint64_t seq = (uint64_t) now_ms();
 
 	if (argc == 5 && strcmp(argv[1], "api") == 0) {
 		if (sodium_init() < 0) {
@@ -517,7 +520,7 @@ main(int argc, char **argv)
 		 * non-canonical S is refused before any hashing). */
 		randombytes_buf(env.p + env.len - LWW_SIG_BYTES, LWW_SIG_BYTES);
 		env.p[env.len - 1] &= 0x0f;
-	} else if (lww_batch_begin(&batch, (uint64_t) now_ms()) != LWW_OK ||
+	} else if (lww_batch_begin(&batch, seq) != LWW_OK ||
 	           lww_batch_add(&batch, &e) != LWW_OK ||
 	           lww_envelope_seal(&k, batch.p, batch.len, &env) != LWW_OK) {
 		fprintf(stderr, "lwwforge: cannot build the batch\n");
@@ -534,13 +537,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "lwwforge: unknown mode %s\n", mode);
 		return 2;
 	}
-	if (nng_pub0_open(&pub) != 0 ||
+	/* A neighbour on the node's gossip link (gossip.c): it dials us. */
+	if (nng_pair1_open(&pub) != 0 ||
 	    nng_listen(pub, argv[1], NULL, 0) != 0) {
 		fprintf(stderr, "lwwforge: cannot listen on %s\n", argv[1]);
 		return 1;
 	}
 	if (strcmp(argv[6], "once") == 0) {
-		return send_once(pub, &k, argv[4], &env, interval);
+		return send_once(pub, &k, argv[4], &env, seq, interval);
 	}
 	for (int i = 0; i < count; i++) {
 		nng_send(pub, env.p, env.len, 0);

@@ -49,17 +49,19 @@ class Result:
 
 def node_env():
     """The environment of every lwwd a test starts. One leak of nng 1.5,
-    and only it, is suppressed for LeakSanitizer: its PUB socket can leak
-    a message taken from gossip_publish (gossip.c) when a subscriber's
-    pipe closes at that moment (pub0_pipe_close closes the pipe's aio
-    before it marks the pipe closed, and a send started in between never
-    completes). Any test where peers stop or restart may hit it. A test
-    that sets LSAN_OPTIONS itself (a wrap of `env ...`) overrides this."""
+    and only it, is suppressed for LeakSanitizer: its pair1 socket can
+    leak a message made by ready_push (gossip.c) when the neighbour's
+    pipe closes at that moment (pair1poly_pipe_close closes the pipe's
+    send aio while pair1poly_pipe_get_cb may be handing it a message; the
+    transport then refuses the send without completing it, and nobody
+    frees the message). Any test where peers stop or restart may hit it.
+    A test that sets LSAN_OPTIONS itself (a wrap of `env ...`) overrides
+    this."""
     global _SUPP
     if _SUPP is None:
         fd, _SUPP = tempfile.mkstemp(prefix="lww-lsan-", suffix=".supp")
         with os.fdopen(fd, "w") as f:
-            f.write("leak:gossip_publish\n")
+            f.write("leak:ready_push\n")
         atexit.register(os.unlink, _SUPP)
     env = dict(os.environ)
     env.setdefault("LSAN_OPTIONS", f"suppressions={_SUPP}")

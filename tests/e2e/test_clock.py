@@ -62,9 +62,10 @@ def skew(c, node, offset):
 
 
 def peer_rows(node):
-    """`peers --json` lists the trusted nodes, then each dialled address
-    (objects with a "url"): the nodes only."""
-    return [p for p in node.ctl("--json", "peers").json() if "node" in p]
+    """`peers --json` rows of kind "origin" (the trusted nodes), not the
+    dialled addresses nor the neighbours on the gossip link."""
+    return [p for p in node.ctl("--json", "peers").json()
+            if p["kind"] == "origin"]
 
 
 def clock(node):

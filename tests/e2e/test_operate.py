@@ -146,12 +146,12 @@ class Metrics(ClusterTest):
         c.start()
         wait_until(lambda: "event=peer_unreachable" in n1.logtext(),
                    timeout=30, what="a warning naming the dead peer")
-        wait_until(lambda: any(p.get("url") == n2.gossip and
-                               p["state"] == "connected"
-                               for p in n1.ctl("--json", "peers").json()),
-                   timeout=30, what="n2's address connected")
-        rows = {p["url"]: p for p in n1.ctl("--json", "peers").json()
-                if "url" in p}
+        def addresses():
+            return {p["url"]: p for p in n1.ctl("--json", "peers").json()
+                    if p["kind"] == "address"}
+        wait_until(lambda: addresses().get(n2.gossip, {}).get("state") ==
+                   "connected", timeout=30, what="n2's address connected")
+        rows = addresses()
         self.assertEqual(rows[dead]["state"], "failing")
         self.assertIn("connection refused", rows[dead]["last_error"])
         self.assertEqual(rows[dead]["dial"], "--peer")

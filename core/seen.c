@@ -1,0 +1,155 @@
+/*
+ * seen.c - the per-origin window of seen batch sequences (seen.h).
+ */
+#include <string.h>
+
+#include "seen.h"
+
+#define WORDS (LWW_SEEN_WINDOW / 64)
+
+static int
+bit(const lww_seen *s, uint64_t i)
+{
+	return (int) ((s->bits[i / 64] >> (i % 64)) & 1u);
+}
+
+/* Moves base up while base+1 has been seen (bit 0), one word at a time
+ * where the whole word is set. */
+static void
+advance(lww_seen *s)
+{
+	for (;;) {
+		if (s->bits[0] == UINT64_MAX) {
+			memmove(s->bits, s->bits + 1,
+			        (WORDS - 1) * sizeof(s->bits[0]));
+			s->bits[WORDS - 1] = 0;
+			s->base += 64;
+			continue;
+		}
+		if ((s->bits[0] & 1u) == 0) {
+			return;
+		}
+		for (size_t w = 0; w < WORDS; w++) {
+			s->bits[w] >>= 1;
+			if (w + 1 < WORDS) {
+				s->bits[w] |= (s->bits[w + 1] & 1u) << 63;
+			}
+		}
+		s->base++;
+	}
+}
+
+/* Counts the unseen sequences in base+1..base+n of the window. */
+static uint64_t
+unseen(const lww_seen *s, uint64_t n)
+{
+	uint64_t c = 0;
+	for (uint64_t i = 0; i < n && i < LWW_SEEN_WINDOW; i++) {
+		c += !bit(s, i);
+	}
+	return c + (n > LWW_SEEN_WINDOW ? n - LWW_SEEN_WINDOW : 0);
+}
+
+uint64_t
+lww_seen_skip(lww_seen *s, uint64_t seq)
+{
+	uint64_t n, lost;
+
+	if (!s->started || seq <= s->base) {
+		return 0;
+	}
+	n = seq - s->base;
+	lost = unseen(s, n);
+	if (n >= LWW_SEEN_WINDOW) {
+		memset(s->bits, 0, sizeof(s->bits));
+	} else {
+		/* Shift the window down by n. */
+		for (uint64_t k = 0; k < n; k++) {
+			for (size_t w = 0; w < WORDS; w++) {
+				s->bits[w] >>= 1;
+				if (w + 1 < WORDS) {
+					s->bits[w] |= (s->bits[w + 1] & 1u)
+					              << 63;
+				}
+			}
+		}
+	}
+	s->base = seq;
+	if (s->top < seq) {
+		s->top = seq;
+	}
+	advance(s);
+	return lost;
+}
+
+void
+lww_seen_start(lww_seen *s, uint64_t base)
+{
+	memset(s, 0, sizeof(*s));
+	s->started = 1;
+	s->base = base;
+	s->top = base;
+}
+
+int
+lww_seen_has(const lww_seen *s, uint64_t seq)
+{
+	if (seq == 0) {
+		return 1; /* not a batch's: batches count from 1 */
+	}
+	if (!s->started) {
+		return 0;
+	}
+	if (seq <= s->base) {
+		return 1;
+	}
+	if (seq - s->base > LWW_SEEN_WINDOW) {
+		return 0;
+	}
+	return bit(s, seq - s->base - 1);
+}
+
+uint64_t
+lww_seen_add(lww_seen *s, uint64_t seq)
+{
+	uint64_t lost = 0;
+
+	if (seq == 0) {
+		return 0;
+	}
+	if (!s->started) {
+		lww_seen_start(s, seq - 1); /* seq >= 1 */
+	}
+	if (seq <= s->base) {
+		return 0;
+	}
+	if (seq - s->base > LWW_SEEN_WINDOW) {
+		lost = lww_seen_skip(s, seq - LWW_SEEN_WINDOW);
+	}
+	if (seq <= s->base) { /* the skip reached it (it was seen) */
+		return lost;
+	}
+	{
+		uint64_t i = seq - s->base - 1;
+		s->bits[i / 64] |= (uint64_t) 1 << (i % 64);
+	}
+	if (s->top < seq) {
+		s->top = seq;
+	}
+	advance(s);
+	return lost;
+}
+
+uint64_t
+lww_seen_first_missing(const lww_seen *s, uint64_t upto)
+{
+	if (!s->started || upto <= s->base) {
+		return 0;
+	}
+	for (uint64_t q = s->base + 1; q <= upto; q++) {
+		if (q - s->base > LWW_SEEN_WINDOW || !bit(s, q - s->base - 1)) {
+			return q;
+		}
+	}
+	return 0;
+}
