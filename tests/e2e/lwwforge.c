@@ -293,7 +293,7 @@ send_all(nng_socket s, const uint8_t *p, size_t n, int l_id)
 /* MODE tamper: flips the first byte of the first entry's value (or of its
  * key, for a tombstone) of a signed BATCH, in place. */
 static void
-tamper(uint8_t *p, size_t n)
+tamper_one(uint8_t *p, size_t n)
 {
 	lww_envelope env;
 	lww_batch b;
@@ -312,6 +312,28 @@ tamper(uint8_t *p, size_t n)
 		p[e.val - p] ^= 0x01;
 	} else {
 		p[e.key - p] ^= 0x01;
+	}
+}
+
+/* Tampers with every batch of a message: alone, or in a BUNDLE (a node
+ * gathers its messages to one neighbour into bundles). */
+static void
+tamper(uint8_t *p, size_t n)
+{
+	lww_link_recs r;
+	const uint8_t *m;
+	size_t mn, off = 0;
+	uint8_t type;
+
+	if (lww_msg_peek(p, n, &type) != LWW_OK || type != LWW_MSG_BUNDLE) {
+		tamper_one(p, n);
+		return;
+	}
+	if (lww_bundle_decode(p, n, &r) != LWW_OK) {
+		return;
+	}
+	while (lww_bundle_next(&r, &off, &m, &mn)) {
+		tamper_one(p + (m - p), mn);
 	}
 }
 

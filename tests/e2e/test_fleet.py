@@ -116,6 +116,7 @@ class TamperingRelay(ClusterTest):
         with open(c.trustfile, "a") as f:
             f.write(f"relay {r.out.strip()}\n")
         listen = f"ipc://{c.dir}/relay.gossip"
+        a.peers = []  # the relay dials A
         b.peers = [listen]
         a.start()
         self.log = open(os.path.join(c.dir, "relay.log"), "wb")
