@@ -34,6 +34,22 @@
  *   stuck    its hash tree differs from an empty store's in one leaf, but
  *            every leaf reply carries no entry (as a peer whose replies
  *            are capped below the size of an entry it holds)
+ *
+ * As a gossip relay: lwwforge relay LISTEN_URL UPSTREAM_URL KEYFILE MODE
+ * opens one polyamorous pair1 socket that dials UPSTREAM_URL (a node's
+ * --gossip) and listens on LISTEN_URL (a downstream node's --peer). Every
+ * 200 ms it sends its own heartbeat, signed by KEYFILE (which the trust
+ * file lists, so the nodes take it for a neighbour), on every pipe, and
+ * it forwards each message received from upstream to every downstream
+ * pipe, until it is killed:
+ *   pass       unchanged; what downstream sends is dropped
+ *   tamper     every BATCH (alone or in a BUNDLE) has one byte of its
+ *              first entry's value flipped (the payload, not the
+ *              signature, so only the signature check can tell); what
+ *              downstream sends is dropped
+ *   dropfirst  the first BATCH (alone or in a BUNDLE) is dropped, and
+ *              what downstream sends goes upstream: only a graft can
+ *              bring that batch back
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,18 +273,21 @@ pair_open(nng_socket *s)
 	return 0;
 }
 
-/* Sends p to every pipe, or only to those of listener l if l_id > 0.
- * Never blocks: a full pipe drops the copy, as a gossip sender does. */
+/* Sends p to every pipe, or only to those of listener l_id if it is
+ * above 0, or of dialer d_id if that is. Never blocks: a full pipe drops
+ * the copy, as a gossip sender does. */
 static void
-send_all(nng_socket s, const uint8_t *p, size_t n, int l_id)
+send_all(nng_socket s, const uint8_t *p, size_t n, int l_id, int d_id)
 {
 	nng_pipe to[FORGE_PIPES_MAX];
 	size_t k = 0;
 
 	nng_mtx_lock(pipes_mtx);
 	for (size_t i = 0; i < npipes; i++) {
-		if (l_id <= 0 ||
-		    nng_listener_id(nng_pipe_listener(pipes[i])) == l_id) {
+		if ((l_id <= 0 ||
+		     nng_listener_id(nng_pipe_listener(pipes[i])) == l_id) &&
+		    (d_id <= 0 ||
+		     nng_dialer_id(nng_pipe_dialer(pipes[i])) == d_id)) {
 			to[k++] = pipes[i];
 		}
 	}
@@ -337,23 +356,73 @@ tamper(uint8_t *p, size_t n)
 	}
 }
 
+/* Whether p is a signed BATCH. */
+static int
+is_batch(const uint8_t *p, size_t n)
+{
+	lww_envelope env;
+	uint8_t type;
+
+	return lww_envelope_open(p, n, NULL, &env) == LWW_OK &&
+	       lww_msg_peek(env.payload, env.plen, &type) == LWW_OK &&
+	       type == LWW_MSG_BATCH;
+}
+
+/* MODE dropfirst: the message without the first batch the relay sees
+ * (alone, or taken out of a BUNDLE), into out; 0 when nothing is left to
+ * send. *dropped says whether that batch has gone by. */
+static int
+drop_first(const uint8_t *p, size_t n, int *dropped, lww_buf *out)
+{
+	lww_link_recs r;
+	const uint8_t *m;
+	size_t mn, off = 0;
+	uint8_t type;
+
+	lww_buf_reset(out);
+	if (*dropped) {
+		return lww_buf_put(out, p, n) == LWW_OK;
+	}
+	if (lww_msg_peek(p, n, &type) != LWW_OK || type != LWW_MSG_BUNDLE ||
+	    lww_bundle_decode(p, n, &r) != LWW_OK) {
+		if (is_batch(p, n)) {
+			*dropped = 1;
+			return 0;
+		}
+		return lww_buf_put(out, p, n) == LWW_OK;
+	}
+	if (lww_bundle_begin(out) != LWW_OK) {
+		return 0;
+	}
+	while (lww_bundle_next(&r, &off, &m, &mn)) {
+		if (!*dropped && is_batch(m, mn)) {
+			*dropped = 1;
+		} else if (lww_bundle_add(out, m, mn) != LWW_OK) {
+			return 0;
+		}
+	}
+	return lww_link_count(out) > 0;
+}
+
 static int
 relay_main(const char *listen, const char *upstream, const char *keyfile,
            const char *mode)
 {
-	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT, out = LWW_BUF_INIT;
 	nng_listener l;
 	nng_dialer dl;
 	nng_socket s;
 	lww_key k;
 	uint64_t last_hb = 0;
-	int tampering;
+	int tampering, dropping, dropped = 0;
 
-	if (strcmp(mode, "tamper") != 0 && strcmp(mode, "pass") != 0) {
+	if (strcmp(mode, "tamper") != 0 && strcmp(mode, "pass") != 0 &&
+	    strcmp(mode, "dropfirst") != 0) {
 		fprintf(stderr, "lwwforge: unknown relay mode %s\n", mode);
 		return 2;
 	}
 	tampering = strcmp(mode, "tamper") == 0;
+	dropping = strcmp(mode, "dropfirst") == 0;
 	if (lww_key_load(keyfile, &k) != LWW_OK) {
 		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
 		return 1;
@@ -381,7 +450,7 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 			if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
 			    lww_envelope_seal(&k, hb.p, hb.len, &env) ==
 			        LWW_OK) {
-				send_all(s, env.p, env.len, 0);
+				send_all(s, env.p, env.len, 0, 0);
 			}
 		}
 		rv = nng_recvmsg(s, &m, 0);
@@ -396,8 +465,18 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 			if (tampering) {
 				tamper(nng_msg_body(m), nng_msg_len(m));
 			}
-			send_all(s, nng_msg_body(m), nng_msg_len(m),
-			         nng_listener_id(l));
+			if (!dropping) {
+				send_all(s, nng_msg_body(m), nng_msg_len(m),
+				         nng_listener_id(l), 0);
+			} else if (drop_first(nng_msg_body(m), nng_msg_len(m),
+			                      &dropped, &out)) {
+				send_all(s, out.p, out.len, nng_listener_id(l),
+				         0);
+			}
+		} else if (dropping) {
+			/* Grafts and announcements go back up. */
+			send_all(s, nng_msg_body(m), nng_msg_len(m), 0,
+			         nng_dialer_id(dl));
 		}
 		nng_msg_free(m);
 	}
@@ -405,6 +484,7 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 	lww_key_wipe(&k);
 	lww_buf_fini(&hb);
 	lww_buf_fini(&env);
+	lww_buf_fini(&out);
 	return 0;
 }
 
@@ -496,7 +576,7 @@ main(int argc, char **argv)
 		                "replay|stale|badsig\n"
 		                "       lwwforge sync URL KEYFILE stuck\n"
 		                "       lwwforge relay LISTEN_URL UPSTREAM_URL "
-		                "KEYFILE tamper|pass\n");
+		                "KEYFILE tamper|pass|dropfirst\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

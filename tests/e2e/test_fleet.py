@@ -101,8 +101,7 @@ class DialOnly(ClusterTest):
         self.assertEqual(b.lookup("from-c"), "c")
 
 
-@needs_relay
-class TamperingRelay(ClusterTest):
+class RelayTest(ClusterTest):
     """A -> lwwforge relay -> B: B's only --peer is the relay, and B's
     repair (the relay URL's .sync) reaches nobody, so every batch B gets
     from A has passed through the relay."""
@@ -138,6 +137,10 @@ class TamperingRelay(ClusterTest):
             self.log.close()
         super().tearDown()
 
+
+
+@needs_relay
+class TamperingRelay(RelayTest):
     def test_relay_passing_batches_delivers(self):
         # The control: the same layout with an honest relay delivers,
         # so the refusal below is the tampering's doing.
@@ -157,6 +160,27 @@ class TamperingRelay(ClusterTest):
         self.assertNotEqual(b.lookup("t"), "iello")
         self.assertIsNone(b.lookup("t"))
         self.assertEqual(b.stats()["writes_remote"], 0)
+
+
+@needs_relay
+class LostFirstBatch(RelayTest):
+    """A -> lwwforge relay (dropfirst) -> B, with the relay passing B's
+    messages back up: A's first batch is lost on the way and only a graft
+    through the relay can bring it (B's repair reaches nobody)."""
+
+    # Fails today (found by scripts/fleet, README "Fleets: Open"): B's
+    # window of A starts at the first batch it hears, so a lost first
+    # batch is announced (lag 1) but never grafted. Remove this marker
+    # when that is fixed: an unexpected success fails the run.
+    @unittest.expectedFailure
+    def test_origin_first_batch_lost_on_a_hop_is_grafted(self):
+        a, b = self.relay("dropfirst")
+        self.assertEqual(a.ctl("add", "first", "1").rc, 0)
+        self.assertEqual(a.ctl("add", "second", "2").rc, 0)
+        wait_until(lambda: b.lookup("second") == "2", timeout=20,
+                   what="A's second write on B")
+        wait_until(lambda: b.lookup("first") == "1", timeout=20,
+                   what="A's first write on B, grafted")
 
 
 @needs_relay
