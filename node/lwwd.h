@@ -118,6 +118,8 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t repair_rounds_in_sync;
 	_Atomic uint64_t repair_keys_fetched;
 	_Atomic uint64_t repair_keys_sent;
+	_Atomic uint64_t repair_keys_pushed; /* own rounds: the peer took */
+	_Atomic uint64_t repair_keys_taken;  /* from peers' pushes */
 	_Atomic uint64_t repair_bytes_sent;
 	_Atomic uint64_t repair_bytes_received;
 	_Atomic uint64_t repair_pull_bytes; /* both ways, own rounds */
