@@ -4,7 +4,9 @@ largest key (LWW_KEY_MAX, 1 KiB) and the largest value (LWW_VAL_MAX,
 1 MiB) travels by gossip, and by anti-entropy alone to a node that joins
 late with an empty store or lost its data directory, byte for byte. A
 repair round that cannot make progress is reported at error level once
-(not every round), with the peer and the reason, and counted."""
+(not every round), with the peer and the reason, and counted. Rounds are
+push-pull: a node that only dials out still gets the writes gossip lost
+to the peer it dials."""
 
 import hashlib
 import os
@@ -198,6 +200,48 @@ class Stalled(ClusterTest):
              if l.startswith("lww_repair_stalled_rounds_total ")]
         self.assertEqual(len(v), 1, text)
         self.assertGreaterEqual(float(v[0]), 3)
+
+
+class PushRepair(ClusterTest):
+    def test_dial_only_node_pushes_what_gossip_lost(self):
+        """A dials B (gossip and sync); B lists nobody, so B can never
+        pull from A. A's writes made while B was down reach B only if
+        A's repair rounds push them: A's gossip cache is empty after its
+        restart, so B cannot graft them either."""
+        c = self.cluster(2, extra=["--repair-interval", "1000"])
+        a, b = c.nodes
+        b.peers = []  # B dials nobody: A is behind NAT, say
+        a.start()
+        lines = "".join(f"p/{i:04d}\ta{i}\n" for i in range(200))
+        r = a.ctl("load", stdin=lines.encode())
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(a.stop(), 0)
+        b.start()
+        # B writes ten of those keys later: its writes are newer, so the
+        # older ones A pushes must not replace them (LWW), and A pulls
+        # B's.
+        for i in range(10):
+            r = b.ctl("add", f"p/{i:04d}", f"b{i}")
+            self.assertEqual(r.rc, 0, r)
+        a.start()
+        wait_until(lambda: b.stats()["keys"] == 200, timeout=60, step=0.2,
+                   what="B holding A's 200 keys")
+        want = listing(a)
+        wait_until(lambda: listing(b) == want, timeout=60, step=0.2,
+                   what="B listing as A's")
+        for i in range(10):
+            self.assertEqual(b.lookup(f"p/{i:04d}"), f"b{i}")
+            self.assertEqual(a.lookup(f"p/{i:04d}"), f"b{i}")
+        self.assertEqual(b.lookup("p/0199"), "a199")
+        sa, sb = a.stats()["repair"], b.stats()["repair"]
+        # What B took came by push: B runs no rounds of its own.
+        self.assertGreaterEqual(sb["keys_taken"], 190)
+        self.assertGreaterEqual(sa["keys_pushed"], 190)
+        self.assertEqual(sb["rounds"] + sb["failed"], 0)
+        self.assertEqual(sb["keys_fetched"], 0)
+        self.assertGreaterEqual(sa["keys_fetched"], 10)
+        self.assertNotIn("level=error", a.logtext() + b.logtext())
+        self.assertNotIn("repair_pull_only", a.logtext())
 
 
 if __name__ == "__main__":
