@@ -198,6 +198,12 @@ class Stalled(ClusterTest):
         self.assertIn("leaf", errors[0])
         s = n1.stats()["repair"]
         self.assertGreaterEqual(s["failed"], s["stalled"])
+        # The forge knows no push-pull request (as an older lwwd): rounds
+        # fall back to pull-only, said once at warn level.
+        warns = [l for l in n1.logtext().splitlines()
+                 if "event=repair_pull_only" in l]
+        self.assertEqual(len(warns), 1, warns)
+        self.assertIn("level=warn", warns[0])
         self.assertIn("# TYPE lww_repair_stalled_rounds_total counter", text)
         v = [l.split()[1] for l in text.splitlines()
              if l.startswith("lww_repair_stalled_rounds_total ")]
@@ -245,6 +251,37 @@ class PushRepair(ClusterTest):
         self.assertGreaterEqual(sa["keys_fetched"], 10)
         self.assertNotIn("level=error", a.logtext() + b.logtext())
         self.assertNotIn("repair_pull_only", a.logtext())
+
+    def test_push_keeps_only_trusted_node_ids(self):
+        """A push is taken like fetched entries: signed by a trusted key,
+        and an entry stamped with a node id of no trusted key is dropped
+        and counted; an untrusted signer's push is refused whole."""
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        fkey = os.path.join(c.dir, "forge.key")
+        r = ctl("keygen", fkey)
+        self.assertEqual(r.rc, 0, r)
+        with open(c.trustfile, "a") as f:
+            f.write(f"forge {r.out.strip()}\n")
+        stranger = os.path.join(c.dir, "stranger.key")
+        self.assertEqual(ctl("keygen", stranger).rc, 0)
+        c.start()
+        sync = n1.gossip + ".sync"
+        p = subprocess.run([LWWFORGE, "push", sync, stranger],
+                           capture_output=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertGreaterEqual(n1.stats()["repair"]["rejected"], 1)
+        p = subprocess.run([LWWFORGE, "push", sync, fkey],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(p.stdout.decode().strip(), "taken 1")
+        wait_until(lambda: n1.lookup("forge-push/own") == "x",
+                   what="the pushed entry on n1")
+        self.assertIsNone(n1.lookup("forge-push/other"))
+        s = n1.stats()
+        self.assertEqual(s["repair"]["keys_taken"], 1)
+        self.assertEqual(s["rejected"]["forged_node_id"], 1)
+        self.assertIn("repair_entries_refused", n1.logtext())
 
 
 if __name__ == "__main__":
