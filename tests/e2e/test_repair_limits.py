@@ -252,6 +252,28 @@ class PushRepair(ClusterTest):
         self.assertNotIn("level=error", a.logtext() + b.logtext())
         self.assertNotIn("repair_pull_only", a.logtext())
 
+    def test_push_of_a_leaf_larger_than_a_push(self):
+        """Two entries of the largest size in one leaf take two pushes:
+        the asker scans the leaf again for what it has not sent."""
+        k1, k2 = same_leaf_keys()
+        v1, v2 = (random.Random(s).randbytes(VAL_MAX) for s in (4, 5))
+        c = self.cluster(2, extra=["--repair-interval", "1000"])
+        a, b = c.nodes
+        b.peers = []
+        a.start()
+        for k, v in ((k1, v1), (k2, v2)):
+            r = a.ctl("add", k, "-", stdin=v)
+            self.assertEqual(r.rc, 0, r)
+        self.assertEqual(a.stop(), 0)
+        b.start()
+        a.start()
+        wait_until(lambda: lookup_raw(b, k2) == v2, timeout=90, step=0.2,
+                   what="the second entry of the leaf on B")
+        self.assertEqual(lookup_raw(b, k1), v1)
+        self.assertEqual(b.stats()["repair"]["keys_taken"], 2)
+        self.assertEqual(a.stats()["repair"]["stalled"], 0)
+        self.assertNotIn("level=error", a.logtext() + b.logtext())
+
     def test_push_keeps_only_trusted_node_ids(self):
         """A push is taken like fetched entries: signed by a trusted key,
         and an entry stamped with a node id of no trusted key is dropped
