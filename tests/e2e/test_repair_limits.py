@@ -59,6 +59,18 @@ def lookup_raw(node, key):
     return r.raw[:-1]
 
 
+def forge_key(cluster, trusted, name="forge"):
+    """A new key for lwwforge in the cluster's directory, listed in its
+    trust file as NAME if trusted (before the nodes start)."""
+    path = os.path.join(cluster.dir, f"{name}.key")
+    r = ctl("keygen", path)
+    assert r.rc == 0, r
+    if trusted:
+        with open(cluster.trustfile, "a") as f:
+            f.write(f"{name} {r.out.strip()}\n")
+    return path
+
+
 def listing(node):
     """Every key with its stamp and value, as the node lists them."""
     r = ctl("--json", "list", api=node.api, timeout=60)
@@ -167,11 +179,7 @@ class Stalled(ClusterTest):
         # size did): every round stalls there.
         c = self.cluster(1)
         n1 = c.nodes[0]
-        fkey = os.path.join(c.dir, "forge.key")
-        r = ctl("keygen", fkey)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"forge {r.out.strip()}\n")
+        fkey = forge_key(c, trusted=True)
         gossip = f"ipc://{c.dir}/forge.gossip"
         flog = open(os.path.join(c.dir, "forge.log"), "wb")
         p = subprocess.Popen([LWWFORGE, "sync", gossip + ".sync", fkey,
@@ -280,13 +288,8 @@ class PushRepair(ClusterTest):
         and counted; an untrusted signer's push is refused whole."""
         c = self.cluster(1)
         n1 = c.nodes[0]
-        fkey = os.path.join(c.dir, "forge.key")
-        r = ctl("keygen", fkey)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"forge {r.out.strip()}\n")
-        stranger = os.path.join(c.dir, "stranger.key")
-        self.assertEqual(ctl("keygen", stranger).rc, 0)
+        fkey = forge_key(c, trusted=True)
+        stranger = forge_key(c, trusted=False, name="stranger")
         c.start()
         sync = n1.gossip + ".sync"
         p = subprocess.run([LWWFORGE, "push", sync, stranger],
