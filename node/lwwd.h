@@ -180,6 +180,8 @@ typedef struct lwwd_peer_state {
 	uint64_t last_repair_ms; /* lwwd_mono_ms() of the last repair round,
 	                            0 = never */
 	uint64_t repair_keys;    /* entries fetched from it by repair */
+	uint64_t pulls_ms;       /* lwwd_mono_ms() it last began a repair
+	                            round with us, 0 = never */
 	int clock_known;         /* a fresh clock estimate (clock.c) */
 	int64_t clock_offset_ms; /* its clock minus ours */
 	uint64_t clock_unc_ms;

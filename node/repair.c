@@ -12,8 +12,11 @@
  * summaries the peer lacks, and the asker sends those entries in PUSH
  * requests over the connection it dialled. So a node nobody can dial
  * (behind NAT, only --peer out) still gets its writes to its peers when
- * gossip lost them. A peer that predates push-pull refuses LEAF_PP_REQ;
- * rounds with it fall back to pull-only for PP_RETRY_MS.
+ * gossip lost them. A peer that dials our --sync itself (its clock
+ * probes, its rounds) pulls what it lacks, so rounds with it stay
+ * pull-only (PULLS_RECENT_MS). A peer
+ * that predates push-pull refuses LEAF_PP_REQ; rounds with it fall back
+ * to pull-only for PP_RETRY_MS.
  *
  * Every request and reply is a signed envelope from a trusted key. Fetched
  * and pushed entries go through the writer like gossip: an entry whose
@@ -58,6 +61,14 @@
 /* After a peer refused a push-pull request (an older lwwd), rounds with
  * it are pull-only this long, then push-pull is tried again. */
 #define PP_RETRY_MS (10 * 60 * 1000)
+/* A peer that probed our clock or began a round with us this recently
+ * dials our --sync (we are its --peer), so its own rounds pull what it
+ * lacks: pushing to it as well would move the same entries twice (a late
+ * joiner would get everything once from each of its peers), so rounds
+ * with it are pull-only. It probes every second (clock.c), so this spans
+ * many probes; a peer silent longer gets pushes, which is only wasteful
+ * if it pulls after all, never wrong. */
+#define PULLS_RECENT_MS (30 * 1000)
 
 _Static_assert(LWW_ENVELOPE_OVERHEAD + 64 <= LWW_MSG_HEADROOM,
                "the headroom holds the envelope and a message header");
@@ -138,8 +149,39 @@ hash8(const lww_digest *h, uint8_t *out)
 	memcpy(out, h->h, LWW_SYNC_HASH);
 }
 
+/* Notes that node dialled our --sync (a round or a clock probe). */
+static void
+note_pulls(lwwd *d, uint64_t node)
+{
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node) {
+			d->peers[i].pulls_ms = lwwd_mono_ms();
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+/* Whether node dialled our --sync within PULLS_RECENT_MS. */
+static int
+peer_pulls(lwwd *d, uint64_t node)
+{
+	uint64_t now = lwwd_mono_ms();
+	int pulls = 0;
+
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node && d->peers[i].pulls_ms != 0 &&
+		    now - d->peers[i].pulls_ms < PULLS_RECENT_MS) {
+			pulls = 1;
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+	return pulls;
+}
+
 static lww_err
-serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
+serve_tree(lwwd *d, uint64_t from, const lww_tree_req *q, lww_buf *out)
 {
 	uint8_t *hashes;
 	lww_err rv = LWW_OK;
@@ -147,6 +189,7 @@ serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
 	if (q->level == 0) {
 		/* A round begins: answer with everything acknowledged. */
 		lwwd_wal_barrier(d);
+		note_pulls(d, from);
 	}
 
 	hashes = malloc((size_t) q->count * 16 * LWW_SYNC_HASH + 1);
@@ -395,7 +438,7 @@ server_main(void *arg)
 				lww_tree_req q;
 				rv = lww_tree_req_decode(e.payload, e.plen, &q);
 				if (rv == LWW_OK) {
-					rv = serve_tree(d, &q, &out);
+					rv = serve_tree(d, node, &q, &out);
 				}
 			} else if (type == LWW_MSG_LEAF_REQ ||
 			           type == LWW_MSG_LEAF_PP_REQ) {
@@ -408,6 +451,10 @@ server_main(void *arg)
 				rv = serve_push(d, e.payload, e.plen, node,
 				                name, &out);
 			} else if (type == LWW_MSG_CLOCK_REQ) {
+				/* It probes our --sync: we are its --peer, so
+				 * its rounds come to us too (clock.c probes
+				 * every peer each second). */
+				note_pulls(d, node);
 				rv = lwwd_clock_probe_reply(d, node, e.payload,
 				                            e.plen, t2, &out);
 			} else {
@@ -831,7 +878,8 @@ round_with(lwwd *d, repair_peer *p)
 	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
 	uint64_t node = 0, fetched = 0, pushed = 0, seq0 = 0;
 	uint64_t t0 = lwwd_mono_ms();
-	/* Push-pull unless the peer refused it lately (an older lwwd). */
+	/* Push-pull unless the peer refused it lately (an older lwwd);
+	 * whether it pulls from us itself is known after the first reply. */
 	int pp = t0 >= p->pull_only_until;
 	const char *why = NULL;
 	stall st = {0, ""};
@@ -911,7 +959,11 @@ round_with(lwwd *d, repair_peer *p)
 			goto out;
 		}
 	}
-	/* nodes[] now lists the differing leaves: fetch what they hold. */
+	/* nodes[] now lists the differing leaves: fetch what they hold, and
+	 * push what they lack unless the peer pulls it itself. */
+	if (pp && peer_pulls(d, node)) {
+		pp = 0;
+	}
 	/* A request names only as many leaves as a reply is likely to
 	 * serve: summaries of leaves the reply cannot reach would be sent
 	 * again. Start small, double while replies serve everything, and
