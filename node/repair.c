@@ -681,6 +681,15 @@ push_send(lwwd *d, repair_peer *p, lww_buf *req, lww_buf *env, uint64_t *node,
 	return lww_push_req_begin(req);
 }
 
+/* The stored leaf of the i-th summary at want (its bucket's top bits). */
+static uint32_t
+want_leaf(const uint8_t *want, uint32_t i)
+{
+	return lww_digest_index(
+	    lww_get_u32le(want + (size_t) i * LWW_SYNC_SUMMARY),
+	    LWW_DIGEST_STORED);
+}
+
 /* Pushes to the peer the entries whose summaries it said it lacks (nwant
  * at want, as a LEAF_PP_REP lists them: leaf by leaf). The summaries are
  * this store's, so each names one entry; one replaced since by a newer
@@ -699,19 +708,14 @@ push_wanted(lwwd *d, repair_peer *p, const uint8_t *want, uint32_t nwant,
 	}
 	rv = lww_push_req_begin(req);
 	for (uint32_t i = 0, j; i < nwant && rv == LWW_OK; i = j) {
-		uint32_t leaf = lww_digest_index(
-		    lww_get_u32le(want + (size_t) i * LWW_SYNC_SUMMARY),
-		    LWW_DIGEST_STORED);
-		for (j = i + 1;
-		     j < nwant &&
-		     lww_digest_index(
-		         lww_get_u32le(want + (size_t) j * LWW_SYNC_SUMMARY),
-		         LWW_DIGEST_STORED) == leaf;
-		     j++) {
+		uint32_t leaf = want_leaf(want, i);
+		for (j = i + 1; j < nwant && want_leaf(want, j) == leaf; j++) {
 		}
-		push_acc a = {req,   want + (size_t) i * LWW_SYNC_SUMMARY,
-		              j - i, sent + i,
-		              -1,    0};
+		push_acc a = {.req = req,
+		              .want = want + (size_t) i * LWW_SYNC_SUMMARY,
+		              .nwant = j - i,
+		              .sent = sent + i,
+		              .cur = -1};
 		/* A leaf with more than one push holds is scanned again after
 		 * each push, for the entries not yet sent. */
 		do {
