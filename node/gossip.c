@@ -82,7 +82,8 @@ typedef struct origin {
 	uint32_t announcer;  /* the pipe that said so */
 	uint64_t missing_ms; /* since when a batch is missing (0: none) */
 	uint64_t graft_ms;   /* when to ask (again) */
-	unsigned grafts;
+	uint64_t graft_at;   /* the first missing one when last asked */
+	unsigned grafts;     /* asks without progress */
 	uint64_t copies, forwarded;
 } origin;
 
@@ -911,6 +912,13 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max)
 			o->grafts = 0;
 			continue;
 		}
+		if (o->grafts > 0 && miss > o->graft_at) {
+			/* The last graft brought some: a long gap (a node
+			 * back after an hour) comes GRAFT_SPAN_MAX at a time,
+			 * as fast as they arrive. */
+			o->grafts = 0;
+			o->graft_ms = now;
+		}
 		if (now < o->graft_ms) {
 			continue;
 		}
@@ -930,6 +938,7 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max)
 			}
 			nb->eager = 1;
 			o->grafts++;
+			o->graft_at = miss;
 			o->graft_ms = now + GRAFT_RETRY_MS;
 			continue;
 		}

@@ -92,6 +92,33 @@ class Relay(ClusterTest):
         self.assertGreater(sum(gossip(n)["prunes_sent"] for n in c.nodes),
                            0)
 
+    def test_long_gap_is_grafted_in_full(self):
+        # n2 dials n1. While n2 is down n1 writes 800 batches; back, n2
+        # learns from n1's announcements what it missed and grafts all of
+        # it from n1's recent batches, 256 at a time, none given up. n1's
+        # sync socket is not where n2 looks for it, so nothing comes by
+        # repair.
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        n1.peers = []
+        n1.extra = ["--sync", f"ipc://{c.dir}/n1.elsewhere"]
+        n2.peers = [n1.gossip]
+        start_linked(c, lambda n: 1)
+        self.assertEqual(n1.ctl("add", "first", "1").rc, 0)
+        wait_until(lambda: n2.lookup("first") == "1", what="first")
+        self.assertEqual(n2.stop(), 0)
+        for i in range(800):
+            r = n1.ctl("add", f"gap{i}", str(i))
+            self.assertEqual(r.rc, 0, r)
+        n2.start()
+        wait_until(lambda: n2.stats()["keys"] == 801, timeout=60,
+                   what="every batch of the gap on n2")
+        g2, g1 = gossip(n2), gossip(n1)
+        self.assertEqual(g2["given_up"], 0, g2)
+        self.assertGreaterEqual(g2["grafts_sent"], 4, g2)
+        self.assertGreaterEqual(g1["grafts_served"], 800, g1)
+        self.assertEqual(n2.lookup("gap799"), "799")
+
 
 if __name__ == "__main__":
     import lwwtest
