@@ -539,6 +539,33 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 		rv = prom_value(b, "lww_peer_clock_offset_seconds", l,
 		                (double) p->clock_offset_ms / 1e3);
 	}
+	/* Per origin, what the gossip link brought and relayed (gossip's
+	 * lock is a leaf under d->mtx). */
+	if (rv == LWW_OK) {
+		rv =
+		    put_fmt(b, "# HELP lww_peer_copies_total Copies of a "
+		               "node's batches received, duplicates included.\n"
+		               "# TYPE lww_peer_copies_total counter\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		uint64_t copies, fwd;
+		char l[96];
+		lwwd_gossip_origin_counts(d, d->peers[i].node, &copies, &fwd);
+		snprintf(l, sizeof(l), "peer=\"%s\"", d->peers[i].name);
+		rv = prom_value(b, "lww_peer_copies_total", l, (double) copies);
+	}
+	if (rv == LWW_OK) {
+		rv = put_fmt(b, "# HELP lww_peer_forwarded_total Copies of a "
+		                "node's batches relayed to neighbours.\n"
+		                "# TYPE lww_peer_forwarded_total counter\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		uint64_t copies, fwd;
+		char l[96];
+		lwwd_gossip_origin_counts(d, d->peers[i].node, &copies, &fwd);
+		snprintf(l, sizeof(l), "peer=\"%s\"", d->peers[i].name);
+		rv = prom_value(b, "lww_peer_forwarded_total", l, (double) fwd);
+	}
 	pthread_mutex_unlock(&d->mtx);
 	return rv;
 }

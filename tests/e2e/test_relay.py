@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lwwtest import ClusterTest, wait_until  # noqa: E402
@@ -70,8 +71,10 @@ class Relay(ClusterTest):
         # Duplicates make links lazy: after a few batches each node gets
         # about one copy of each.
         c = self.cluster(3)
-        start_linked(c, lambda n: 4)
         n1, n2, n3 = c.nodes
+        url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
+        n2.extra = ["--metrics", url]
+        start_linked(c, lambda n: 4)
         for i in range(10):
             self.assertEqual(n1.ctl("add", f"warm{i}", "x").rc, 0)
         wait_until(lambda: all(n.lookup("warm9") == "x" for n in c.nodes),
@@ -91,6 +94,20 @@ class Relay(ClusterTest):
         self.assertGreater(sum(gossip(n)["lazy"] for n in c.nodes), 0)
         self.assertGreater(sum(gossip(n)["prunes_sent"] for n in c.nodes),
                            0)
+        # The same counters, per origin too, on the metrics endpoint.
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        got = {}
+        for line in text.splitlines():
+            if not line.startswith("#") and " " in line:
+                name, value = line.rsplit(" ", 1)
+                got[name] = float(value)
+        copies = got['lww_peer_copies_total{peer="n1"}']
+        self.assertGreaterEqual(copies, 50)
+        self.assertGreaterEqual(got["lww_gossip_delivered_total"], 50)
+        self.assertGreaterEqual(got["lww_gossip_copies_received_total"],
+                                got["lww_gossip_delivered_total"] +
+                                got["lww_gossip_duplicates_total"])
 
     def test_long_gap_is_grafted_in_full(self):
         # n2 dials n1. While n2 is down n1 writes 800 batches; back, n2
