@@ -1219,6 +1219,16 @@ lwwd_gossip_start(lwwd *d)
 		if (lww_store_seq(d->store, p->node, &seq) == LWW_OK &&
 		    seq > 0) {
 			lww_seen_start(&o->seen, seq);
+			/* The peer table's too, so its lag is real at once
+			 * (keys_lock -> d->mtx is the lock order). */
+			pthread_mutex_lock(&d->mtx);
+			for (size_t k = 0; k < d->npeers; k++) {
+				if (d->peers[k].node == p->node &&
+				    d->peers[k].seq_applied < seq) {
+					d->peers[k].seq_applied = seq;
+				}
+			}
+			pthread_mutex_unlock(&d->mtx);
 		}
 	}
 	pthread_rwlock_unlock(&d->keys_lock);
