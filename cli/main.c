@@ -747,7 +747,9 @@ peer_pair(const char *key, size_t klen, const char *val, size_t vlen, void *arg)
 		if (strlen(peer_cols[i]) == klen &&
 		    memcmp(peer_cols[i], key, klen) == 0) {
 			snprintf(r->f[i], sizeof(r->f[i]), "%.*s", (int) vlen,
-			         val);
+			         strncmp(val, "null", vlen) == 0 && vlen == 4
+			             ? "-"
+			             : val);
 			/* Ages in ms become "1.2s ago", or "never". */
 			if (strstr(peer_cols[i], "ms_ago") != NULL) {
 				long long ms = atoll(r->f[i]);
@@ -775,7 +777,7 @@ print_human(int op, const char *text)
 	if (*p++ != '[') {
 		return -1;
 	}
-	printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s %-16s %7s\n",
+	printf("%-16s %-16s %-14s %16s %6s %8s %-14s %8s %-16s %7s\n",
 	       peer_heads[0], peer_heads[1], peer_heads[2], peer_heads[3],
 	       peer_heads[4], peer_heads[5], peer_heads[6], peer_heads[7],
 	       peer_heads[8], peer_heads[9]);
@@ -817,11 +819,11 @@ print_human(int op, const char *text)
 		}
 		/* Offset and uncertainty: "+12ms ±1", or "-" unknown. */
 		char clk[48] = "-";
-		if (r.f[8][0] != '\0' && strcmp(r.f[8], "null") != 0) {
+		if (r.f[8][0] != '\0' && strcmp(r.f[8], "-") != 0) {
 			snprintf(clk, sizeof(clk), "%+lldms \302\261%s",
 			         atoll(r.f[8]), r.f[9]);
 		}
-		printf("%-16s %-16s %-14s %8s %6s %8s %-14s %8s %-16s %7s\n",
+		printf("%-16s %-16s %-14s %16s %6s %8s %-14s %8s %-16s %7s\n",
 		       r.f[0], r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6],
 		       r.f[7], clk, r.f[10][0] ? r.f[10] : "0");
 	}

@@ -39,7 +39,8 @@ advance(lww_seen *s)
 	}
 }
 
-/* Counts the unseen sequences in base+1..base+n of the window. */
+/* Counts the unseen sequences in base+1..base+n of the window, and one
+ * more for a jump past it. */
 static uint64_t
 unseen(const lww_seen *s, uint64_t n)
 {
@@ -47,7 +48,7 @@ unseen(const lww_seen *s, uint64_t n)
 	for (uint64_t i = 0; i < n && i < LWW_SEEN_WINDOW; i++) {
 		c += !bit(s, i);
 	}
-	return c + (n > LWW_SEEN_WINDOW ? n - LWW_SEEN_WINDOW : 0);
+	return c + (n > LWW_SEEN_WINDOW ? 1 : 0);
 }
 
 uint64_t

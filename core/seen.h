@@ -33,12 +33,13 @@ void lww_seen_start(lww_seen *s, uint64_t base);
 /* Whether seq has been seen (everything at or below base counts). */
 int lww_seen_has(const lww_seen *s, uint64_t seq);
 /* Marks seq seen. Returns the sequences given up: never seen and now
- * below the window (0 for an ordinary arrival). */
+ * below the window (0 for an ordinary arrival; at most LWW_SEEN_WINDOW:
+ * past that, a jump says only that batches were lost, not how many). */
 uint64_t lww_seen_add(lww_seen *s, uint64_t seq);
 /* The lowest sequence not seen in base+1..upto, or 0 if none is missing. */
 uint64_t lww_seen_first_missing(const lww_seen *s, uint64_t upto);
 /* Gives up on everything up to seq: marks it seen; returns how many
- * sequences were never seen. */
+ * sequences were never seen (at most LWW_SEEN_WINDOW, as above). */
 uint64_t lww_seen_skip(lww_seen *s, uint64_t seq);
 
 #endif /* LWW_SEEN_H */

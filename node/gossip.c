@@ -82,7 +82,8 @@ typedef struct origin {
 	uint32_t announcer;  /* the pipe that said so */
 	uint64_t missing_ms; /* since when a batch is missing (0: none) */
 	uint64_t graft_ms;   /* when to ask (again) */
-	unsigned grafts;
+	uint64_t graft_at;   /* the first missing one when last asked */
+	unsigned grafts;     /* asks without progress */
 	uint64_t copies, forwarded;
 } origin;
 
@@ -106,6 +107,8 @@ struct lwwd_gossip {
 	_Atomic int stopping;
 	int rx_paused; /* a receive failed: the link thread restarts it */
 	int dirty;     /* a neighbour has something to send */
+	int tick_soon; /* announcements to send, or a batch may be missing:
+	                  tick every TICK_MS (else once a second, idle) */
 	neighbour *nbs;
 	size_t nnbs, capnbs;
 	origin *origins;
@@ -274,6 +277,7 @@ spread(lwwd_gossip *g, origin *o, uint64_t seq, uint32_t from, const uint8_t *p,
 			atomic_fetch_add(&g->d->stats.gossip_forwarded,
 			                 from != 0);
 		} else {
+			g->tick_soon = 1;
 			if (nb->ihave.len == 0) {
 				(void) lww_ihave_begin(&nb->ihave);
 			}
@@ -428,6 +432,11 @@ announce(lwwd_gossip *g, neighbour *nb, uint64_t node, uint64_t seq)
 	if (seq > o->announced || (seq == o->announced && o->announcer == 0)) {
 		o->announced = seq;
 		o->announcer = (uint32_t) nng_pipe_id(nb->pipe);
+	}
+	if (seq > o->seen.top && !g->tick_soon) {
+		/* It may be missing: time the graft. */
+		g->tick_soon = 1;
+		lwwd_thr_wake(&g->thr);
 	}
 }
 
@@ -889,13 +898,16 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 /* ---- the link thread ---- */
 
 /* Graft timers (g->mtx held): a batch announced and still missing after
- * GRAFT_WAIT_MS is asked of its announcer; after GRAFT_TRIES it is given
- * up to repair. Fills lost[] with origins to hand to repair. */
+ * GRAFT_WAIT_MS is asked of its announcer; after GRAFT_TRIES asks that
+ * bring nothing it is given up to repair. Fills lost[] with origins to
+ * hand to repair; *pending says whether one is still missing. */
 static size_t
-tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max)
+tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
+            int *pending)
 {
 	size_t nlost = 0;
 
+	*pending = 0;
 	for (size_t i = 0; i < g->norigins; i++) {
 		origin *o = &g->origins[i];
 		uint64_t miss = lww_seen_first_missing(&o->seen, o->announced);
@@ -905,11 +917,19 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max)
 			o->grafts = 0;
 			continue;
 		}
+		*pending = 1;
 		if (o->missing_ms == 0) {
 			o->missing_ms = now;
 			o->graft_ms = now + GRAFT_WAIT_MS;
 			o->grafts = 0;
 			continue;
+		}
+		if (o->grafts > 0 && miss > o->graft_at) {
+			/* The last graft brought some: a long gap (a node
+			 * back after an hour) comes GRAFT_SPAN_MAX at a time,
+			 * as fast as they arrive. */
+			o->grafts = 0;
+			o->graft_ms = now;
 		}
 		if (now < o->graft_ms) {
 			continue;
@@ -930,6 +950,7 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max)
 			}
 			nb->eager = 1;
 			o->grafts++;
+			o->graft_at = miss;
 			o->graft_ms = now + GRAFT_RETRY_MS;
 			continue;
 		}
@@ -1018,7 +1039,7 @@ link_main(void *arg)
 	lwwd *d = g->d;
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
 	nng_msg **out = calloc(READY_MAX, sizeof(*out));
-	uint64_t next_beat = 0, next_tick = 0, last_flush = 0;
+	uint64_t next_beat = 0, next_tick = 0, last_tick = 0, last_flush = 0;
 
 	if (out == NULL) {
 		lwwd_log(LWWD_LOG_ERROR, "gossip_failed",
@@ -1054,14 +1075,20 @@ link_main(void *arg)
 			next_beat = now + HEARTBEAT_MS;
 		}
 		pthread_mutex_lock(&g->mtx);
-		if (now >= next_tick) {
+		if (beat) {
+			summarise(g, lwwd_writer_seq(d));
+		}
+		if (beat || now >= next_tick ||
+		    (g->tick_soon && now >= last_tick + TICK_MS)) {
+			int pending;
 			tick = 1;
-			next_tick = now + TICK_MS;
+			last_tick = now;
 			nlost = tick_grafts(g, now, lost,
-			                    sizeof(lost) / sizeof(lost[0]));
-			if (beat) {
-				summarise(g, lwwd_writer_seq(d));
-			}
+			                    sizeof(lost) / sizeof(lost[0]),
+			                    &pending);
+			/* Idle, the link thread wakes once a second. */
+			g->tick_soon = pending;
+			next_tick = now + (pending ? TICK_MS : HEARTBEAT_MS);
 		}
 		if (beat || tick || g->dirty) {
 			gather(g, &env, beat, tick);
@@ -1098,9 +1125,11 @@ link_main(void *arg)
 
 		pthread_mutex_lock(&g->mtx);
 		for (;;) {
-			uint64_t due =
-			    (next_beat < next_tick ? next_beat : next_tick) *
-			    1000;
+			uint64_t tk =
+			    g->tick_soon && last_tick + TICK_MS < next_tick
+			        ? last_tick + TICK_MS
+			        : next_tick;
+			uint64_t due = (next_beat < tk ? next_beat : tk) * 1000;
 			uint64_t t = lwwd_mono_us();
 			if (lwwd_thr_stopping(&g->thr) || t >= due) {
 				break;
@@ -1190,6 +1219,16 @@ lwwd_gossip_start(lwwd *d)
 		if (lww_store_seq(d->store, p->node, &seq) == LWW_OK &&
 		    seq > 0) {
 			lww_seen_start(&o->seen, seq);
+			/* The peer table's too, so its lag is real at once
+			 * (keys_lock -> d->mtx is the lock order). */
+			pthread_mutex_lock(&d->mtx);
+			for (size_t k = 0; k < d->npeers; k++) {
+				if (d->peers[k].node == p->node &&
+				    d->peers[k].seq_applied < seq) {
+					d->peers[k].seq_applied = seq;
+				}
+			}
+			pthread_mutex_unlock(&d->mtx);
 		}
 	}
 	pthread_rwlock_unlock(&d->keys_lock);

@@ -166,6 +166,10 @@ static const metric metrics[] = {
      "counter", "Entries moved by repair.", A(repair_keys_fetched), 1},
     {"repair", "keys_sent", "lww_repair_keys_total", "direction=\"sent\"",
      "counter", NULL, A(repair_keys_sent), 1},
+    {"repair", "keys_pushed", "lww_repair_keys_total", "direction=\"pushed\"",
+     "counter", NULL, A(repair_keys_pushed), 1},
+    {"repair", "keys_taken", "lww_repair_keys_total", "direction=\"taken\"",
+     "counter", NULL, A(repair_keys_taken), 1},
     {"repair", "bytes_sent", "lww_repair_bytes_total", "direction=\"sent\"",
      "counter", "Bytes of repair traffic.", A(repair_bytes_sent), 1},
     {"repair", "bytes_received", "lww_repair_bytes_total",
@@ -456,6 +460,20 @@ prom_value(lww_buf *b, const char *name, const char *labels, double v)
 	                      : put_fmt(b, "%s %.17g\n", name, v);
 }
 
+/* Batches of a peer announced and not received; -1 when nothing of it
+ * is on record (its sequence numbers say nothing yet: a node numbers
+ * its batches from the wall clock, main.c). */
+static int64_t
+peer_lag(const lwwd_peer_state *p)
+{
+	if (p->seq_applied == 0) {
+		return -1;
+	}
+	return p->seq_announced > p->seq_applied
+	           ? (int64_t) (p->seq_announced - p->seq_applied)
+	           : 0;
+}
+
 lww_err
 lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 {
@@ -516,12 +534,12 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
 		const lwwd_peer_state *p = &d->peers[i];
 		char l[96];
+		if (peer_lag(p) < 0) {
+			continue;
+		}
 		snprintf(l, sizeof(l), "peer=\"%s\"", p->name);
-		rv =
-		    prom_value(b, "lww_peer_lag_batches", l,
-		               (double) (p->seq_announced > p->seq_applied
-		                             ? p->seq_announced - p->seq_applied
-		                             : 0));
+		rv = prom_value(b, "lww_peer_lag_batches", l,
+		                (double) peer_lag(p));
 	}
 	if (rv == LWW_OK) {
 		rv = put_fmt(b, "# HELP lww_peer_clock_offset_seconds A peer's "
@@ -539,6 +557,33 @@ lwwd_stats_prometheus(lwwd *d, lww_buf *b)
 		rv = prom_value(b, "lww_peer_clock_offset_seconds", l,
 		                (double) p->clock_offset_ms / 1e3);
 	}
+	/* Per origin, what the gossip link brought and relayed (gossip's
+	 * lock is a leaf under d->mtx). */
+	if (rv == LWW_OK) {
+		rv =
+		    put_fmt(b, "# HELP lww_peer_copies_total Copies of a "
+		               "node's batches received, duplicates included.\n"
+		               "# TYPE lww_peer_copies_total counter\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		uint64_t copies, fwd;
+		char l[96];
+		lwwd_gossip_origin_counts(d, d->peers[i].node, &copies, &fwd);
+		snprintf(l, sizeof(l), "peer=\"%s\"", d->peers[i].name);
+		rv = prom_value(b, "lww_peer_copies_total", l, (double) copies);
+	}
+	if (rv == LWW_OK) {
+		rv = put_fmt(b, "# HELP lww_peer_forwarded_total Copies of a "
+		                "node's batches relayed to neighbours.\n"
+		                "# TYPE lww_peer_forwarded_total counter\n");
+	}
+	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
+		uint64_t copies, fwd;
+		char l[96];
+		lwwd_gossip_origin_counts(d, d->peers[i].node, &copies, &fwd);
+		snprintf(l, sizeof(l), "peer=\"%s\"", d->peers[i].name);
+		rv = prom_value(b, "lww_peer_forwarded_total", l, (double) fwd);
+	}
 	pthread_mutex_unlock(&d->mtx);
 	return rv;
 }
@@ -553,12 +598,13 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 	now = lwwd_mono_ms(); /* the peer table's clock, read under its lock */
 	for (size_t i = 0; i < d->npeers && rv == LWW_OK; i++) {
 		const lwwd_peer_state *p = &d->peers[i];
-		uint64_t lag = p->seq_announced > p->seq_applied
-		                   ? p->seq_announced - p->seq_applied
-		                   : 0;
-		char off[24] = "null", unc[24] = "null";
+		char off[24] = "null", unc[24] = "null", lag[24] = "null";
 		uint64_t copies, fwd;
 		lwwd_gossip_origin_counts(d, p->node, &copies, &fwd);
+		if (peer_lag(p) >= 0) {
+			snprintf(lag, sizeof(lag), "%lld",
+			         (long long) peer_lag(p));
+		}
 		if (p->clock_known) {
 			snprintf(off, sizeof(off), "%lld",
 			         (long long) p->clock_offset_ms);
@@ -570,7 +616,7 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    "%s{\"kind\":\"origin\",\"name\":\"%s\",\"node\":"
 		    "\"%016" PRIx64 "\","
 		    "\"last_contact_ms_ago\":%lld,\"seq\":%llu,"
-		    "\"seq_announced\":%llu,\"lag\":%llu,"
+		    "\"seq_announced\":%llu,\"lag\":%s,"
 		    "\"batches\":%llu,\"last_repair_ms_ago\":%lld,"
 		    "\"repair_keys\":%llu,\"clock_offset_ms\":%s,"
 		    "\"clock_uncertainty_ms\":%s,\"clock_refused_ours\":%llu,"
@@ -579,8 +625,8 @@ lwwd_peers_json(lwwd *d, lww_buf *b)
 		    p->last_contact_ms ? (long long) (now - p->last_contact_ms)
 		                       : -1LL,
 		    (unsigned long long) p->seq_applied,
-		    (unsigned long long) p->seq_announced,
-		    (unsigned long long) lag, (unsigned long long) p->batches,
+		    (unsigned long long) p->seq_announced, lag,
+		    (unsigned long long) p->batches,
 		    p->last_repair_ms ? (long long) (now - p->last_repair_ms)
 		                      : -1LL,
 		    (unsigned long long) p->repair_keys, off, unc,

@@ -68,6 +68,10 @@ test_jump_past_window_gives_up(void **state)
 	assert_true(lost == (far - LWW_SEEN_WINDOW) - 1 - 1);
 	assert_true(lww_seen_skip(&s, far - 1) > 0);
 	assert_true(s.base == far);
+	/* An origin that restarted far ahead: one loss, not billions. */
+	lost = lww_seen_add(&s, far + UINT64_C(1000000000000));
+	assert_true(lost >= 1 && lost <= LWW_SEEN_WINDOW + 1);
+	assert_true(lww_seen_has(&s, far + UINT64_C(1000000000000)));
 }
 
 /* Random arrivals (duplicates, reordering within and beyond the window)

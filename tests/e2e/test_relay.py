@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""End-to-end tests of relayed gossip (gossip.c): batches cross nodes that
+do not list each other, links that carry duplicates turn lazy so a cycle
+delivers each batch about once, and a node whose data was wiped (same
+key, batches numbered anew) is still relayed."""
+
+import os
+import shutil
+import sys
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lwwtest import ClusterTest, wait_until  # noqa: E402
+
+
+def gossip(node):
+    """The stats' gossip counters (without the recent deliveries)."""
+    g = node.stats()["gossip"]
+    g.pop("deliveries", None)
+    return g
+
+
+def chain(c):
+    """Each node dials the one before it, and nobody else."""
+    for i, n in enumerate(c.nodes):
+        n.peers = [c.nodes[i - 1].gossip] if i > 0 else []
+
+
+def start_linked(c, degree):
+    """Starts every node and waits until each knows its neighbours (by
+    their heartbeat): degree(node) of them."""
+    for n in c.nodes:
+        n.start(wait=False)
+    for n in c.nodes:
+        wait_until(lambda: n.proc.poll() is not None or
+                   n.ctl("stats").rc == 0, what=f"{n.name} API")
+    for n in c.nodes:
+        wait_until(lambda: gossip(n)["neighbours"] == degree(n),
+                   timeout=20, what=f"{n.name} links")
+
+
+class Relay(ClusterTest):
+    def test_wiped_node_is_still_relayed(self):
+        # n1 <- n2 <- n3: n3's writes reach n1 only through n2, and with
+        # periodic repair off (it would hide a gossip failure), only by
+        # gossip. After n3's data is wiped and it starts again with the
+        # same key, its new batches must not look like ones n2 has seen.
+        c = self.cluster(3, extra=["--repair-interval", "0"])
+        chain(c)
+        ends = (c.nodes[0], c.nodes[-1])
+        start_linked(c, lambda n: 1 if n in ends else 2)
+        n1, n2, n3 = c.nodes
+        for i in range(5):
+            self.assertEqual(n3.ctl("add", f"old{i}", "x").rc, 0)
+        wait_until(lambda: n1.lookup("old4") == "x", timeout=20,
+                   what="n3's writes on n1 through n2")
+        self.assertEqual(n3.stop(), 0)
+        shutil.rmtree(n3.data)
+        n3.start()
+        wait_until(lambda: gossip(n3)["neighbours"] == 1, timeout=20,
+                   what="n3 back on the link")
+        self.assertEqual(n3.ctl("add", "new", "after-wipe").rc, 0)
+        wait_until(lambda: n1.lookup("new") == "after-wipe", timeout=20,
+                   what="the wiped node's write on n1")
+        self.assertEqual(n2.lookup("new"), "after-wipe")
+
+    def test_cycle_prunes_to_a_tree(self):
+        # Three nodes that all dial each other: every pair has two links,
+        # so flooding would hand each node four copies of every batch.
+        # Duplicates make links lazy: after a few batches each node gets
+        # about one copy of each.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
+        n2.extra = ["--metrics", url]
+        start_linked(c, lambda n: 4)
+        for i in range(10):
+            self.assertEqual(n1.ctl("add", f"warm{i}", "x").rc, 0)
+        wait_until(lambda: all(n.lookup("warm9") == "x" for n in c.nodes),
+                   timeout=20, what="warm-up")
+        before = {n.name: gossip(n) for n in (n2, n3)}
+        for i in range(40):
+            self.assertEqual(n1.ctl("add", f"k{i}", "y").rc, 0)
+        wait_until(lambda: all(n.lookup("k39") == "y" for n in c.nodes),
+                   timeout=20, what="40 writes everywhere")
+        for n in (n2, n3):
+            b, a = before[n.name], gossip(n)
+            delivered = a["delivered"] - b["delivered"]
+            copies = a["copies_received"] - b["copies_received"]
+            self.assertGreaterEqual(delivered, 40, a)
+            # One copy each, and a few more while a link turns lazy.
+            self.assertLessEqual(copies, delivered * 1.5, (b, a))
+        self.assertGreater(sum(gossip(n)["lazy"] for n in c.nodes), 0)
+        self.assertGreater(sum(gossip(n)["prunes_sent"] for n in c.nodes),
+                           0)
+        # The same counters, per origin too, on the metrics endpoint.
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        got = {}
+        for line in text.splitlines():
+            if not line.startswith("#") and " " in line:
+                name, value = line.rsplit(" ", 1)
+                got[name] = float(value)
+        copies = got['lww_peer_copies_total{peer="n1"}']
+        self.assertGreaterEqual(copies, 50)
+        self.assertGreaterEqual(got["lww_gossip_delivered_total"], 50)
+        self.assertGreaterEqual(got["lww_gossip_copies_received_total"],
+                                got["lww_gossip_delivered_total"] +
+                                got["lww_gossip_duplicates_total"])
+
+    def test_long_gap_is_grafted_in_full(self):
+        # n2 dials n1. While n2 is down n1 writes 800 batches; back, n2
+        # learns from n1's announcements what it missed and grafts all of
+        # it from n1's recent batches, 256 at a time, none given up. n1's
+        # sync socket is not where n2 looks for it, so nothing comes by
+        # repair.
+        c = self.cluster(2)
+        n1, n2 = c.nodes
+        n1.peers = []
+        n1.extra = ["--sync", f"ipc://{c.dir}/n1.elsewhere"]
+        n2.peers = [n1.gossip]
+        start_linked(c, lambda n: 1)
+        self.assertEqual(n1.ctl("add", "first", "1").rc, 0)
+        wait_until(lambda: n2.lookup("first") == "1", what="first")
+        self.assertEqual(n2.stop(), 0)
+        for i in range(800):
+            r = n1.ctl("add", f"gap{i}", str(i))
+            self.assertEqual(r.rc, 0, r)
+        n2.start()
+        wait_until(lambda: n2.stats()["keys"] == 801, timeout=60,
+                   what="every batch of the gap on n2")
+        g2, g1 = gossip(n2), gossip(n1)
+        self.assertEqual(g2["given_up"], 0, g2)
+        self.assertGreaterEqual(g2["grafts_sent"], 4, g2)
+        self.assertGreaterEqual(g1["grafts_served"], 800, g1)
+        self.assertEqual(n2.lookup("gap799"), "799")
+
+
+if __name__ == "__main__":
+    import lwwtest
+    lwwtest.main()
