@@ -66,6 +66,9 @@ typedef struct neighbour {
 	char *url; /* the --peer it is, when we dialled */
 	int out;   /* we dialled it */
 	int eager;
+	/* A second connection to a node we have one with (both dialled):
+	 * it carries only heartbeats; the link is the primary's. */
+	int shadow;
 	int hello; /* owes our heartbeat */
 	int prune; /* owes a PRUNE */
 	uint64_t last_ms;
@@ -251,31 +254,83 @@ nb_put(lwwd_gossip *g, neighbour *nb, const uint8_t *p, size_t n)
 	}
 }
 
-/* A neighbour that may be sent batches: known, and not this node. */
+/* A neighbour that may be sent batches: known, not this node, and the
+ * primary connection to it. */
 static int
 nb_member(const lwwd_gossip *g, const neighbour *nb)
 {
-	return nb->node != 0 && nb->node != g->d->self;
+	return nb->node != 0 && nb->node != g->d->self && !nb->shadow;
 }
 
-/* The first copy of a batch of origin o, from pipe `from` (0: our own):
- * to the eager neighbours as it is, announced to the lazy ones. */
+/* Of two connections between the same two nodes (each dialled the
+ * other), both ends keep the one the smaller node id dialled, so that
+ * each message crosses one, and a PRUNE arrives on the link it is
+ * about. */
+static int
+nb_preferred(const lwwd_gossip *g, const neighbour *nb)
+{
+	return nb->out == (g->d->self < nb->node);
+}
+
+/* The link a message from pipe belongs to: its primary connection
+ * (NULL: an unknown pipe). */
+static neighbour *
+nb_link(lwwd_gossip *g, uint32_t pipe)
+{
+	neighbour *nb = nb_find(g, pipe);
+
+	if (nb != NULL && nb->shadow) {
+		for (size_t i = 0; i < g->nnbs; i++) {
+			if (g->nbs[i].node == nb->node && !g->nbs[i].shadow) {
+				return &g->nbs[i];
+			}
+		}
+	}
+	return nb;
+}
+
+/* nb (g->mtx held) has just been known as its node: if another
+ * connection to that node is the link already, one of the two becomes
+ * the other's shadow. */
 static void
-spread(lwwd_gossip *g, origin *o, uint64_t seq, uint32_t from, const uint8_t *p,
+nb_pick(lwwd_gossip *g, neighbour *nb)
+{
+	for (size_t i = 0; i < g->nnbs; i++) {
+		neighbour *o = &g->nbs[i];
+		if (o == nb || o->node != nb->node || o->shadow) {
+			continue;
+		}
+		if (nb_preferred(g, nb) && !nb_preferred(g, o)) {
+			nb->shadow = 0;
+			nb->eager = o->eager;
+			o->shadow = 1;
+		} else {
+			nb->shadow = 1;
+		}
+		return;
+	}
+	nb->shadow = 0;
+}
+
+/* The first copy of a batch of origin o, from neighbour node `from` (0:
+ * our own, or an unknown connection's): to the eager neighbours as it
+ * is, announced to the lazy ones. */
+static void
+spread(lwwd_gossip *g, origin *o, uint64_t seq, uint64_t from, const uint8_t *p,
        size_t n)
 {
 	for (size_t i = 0; i < g->nnbs; i++) {
 		neighbour *nb = &g->nbs[i];
-		if (!nb_member(g, nb) || nng_pipe_id(nb->pipe) == (int) from ||
+		if (!nb_member(g, nb) || (from != 0 && nb->node == from) ||
 		    nb->node == o->node) {
 			continue;
 		}
 		if (nb->eager) {
 			nb_put(g, nb, p, n);
 			nb->forwarded++;
-			o->forwarded += from != 0;
+			o->forwarded += o->node != g->d->self;
 			atomic_fetch_add(&g->d->stats.gossip_forwarded,
-			                 from != 0);
+			                 o->node != g->d->self);
 		} else {
 			g->tick_soon = 1;
 			if (nb->ihave.len == 0) {
@@ -477,11 +532,17 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			         nb->url != NULL ? nb->url : "-",
 			         nb->out ? "out" : "in");
 		}
-		nb->node = who.node;
+		if (nb->node != who.node) {
+			nb->node = who.node;
+			nb_pick(g, nb);
+		}
 		memcpy(nb->name, who.name, sizeof(nb->name));
 		nb->last_ms = lwwd_mono_ms();
 		(void) origin_add(g, who.node);
-		announce(g, nb, who.node, hb.seq);
+		if ((nb = nb_link(g, pipe)) != NULL && nb_member(g, nb)) {
+			nb->last_ms = lwwd_mono_ms();
+			announce(g, nb, who.node, hb.seq);
+		}
 		publish_counts(g);
 	}
 	pthread_mutex_unlock(&g->mtx);
@@ -528,7 +589,7 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	node = lww_node_id(p + 2);
 	pthread_mutex_lock(&g->mtx);
 	o = origin_find(g, node);
-	nb = nb_find(g, pipe);
+	nb = nb_link(g, pipe);
 	if (nb != NULL) {
 		nb->copies++;
 		nb->last_ms = lwwd_mono_ms();
@@ -589,12 +650,12 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 		if (seq > o->announced) {
 			o->announced = seq;
 		}
-		nb = nb_find(g, pipe);
+		nb = nb_link(g, pipe);
 		if (nb != NULL && !nb->eager && nb_member(g, nb)) {
 			nb->eager = 1; /* it pushes to us: the tree's edge */
 			publish_counts(g);
 		}
-		spread(g, o, seq, pipe, p, n);
+		spread(g, o, seq, nb != NULL ? nb->node : 0, p, n);
 		{
 			delivery *dv = &g->deliv[g->deliv_next++ % DELIVERIES];
 			dv->origin = node;
@@ -714,10 +775,10 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		return;
 	}
 	pthread_mutex_lock(&g->mtx);
-	nb = nb_find(g, pipe);
+	nb = nb_link(g, pipe);
 	if (nb == NULL || !nb_member(g, nb)) {
 		/* Link messages only from a neighbour known by its
-		 * heartbeat. */
+		 * heartbeat (a shadow connection's apply to the link). */
 		pthread_mutex_unlock(&g->mtx);
 		return;
 	}
@@ -878,6 +939,18 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			lwwd_log(LWWD_LOG_INFO, "neighbour_down",
 			         "name=%s url=%s", nb->name,
 			         nb->url != NULL ? nb->url : "-");
+		}
+		if (nb_member(g, nb)) {
+			/* The link's shadow, if any, carries it now. */
+			for (size_t i = 0; i < g->nnbs; i++) {
+				neighbour *o = &g->nbs[i];
+				if (o != nb && o->node == nb->node &&
+				    o->shadow) {
+					o->shadow = 0;
+					o->eager = 1;
+					break;
+				}
+			}
 		}
 		for (size_t i = 0; i < g->norigins; i++) {
 			if (g->origins[i].announcer ==
