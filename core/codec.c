@@ -754,6 +754,7 @@ lww_list_end(lww_buf *b, int more, uint32_t damaged)
 #define LEAF_REQ_COUNT_OFF 2 /* ver type */
 #define LEAF_REP_DONE_OFF  2
 #define LEAF_REP_COUNT_OFF 6
+#define PUSH_REQ_COUNT_OFF 2
 #define TREE_LEVELS        8 /* the digest tree's depth (digest.h) */
 
 static int
@@ -882,17 +883,35 @@ lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
 	memcpy(out + 4, hash, LWW_SYNC_HASH);
 }
 
-lww_err
-lww_leaf_req_begin(lww_buf *b)
+/* Starts a message of `type` with `nzero` u32 zeros (its counts). */
+static lww_err
+begin_counted(lww_buf *b, uint8_t type, int nzero)
 {
 	lww_err rv;
 
 	lww_buf_reset(b);
-	if ((rv = put_header(b, LWW_MSG_LEAF_REQ)) != LWW_OK ||
-	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
-		lww_buf_reset(b);
+	if ((rv = put_header(b, type)) != LWW_OK) {
+		return rv;
 	}
-	return rv;
+	for (int i = 0; i < nzero; i++) {
+		if ((rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
+			lww_buf_reset(b);
+			return rv;
+		}
+	}
+	return LWW_OK;
+}
+
+lww_err
+lww_leaf_req_begin(lww_buf *b)
+{
+	return begin_counted(b, LWW_MSG_LEAF_REQ, 1);
+}
+
+lww_err
+lww_leaf_pp_req_begin(lww_buf *b)
+{
+	return begin_counted(b, LWW_MSG_LEAF_PP_REQ, 1);
 }
 
 lww_err
@@ -957,7 +976,9 @@ lww_leaf_req_decode(const uint8_t *p, size_t n, lww_leaf_req *out)
 	lww_err rv;
 
 	lww_rd_init(&r, p, n);
-	if ((rv = rd_header(&r, LWW_MSG_LEAF_REQ)) != LWW_OK ||
+	tmp.push = n >= 2 && p[1] == LWW_MSG_LEAF_PP_REQ;
+	if ((rv = rd_header(&r, tmp.push ? LWW_MSG_LEAF_PP_REQ
+	                                 : LWW_MSG_LEAF_REQ)) != LWW_OK ||
 	    (rv = lww_rd_u32(&r, &tmp.count)) != LWW_OK) {
 		return rv;
 	}
@@ -1002,13 +1023,30 @@ lww_leaf_req_next(const lww_leaf_req *r, size_t *off, uint32_t *leaf,
 lww_err
 lww_leaf_rep_begin(lww_buf *b)
 {
+	return begin_counted(b, LWW_MSG_LEAF_REP, 2);
+}
+
+lww_err
+lww_leaf_pp_rep_begin(lww_buf *b)
+{
+	return begin_counted(b, LWW_MSG_LEAF_PP_REP, 2);
+}
+
+lww_err
+lww_leaf_pp_rep_end(lww_buf *b, const uint8_t *want, uint32_t nwant)
+{
+	size_t mark = b->len;
 	lww_err rv;
 
-	lww_buf_reset(b);
-	if ((rv = put_header(b, LWW_MSG_LEAF_REP)) != LWW_OK ||
-	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK ||
-	    (rv = lww_buf_put_u32(b, 0)) != LWW_OK) {
-		lww_buf_reset(b);
+	if (b->len < LEAF_REP_COUNT_OFF + 4 || b->p[1] != LWW_MSG_LEAF_PP_REP ||
+	    nwant > LWW_MSG_PAYLOAD_MAX / LWW_SYNC_SUMMARY ||
+	    (nwant > 0 && want == NULL)) {
+		return LWW_EINVAL;
+	}
+	if ((rv = lww_buf_put_u32(b, nwant)) != LWW_OK ||
+	    (rv = lww_buf_put(b, want, (size_t) nwant * LWW_SYNC_SUMMARY)) !=
+	        LWW_OK) {
+		b->len = mark;
 	}
 	return rv;
 }
@@ -1050,8 +1088,11 @@ lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out)
 	lww_rd r;
 	lww_err rv;
 
+	int pp = n >= 2 && p[1] == LWW_MSG_LEAF_PP_REP;
+
 	lww_rd_init(&r, p, n);
-	if ((rv = rd_header(&r, LWW_MSG_LEAF_REP)) != LWW_OK ||
+	if ((rv = rd_header(&r, pp ? LWW_MSG_LEAF_PP_REP : LWW_MSG_LEAF_REP)) !=
+	        LWW_OK ||
 	    (rv = lww_rd_u32(&r, &tmp.done)) != LWW_OK ||
 	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
 		return rv;
@@ -1059,10 +1100,102 @@ lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out)
 	if (tmp.done > LWW_SYNC_LEAVES_MAX) {
 		return LWW_EPROTO;
 	}
-	if ((rv = rd_last_entries(&r, count, &tmp.entries)) != LWW_OK) {
+	tmp.nwant = 0;
+	tmp.want = NULL;
+	if (!pp) {
+		rv = rd_last_entries(&r, count, &tmp.entries);
+	} else if (count > LWW_BATCH_ENTRIES_MAX) {
+		rv = LWW_ETOOBIG;
+	} else if ((rv = rd_entries(&r, count, 1, &tmp.entries)) == LWW_OK &&
+	           (rv = lww_rd_u32(&r, &tmp.nwant)) == LWW_OK) {
+		/* Checked against what is left before multiplying. */
+		if (tmp.nwant > lww_rd_left(&r) / LWW_SYNC_SUMMARY) {
+			rv = LWW_EPROTO;
+		} else if ((rv = lww_rd_bytes(
+		                &r, (size_t) tmp.nwant * LWW_SYNC_SUMMARY,
+		                &tmp.want)) == LWW_OK) {
+			rv = lww_rd_end(&r);
+		}
+	}
+	if (rv != LWW_OK) {
 		return rv;
 	}
 	*out = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_push_req_begin(lww_buf *b)
+{
+	return begin_counted(b, LWW_MSG_PUSH_REQ, 1);
+}
+
+lww_err
+lww_push_req_add(lww_buf *b, const lww_entry *e)
+{
+	return counted_add(b, PUSH_REQ_COUNT_OFF, LWW_BATCH_ENTRIES_MAX, e, 1);
+}
+
+uint32_t
+lww_push_req_count(const lww_buf *b)
+{
+	return count_at(b, PUSH_REQ_COUNT_OFF);
+}
+
+lww_err
+lww_push_req_decode(const uint8_t *p, size_t n, lww_entries *out)
+{
+	lww_entries tmp;
+	uint32_t count;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_PUSH_REQ)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &count)) != LWW_OK) {
+		return rv;
+	}
+	/* An empty push is no request anyone sends. */
+	if (count == 0) {
+		return LWW_EPROTO;
+	}
+	if ((rv = rd_last_entries(&r, count, &tmp)) != LWW_OK) {
+		return rv;
+	}
+	*out = tmp;
+	return LWW_OK;
+}
+
+lww_err
+lww_push_rep_encode(lww_buf *b, uint32_t taken)
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_PUSH_REP)) != LWW_OK ||
+	    (rv = lww_buf_put_u32(b, taken)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_push_rep_decode(const uint8_t *p, size_t n, uint32_t *taken)
+{
+	uint32_t t;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_PUSH_REP)) != LWW_OK ||
+	    (rv = lww_rd_u32(&r, &t)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	if (t > LWW_BATCH_ENTRIES_MAX) {
+		return LWW_EPROTO;
+	}
+	*taken = t;
 	return LWW_OK;
 }
 

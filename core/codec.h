@@ -26,6 +26,11 @@
  *   leafreq  ver type=LEAF_REQ count:u32
  *            (leaf:u32 nsum:u32 (bucket:u32 digest:u64)*nsum)*count
  *   leafrep  ver type=LEAF_REP done:u32 count:u32 entry*count
+ *   leafppq  ver type=LEAF_PP_REQ, then as leafreq
+ *   leafppp  ver type=LEAF_PP_REP done:u32 count:u32 entry*count
+ *            nwant:u32 (bucket:u32 digest:u64)*nwant
+ *   pushreq  ver type=PUSH_REQ count:u32 entry*count
+ *   pushrep  ver type=PUSH_REP taken:u32
  *   clockreq ver type=CLOCK_REQ t1:u64
  *   clockrep ver type=CLOCK_REP t1:u64 t2:u64 t3:u64 refused:u64
  *   auth     ver type=AUTH ts_ms:u64 nonce:16 request (signed by a client,
@@ -61,6 +66,10 @@ enum lww_msg_type {
 	LWW_MSG_LEAF_REP = 0x13,
 	LWW_MSG_CLOCK_REQ = 0x14,
 	LWW_MSG_CLOCK_REP = 0x15,
+	LWW_MSG_LEAF_PP_REQ = 0x16, /* a LEAF_REQ that also asks what to push */
+	LWW_MSG_LEAF_PP_REP = 0x17,
+	LWW_MSG_PUSH_REQ = 0x18,
+	LWW_MSG_PUSH_REP = 0x19,
 	LWW_MSG_REQUEST = 0x20,
 	LWW_MSG_REPLY = 0x21,
 	LWW_MSG_AUTH = 0x22,
@@ -268,7 +277,14 @@ lww_err lww_list_end(lww_buf *b, int more, uint32_t damaged);
  * first 8 bytes of the entry hash) of every entry it has there; the peer
  * answers with its entries whose summary the asker lacks. A reply may stop
  * early (done < count: only the first `done` leaves were served); the
- * asker sends the rest again. */
+ * asker sends the rest again.
+ *
+ * Push-pull: LEAF_PP_REQ is a LEAF_REQ whose LEAF_PP_REP also lists
+ * ("wants"), for the `done` leaves only, the request's summaries the peer
+ * does not hold, so the asker sends those entries in PUSH_REQs, which the
+ * peer answers with PUSH_REP: how many it queued for its writer. A peer
+ * that predates these types refuses LEAF_PP_REQ; the asker then falls back
+ * to LEAF_REQ (pull only). */
 #define LWW_SYNC_HASH    8
 #define LWW_SYNC_SUMMARY 12 /* bucket:u32 + digest:u64 */
 
@@ -302,17 +318,21 @@ void lww_sync_summary(uint8_t out[LWW_SYNC_SUMMARY], uint32_t bucket,
                       const uint8_t hash[LWW_SYNC_HASH]);
 
 typedef struct lww_leaf_req {
+	int push; /* a LEAF_PP_REQ: the reply is a LEAF_PP_REP */
 	uint32_t count;
 	const uint8_t *p; /* the validated leaves */
 	size_t n;
 } lww_leaf_req;
 
 lww_err lww_leaf_req_begin(lww_buf *b);
+/* Starts a LEAF_PP_REQ instead (same body). */
+lww_err lww_leaf_pp_req_begin(lww_buf *b);
 /* Appends a leaf (< LWW_SYNC_LEAVES_MAX) with nsum summaries (nsum *
  * LWW_SYNC_SUMMARY bytes made by lww_sync_summary). */
 lww_err lww_leaf_req_add(lww_buf *b, uint32_t leaf, const uint8_t *sums,
                          uint32_t nsum);
 uint32_t lww_leaf_req_count(const lww_buf *b);
+/* Decodes a LEAF_REQ or a LEAF_PP_REQ (out->push tells which). */
 lww_err lww_leaf_req_decode(const uint8_t *p, size_t n, lww_leaf_req *out);
 /* Iterates the leaves of a validated request: returns 1 with the leaf,
  * its summary count and its summaries, else 0. off starts at 0. */
@@ -322,9 +342,19 @@ int lww_leaf_req_next(const lww_leaf_req *r, size_t *off, uint32_t *leaf,
 typedef struct lww_leaf_rep {
 	uint32_t done; /* leaves of the request fully served */
 	lww_entries entries;
+	/* LEAF_PP_REP only (else 0, NULL): summaries of the request the
+	 * peer lacks, nwant * LWW_SYNC_SUMMARY bytes. */
+	uint32_t nwant;
+	const uint8_t *want;
 } lww_leaf_rep;
 
 lww_err lww_leaf_rep_begin(lww_buf *b);
+/* Starts a LEAF_PP_REP: add entries as to a LEAF_REP, then end it with
+ * lww_leaf_pp_rep_end. */
+lww_err lww_leaf_pp_rep_begin(lww_buf *b);
+/* Appends the wants (nwant * LWW_SYNC_SUMMARY bytes) that end a
+ * LEAF_PP_REP; no entry may be added after. */
+lww_err lww_leaf_pp_rep_end(lww_buf *b, const uint8_t *want, uint32_t nwant);
 /* LWW_ETOOBIG after LWW_BATCH_ENTRIES_MAX entries. */
 lww_err lww_leaf_rep_add(lww_buf *b, const lww_entry *e);
 void lww_leaf_rep_set_done(lww_buf *b, uint32_t done);
@@ -332,7 +362,18 @@ void lww_leaf_rep_set_done(lww_buf *b, uint32_t done);
  * entries (a length and count it had before). */
 void lww_leaf_rep_truncate(lww_buf *b, size_t len, uint32_t count);
 uint32_t lww_leaf_rep_count(const lww_buf *b);
+/* Decodes a LEAF_REP or a LEAF_PP_REP. */
 lww_err lww_leaf_rep_decode(const uint8_t *p, size_t n, lww_leaf_rep *out);
+
+/* PUSH_REQ: 1..LWW_BATCH_ENTRIES_MAX entries the asker sends the peer. */
+lww_err lww_push_req_begin(lww_buf *b);
+/* LWW_ETOOBIG after LWW_BATCH_ENTRIES_MAX entries. */
+lww_err lww_push_req_add(lww_buf *b, const lww_entry *e);
+uint32_t lww_push_req_count(const lww_buf *b);
+lww_err lww_push_req_decode(const uint8_t *p, size_t n, lww_entries *out);
+/* PUSH_REP: how many of the pushed entries the peer took. */
+lww_err lww_push_rep_encode(lww_buf *b, uint32_t taken);
+lww_err lww_push_rep_decode(const uint8_t *p, size_t n, uint32_t *taken);
 
 /* ---- clock probes (on the sync socket) ----
  * NTP-style: the asker sends its wall clock t1; the peer answers with t1

@@ -157,6 +157,21 @@ main(int argc, char **argv)
 	lww_leaf_rep_add(&b, &e1);
 	lww_leaf_rep_set_done(&b, 1);
 	putb("decode", "leaf-rep", &b);
+	lww_leaf_pp_req_begin(&b);
+	lww_leaf_req_add(&b, 17, sum, 1);
+	putb("decode", "leaf-pp-req", &b);
+	lww_leaf_pp_rep_begin(&b);
+	lww_leaf_rep_add(&b, &e1);
+	lww_leaf_pp_rep_end(&b, sum, 1);
+	lww_leaf_rep_set_done(&b, 1);
+	putb("decode", "leaf-pp-rep", &b);
+	lww_push_req_begin(&b);
+	lww_push_req_add(&b, &e1);
+	lww_push_req_add(&b, &e2);
+	putb("decode", "push-req", &b);
+	lww_buf_reset(&b);
+	lww_push_rep_encode(&b, 2);
+	putb("decode", "push-rep", &b);
 
 	/* envelope: mode, nmut, mutations, payload */
 	{

@@ -118,6 +118,8 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t repair_rounds_in_sync;
 	_Atomic uint64_t repair_keys_fetched;
 	_Atomic uint64_t repair_keys_sent;
+	_Atomic uint64_t repair_keys_pushed; /* own rounds: the peer took */
+	_Atomic uint64_t repair_keys_taken;  /* from peers' pushes */
 	_Atomic uint64_t repair_bytes_sent;
 	_Atomic uint64_t repair_bytes_received;
 	_Atomic uint64_t repair_pull_bytes; /* both ways, own rounds */
@@ -178,6 +180,8 @@ typedef struct lwwd_peer_state {
 	uint64_t last_repair_ms; /* lwwd_mono_ms() of the last repair round,
 	                            0 = never */
 	uint64_t repair_keys;    /* entries fetched from it by repair */
+	uint64_t pulls_ms;       /* lwwd_mono_ms() it last began a repair
+	                            round with us, 0 = never */
 	int clock_known;         /* a fresh clock estimate (clock.c) */
 	int64_t clock_offset_ms; /* its clock minus ours */
 	uint64_t clock_unc_ms;

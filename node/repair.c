@@ -8,10 +8,20 @@
  * the peer answers with the entries the summaries do not cover. The bytes
  * moved grow with the difference, not with the store.
  *
+ * Rounds are push-pull (LEAF_PP_REQ): the reply also lists the request's
+ * summaries the peer lacks, and the asker sends those entries in PUSH
+ * requests over the connection it dialled. So a node nobody can dial
+ * (behind NAT, only --peer out) still gets its writes to its peers when
+ * gossip lost them. A peer that dials our --sync itself (its clock
+ * probes, its rounds) pulls what it lacks, so rounds with it stay
+ * pull-only (PULLS_RECENT_MS). A peer
+ * that predates push-pull refuses LEAF_PP_REQ; rounds with it fall back
+ * to pull-only for PP_RETRY_MS.
+ *
  * Every request and reply is a signed envelope from a trusted key. Fetched
- * entries go through the writer like gossip: an entry whose node id
- * belongs to no trusted key is dropped here, one beyond max drift is
- * refused there. Bounds: one session served at a time (a synchronous REP
+ * and pushed entries go through the writer like gossip: an entry whose
+ * node id belongs to no trusted key is dropped here, one beyond max drift
+ * is refused there. Bounds: one session served at a time (a synchronous REP
  * loop), at most LWW_BATCH_ENTRIES_MAX entries and about
  * LWW_SYNC_REPLY_BYTES_TARGET bytes per reply, so a large catch-up is many
  * small steps and never stalls the API; rounds run on their own thread.
@@ -45,6 +55,20 @@
 #define STALL_LOG_EVERY_MS (10 * 60 * 1000)
 /* Rounds in a row that fail at the same leaf before that is a stall. */
 #define STALL_FAILED_RUNS 3
+/* How long the sync server waits for room in the writer's queue for a
+ * push: well within the asker's SESSION_TIMEOUT_MS, so it hears back. */
+#define PUSH_WAIT_MS 2000
+/* After a peer refused a push-pull request (an older lwwd), rounds with
+ * it are pull-only this long, then push-pull is tried again. */
+#define PP_RETRY_MS (10 * 60 * 1000)
+/* A peer that probed our clock or began a round with us this recently
+ * dials our --sync (we are its --peer), so its own rounds pull what it
+ * lacks: pushing to it as well would move the same entries twice (a late
+ * joiner would get everything once from each of its peers), so rounds
+ * with it are pull-only. It probes every second (clock.c), so this spans
+ * many probes; a peer silent longer gets pushes, which is only wasteful
+ * if it pulls after all, never wrong. */
+#define PULLS_RECENT_MS (30 * 1000)
 
 _Static_assert(LWW_ENVELOPE_OVERHEAD + 64 <= LWW_MSG_HEADROOM,
                "the headroom holds the envelope and a message header");
@@ -62,6 +86,8 @@ typedef struct repair_peer {
 	uint64_t stall_logged_ms; /* last repair_stalled error logged */
 	int stalled_logged;       /* stall_logged_ms is set */
 	int stalled;              /* its last round stalled */
+	uint64_t pull_only_until; /* lwwd_mono_ms(): push-pull refused */
+	int pull_only_logged;     /* the warning about it was logged */
 } repair_peer;
 
 struct lwwd_repair {
@@ -123,8 +149,39 @@ hash8(const lww_digest *h, uint8_t *out)
 	memcpy(out, h->h, LWW_SYNC_HASH);
 }
 
+/* Notes that node dialled our --sync (a round or a clock probe). */
+static void
+note_pulls(lwwd *d, uint64_t node)
+{
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node) {
+			d->peers[i].pulls_ms = lwwd_mono_ms();
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+/* Whether node dialled our --sync within PULLS_RECENT_MS. */
+static int
+peer_pulls(lwwd *d, uint64_t node)
+{
+	uint64_t now = lwwd_mono_ms();
+	int pulls = 0;
+
+	pthread_mutex_lock(&d->mtx);
+	for (size_t i = 0; i < d->npeers; i++) {
+		if (d->peers[i].node == node && d->peers[i].pulls_ms != 0 &&
+		    now - d->peers[i].pulls_ms < PULLS_RECENT_MS) {
+			pulls = 1;
+		}
+	}
+	pthread_mutex_unlock(&d->mtx);
+	return pulls;
+}
+
 static lww_err
-serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
+serve_tree(lwwd *d, uint64_t from, const lww_tree_req *q, lww_buf *out)
 {
 	uint8_t *hashes;
 	lww_err rv = LWW_OK;
@@ -132,6 +189,7 @@ serve_tree(lwwd *d, const lww_tree_req *q, lww_buf *out)
 	if (q->level == 0) {
 		/* A round begins: answer with everything acknowledged. */
 		lwwd_wal_barrier(d);
+		note_pulls(d, from);
 	}
 
 	hashes = malloc((size_t) q->count * 16 * LWW_SYNC_HASH + 1);
@@ -158,6 +216,7 @@ typedef struct leaf_serve {
 	lww_buf *out;
 	const uint8_t *sums;
 	uint32_t nsum;
+	uint8_t *held; /* push-pull: per summary, the store holds it */
 	int full;
 	uint64_t sent;
 } leaf_serve;
@@ -167,27 +226,41 @@ typedef struct leaf_serve {
 _Static_assert(LWW_SYNC_HASH == LWW_STORE_SUMMARY_HASH,
                "repair summaries are the store's summary hashes");
 
-static int
-summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
+/* The index of want among the n summaries at sums, or -1. */
+static int64_t
+summary_find(const uint8_t *sums, uint32_t n, const uint8_t want[12])
 {
 	for (uint32_t i = 0; i < n; i++) {
 		if (memcmp(sums + (size_t) i * LWW_SYNC_SUMMARY, want,
 		           LWW_SYNC_SUMMARY) == 0) {
-			return 1;
+			return i;
 		}
 	}
-	return 0;
+	return -1;
 }
 
-/* Only the entries the asker's summaries do not cover are read. */
+static int
+summary_has(const uint8_t *sums, uint32_t n, const uint8_t want[12])
+{
+	return summary_find(sums, n, want) >= 0;
+}
+
+/* Only the entries the asker's summaries do not cover are read. The
+ * walk sees every summary of the leaf, so it also marks which of the
+ * asker's this store holds: the rest are what the asker should push. */
 static int
 leaf_serve_want(uint32_t bucket, const uint8_t *hash, void *arg)
 {
 	leaf_serve *ls = arg;
 	uint8_t sum[LWW_SYNC_SUMMARY];
+	int64_t i;
 
 	lww_sync_summary(sum, bucket, hash);
-	return !summary_has(ls->sums, ls->nsum, sum);
+	i = summary_find(ls->sums, ls->nsum, sum);
+	if (i >= 0 && ls->held != NULL) {
+		ls->held[i] = 1;
+	}
+	return i < 0;
 }
 
 static int
@@ -210,8 +283,28 @@ leaf_serve_cb(const lww_entry *e, void *arg)
 	return 0;
 }
 
+/* Appends to wants the summaries of one leaf the store does not hold
+ * (held[i] == 0). */
 static lww_err
-serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
+leaf_wants(const uint8_t *sums, uint32_t nsum, const uint8_t *held,
+           lww_buf *wants)
+{
+	lww_err rv = LWW_OK;
+
+	for (uint32_t i = 0; i < nsum && rv == LWW_OK; i++) {
+		if (!held[i]) {
+			rv = lww_buf_put(wants,
+			                 sums + (size_t) i * LWW_SYNC_SUMMARY,
+			                 LWW_SYNC_SUMMARY);
+		}
+	}
+	return rv;
+}
+
+/* Answers a LEAF_REQ, or a LEAF_PP_REQ with the wants of the leaves it
+ * serves whole in `wants` (a scratch buffer) and then at its end. */
+static lww_err
+serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out, lww_buf *wants)
 {
 	const uint8_t *sums;
 	uint32_t leaf, nsum, done = 0;
@@ -219,16 +312,35 @@ serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
 	uint64_t sent = 0;
 	lww_err rv;
 
-	if ((rv = lww_leaf_rep_begin(out)) != LWW_OK) {
+	lww_buf_reset(wants);
+	rv = q->push ? lww_leaf_pp_rep_begin(out) : lww_leaf_rep_begin(out);
+	if (rv != LWW_OK) {
 		return rv;
 	}
 	while (lww_leaf_req_next(q, &off, &leaf, &nsum, &sums)) {
-		size_t mark = out->len;
+		size_t mark = out->len, wmark = wants->len;
 		uint32_t count = lww_leaf_rep_count(out);
-		leaf_serve ls = {out, sums, nsum, 0, 0};
+		leaf_serve ls = {out, sums, nsum, NULL, 0, 0};
+		if (q->push && nsum > 0 &&
+		    (ls.held = calloc(nsum, 1)) == NULL) {
+			return LWW_ENOMEM;
+		}
 		rv = lww_store_scan_summaries(d->store, LWW_DIGEST_STORED, leaf,
 		                              leaf_serve_want, leaf_serve_cb,
 		                              &ls);
+		if (rv == LWW_OK && q->push && !ls.full && nsum > 0) {
+			rv = leaf_wants(sums, nsum, ls.held, wants);
+			/* The wants of a leaf are at most its summaries, which
+			 * fit in a request; with the entries they may not fit
+			 * in a reply: then the leaf is served next time, or,
+			 * if first, in parts (its last part has room). */
+			if (rv == LWW_OK &&
+			    out->len + 4 + wants->len > LWW_MSG_PAYLOAD_MAX) {
+				wants->len = wmark;
+				ls.full = 1;
+			}
+		}
+		free(ls.held);
 		if (rv != LWW_OK) {
 			return rv;
 		}
@@ -246,9 +358,42 @@ serve_leaves(lwwd *d, const lww_leaf_req *q, lww_buf *out)
 		sent += ls.sent;
 		done++;
 	}
+	if (q->push &&
+	    (rv = lww_leaf_pp_rep_end(
+	         out, wants->p, (uint32_t) (wants->len / LWW_SYNC_SUMMARY))) !=
+	        LWW_OK) {
+		return rv;
+	}
 	lww_leaf_rep_set_done(out, done);
 	atomic_fetch_add(&d->stats.repair_keys_sent, sent);
 	return LWW_OK;
+}
+
+static uint32_t submit_entries(lwwd *d, const lww_entries *es, uint64_t from,
+                               const char *name, const lwwd_thr *caller,
+                               uint64_t wait_ms);
+
+/* Takes a peer's push like fetched entries, through the writer, but waits
+ * for room at most PUSH_WAIT_MS: the REP loop serves everyone. */
+static lww_err
+serve_push(lwwd *d, const uint8_t *p, size_t n, uint64_t from, const char *name,
+           lww_buf *out)
+{
+	lww_entries es;
+	uint32_t taken;
+	lww_err rv;
+
+	if ((rv = lww_push_req_decode(p, n, &es)) != LWW_OK) {
+		return rv;
+	}
+	taken = submit_entries(d, &es, from, name, &d->repair->server,
+	                       PUSH_WAIT_MS);
+	atomic_fetch_add(&d->stats.repair_keys_taken, taken);
+	if (taken < es.count) {
+		lwwd_log(LWWD_LOG_DEBUG, "repair_push_partly_taken",
+		         "peer=%s taken=%u pushed=%u", name, taken, es.count);
+	}
+	return lww_push_rep_encode(out, taken);
 }
 
 static void *
@@ -256,7 +401,7 @@ server_main(void *arg)
 {
 	lwwd *d = arg;
 	struct lwwd_repair *r = d->repair;
-	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT, wants = LWW_BUF_INIT;
 
 	while (!lwwd_thr_stopping(&r->server)) {
 		char name[LWW_TRUST_NAME_MAX + 1];
@@ -293,15 +438,23 @@ server_main(void *arg)
 				lww_tree_req q;
 				rv = lww_tree_req_decode(e.payload, e.plen, &q);
 				if (rv == LWW_OK) {
-					rv = serve_tree(d, &q, &out);
+					rv = serve_tree(d, node, &q, &out);
 				}
-			} else if (type == LWW_MSG_LEAF_REQ) {
+			} else if (type == LWW_MSG_LEAF_REQ ||
+			           type == LWW_MSG_LEAF_PP_REQ) {
 				lww_leaf_req q;
 				rv = lww_leaf_req_decode(e.payload, e.plen, &q);
 				if (rv == LWW_OK) {
-					rv = serve_leaves(d, &q, &out);
+					rv = serve_leaves(d, &q, &out, &wants);
 				}
+			} else if (type == LWW_MSG_PUSH_REQ) {
+				rv = serve_push(d, e.payload, e.plen, node,
+				                name, &out);
 			} else if (type == LWW_MSG_CLOCK_REQ) {
+				/* It probes our --sync: we are its --peer, so
+				 * its rounds come to us too (clock.c probes
+				 * every peer each second). */
+				note_pulls(d, node);
 				rv = lwwd_clock_probe_reply(d, node, e.payload,
 				                            e.plen, t2, &out);
 			} else {
@@ -327,6 +480,7 @@ server_main(void *arg)
 	}
 	lww_buf_fini(&out);
 	lww_buf_fini(&env);
+	lww_buf_fini(&wants);
 	return NULL;
 }
 
@@ -357,6 +511,11 @@ exchange(lwwd *d, repair_peer *p, const lww_buf *req, lww_buf *env,
 	nng_aio_set_msg(aio, NULL);
 	atomic_fetch_add(&d->stats.repair_pull_bytes, nng_msg_len(m));
 	if ((rv = open_sealed(d, m, e, node, name)) != LWW_OK) {
+		/* The server's one-byte refusal (server_main): for a request
+		 * type it does not know, LWW_EUNKNOWN. */
+		if (nng_msg_len(m) == 1) {
+			rv = LWW_EUNKNOWN;
+		}
 		nng_msg_free(m);
 		atomic_fetch_add(&d->stats.repair_rejected, 1);
 		return rv;
@@ -384,10 +543,12 @@ summarise_cb(uint32_t bucket, const uint8_t *hash, void *arg)
 	return 0;
 }
 
-/* Queues fetched entries for the writer, keeping only those stamped with
- * a trusted node's id. Returns the number queued. */
+/* Queues fetched or pushed entries for the writer, keeping only those
+ * stamped with a trusted node's id; waits for room at most wait_ms (the
+ * caller's stop ends the wait). Returns the number queued. */
 static uint32_t
-submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
+submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name,
+               const lwwd_thr *caller, uint64_t wait_ms)
 {
 	lwwd_op *op = calloc(1, sizeof(*op));
 	size_t off = 0;
@@ -426,16 +587,153 @@ submit_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
 	op->batch.entries.n = op->own.len;
 	op->batch.entries.count = n;
 	op->batch.entries.stamped = 1;
-	/* Repair must not be dropped like a gossip flood: wait for room
-	 * (10 s at most; the stop ends the wait). */
-	if (lwwd_writer_submit_wait(d, op, lwwd_deadline_ms(10000),
-	                            &d->repair->client) == LWW_OK) {
-		atomic_fetch_add(&d->stats.repair_keys_fetched, n);
+	/* Repair must not be dropped like a gossip flood: wait for room. */
+	if (lwwd_writer_submit_wait(d, op, lwwd_deadline_ms(wait_ms), caller) ==
+	    LWW_OK) {
 		return n;
 	}
 	lww_buf_fini(&op->own);
 	free(op);
 	return 0;
+}
+
+/* Queues entries a round fetched: waits for room in the writer's queue
+ * up to 10 s (the stop ends the wait). */
+static uint32_t
+fetch_entries(lwwd *d, const lww_entries *es, uint64_t from, const char *name)
+{
+	uint32_t n =
+	    submit_entries(d, es, from, name, &d->repair->client, 10000);
+	atomic_fetch_add(&d->stats.repair_keys_fetched, n);
+	return n;
+}
+
+/* Collects, from one leaf, the entries whose summaries the peer wants. */
+typedef struct push_acc {
+	lww_buf *req;        /* the PUSH_REQ under construction */
+	const uint8_t *want; /* the wanted summaries in this leaf */
+	uint32_t nwant;
+	uint8_t *sent; /* per want: put in a push (or skipped) */
+	int64_t cur;   /* the want push_want matched last */
+	int full;      /* req is full: send it, then scan the leaf again */
+} push_acc;
+
+static int
+push_want(uint32_t bucket, const uint8_t *hash, void *arg)
+{
+	push_acc *a = arg;
+	uint8_t sum[LWW_SYNC_SUMMARY];
+
+	lww_sync_summary(sum, bucket, hash);
+	a->cur = summary_find(a->want, a->nwant, sum);
+	return a->cur >= 0 && !a->sent[a->cur];
+}
+
+/* The store passes an entry right after push_want asked for it. */
+static int
+push_cb(const lww_entry *e, void *arg)
+{
+	push_acc *a = arg;
+	uint32_t count = lww_push_req_count(a->req);
+	size_t len = a->req->len + lww_entry_size(e);
+
+	/* Bounded like a leaf reply, but the first entry always goes: one
+	 * of the largest fits in a message. */
+	if (count > 0 &&
+	    (len > LWW_SYNC_REPLY_BYTES_TARGET || len > LWW_MSG_PAYLOAD_MAX ||
+	     count >= LWW_BATCH_ENTRIES_MAX)) {
+		a->full = 1;
+		return 1;
+	}
+	/* An entry that cannot be encoded (not one the store accepts) is
+	 * skipped, not retried forever. */
+	(void) lww_push_req_add(a->req, e);
+	if (a->cur >= 0) {
+		a->sent[a->cur] = 1;
+	}
+	return 0;
+}
+
+/* Sends the push in req and reads how many the peer took into *took. */
+static lww_err
+push_send(lwwd *d, repair_peer *p, lww_buf *req, lww_buf *env, uint64_t *node,
+          char name[LWW_TRUST_NAME_MAX + 1], uint64_t *took)
+{
+	uint32_t count = lww_push_req_count(req), taken;
+	lww_envelope e;
+	nng_msg *m;
+	lww_err rv;
+
+	if (count == 0) {
+		return LWW_OK;
+	}
+	if ((rv = exchange(d, p, req, env, &m, &e, node, name)) != LWW_OK) {
+		return rv;
+	}
+	rv = lww_push_rep_decode(e.payload, e.plen, &taken);
+	nng_msg_free(m);
+	if (rv != LWW_OK || taken > count) {
+		atomic_fetch_add(&d->stats.repair_rejected, 1);
+		return LWW_EPROTO;
+	}
+	atomic_fetch_add(&d->stats.repair_keys_pushed, taken);
+	*took += taken;
+	return lww_push_req_begin(req);
+}
+
+/* The stored leaf of the i-th summary at want (its bucket's top bits). */
+static uint32_t
+want_leaf(const uint8_t *want, uint32_t i)
+{
+	return lww_digest_index(
+	    lww_get_u32le(want + (size_t) i * LWW_SYNC_SUMMARY),
+	    LWW_DIGEST_STORED);
+}
+
+/* Pushes to the peer the entries whose summaries it said it lacks (nwant
+ * at want, as a LEAF_PP_REP lists them: leaf by leaf). The summaries are
+ * this store's, so each names one entry; one replaced since by a newer
+ * write is no longer found, and is not sent. Adds to *took how many the
+ * peer took. */
+static lww_err
+push_wanted(lwwd *d, repair_peer *p, const uint8_t *want, uint32_t nwant,
+            lww_buf *req, lww_buf *env, uint64_t *node,
+            char name[LWW_TRUST_NAME_MAX + 1], uint64_t *took)
+{
+	uint8_t *sent = calloc(nwant, 1);
+	lww_err rv;
+
+	if (sent == NULL) {
+		return LWW_ENOMEM;
+	}
+	rv = lww_push_req_begin(req);
+	for (uint32_t i = 0, j; i < nwant && rv == LWW_OK; i = j) {
+		uint32_t leaf = want_leaf(want, i);
+		for (j = i + 1; j < nwant && want_leaf(want, j) == leaf; j++) {
+		}
+		push_acc a = {.req = req,
+		              .want = want + (size_t) i * LWW_SYNC_SUMMARY,
+		              .nwant = j - i,
+		              .sent = sent + i,
+		              .cur = -1};
+		/* A leaf with more than one push holds is scanned again after
+		 * each push, for the entries not yet sent. */
+		do {
+			a.full = 0;
+			rv = lww_store_scan_summaries(d->store,
+			                              LWW_DIGEST_STORED, leaf,
+			                              push_want, push_cb, &a);
+			if (rv == LWW_OK && a.full) {
+				rv =
+				    push_send(d, p, req, env, node, name, took);
+			}
+		} while (rv == LWW_OK && a.full);
+	}
+	if (rv == LWW_OK) {
+		rv = push_send(d, p, req, env, node, name, took);
+	}
+	free(sent);
+	return rv;
 }
 
 static void
@@ -580,8 +878,13 @@ round_with(lwwd *d, repair_peer *p)
 	char name[LWW_TRUST_NAME_MAX + 1] = "?";
 	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT, sums = LWW_BUF_INIT;
 	lww_buf named = LWW_BUF_INIT; /* what parts of nodes[i] brought */
+	lww_buf push = LWW_BUF_INIT;
 	uint32_t *nodes = NULL, *next = NULL, nnodes = 1, nnext;
-	uint64_t node = 0, fetched = 0, seq0 = 0, t0 = lwwd_mono_ms();
+	uint64_t node = 0, fetched = 0, pushed = 0, seq0 = 0;
+	uint64_t t0 = lwwd_mono_ms();
+	/* Push-pull unless the peer refused it lately (an older lwwd);
+	 * whether it pulls from us itself is known after the first reply. */
+	int pp = t0 >= p->pull_only_until;
 	const char *why = NULL;
 	stall st = {0, ""};
 	lww_err rv;
@@ -660,7 +963,11 @@ round_with(lwwd *d, repair_peer *p)
 			goto out;
 		}
 	}
-	/* nodes[] now lists the differing leaves: fetch what they hold. */
+	/* nodes[] now lists the differing leaves: fetch what they hold, and
+	 * push what they lack unless the peer pulls it itself. */
+	if (pp && peer_pulls(d, node)) {
+		pp = 0;
+	}
 	/* A request names only as many leaves as a reply is likely to
 	 * serve: summaries of leaves the reply cannot reach would be sent
 	 * again. Start small, double while replies serve everything, and
@@ -678,7 +985,8 @@ round_with(lwwd *d, repair_peer *p)
 			why = "too many leaves without progress";
 			goto out;
 		}
-		if (lww_leaf_req_begin(&req) != LWW_OK) {
+		if ((pp ? lww_leaf_pp_req_begin(&req)
+		        : lww_leaf_req_begin(&req)) != LWW_OK) {
 			why = "encode";
 			goto out;
 		}
@@ -722,8 +1030,27 @@ round_with(lwwd *d, repair_peer *p)
 			i++;
 			continue;
 		}
-		if ((rv = exchange(d, p, &req, &env, &m, &e, &node, name)) !=
-		    LWW_OK) {
+		if ((rv = exchange(d, p, &req, &env, &m, &e, &node, name)) ==
+		        LWW_EUNKNOWN &&
+		    pp) {
+			/* It answered the tree requests, so it refused the
+			 * type: an lwwd from before push-pull. Ask again
+			 * pull-only; its own rounds still pull from us if it
+			 * can dial us. */
+			pp = 0;
+			p->pull_only_until = lwwd_mono_ms() + PP_RETRY_MS;
+			lwwd_log(p->pull_only_logged ? LWWD_LOG_DEBUG
+			                             : LWWD_LOG_WARN,
+			         "repair_pull_only",
+			         "peer=%s url=%s reason=\"it refused push-pull "
+			         "repair requests; upgrade it, or writes of "
+			         "this node that gossip lost reach it only "
+			         "if it can dial this node's --sync\"",
+			         name, p->url);
+			p->pull_only_logged = 1;
+			continue;
+		}
+		if (rv != LWW_OK) {
 			why = lww_strerror(rv);
 			leaf_failed(p, nodes[i], why, &st);
 			goto out;
@@ -736,8 +1063,17 @@ round_with(lwwd *d, repair_peer *p)
 			leaf_failed(p, nodes[i], why, &st);
 			goto out;
 		}
+		/* Push what the peer lacks first: the wants point into m. */
+		if (lr.nwant > 0 &&
+		    (rv = push_wanted(d, p, lr.want, lr.nwant, &push, &env,
+		                      &node, name, &pushed)) != LWW_OK) {
+			nng_msg_free(m);
+			why = lww_strerror(rv);
+			leaf_failed(p, nodes[i], why, &st);
+			goto out;
+		}
 		if (lr.done > 0) {
-			fetched += submit_entries(d, &lr.entries, node, name);
+			fetched += fetch_entries(d, &lr.entries, node, name);
 			nng_msg_free(m);
 			lww_buf_reset(&named);
 			if (lr.done == j - i) {
@@ -760,7 +1096,7 @@ round_with(lwwd *d, repair_peer *p)
 			goto out;
 		}
 		fresh = name_partial(leaf0, sums0, nsum0, &lr.entries, &named);
-		fetched += submit_entries(d, &lr.entries, node, name);
+		fetched += fetch_entries(d, &lr.entries, node, name);
 		nng_msg_free(m);
 		if (fresh == 0) {
 			if (lr.entries.count == 0) {
@@ -820,10 +1156,11 @@ out:
 		p->fail_runs = 0;
 		atomic_fetch_add(&d->stats.repair_rounds, 1);
 		atomic_store(&d->stats.repair_last_ms, lwwd_now_ms());
-		if (fetched > 0) {
+		if (fetched > 0 || pushed > 0) {
 			lwwd_log(LWWD_LOG_INFO, "repaired",
-			         "peer=%s keys=%llu ms=%llu", name,
+			         "peer=%s keys=%llu pushed=%llu ms=%llu", name,
 			         (unsigned long long) fetched,
+			         (unsigned long long) pushed,
 			         (unsigned long long) (lwwd_mono_ms() - t0));
 		}
 	}
@@ -833,6 +1170,7 @@ out:
 	lww_buf_fini(&env);
 	lww_buf_fini(&sums);
 	lww_buf_fini(&named);
+	lww_buf_fini(&push);
 }
 
 static void *

@@ -652,6 +652,110 @@ test_leaf_messages(void **state)
 	lww_buf_fini(&b);
 }
 
+static lww_err
+dec_push_req(const uint8_t *p, size_t n)
+{
+	lww_entries es;
+	return lww_push_req_decode(p, n, &es);
+}
+
+static lww_err
+dec_push_rep(const uint8_t *p, size_t n)
+{
+	uint32_t taken;
+	return lww_push_rep_decode(p, n, &taken);
+}
+
+/* Push-pull: a LEAF_PP_REQ is a LEAF_REQ of another type; its reply
+ * lists after the entries the summaries the peer lacks (wants); the
+ * asker pushes those entries and learns how many the peer took. */
+static void
+test_push_pull_messages(void **state)
+{
+	uint8_t sums[2 * LWW_SYNC_SUMMARY], h[16] = {1, 2, 3};
+	lww_entry e = tu_entry("k", "v", 3, 4), f = tu_entry("kk", NULL, 5, 6);
+	lww_buf b = LWW_BUF_INIT;
+	lww_leaf_req q;
+	lww_leaf_rep r;
+	lww_entries es;
+	lww_entry got;
+	uint32_t taken;
+	size_t off = 0;
+	(void) state;
+
+	lww_sync_summary(sums, 7, h);
+	lww_sync_summary(sums + LWW_SYNC_SUMMARY, 0xfffffff0, h);
+	assert_ok(lww_leaf_pp_req_begin(&b));
+	assert_ok(lww_leaf_req_add(&b, 9, sums, 2));
+	assert_ok(lww_leaf_req_decode(b.p, b.len, &q));
+	assert_true(q.push);
+	assert_int_equal(q.count, 1);
+	check_hostile(dec_lreq, reenc_leaf_req, &b);
+	assert_ok(lww_leaf_req_begin(&b));
+	assert_ok(lww_leaf_req_decode(b.p, b.len, &q));
+	assert_false(q.push);
+
+	/* A plain reply has no wants; a push-pull one has its own. */
+	assert_ok(lww_leaf_rep_begin(&b));
+	assert_ok(lww_leaf_rep_add(&b, &e));
+	assert_err(lww_leaf_pp_rep_end(&b, sums, 2), LWW_EINVAL);
+	assert_ok(lww_leaf_rep_decode(b.p, b.len, &r));
+	assert_int_equal(r.nwant, 0);
+	assert_null(r.want);
+	assert_ok(lww_leaf_pp_rep_begin(&b));
+	assert_ok(lww_leaf_rep_add(&b, &e));
+	assert_ok(lww_leaf_rep_add(&b, &f));
+	assert_ok(lww_leaf_pp_rep_end(&b, sums, 2));
+	lww_leaf_rep_set_done(&b, 1);
+	assert_ok(lww_leaf_rep_decode(b.p, b.len, &r));
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.entries.count, 2);
+	assert_int_equal(r.nwant, 2);
+	assert_memory_equal(r.want, sums, sizeof(sums));
+	check_hostile(dec_lrep, reenc_leaf_rep, &b);
+	/* A want count beyond the bytes left, before any multiplication. */
+	lww_put_u32le(b.p + b.len - sizeof(sums) - 4, 0xffffffffu);
+	assert_err(lww_leaf_rep_decode(b.p, b.len, &r), LWW_EPROTO);
+	/* No wants is a legal reply (the peer holds all we summarised). */
+	assert_ok(lww_leaf_pp_rep_begin(&b));
+	assert_ok(lww_leaf_pp_rep_end(&b, NULL, 0));
+	assert_ok(lww_leaf_rep_decode(b.p, b.len, &r));
+	assert_int_equal(r.entries.count + r.nwant, 0);
+	/* The entry count is checked before any entry is read. */
+	lww_put_u32le(b.p + 6, LWW_BATCH_ENTRIES_MAX + 1);
+	assert_err(lww_leaf_rep_decode(b.p, b.len, &r), LWW_ETOOBIG);
+
+	assert_ok(lww_push_req_begin(&b));
+	assert_err(lww_push_req_decode(b.p, b.len, &es), LWW_EPROTO);
+	assert_ok(lww_push_req_add(&b, &e));
+	assert_ok(lww_push_req_add(&b, &f));
+	assert_int_equal(lww_push_req_count(&b), 2);
+	assert_ok(lww_push_req_decode(b.p, b.len, &es));
+	assert_int_equal(es.count, 2);
+	assert_true(lww_entries_next(&es, &off, &got));
+	assert_entry_eq(&got, &e);
+	assert_true(lww_entries_next(&es, &off, &got));
+	assert_entry_eq(&got, &f);
+	check_hostile(dec_push_req, reenc_push_req, &b);
+	lww_put_u32le(b.p + 2, LWW_BATCH_ENTRIES_MAX + 1);
+	assert_err(lww_push_req_decode(b.p, b.len, &es), LWW_ETOOBIG);
+	assert_ok(lww_push_req_begin(&b));
+	for (uint32_t i = 0; i < LWW_BATCH_ENTRIES_MAX; i++) {
+		assert_ok(lww_push_req_add(&b, &e));
+	}
+	assert_err(lww_push_req_add(&b, &e), LWW_ETOOBIG);
+	assert_ok(lww_push_req_decode(b.p, b.len, &es));
+
+	lww_buf_reset(&b);
+	assert_ok(lww_push_rep_encode(&b, 2));
+	assert_ok(lww_push_rep_decode(b.p, b.len, &taken));
+	assert_int_equal(taken, 2);
+	check_hostile(dec_push_rep, reenc_push_rep, &b);
+	lww_put_u32le(b.p + 2, LWW_BATCH_ENTRIES_MAX + 1);
+	assert_err(lww_push_rep_decode(b.p, b.len, &taken), LWW_EPROTO);
+	lww_buf_fini(&b);
+}
+
 /* A message carrying one entry of the largest size stays within that
  * entry's bound plus the headroom, less the signed envelope (and, for an
  * API request, the client's auth wrapper: version, type, time, nonce)
@@ -698,6 +802,15 @@ test_largest_entry_fits_every_message(void **state)
 	assert_ok(lww_leaf_rep_decode(b.p, b.len, &lr));
 	assert_int_equal(lr.entries.count, 1);
 	assert_carries_largest(&b);
+	/* A push carrying it alone. */
+	{
+		lww_entries pes;
+		assert_ok(lww_push_req_begin(&b));
+		assert_ok(lww_push_req_add(&b, &e));
+		assert_ok(lww_push_req_decode(b.p, b.len, &pes));
+		assert_int_equal(pes.count, 1);
+		assert_carries_largest(&b);
+	}
 	/* The client's add, and the lookup reply. */
 	q = (lww_req){.op = LWW_OP_ADD,
 	              .key = key,
@@ -763,6 +876,7 @@ main(void)
 	    cmocka_unit_test(test_long_error_message_is_truncated),
 	    cmocka_unit_test(test_tree_messages),
 	    cmocka_unit_test(test_leaf_messages),
+	    cmocka_unit_test(test_push_pull_messages),
 	    cmocka_unit_test(test_largest_entry_fits_every_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

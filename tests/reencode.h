@@ -179,7 +179,8 @@ reenc_leaf_req(const uint8_t *p, size_t n, lww_buf *b)
 	if (lww_leaf_req_decode(p, n, &q) != LWW_OK) {
 		return REENC_REFUSED;
 	}
-	if (lww_leaf_req_begin(b) != LWW_OK) {
+	if ((q.push ? lww_leaf_pp_req_begin(b) : lww_leaf_req_begin(b)) !=
+	    LWW_OK) {
 		return REENC_DIFFERS;
 	}
 	while (lww_leaf_req_next(&q, &off, &leaf, &nsum, &sums)) {
@@ -198,11 +199,43 @@ reenc_leaf_rep(const uint8_t *p, size_t n, lww_buf *b)
 	if (lww_leaf_rep_decode(p, n, &r) != LWW_OK) {
 		return REENC_REFUSED;
 	}
-	if (lww_leaf_rep_begin(b) != LWW_OK ||
-	    !reenc_entries(b, &r.entries, lww_leaf_rep_add)) {
+	/* A LEAF_PP_REP is a LEAF_REP with wants after its entries. */
+	int pp = n >= 2 && p[1] == LWW_MSG_LEAF_PP_REP;
+	if ((pp ? lww_leaf_pp_rep_begin(b) : lww_leaf_rep_begin(b)) != LWW_OK ||
+	    !reenc_entries(b, &r.entries, lww_leaf_rep_add) ||
+	    (pp && lww_leaf_pp_rep_end(b, r.want, r.nwant) != LWW_OK) ||
+	    (!pp && r.nwant != 0)) {
 		return REENC_DIFFERS;
 	}
 	lww_leaf_rep_set_done(b, r.done);
+	return reenc_same(b, p, n);
+}
+
+static inline reenc_result
+reenc_push_req(const uint8_t *p, size_t n, lww_buf *b)
+{
+	lww_entries es;
+	if (lww_push_req_decode(p, n, &es) != LWW_OK) {
+		return REENC_REFUSED;
+	}
+	if (lww_push_req_begin(b) != LWW_OK ||
+	    !reenc_entries(b, &es, lww_push_req_add)) {
+		return REENC_DIFFERS;
+	}
+	return reenc_same(b, p, n);
+}
+
+static inline reenc_result
+reenc_push_rep(const uint8_t *p, size_t n, lww_buf *b)
+{
+	uint32_t taken;
+	if (lww_push_rep_decode(p, n, &taken) != LWW_OK) {
+		return REENC_REFUSED;
+	}
+	lww_buf_reset(b);
+	if (lww_push_rep_encode(b, taken) != LWW_OK) {
+		return REENC_DIFFERS;
+	}
 	return reenc_same(b, p, n);
 }
 

@@ -33,7 +33,13 @@
  * requests, signed by KEYFILE, until it is killed:
  *   stuck    its hash tree differs from an empty store's in one leaf, but
  *            every leaf reply carries no entry (as a peer whose replies
- *            are capped below the size of an entry it holds)
+ *            are capped below the size of an entry it holds); it knows
+ *            no push-pull request, as an lwwd from before them
+ *
+ * As a repair asker: lwwforge push URL KEYFILE sends one signed PUSH_REQ
+ * to a node's --sync URL with two entries, forge-push/own=x stamped with
+ * KEYFILE's node id and forge-push/other=x stamped with another id, and
+ * prints "taken N" from the reply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +172,61 @@ stuck_answer(const uint8_t *p, size_t n, lww_buf *out)
 }
 
 static int
+push_main(const char *url, const char *keyfile)
+{
+	lww_buf req = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_envelope e;
+	lww_entry en;
+	uint32_t taken;
+	nng_socket s;
+	nng_msg *m;
+	lww_key k;
+	int rc = 1;
+
+	if (lww_key_load(keyfile, &k) != LWW_OK) {
+		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
+		return 1;
+	}
+	memset(&en, 0, sizeof(en));
+	en.val = (const uint8_t *) "x";
+	en.vlen = 1;
+	en.hlc = lww_hlc_make(now_ms(), 0);
+	en.node = lww_node_id(k.pk);
+	en.key = (const uint8_t *) "forge-push/own";
+	en.klen = strlen("forge-push/own");
+	if (lww_push_req_begin(&req) != LWW_OK ||
+	    lww_push_req_add(&req, &en) != LWW_OK) {
+		return 1;
+	}
+	en.node ^= 1; /* someone else's id */
+	en.key = (const uint8_t *) "forge-push/other";
+	en.klen = strlen("forge-push/other");
+	if (lww_push_req_add(&req, &en) != LWW_OK ||
+	    lww_envelope_seal(&k, req.p, req.len, &env) != LWW_OK) {
+		return 1;
+	}
+	if (nng_req0_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot reach %s\n", url);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+	if (nng_send(s, env.p, env.len, 0) == 0 && nng_recvmsg(s, &m, 0) == 0) {
+		if (lww_envelope_open(nng_msg_body(m), nng_msg_len(m), NULL,
+		                      &e) == LWW_OK &&
+		    lww_push_rep_decode(e.payload, e.plen, &taken) == LWW_OK) {
+			printf("taken %u\n", taken);
+			rc = 0;
+		}
+		nng_msg_free(m);
+	}
+	nng_close(s);
+	lww_key_wipe(&k);
+	lww_buf_fini(&req);
+	lww_buf_fini(&env);
+	return rc;
+}
+
+static int
 sync_main(const char *url, const char *keyfile, const char *mode)
 {
 	lww_buf out = LWW_BUF_INIT, env = LWW_BUF_INIT;
@@ -293,12 +354,19 @@ main(int argc, char **argv)
 		}
 		return sync_main(argv[2], argv[3], argv[4]);
 	}
+	if (argc == 4 && strcmp(argv[1], "push") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return push_main(argv[2], argv[3]);
+	}
 	if (argc != 8) {
 		fprintf(stderr, "usage: lwwforge URL KEYFILE MODE KEY VALUE "
 		                "COUNT INTERVAL_MS\n"
 		                "       lwwforge api URL KEYFILE "
 		                "replay|stale|badsig\n"
-		                "       lwwforge sync URL KEYFILE stuck\n");
+		                "       lwwforge sync URL KEYFILE stuck\n"
+		                "       lwwforge push URL KEYFILE\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

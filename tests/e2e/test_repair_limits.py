@@ -4,7 +4,9 @@ largest key (LWW_KEY_MAX, 1 KiB) and the largest value (LWW_VAL_MAX,
 1 MiB) travels by gossip, and by anti-entropy alone to a node that joins
 late with an empty store or lost its data directory, byte for byte. A
 repair round that cannot make progress is reported at error level once
-(not every round), with the peer and the reason, and counted."""
+(not every round), with the peer and the reason, and counted. Rounds are
+push-pull: a node that only dials out still gets the writes gossip lost
+to the peer it dials."""
 
 import hashlib
 import os
@@ -55,6 +57,18 @@ def lookup_raw(node, key):
     if r.rc != 0 or not r.raw.endswith(b"\n"):
         return None
     return r.raw[:-1]
+
+
+def forge_key(cluster, trusted, name="forge"):
+    """A new key for lwwforge in the cluster's directory, listed in its
+    trust file as NAME if trusted (before the nodes start)."""
+    path = os.path.join(cluster.dir, f"{name}.key")
+    r = ctl("keygen", path)
+    assert r.rc == 0, r
+    if trusted:
+        with open(cluster.trustfile, "a") as f:
+            f.write(f"{name} {r.out.strip()}\n")
+    return path
 
 
 def listing(node):
@@ -137,7 +151,7 @@ class MaxEntry(ClusterTest):
         for n in c.nodes:
             n.extra = list(REPAIR)
             n.peers = []
-        n1.start()  # n1 never dials n2: it keeps the older write
+        n1.start()  # n1 never dials n2: it fetches nothing
         for k, v in ((k1, old1), (k2, v2)):
             r = n1.ctl("add", k, "-", stdin=v)
             self.assertEqual(r.rc, 0, r)
@@ -150,7 +164,10 @@ class MaxEntry(ClusterTest):
         wait_until(lambda: lookup_raw(n2, k2) == v2, timeout=90, step=0.2,
                    what="the second entry of the leaf on n2")
         self.assertEqual(lookup_raw(n2, k1), new1)
-        self.assertEqual(lookup_raw(n1, k1), old1)
+        # n1 never fetched; n2's rounds are push-pull, so the newer write
+        # reaches n1 by push (n1's older one never replaced n2's).
+        wait_until(lambda: lookup_raw(n1, k1) == new1, timeout=90,
+                   step=0.2, what="the newer write pushed to n1")
         self.assertEqual(n2.stats()["repair"]["stalled"], 0)
         self.assertNotIn("level=error", n2.logtext())
 
@@ -162,11 +179,7 @@ class Stalled(ClusterTest):
         # size did): every round stalls there.
         c = self.cluster(1)
         n1 = c.nodes[0]
-        fkey = os.path.join(c.dir, "forge.key")
-        r = ctl("keygen", fkey)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"forge {r.out.strip()}\n")
+        fkey = forge_key(c, trusted=True)
         gossip = f"ipc://{c.dir}/forge.gossip"
         flog = open(os.path.join(c.dir, "forge.log"), "wb")
         p = subprocess.Popen([LWWFORGE, "sync", gossip + ".sync", fkey,
@@ -193,11 +206,107 @@ class Stalled(ClusterTest):
         self.assertIn("leaf", errors[0])
         s = n1.stats()["repair"]
         self.assertGreaterEqual(s["failed"], s["stalled"])
+        # The forge knows no push-pull request (as an older lwwd): rounds
+        # fall back to pull-only, said once at warn level.
+        warns = [l for l in n1.logtext().splitlines()
+                 if "event=repair_pull_only" in l]
+        self.assertEqual(len(warns), 1, warns)
+        self.assertIn("level=warn", warns[0])
         self.assertIn("# TYPE lww_repair_stalled_rounds_total counter", text)
         v = [l.split()[1] for l in text.splitlines()
              if l.startswith("lww_repair_stalled_rounds_total ")]
         self.assertEqual(len(v), 1, text)
         self.assertGreaterEqual(float(v[0]), 3)
+
+
+class PushRepair(ClusterTest):
+    def test_dial_only_node_pushes_what_gossip_lost(self):
+        """A dials B (gossip and sync); B lists nobody, so B can never
+        pull from A. A's writes made while B was down reach B only if
+        A's repair rounds push them: A's gossip cache is empty after its
+        restart, so B cannot graft them either."""
+        c = self.cluster(2, extra=["--repair-interval", "1000"])
+        a, b = c.nodes
+        b.peers = []  # B dials nobody: A is behind NAT, say
+        a.start()
+        lines = "".join(f"p/{i:04d}\ta{i}\n" for i in range(200))
+        r = a.ctl("load", stdin=lines.encode())
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(a.stop(), 0)
+        b.start()
+        # B writes ten of those keys later: its writes are newer, so the
+        # older ones A pushes must not replace them (LWW), and A pulls
+        # B's.
+        for i in range(10):
+            r = b.ctl("add", f"p/{i:04d}", f"b{i}")
+            self.assertEqual(r.rc, 0, r)
+        a.start()
+        wait_until(lambda: b.stats()["keys"] == 200, timeout=60, step=0.2,
+                   what="B holding A's 200 keys")
+        want = listing(a)
+        wait_until(lambda: listing(b) == want, timeout=60, step=0.2,
+                   what="B listing as A's")
+        for i in range(10):
+            self.assertEqual(b.lookup(f"p/{i:04d}"), f"b{i}")
+            self.assertEqual(a.lookup(f"p/{i:04d}"), f"b{i}")
+        self.assertEqual(b.lookup("p/0199"), "a199")
+        sa, sb = a.stats()["repair"], b.stats()["repair"]
+        # What B took came by push: B runs no rounds of its own.
+        self.assertGreaterEqual(sb["keys_taken"], 190)
+        self.assertGreaterEqual(sa["keys_pushed"], 190)
+        self.assertEqual(sb["rounds"] + sb["failed"], 0)
+        self.assertEqual(sb["keys_fetched"], 0)
+        self.assertGreaterEqual(sa["keys_fetched"], 10)
+        self.assertNotIn("level=error", a.logtext() + b.logtext())
+        self.assertNotIn("repair_pull_only", a.logtext())
+
+    def test_push_of_a_leaf_larger_than_a_push(self):
+        """Two entries of the largest size in one leaf take two pushes:
+        the asker scans the leaf again for what it has not sent."""
+        k1, k2 = same_leaf_keys()
+        v1, v2 = (random.Random(s).randbytes(VAL_MAX) for s in (4, 5))
+        c = self.cluster(2, extra=["--repair-interval", "1000"])
+        a, b = c.nodes
+        b.peers = []
+        a.start()
+        for k, v in ((k1, v1), (k2, v2)):
+            r = a.ctl("add", k, "-", stdin=v)
+            self.assertEqual(r.rc, 0, r)
+        self.assertEqual(a.stop(), 0)
+        b.start()
+        a.start()
+        wait_until(lambda: lookup_raw(b, k2) == v2, timeout=90, step=0.2,
+                   what="the second entry of the leaf on B")
+        self.assertEqual(lookup_raw(b, k1), v1)
+        self.assertEqual(b.stats()["repair"]["keys_taken"], 2)
+        self.assertEqual(a.stats()["repair"]["stalled"], 0)
+        self.assertNotIn("level=error", a.logtext() + b.logtext())
+
+    def test_push_keeps_only_trusted_node_ids(self):
+        """A push is taken like fetched entries: signed by a trusted key,
+        and an entry stamped with a node id of no trusted key is dropped
+        and counted; an untrusted signer's push is refused whole."""
+        c = self.cluster(1)
+        n1 = c.nodes[0]
+        fkey = forge_key(c, trusted=True)
+        stranger = forge_key(c, trusted=False, name="stranger")
+        c.start()
+        sync = n1.gossip + ".sync"
+        p = subprocess.run([LWWFORGE, "push", sync, stranger],
+                           capture_output=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertGreaterEqual(n1.stats()["repair"]["rejected"], 1)
+        p = subprocess.run([LWWFORGE, "push", sync, fkey],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(p.stdout.decode().strip(), "taken 1")
+        wait_until(lambda: n1.lookup("forge-push/own") == "x",
+                   what="the pushed entry on n1")
+        self.assertIsNone(n1.lookup("forge-push/other"))
+        s = n1.stats()
+        self.assertEqual(s["repair"]["keys_taken"], 1)
+        self.assertEqual(s["rejected"]["forged_node_id"], 1)
+        self.assertIn("repair_entries_refused", n1.logtext())
 
 
 if __name__ == "__main__":
