@@ -6,6 +6,7 @@ key, batches numbered anew) is still relayed."""
 
 import os
 import shutil
+import subprocess
 import sys
 import unittest
 import urllib.request
@@ -135,6 +136,45 @@ class Relay(ClusterTest):
         self.assertGreaterEqual(g2["grafts_sent"], 4, g2)
         self.assertGreaterEqual(g1["grafts_served"], 800, g1)
         self.assertEqual(n2.lookup("gap799"), "799")
+
+
+class HostileLink(ClusterTest):
+    def test_malformed_link_messages_from_a_stranger(self):
+        # A connector that never says who it is sends link messages: a
+        # bundle whose length fields lie, an IHAVE, a GRAFT and a PRUNE.
+        # The node counts the bundle as malformed, ignores the rest (they
+        # are obeyed only from a known neighbour), and keeps serving.
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        msgs = {
+            "bundle": bytes.fromhex("0106" "03000000" "e8030000"),
+            "ihave": bytes.fromhex("0103" "01000000") + (7).to_bytes(8,
+                     "little") + (1 << 62).to_bytes(8, "little"),
+            "graft": bytes.fromhex("0105" "01000000") + bytes(8) +
+                     (1).to_bytes(8, "little") + (9).to_bytes(8, "little"),
+            "prune": bytes.fromhex("0104"),
+        }
+        before = n1.stats()["rejected"]["malformed"]
+        for name, data in msgs.items():
+            path = os.path.join(c.dir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            # Sends once, then reads (the node greets it with a
+            # heartbeat) until the receive times out.
+            subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
+                            "--file", path, "--count", "1",
+                            "--recv-timeout", "1", "--quoted"],
+                           capture_output=True, timeout=30)
+        wait_until(lambda: n1.stats()["rejected"]["malformed"] > before,
+                   what="the lying bundle counted")
+        self.assertIsNotNone(n1.proc)
+        self.assertIsNone(n1.proc.poll(), "n1 died")
+        # Gossip still flows both ways.
+        self.assertEqual(n2.ctl("add", "after", "1").rc, 0)
+        wait_until(lambda: n1.lookup("after") == "1", what="gossip")
+        self.assertEqual(n1.ctl("add", "back", "2").rc, 0)
+        wait_until(lambda: n2.lookup("back") == "2", what="gossip back")
 
 
 if __name__ == "__main__":
