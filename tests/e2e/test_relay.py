@@ -7,6 +7,7 @@ key, batches numbered anew) is still relayed."""
 import os
 import shutil
 import subprocess
+import time
 import sys
 import unittest
 import urllib.request
@@ -176,6 +177,56 @@ class HostileLink(ClusterTest):
         wait_until(lambda: n1.lookup("after") == "1", what="gossip")
         self.assertEqual(n1.ctl("add", "back", "2").rc, 0)
         wait_until(lambda: n2.lookup("back") == "2", what="gossip back")
+
+    def test_replayed_heartbeat_and_false_announcement(self):
+        # A stranger records n2's heartbeat (n2 greets every connection
+        # with it), presents it to n1 as if it were n2, and announces a
+        # batch of n2 far beyond anything n2 sent. n1 grafts it, gets
+        # nothing, and gives up: passing over only what it has seen of
+        # n2, so n2's next batches still arrive by gossip (repair is off).
+        c = self.cluster(2, extra=["--repair-interval", "0"])
+        c.start()
+        n1, n2 = c.nodes
+        self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
+        wait_until(lambda: n1.lookup("before") == "1", what="gossip")
+        # (it keeps receiving n2's heartbeats: stopped after a moment;
+        # the first message is the greeting)
+        rec = subprocess.Popen(["nngcat", "--pair1", "--dial", n2.gossip,
+                                "--raw"], stdout=subprocess.PIPE)
+        time.sleep(1.5)
+        rec.kill()
+        p = rec.communicate()[0]
+        hb = None
+        if len(p) >= 6 and p[1] == 0x06:  # a bundle: count, (len, msg)*
+            off = 6
+            while off + 4 <= len(p) and hb is None:
+                n = int.from_bytes(p[off:off + 4], "little")
+                m = p[off + 4:off + 4 + n]
+                if len(m) > 36 and m[1] == 0x30 and m[35] == 0x02:
+                    hb = m
+                off += 4 + n
+        self.assertIsNotNone(hb, f"no heartbeat in {p[:80].hex()}")
+        origin = int(n2.stats()["node"], 16)
+        ihave = (bytes.fromhex("0103" "01000000") +
+                 origin.to_bytes(8, "little") +
+                 (1 << 62).to_bytes(8, "little"))
+        bundle = (bytes.fromhex("0106" "02000000") +
+                  len(hb).to_bytes(4, "little") + hb +
+                  len(ihave).to_bytes(4, "little") + ihave)
+        path = os.path.join(c.dir, "poison")
+        with open(path, "wb") as f:
+            f.write(bundle)
+        subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
+                        "--file", path, "--count", "1",
+                        "--recv-timeout", "3", "--raw"],
+                       capture_output=True, timeout=30)
+        # Three grafts 500 ms apart, then n1 gives up on the claim.
+        wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
+                   what="n1 asks for the announced batch")
+        for i in range(3):
+            self.assertEqual(n2.ctl("add", f"after{i}", "2").rc, 0)
+        wait_until(lambda: n1.lookup("after2") == "2", timeout=15,
+                   what="n2's later writes on n1")
 
 
 if __name__ == "__main__":
