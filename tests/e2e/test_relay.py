@@ -223,10 +223,16 @@ class HostileLink(ClusterTest):
         # Three grafts 500 ms apart, then n1 gives up on the claim.
         wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
                    what="n1 asks for the announced batch")
+        time.sleep(2)  # the give-up and the repair round it starts
+        fetched = n1.stats()["repair"]["keys_fetched"]
+        delivered = gossip(n1)["delivered"]
         for i in range(3):
             self.assertEqual(n2.ctl("add", f"after{i}", "2").rc, 0)
         wait_until(lambda: n1.lookup("after2") == "2", timeout=15,
                    what="n2's later writes on n1")
+        # ... by gossip, not by a repair round.
+        self.assertGreaterEqual(gossip(n1)["delivered"], delivered + 3)
+        self.assertEqual(n1.stats()["repair"]["keys_fetched"], fetched)
 
 
 if __name__ == "__main__":
