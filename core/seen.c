@@ -76,10 +76,10 @@ lww_seen_skip(lww_seen *s, uint64_t seq)
 		}
 	}
 	s->base = seq;
-	if (s->top < seq) {
-		s->top = seq;
-	}
 	advance(s);
+	if (s->top < s->base) {
+		s->top = s->base;
+	}
 	return lost;
 }
 
@@ -125,7 +125,10 @@ lww_seen_add(lww_seen *s, uint64_t seq)
 		return 0;
 	}
 	if (seq - s->base > LWW_SEEN_WINDOW) {
-		lost = lww_seen_skip(s, seq - LWW_SEEN_WINDOW);
+		/* A jump: what it passes over is given up at once (the origin
+		 * was renumbered at a restart, or too much was lost to track):
+		 * repair's, not grafted one by one. */
+		lost = lww_seen_skip(s, seq - 1);
 	}
 	if (seq <= s->base) { /* the skip reached it (it was seen) */
 		return lost;

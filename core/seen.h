@@ -9,8 +9,9 @@
  *
  * The first sequence heard from an origin starts its window (what came
  * before it is the store's business: repair). A sequence more than the
- * window beyond base moves the window up: the sequences it passes over
- * that were never seen are given up and counted, for repair to fetch.
+ * window beyond base is a jump (the origin renumbered at a restart, or
+ * more was lost than the window tracks): everything below it is given
+ * up, counted, for repair to fetch.
  * Pure: no locking (the owner's lock guards it).
  */
 #ifndef LWW_SEEN_H

@@ -55,9 +55,18 @@
 #define GRAFT_TRIES    3    /* then repair fetches it */
 #define GRAFT_SPAN_MAX 256  /* batches asked for in one record */
 #define FLUSH_GAP_US   1000 /* bundles to one neighbour, at most this often */
-#define READY_MAX      4096 /* messages waiting for the link thread */
-#define DELIVERIES     256  /* recent first copies, for stats */
-#define CACHE_SLOTS    LWW_GOSSIP_CACHE_BATCHES
+#define SEND_PER_FLUSH                                                         \
+	2              /* messages to one neighbour per flush: nng 1.5's
+                            pair1 queues 2 per connection and drops
+                            beyond, unseen (pair1poly_sock_get_cb) */
+#define QUEUE_MSGS  64 /* waiting for one neighbour */
+#define QUEUE_BYTES ((size_t) 32 << 20) /* ... and their bytes */
+#define OUT_MAX     4096 /* messages one flush sends, all neighbours */
+#define SERVE_MAX                                                              \
+	(2 * GRAFT_SPAN_MAX) /* graft answers to one
+                                               neighbour per retry time */
+#define DELIVERIES  256      /* recent first copies, for stats */
+#define CACHE_SLOTS LWW_GOSSIP_CACHE_BATCHES
 
 typedef struct neighbour {
 	nng_pipe pipe;
@@ -66,12 +75,20 @@ typedef struct neighbour {
 	char *url; /* the --peer it is, when we dialled */
 	int out;   /* we dialled it */
 	int eager;
+	/* A second connection to a node we have one with (both dialled):
+	 * it carries only heartbeats; the link is the primary's. */
+	int shadow;
 	int hello; /* owes our heartbeat */
 	int prune; /* owes a PRUNE */
 	uint64_t last_ms;
 	lww_buf bundle; /* messages to it, not yet sent */
 	lww_buf ihave;  /* lazy announcements to it */
 	lww_buf graft;  /* grafts to it */
+	nng_msg **q;    /* ready to send, oldest first (QUEUE_MSGS) */
+	size_t qlen, qbytes;
+	uint64_t prune_ms; /* when we last told it PRUNE */
+	uint64_t serve_ms; /* graft answers: the budget's window ... */
+	unsigned served;   /* ... and what it used */
 	uint64_t copies, duplicates, forwarded;
 } neighbour;
 
@@ -83,6 +100,8 @@ typedef struct origin {
 	uint64_t missing_ms; /* since when a batch is missing (0: none) */
 	uint64_t graft_ms;   /* when to ask (again) */
 	uint64_t graft_at;   /* the first missing one when last asked */
+	uint64_t given_up;   /* announcements up to this were given up on:
+	                        not grafted again (repair's) */
 	unsigned grafts;     /* asks without progress */
 	uint64_t copies, forwarded;
 } origin;
@@ -117,8 +136,6 @@ struct lwwd_gossip {
 	size_t cache_head, cache_len, cache_bytes;
 	delivery deliv[DELIVERIES];
 	size_t deliv_next;
-	nng_msg **ready; /* bundles full before the link thread ran */
-	size_t nready;
 	/* The stamps of our last heartbeats: one signed with our key that is
 	 * none of them comes from another process with our key. */
 	uint64_t hb_sent[16];
@@ -208,17 +225,38 @@ cache_put(lwwd_gossip *g, uint64_t org, uint64_t seq, const uint8_t *p,
 
 /* ---- sending (g->mtx held; the link thread sends what is ready) ---- */
 
+/* Queues a message to one neighbour; a queue at its bound drops it
+ * (counted: grafts and repair fetch what it held). */
 static void
 ready_push(lwwd_gossip *g, neighbour *nb, const uint8_t *p, size_t n)
 {
 	nng_msg *m;
 
-	if (g->nready == READY_MAX || lwwd_msg_new(&m, p, n) != 0) {
+	if ((nb->q == NULL &&
+	     (nb->q = calloc(QUEUE_MSGS, sizeof(*nb->q))) == NULL) ||
+	    nb->qlen == QUEUE_MSGS || nb->qbytes + n > QUEUE_BYTES ||
+	    lwwd_msg_new(&m, p, n) != 0) {
 		atomic_fetch_add(&g->d->stats.gossip_send_dropped, 1);
 		return;
 	}
 	nng_msg_set_pipe(m, nb->pipe);
-	g->ready[g->nready++] = m;
+	nb->q[nb->qlen++] = m;
+	nb->qbytes += n;
+	g->dirty = 1;
+}
+
+/* Frees what a neighbour held (g->mtx held). */
+static void
+nb_fini(neighbour *nb)
+{
+	for (size_t i = 0; i < nb->qlen; i++) {
+		nng_msg_free(nb->q[i]);
+	}
+	free(nb->q);
+	free(nb->url);
+	lww_buf_fini(&nb->bundle);
+	lww_buf_fini(&nb->ihave);
+	lww_buf_fini(&nb->graft);
 }
 
 /* Queues message p[0..n) to one neighbour, in its bundle. */
@@ -251,49 +289,126 @@ nb_put(lwwd_gossip *g, neighbour *nb, const uint8_t *p, size_t n)
 	}
 }
 
-/* A neighbour that may be sent batches: known, and not this node. */
+/* Adds an IHAVE record for nb, sending the message when it is full. */
+static void ihave_put(lwwd_gossip *g, neighbour *nb, uint64_t org,
+                      uint64_t seq);
+
+/* A neighbour that may be sent batches: known, not this node, and the
+ * primary connection to it. */
 static int
 nb_member(const lwwd_gossip *g, const neighbour *nb)
 {
-	return nb->node != 0 && nb->node != g->d->self;
+	return nb->node != 0 && nb->node != g->d->self && !nb->shadow;
 }
 
-/* The first copy of a batch of origin o, from pipe `from` (0: our own):
- * to the eager neighbours as it is, announced to the lazy ones. */
+/* Of two connections between the same two nodes (each dialled the
+ * other), both ends keep the one the smaller node id dialled, so that
+ * each message crosses one, and a PRUNE arrives on the link it is
+ * about. */
+static int
+nb_preferred(const lwwd_gossip *g, const neighbour *nb)
+{
+	return nb->out == (g->d->self < nb->node);
+}
+
+/* The link a message from pipe belongs to: its primary connection
+ * (NULL: an unknown pipe). */
+static neighbour *
+nb_link(lwwd_gossip *g, uint32_t pipe)
+{
+	neighbour *nb = nb_find(g, pipe);
+
+	if (nb != NULL && nb->shadow) {
+		for (size_t i = 0; i < g->nnbs; i++) {
+			if (g->nbs[i].node == nb->node && !g->nbs[i].shadow) {
+				return &g->nbs[i];
+			}
+		}
+	}
+	return nb;
+}
+
+/* nb (g->mtx held) has just been known as its node: if another
+ * connection to that node is the link already, one of the two becomes
+ * the other's shadow. */
 static void
-spread(lwwd_gossip *g, origin *o, uint64_t seq, uint32_t from, const uint8_t *p,
+nb_pick(lwwd_gossip *g, neighbour *nb)
+{
+	for (size_t i = 0; i < g->nnbs; i++) {
+		neighbour *o = &g->nbs[i];
+		if (o == nb || o->node != nb->node || o->shadow) {
+			continue;
+		}
+		if (nb_preferred(g, nb) && !nb_preferred(g, o)) {
+			nb->shadow = 0;
+			nb->eager = o->eager;
+			o->shadow = 1;
+		} else {
+			nb->shadow = 1;
+		}
+		return;
+	}
+	nb->shadow = 0;
+}
+
+/* The first copy of a batch of origin o, from neighbour node `from` (0:
+ * our own, or an unknown connection's): to the eager neighbours as it
+ * is, announced to the lazy ones. */
+static void
+spread(lwwd_gossip *g, origin *o, uint64_t seq, uint64_t from, const uint8_t *p,
        size_t n)
 {
 	for (size_t i = 0; i < g->nnbs; i++) {
 		neighbour *nb = &g->nbs[i];
-		if (!nb_member(g, nb) || nng_pipe_id(nb->pipe) == (int) from ||
+		if (!nb_member(g, nb) || (from != 0 && nb->node == from) ||
 		    nb->node == o->node) {
 			continue;
 		}
 		if (nb->eager) {
 			nb_put(g, nb, p, n);
 			nb->forwarded++;
-			o->forwarded += from != 0;
+			o->forwarded += o->node != g->d->self;
 			atomic_fetch_add(&g->d->stats.gossip_forwarded,
-			                 from != 0);
+			                 o->node != g->d->self);
 		} else {
 			g->tick_soon = 1;
-			if (nb->ihave.len == 0) {
-				(void) lww_ihave_begin(&nb->ihave);
-			}
-			if (lww_ihave_add(&nb->ihave, o->node, seq) ==
-			    LWW_ETOOBIG) {
-				/* Full: it goes now, a new one starts. */
-				nb_put(g, nb, nb->ihave.p, nb->ihave.len);
-				atomic_fetch_add(&g->d->stats.gossip_ihave_sent,
-				                 1);
-				lww_buf_reset(&nb->ihave);
-				(void) lww_ihave_begin(&nb->ihave);
-				(void) lww_ihave_add(&nb->ihave, o->node, seq);
-			}
+			ihave_put(g, nb, o->node, seq);
 		}
 	}
 	cache_put(g, o->node, seq, p, n);
+}
+
+static void
+ihave_put(lwwd_gossip *g, neighbour *nb, uint64_t org, uint64_t seq)
+{
+	if (nb->ihave.len == 0) {
+		(void) lww_ihave_begin(&nb->ihave);
+	}
+	if (lww_ihave_add(&nb->ihave, org, seq) == LWW_ETOOBIG) {
+		/* Full: it goes now, a new one starts. */
+		nb_put(g, nb, nb->ihave.p, nb->ihave.len);
+		atomic_fetch_add(&g->d->stats.gossip_ihave_sent, 1);
+		lww_buf_reset(&nb->ihave);
+		(void) lww_ihave_begin(&nb->ihave);
+		(void) lww_ihave_add(&nb->ihave, org, seq);
+	}
+}
+
+/* Adds a GRAFT record for nb, sending the message when it is full. */
+static void
+graft_put(lwwd_gossip *g, neighbour *nb, uint64_t org, uint64_t from,
+          uint64_t to)
+{
+	if (nb->graft.len == 0) {
+		(void) lww_graft_begin(&nb->graft);
+	}
+	if (lww_graft_add(&nb->graft, org, from, to) == LWW_ETOOBIG) {
+		nb_put(g, nb, nb->graft.p, nb->graft.len);
+		lww_buf_reset(&nb->graft);
+		(void) lww_graft_begin(&nb->graft);
+		(void) lww_graft_add(&nb->graft, org, from, to);
+	}
+	atomic_fetch_add(&g->d->stats.gossip_grafts_sent, 1);
 }
 
 static void
@@ -421,12 +536,12 @@ announce(lwwd_gossip *g, neighbour *nb, uint64_t node, uint64_t seq)
 	if (node == g->d->self || (o = origin_find(g, node)) == NULL) {
 		return;
 	}
-	if (!o->seen.started) {
-		/* Nothing known of it yet: its first batch starts the
-		 * window; what came before is repair's. */
-		if (seq > o->announced) {
-			o->announced = seq;
-		}
+	/* (Nothing known of it yet: the announced batch is grafted if it
+	 * does not come, and its first batch starts the window; what came
+	 * before is repair's. An announcement never starts the window: it
+	 * is a neighbour's word, and a false one must not hide the
+	 * origin's batches.) */
+	if (seq <= o->given_up) {
 		return;
 	}
 	if (seq > o->announced || (seq == o->announced && o->announcer == 0)) {
@@ -477,11 +592,17 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			         nb->url != NULL ? nb->url : "-",
 			         nb->out ? "out" : "in");
 		}
-		nb->node = who.node;
+		if (nb->node != who.node) {
+			nb->node = who.node;
+			nb_pick(g, nb);
+		}
 		memcpy(nb->name, who.name, sizeof(nb->name));
 		nb->last_ms = lwwd_mono_ms();
 		(void) origin_add(g, who.node);
-		announce(g, nb, who.node, hb.seq);
+		if ((nb = nb_link(g, pipe)) != NULL && nb_member(g, nb)) {
+			nb->last_ms = lwwd_mono_ms();
+			announce(g, nb, who.node, hb.seq);
+		}
 		publish_counts(g);
 	}
 	pthread_mutex_unlock(&g->mtx);
@@ -528,7 +649,7 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	node = lww_node_id(p + 2);
 	pthread_mutex_lock(&g->mtx);
 	o = origin_find(g, node);
-	nb = nb_find(g, pipe);
+	nb = nb_link(g, pipe);
 	if (nb != NULL) {
 		nb->copies++;
 		nb->last_ms = lwwd_mono_ms();
@@ -541,12 +662,15 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 			o->copies++;
 		}
 		atomic_fetch_add(&d->stats.gossip_duplicates, 1);
-		if (nb != NULL) {
+		if (nb != NULL && nb_member(g, nb)) {
+			uint64_t now = lwwd_mono_ms();
 			nb->duplicates++;
-			if (nb->eager && nb_member(g, nb)) {
-				/* Both ends make the link lazy. */
+			/* Both ends make the link lazy; told again (once a
+			 * second) if it still pushes: a PRUNE may be lost. */
+			if (nb->eager || now - nb->prune_ms >= 1000) {
 				nb->eager = 0;
 				nb->prune = 1;
+				nb->prune_ms = now;
 				g->dirty = 1;
 				publish_counts(g);
 				lwwd_thr_wake(&g->thr);
@@ -589,12 +713,12 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 		if (seq > o->announced) {
 			o->announced = seq;
 		}
-		nb = nb_find(g, pipe);
+		nb = nb_link(g, pipe);
 		if (nb != NULL && !nb->eager && nb_member(g, nb)) {
 			nb->eager = 1; /* it pushes to us: the tree's edge */
 			publish_counts(g);
 		}
-		spread(g, o, seq, pipe, p, n);
+		spread(g, o, seq, nb != NULL ? nb->node : 0, p, n);
 		{
 			delivery *dv = &g->deliv[g->deliv_next++ % DELIVERIES];
 			dv->origin = node;
@@ -664,13 +788,26 @@ drop:
 static void
 graft_served(lwwd_gossip *g, neighbour *nb, const lww_link_recs *r)
 {
+	uint64_t now = lwwd_mono_ms();
 	unsigned sent = 0;
 
 	nb->eager = 1;
 	publish_counts(g);
-	for (uint32_t i = 0; i < r->count; i++) {
+	/* A budget per neighbour: a GRAFT costs one pass over the cache
+	 * per record, and its answer at most GRAFT_SPAN_MAX batches. */
+	if (now - nb->serve_ms >= GRAFT_RETRY_MS) {
+		nb->serve_ms = now;
+		nb->served = 0;
+	}
+	for (uint32_t i = 0;
+	     i < r->count && sent < GRAFT_SPAN_MAX && nb->served < SERVE_MAX;
+	     i++) {
 		uint64_t org, from, to;
 		lww_graft_at(r, i, &org, &from, &to);
+		if (origin_find(g, org) == NULL) {
+			continue; /* nothing of it cached */
+		}
+		nb->served++;
 		for (size_t k = 0; k < g->cache_len && sent < GRAFT_SPAN_MAX;
 		     k++) {
 			cached *c =
@@ -714,10 +851,10 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		return;
 	}
 	pthread_mutex_lock(&g->mtx);
-	nb = nb_find(g, pipe);
+	nb = nb_link(g, pipe);
 	if (nb == NULL || !nb_member(g, nb)) {
 		/* Link messages only from a neighbour known by its
-		 * heartbeat. */
+		 * heartbeat (a shadow connection's apply to the link). */
 		pthread_mutex_unlock(&g->mtx);
 		return;
 	}
@@ -783,6 +920,8 @@ handle(lwwd_gossip *g, nng_msg *msg)
 		if (lww_bundle_decode(p, n, &r) != LWW_OK) {
 			reject(&g->d->stats.rejected_malformed, "malformed",
 			       "bundle");
+			nng_msg_free(msg);
+			return;
 		}
 		while (r.count > 0 && lww_bundle_next(&r, &off, &m, &len) &&
 		       !atomic_load(&g->stopping)) {
@@ -827,6 +966,7 @@ rx_cb(void *arg)
 	         nng_strerror(rv));
 	pthread_mutex_lock(&g->mtx);
 	g->rx_paused = 1;
+	lwwd_thr_wake(&g->thr);
 	pthread_mutex_unlock(&g->mtx);
 }
 
@@ -879,16 +1019,25 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			         "name=%s url=%s", nb->name,
 			         nb->url != NULL ? nb->url : "-");
 		}
+		if (nb_member(g, nb)) {
+			/* The link's shadow, if any, carries it now. */
+			for (size_t i = 0; i < g->nnbs; i++) {
+				neighbour *o = &g->nbs[i];
+				if (o != nb && o->node == nb->node &&
+				    o->shadow) {
+					o->shadow = 0;
+					o->eager = 1;
+					break;
+				}
+			}
+		}
 		for (size_t i = 0; i < g->norigins; i++) {
 			if (g->origins[i].announcer ==
 			    (uint32_t) nng_pipe_id(p)) {
 				g->origins[i].announcer = 0;
 			}
 		}
-		free(nb->url);
-		lww_buf_fini(&nb->bundle);
-		lww_buf_fini(&nb->ihave);
-		lww_buf_fini(&nb->graft);
+		nb_fini(nb);
 		*nb = g->nbs[--g->nnbs];
 		publish_counts(g);
 	}
@@ -910,7 +1059,10 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
 	*pending = 0;
 	for (size_t i = 0; i < g->norigins; i++) {
 		origin *o = &g->origins[i];
-		uint64_t miss = lww_seen_first_missing(&o->seen, o->announced);
+		uint64_t miss =
+		    o->seen.started
+		        ? lww_seen_first_missing(&o->seen, o->announced)
+		        : o->announced;
 		neighbour *nb;
 		if (miss == 0) {
 			o->missing_ms = 0;
@@ -934,37 +1086,51 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
 		if (now < o->graft_ms) {
 			continue;
 		}
-		nb = o->announcer != 0 ? nb_find(g, o->announcer) : NULL;
-		if (o->grafts < GRAFT_TRIES && nb != NULL && nb_member(g, nb)) {
-			uint64_t to = o->announced;
-			if (to - miss >= GRAFT_SPAN_MAX) {
-				to = miss + GRAFT_SPAN_MAX - 1;
+		if (o->grafts < GRAFT_TRIES) {
+			/* The neighbour that announced it; gone, any other
+			 * (the try counts either way). */
+			nb =
+			    o->announcer != 0 ? nb_find(g, o->announcer) : NULL;
+			for (size_t k = 0;
+			     (nb == NULL || !nb_member(g, nb)) && k < g->nnbs;
+			     k++) {
+				nb = nb_member(g, &g->nbs[k]) ? &g->nbs[k]
+				                              : NULL;
 			}
-			if (nb->graft.len == 0) {
-				(void) lww_graft_begin(&nb->graft);
-			}
-			if (lww_graft_add(&nb->graft, o->node, miss, to) ==
-			    LWW_OK) {
-				atomic_fetch_add(
-				    &g->d->stats.gossip_grafts_sent, 1);
-			}
-			nb->eager = 1;
 			o->grafts++;
 			o->graft_at = miss;
 			o->graft_ms = now + GRAFT_RETRY_MS;
+			if (nb != NULL && nb_member(g, nb)) {
+				uint64_t to = o->announced;
+				if (to - miss >= GRAFT_SPAN_MAX) {
+					to = miss + GRAFT_SPAN_MAX - 1;
+				}
+				graft_put(g, nb, o->node, miss, to);
+				nb->eager = 1;
+			}
 			continue;
 		}
-		/* Nobody could send it: repair fetches what it held. */
+		if (nlost == max) {
+			continue; /* handed to repair at the next tick */
+		}
+		/* Nobody could send it: repair fetches what it held. Only
+		 * what this node has seen of the origin is passed over: an
+		 * announcement is a neighbour's word, not the origin's, and
+		 * one that names a sequence never sent must not make the
+		 * window skip the origin's next batches. */
 		{
-			uint64_t n = lww_seen_skip(&o->seen, o->announced);
+			uint64_t upto = o->announced < o->seen.top
+			                    ? o->announced
+			                    : o->seen.top;
+			uint64_t n = lww_seen_skip(&o->seen, upto);
 			atomic_fetch_add(&g->d->stats.seq_gaps, n);
 			atomic_fetch_add(&g->d->stats.gossip_given_up, n);
+			o->given_up = o->announced;
+			o->announced = o->seen.top;
 		}
 		o->missing_ms = 0;
 		o->grafts = 0;
-		if (nlost < max) {
-			lost[nlost++] = o->node;
-		}
+		lost[nlost++] = o->node;
 	}
 	publish_counts(g);
 	return nlost;
@@ -984,14 +1150,13 @@ summarise(lwwd_gossip *g, uint64_t own_seq)
 			(void) lww_ihave_begin(&nb->ihave);
 		}
 		if (own_seq > 0) {
-			(void) lww_ihave_add(&nb->ihave, g->d->self, own_seq);
+			ihave_put(g, nb, g->d->self, own_seq);
 		}
 		for (size_t k = 0; k < g->norigins; k++) {
 			const origin *o = &g->origins[k];
 			if (o->seen.started && o->seen.top > 0 &&
 			    o->node != nb->node && o->node != g->d->self) {
-				(void) lww_ihave_add(&nb->ihave, o->node,
-				                     o->seen.top);
+				ihave_put(g, nb, o->node, o->seen.top);
 			}
 		}
 	}
@@ -1038,7 +1203,7 @@ link_main(void *arg)
 	lwwd_gossip *g = arg;
 	lwwd *d = g->d;
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
-	nng_msg **out = calloc(READY_MAX, sizeof(*out));
+	nng_msg **out = calloc(OUT_MAX, sizeof(*out));
 	uint64_t next_beat = 0, next_tick = 0, last_tick = 0, last_flush = 0;
 
 	if (out == NULL) {
@@ -1094,9 +1259,23 @@ link_main(void *arg)
 			gather(g, &env, beat, tick);
 			g->dirty = 0;
 		}
-		nout = g->nready;
-		memcpy(out, g->ready, nout * sizeof(*out));
-		g->nready = 0;
+		/* At most SEND_PER_FLUSH messages to each neighbour: what
+		 * waits goes at the next flush (FLUSH_GAP_US later). */
+		for (size_t i = 0; i < g->nnbs; i++) {
+			neighbour *nb = &g->nbs[i];
+			size_t k = 0;
+			while (k < SEND_PER_FLUSH && k < nb->qlen &&
+			       nout < OUT_MAX) {
+				nb->qbytes -= nng_msg_len(nb->q[k]);
+				out[nout++] = nb->q[k++];
+			}
+			if (k > 0) {
+				memmove(nb->q, nb->q + k,
+				        (nb->qlen - k) * sizeof(*nb->q));
+				nb->qlen -= k;
+			}
+			g->dirty |= nb->qlen > 0;
+		}
 		paused = g->rx_paused;
 		g->rx_paused = 0;
 		pthread_mutex_unlock(&g->mtx);
@@ -1134,7 +1313,7 @@ link_main(void *arg)
 			if (lwwd_thr_stopping(&g->thr) || t >= due) {
 				break;
 			}
-			if (g->dirty || g->nready > 0 || g->rx_paused) {
+			if (g->dirty || g->rx_paused) {
 				/* Gather a little more before the next
 				 * bundle. */
 				if (t < last_flush + FLUSH_GAP_US) {
@@ -1196,9 +1375,7 @@ lwwd_gossip_start(lwwd *d)
 	lwwd_gossip *g = calloc(1, sizeof(*g));
 	int rv;
 
-	if (g == NULL ||
-	    (g->ready = calloc(READY_MAX, sizeof(*g->ready))) == NULL) {
-		free(g);
+	if (g == NULL) {
 		fprintf(stderr, "lwwd: out of memory\n");
 		return -1;
 	}
@@ -1302,10 +1479,7 @@ lwwd_gossip_stop(lwwd *d)
 	}
 	pthread_mutex_lock(&g->mtx);
 	for (size_t i = 0; i < g->nnbs; i++) {
-		free(g->nbs[i].url);
-		lww_buf_fini(&g->nbs[i].bundle);
-		lww_buf_fini(&g->nbs[i].ihave);
-		lww_buf_fini(&g->nbs[i].graft);
+		nb_fini(&g->nbs[i]);
 	}
 	free(g->nbs);
 	g->nbs = NULL;
@@ -1317,10 +1491,6 @@ lwwd_gossip_stop(lwwd *d)
 		free(g->cache[(g->cache_head + k) % CACHE_SLOTS].p);
 	}
 	g->cache_len = 0;
-	for (size_t i = 0; i < g->nready; i++) {
-		nng_msg_free(g->ready[i]);
-	}
-	g->nready = 0;
 	pthread_mutex_unlock(&g->mtx);
 	lwwd_thr_fini(&g->thr);
 }
@@ -1423,25 +1593,35 @@ lwwd_gossip_neighbours_json(lwwd *d, lww_buf *b, int first)
 	}
 	pthread_mutex_unlock(&g->mtx);
 	for (size_t i = 0; i < n && rv == LWW_OK; i++) {
-		char tmp[768];
-		int len = snprintf(
-		    tmp, sizeof(tmp),
-		    "%s{\"kind\":\"neighbour\",\"name\":\"%s\",\"node\":"
-		    "\"%016" PRIx64 "\",\"url\":%s%s%s,\"direction\":\"%s\","
-		    "\"mode\":\"%s\",\"last_contact_ms_ago\":%" PRIu64
-		    ",\"copies\":%" PRIu64 ",\"duplicates\":%" PRIu64
-		    ",\"forwarded\":%" PRIu64 "}",
-		    first && i == 0 ? "" : ",", rows[i].name, rows[i].node,
-		    rows[i].has_url ? "\"" : "",
-		    rows[i].has_url ? rows[i].url : "null",
-		    rows[i].has_url ? "\"" : "", rows[i].out ? "out" : "in",
-		    rows[i].eager ? "eager" : "lazy", rows[i].ago,
-		    rows[i].copies, rows[i].duplicates, rows[i].forwarded);
+		char tmp[512];
+		int len = snprintf(tmp, sizeof(tmp),
+		                   "%s{\"kind\":\"neighbour\",\"name\":\"%s\","
+		                   "\"node\":\"%016" PRIx64 "\",\"url\":",
+		                   first && i == 0 ? "" : ",", rows[i].name,
+		                   rows[i].node);
 		if (len < 0 || (size_t) len >= sizeof(tmp)) {
 			rv = LWW_EINVAL;
 			break;
 		}
 		rv = lww_buf_put(b, tmp, (size_t) len);
+		if (rv == LWW_OK) {
+			rv = rows[i].has_url ? lwwd_json_str(b, rows[i].url)
+			                     : lww_buf_put(b, "null", 4);
+		}
+		len = snprintf(
+		    tmp, sizeof(tmp),
+		    ",\"direction\":\"%s\",\"mode\":\"%s\","
+		    "\"last_contact_ms_ago\":%" PRIu64 ",\"copies\":%" PRIu64
+		    ",\"duplicates\":%" PRIu64 ",\"forwarded\":%" PRIu64 "}",
+		    rows[i].out ? "out" : "in",
+		    rows[i].eager ? "eager" : "lazy", rows[i].ago,
+		    rows[i].copies, rows[i].duplicates, rows[i].forwarded);
+		if (rv == LWW_OK && (len < 0 || (size_t) len >= sizeof(tmp))) {
+			rv = LWW_EINVAL;
+		}
+		if (rv == LWW_OK) {
+			rv = lww_buf_put(b, tmp, (size_t) len);
+		}
 	}
 	free(rows);
 	return rv;

@@ -166,14 +166,18 @@ open_store(lwwd *d, uint64_t *seq)
 	 * stamps and sequences than the store. */
 	(void) lwwd_wal_recovered(d, &wal_hlc, &wal_seq);
 	*seq = st_seq > wal_seq ? st_seq : wal_seq;
-	if (*seq == 0) {
-		/* A node with no batch of its own on record (new, or its data
-		 * wiped) numbers its batches from the wall clock in
-		 * microseconds, so that they follow whatever this key sent
-		 * before: relays drop a batch whose sequence they have seen
-		 * (gossip.c), and a wiped node restarting at 1 would have its
-		 * batches dropped until it passed its old count. */
-		*seq = lwwd_now_ms() * 1000;
+	{
+		/* Batches are numbered from the wall clock in microseconds
+		 * at every start, unless the record is ahead: a node whose
+		 * record went back (its data wiped, a backup restored, a
+		 * snapshot reverted, a crash under --fsync none) would
+		 * otherwise number batches its neighbours have seen, and
+		 * relays drop those (gossip.c). A restart costs one counted
+		 * jump at each relay, so one repair round. */
+		uint64_t now_us = lwwd_now_ms() * 1000;
+		if (*seq < now_us) {
+			*seq = now_us;
+		}
 	}
 	lww_hlc_init(&d->hlc, wall_ms, NULL, d->cfg.max_drift);
 	lww_hlc_restore(&d->hlc, hlc > wal_hlc ? hlc : wal_hlc);

@@ -626,8 +626,8 @@ lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag)
 }
 
 /* Appends s to b as a JSON string. */
-static lww_err
-put_json_str(lww_buf *b, const char *s)
+lww_err
+lwwd_json_str(lww_buf *b, const char *s)
 {
 	lww_err rv = lww_buf_put(b, "\"", 1);
 	for (; *s != '\0' && rv == LWW_OK; s++) {
@@ -670,25 +670,25 @@ lwwd_dialers_json(lwwd *d, lww_buf *b, int first)
 			rv = lww_buf_put(b, row, sizeof(row) - 1);
 		}
 		if (rv == LWW_OK) {
-			rv = put_json_str(b, w->url);
+			rv = lwwd_json_str(b, w->url);
 		}
 		if (rv == LWW_OK) {
 			rv = lww_buf_put(b, ",\"dial\":", 8);
 		}
 		if (rv == LWW_OK) {
-			rv = put_json_str(b, w->flag);
+			rv = lwwd_json_str(b, w->flag);
 		}
 		if (rv == LWW_OK) {
 			rv = lww_buf_put(b, ",\"state\":", 9);
 		}
 		if (rv == LWW_OK) {
-			rv = put_json_str(b, state);
+			rv = lwwd_json_str(b, state);
 		}
 		if (rv == LWW_OK) {
 			rv = lww_buf_put(b, ",\"last_error\":", 14);
 		}
 		if (rv == LWW_OK) {
-			rv = put_json_str(b, w->last_error);
+			rv = lwwd_json_str(b, w->last_error);
 		}
 		if (rv == LWW_OK) {
 			rv = lww_buf_put(b, "}", 1);

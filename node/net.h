@@ -44,6 +44,8 @@ int lwwd_dial_watched(lwwd *d, nng_socket s, const char *url, const char *flag);
  * connected, connecting or failing, last_error), each after a comma
  * unless first and it is the first. */
 lww_err lwwd_dialers_json(lwwd *d, lww_buf *b, int first);
+/* Appends s as a JSON string (quoted, escaped). */
+lww_err lwwd_json_str(lww_buf *b, const char *s);
 /* Dials url without blocking; nng redials while it is down. */
 int lwwd_dial(const lwwd_config *c, nng_socket s, const char *url,
               const char *flag);

@@ -6,6 +6,8 @@ key, batches numbered anew) is still relayed."""
 
 import os
 import shutil
+import subprocess
+import time
 import sys
 import unittest
 import urllib.request
@@ -66,15 +68,16 @@ class Relay(ClusterTest):
         self.assertEqual(n2.lookup("new"), "after-wipe")
 
     def test_cycle_prunes_to_a_tree(self):
-        # Three nodes that all dial each other: every pair has two links,
-        # so flooding would hand each node four copies of every batch.
-        # Duplicates make links lazy: after a few batches each node gets
-        # about one copy of each.
+        # Three nodes that all dial each other: every pair has two
+        # connections and keeps one as its link (neighbours: 2), and a
+        # cycle, so flooding would hand each node two copies of every
+        # batch. Duplicates make links lazy: after a few batches each
+        # node gets about one copy of each.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
         url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
         n2.extra = ["--metrics", url]
-        start_linked(c, lambda n: 4)
+        start_linked(c, lambda n: 2)
         for i in range(10):
             self.assertEqual(n1.ctl("add", f"warm{i}", "x").rc, 0)
         wait_until(lambda: all(n.lookup("warm9") == "x" for n in c.nodes),
@@ -135,6 +138,101 @@ class Relay(ClusterTest):
         self.assertGreaterEqual(g2["grafts_sent"], 4, g2)
         self.assertGreaterEqual(g1["grafts_served"], 800, g1)
         self.assertEqual(n2.lookup("gap799"), "799")
+
+
+class HostileLink(ClusterTest):
+    def test_malformed_link_messages_from_a_stranger(self):
+        # A connector that never says who it is sends link messages: a
+        # bundle whose length fields lie, an IHAVE, a GRAFT and a PRUNE.
+        # The node counts the bundle as malformed, ignores the rest (they
+        # are obeyed only from a known neighbour), and keeps serving.
+        c = self.cluster(2)
+        c.start()
+        n1, n2 = c.nodes
+        msgs = {
+            "bundle": bytes.fromhex("0106" "03000000" "e8030000"),
+            "ihave": bytes.fromhex("0103" "01000000") + (7).to_bytes(8,
+                     "little") + (1 << 62).to_bytes(8, "little"),
+            "graft": bytes.fromhex("0105" "01000000") + bytes(8) +
+                     (1).to_bytes(8, "little") + (9).to_bytes(8, "little"),
+            "prune": bytes.fromhex("0104"),
+        }
+        before = n1.stats()["rejected"]["malformed"]
+        for name, data in msgs.items():
+            path = os.path.join(c.dir, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            # Sends once, then reads (the node greets it with a
+            # heartbeat) until the receive times out.
+            subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
+                            "--file", path, "--count", "1",
+                            "--recv-timeout", "1", "--quoted"],
+                           capture_output=True, timeout=30)
+        wait_until(lambda: n1.stats()["rejected"]["malformed"] > before,
+                   what="the lying bundle counted")
+        self.assertIsNotNone(n1.proc)
+        self.assertIsNone(n1.proc.poll(), "n1 died")
+        # Gossip still flows both ways.
+        self.assertEqual(n2.ctl("add", "after", "1").rc, 0)
+        wait_until(lambda: n1.lookup("after") == "1", what="gossip")
+        self.assertEqual(n1.ctl("add", "back", "2").rc, 0)
+        wait_until(lambda: n2.lookup("back") == "2", what="gossip back")
+
+    def test_replayed_heartbeat_and_false_announcement(self):
+        # A stranger records n2's heartbeat (n2 greets every connection
+        # with it), presents it to n1 as if it were n2, and announces a
+        # batch of n2 far beyond anything n2 sent. n1 grafts it, gets
+        # nothing, and gives up: passing over only what it has seen of
+        # n2, so n2's next batches still arrive by gossip (repair is off).
+        c = self.cluster(2, extra=["--repair-interval", "0"])
+        c.start()
+        n1, n2 = c.nodes
+        self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
+        wait_until(lambda: n1.lookup("before") == "1", what="gossip")
+        # (it keeps receiving n2's heartbeats: stopped after a moment;
+        # the first message is the greeting)
+        rec = subprocess.Popen(["nngcat", "--pair1", "--dial", n2.gossip,
+                                "--raw"], stdout=subprocess.PIPE)
+        time.sleep(1.5)
+        rec.kill()
+        p = rec.communicate()[0]
+        hb = None
+        if len(p) >= 6 and p[1] == 0x06:  # a bundle: count, (len, msg)*
+            off = 6
+            while off + 4 <= len(p) and hb is None:
+                n = int.from_bytes(p[off:off + 4], "little")
+                m = p[off + 4:off + 4 + n]
+                if len(m) > 36 and m[1] == 0x30 and m[35] == 0x02:
+                    hb = m
+                off += 4 + n
+        self.assertIsNotNone(hb, f"no heartbeat in {p[:80].hex()}")
+        origin = int(n2.stats()["node"], 16)
+        ihave = (bytes.fromhex("0103" "01000000") +
+                 origin.to_bytes(8, "little") +
+                 (1 << 62).to_bytes(8, "little"))
+        bundle = (bytes.fromhex("0106" "02000000") +
+                  len(hb).to_bytes(4, "little") + hb +
+                  len(ihave).to_bytes(4, "little") + ihave)
+        path = os.path.join(c.dir, "poison")
+        with open(path, "wb") as f:
+            f.write(bundle)
+        subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
+                        "--file", path, "--count", "1",
+                        "--recv-timeout", "3", "--raw"],
+                       capture_output=True, timeout=30)
+        # Three grafts 500 ms apart, then n1 gives up on the claim.
+        wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
+                   what="n1 asks for the announced batch")
+        time.sleep(2)  # the give-up and the repair round it starts
+        fetched = n1.stats()["repair"]["keys_fetched"]
+        delivered = gossip(n1)["delivered"]
+        for i in range(3):
+            self.assertEqual(n2.ctl("add", f"after{i}", "2").rc, 0)
+        wait_until(lambda: n1.lookup("after2") == "2", timeout=15,
+                   what="n2's later writes on n1")
+        # ... by gossip, not by a repair round.
+        self.assertGreaterEqual(gossip(n1)["delivered"], delivered + 3)
+        self.assertEqual(n1.stats()["repair"]["keys_fetched"], fetched)
 
 
 if __name__ == "__main__":

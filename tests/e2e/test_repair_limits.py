@@ -118,7 +118,13 @@ class MaxEntry(ClusterTest):
         n1.start()
         n2.start()
         self.write_max_and_ordinary(n1)
-        # n3 starts after the writes: gossip never carries them to it.
+        self.converged(n1, n2)
+        # n3 starts after the writes, and after n1 and n2 restarted: their
+        # recent batches (what answers a graft) are gone, so only repair
+        # can carry the writes to it.
+        for n in (n1, n2):
+            self.assertEqual(n.stop(), 0)
+            n.start()
         n3.start()
         self.converged(n1, n3)
         s = n3.stats()
