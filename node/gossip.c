@@ -49,12 +49,16 @@
 #include <nng/protocol/pair1/pair.h>
 
 #define HEARTBEAT_MS   1000
-#define TICK_MS        25   /* lazy announcements, graft timers */
-#define GRAFT_WAIT_MS  100  /* an announced batch may still be coming */
-#define GRAFT_RETRY_MS 500  /* a graft not answered: ask again */
-#define GRAFT_TRIES    3    /* then repair fetches it */
-#define GRAFT_SPAN_MAX 256  /* batches asked for in one record */
-#define FLUSH_GAP_US   1000 /* bundles to one neighbour, at most this often */
+#define TICK_MS        25  /* lazy announcements, graft timers */
+#define GRAFT_WAIT_MS  100 /* an announced batch may still be coming */
+#define GRAFT_RETRY_MS 500 /* a graft not answered: ask again */
+#define GRAFT_TRIES    3   /* then repair fetches it */
+#define GRAFT_SPAN_MAX 256 /* batches asked for in one record */
+#define FIRST_BACKLOG                                                          \
+	64                /* batches before an origin's first heard
+                               that are asked for (room stays in the
+                               window, core/seen.h, for what follows) */
+#define FLUSH_GAP_US 1000 /* bundles to one neighbour, at most this often */
 #define SEND_PER_FLUSH                                                         \
 	2              /* messages to one neighbour per flush: nng 1.5's
                             pair1 queues 2 per connection and drops
@@ -708,6 +712,18 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	atomic_fetch_add(&d->stats.batches_received, 1);
 	pthread_mutex_lock(&g->mtx);
 	if ((o = origin_add(g, node)) != NULL) {
+		if (!o->seen.started) {
+			/* The first batch heard of an origin the store has
+			 * nothing of: the window starts a little below it, so
+			 * the batches just before it (lost on the way, or sent
+			 * before this node came) are grafted from the
+			 * neighbours' recent batches; what nobody holds is
+			 * given up to repair. */
+			lww_seen_start(&o->seen, seq > FIRST_BACKLOG + 1
+			                             ? seq - FIRST_BACKLOG - 1
+			                             : 0);
+			g->tick_soon = 1;
+		}
 		lost = lww_seen_add(&o->seen, seq);
 		o->copies++;
 		if (seq > o->announced) {

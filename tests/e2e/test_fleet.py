@@ -168,11 +168,10 @@ class LostFirstBatch(RelayTest):
     messages back up: A's first batch is lost on the way and only a graft
     through the relay can bring it (B's repair reaches nobody)."""
 
-    # Fails today (found by scripts/fleet, README "Fleets: Open"): B's
-    # window of A starts at the first batch it hears, so a lost first
-    # batch is announced (lag 1) but never grafted. Remove this marker
-    # when that is fixed: an unexpected success fails the run.
-    @unittest.expectedFailure
+    # Found by scripts/fleet: B's window of A started at the first batch
+    # it heard, so a lost first batch was announced (lag 1) but never
+    # grafted. The window now starts a little below the first batch
+    # heard, and what lies there is grafted.
     def test_origin_first_batch_lost_on_a_hop_is_grafted(self):
         a, b = self.relay("dropfirst")
         self.assertEqual(a.ctl("add", "first", "1").rc, 0)
