@@ -104,8 +104,11 @@ typedef struct origin {
 	uint64_t missing_ms; /* since when a batch is missing (0: none) */
 	uint64_t graft_ms;   /* when to ask (again) */
 	uint64_t graft_at;   /* the first missing one when last asked */
+	uint64_t graft_to;   /* the end of the run asked for (0: none) */
 	uint64_t given_up;   /* announcements up to this were given up on:
 	                        not grafted again (repair's) */
+	uint64_t backlog;    /* up to this, below the first batch heard, may
+	                        never have existed: not counted as lost */
 	unsigned grafts;     /* asks without progress */
 	uint64_t copies, forwarded;
 } origin;
@@ -722,6 +725,7 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 			lww_seen_start(&o->seen, seq > FIRST_BACKLOG + 1
 			                             ? seq - FIRST_BACKLOG - 1
 			                             : 0);
+			o->backlog = seq - 1;
 			g->tick_soon = 1;
 		}
 		lost = lww_seen_add(&o->seen, seq);
@@ -807,8 +811,6 @@ graft_served(lwwd_gossip *g, neighbour *nb, const lww_link_recs *r)
 	uint64_t now = lwwd_mono_ms();
 	unsigned sent = 0;
 
-	nb->eager = 1;
-	publish_counts(g);
 	/* A budget per neighbour: a GRAFT costs one pass over the cache
 	 * per record, and its answer at most GRAFT_SPAN_MAX batches. */
 	if (now - nb->serve_ms >= GRAFT_RETRY_MS) {
@@ -836,6 +838,12 @@ graft_served(lwwd_gossip *g, neighbour *nb, const lww_link_recs *r)
 		}
 	}
 	atomic_fetch_add(&g->d->stats.gossip_grafts_served, sent);
+	if (sent > 0) {
+		/* The tree broke at this link: it carries batches again.
+		 * (A graft for what this node never had changes nothing.) */
+		nb->eager = 1;
+		publish_counts(g);
+	}
 	g->dirty = 1;
 	lwwd_thr_wake(&g->thr);
 }
@@ -1113,40 +1121,70 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
 				nb = nb_member(g, &g->nbs[k]) ? &g->nbs[k]
 				                              : NULL;
 			}
+			if (o->grafts == 0 || o->graft_to < miss) {
+				/* The run missing from miss on, as it is at the
+				 * first ask: what arrives after it, or is
+				 * announced later, has a timer of its own. */
+				uint64_t to = miss;
+				while (to < o->announced &&
+				       to - miss + 1 < GRAFT_SPAN_MAX &&
+				       (!o->seen.started ||
+				        !lww_seen_has(&o->seen, to + 1))) {
+					to++;
+				}
+				o->graft_to = to;
+			}
 			o->grafts++;
 			o->graft_at = miss;
 			o->graft_ms = now + GRAFT_RETRY_MS;
 			if (nb != NULL && nb_member(g, nb)) {
-				uint64_t to = o->announced;
-				if (to - miss >= GRAFT_SPAN_MAX) {
-					to = miss + GRAFT_SPAN_MAX - 1;
-				}
-				graft_put(g, nb, o->node, miss, to);
-				nb->eager = 1;
+				graft_put(g, nb, o->node, miss, o->graft_to);
 			}
 			continue;
 		}
 		if (nlost == max) {
 			continue; /* handed to repair at the next tick */
 		}
+		int upto_lost;
 		/* Nobody could send it: repair fetches what it held. Only
 		 * what this node has seen of the origin is passed over: an
 		 * announcement is a neighbour's word, not the origin's, and
 		 * one that names a sequence never sent must not make the
 		 * window skip the origin's next batches. */
 		{
-			uint64_t upto = o->announced < o->seen.top
-			                    ? o->announced
-			                    : o->seen.top;
-			uint64_t n = lww_seen_skip(&o->seen, upto);
+			/* What was asked for, never past what was seen. */
+			uint64_t upto = o->graft_to < o->seen.top ? o->graft_to
+			                                          : o->seen.top;
+			/* Missing at or below the backlog (below the first
+			 * batch heard) may never have been sent (a new
+			 * origin): not counted, left to periodic repair. */
+			uint64_t from = o->seen.base > o->backlog ? o->seen.base
+			                                          : o->backlog;
+			uint64_t real = 0, n;
+			for (uint64_t q = from + 1;
+			     q <= upto && q - from <= LWW_SEEN_WINDOW; q++) {
+				real += !lww_seen_has(&o->seen, q);
+			}
+			n = lww_seen_skip(&o->seen, upto);
+			if (real < n) {
+				n = real;
+			}
+			upto_lost = n > 0;
 			atomic_fetch_add(&g->d->stats.seq_gaps, n);
 			atomic_fetch_add(&g->d->stats.gossip_given_up, n);
-			o->given_up = o->announced;
-			o->announced = o->seen.top;
+			if (upto < miss || o->announced <= upto) {
+				/* Nothing seen reaches the claim (or all of it
+				 * is given up): it is not grafted again. */
+				o->given_up = o->announced;
+				o->announced = o->seen.top;
+			}
+			o->graft_to = 0;
 		}
 		o->missing_ms = 0;
 		o->grafts = 0;
-		lost[nlost++] = o->node;
+		if (upto_lost) {
+			lost[nlost++] = o->node;
+		}
 	}
 	publish_counts(g);
 	return nlost;
