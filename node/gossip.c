@@ -49,16 +49,12 @@
 #include <nng/protocol/pair1/pair.h>
 
 #define HEARTBEAT_MS   1000
-#define TICK_MS        25  /* lazy announcements, graft timers */
-#define GRAFT_WAIT_MS  100 /* an announced batch may still be coming */
-#define GRAFT_RETRY_MS 500 /* a graft not answered: ask again */
-#define GRAFT_TRIES    3   /* then repair fetches it */
-#define GRAFT_SPAN_MAX 256 /* batches asked for in one record */
-#define FIRST_BACKLOG                                                          \
-	64                /* batches before an origin's first heard
-                               that are asked for (room stays in the
-                               window, core/seen.h, for what follows) */
-#define FLUSH_GAP_US 1000 /* bundles to one neighbour, at most this often */
+#define TICK_MS        25   /* lazy announcements, graft timers */
+#define GRAFT_WAIT_MS  100  /* an announced batch may still be coming */
+#define GRAFT_RETRY_MS 500  /* a graft not answered: ask again */
+#define GRAFT_TRIES    3    /* then repair fetches it */
+#define GRAFT_SPAN_MAX 256  /* batches asked for in one record */
+#define FLUSH_GAP_US   1000 /* bundles to one neighbour, at most this often */
 #define SEND_PER_FLUSH                                                         \
 	2              /* messages to one neighbour per flush: nng 1.5's
                             pair1 queues 2 per connection and drops
@@ -107,8 +103,6 @@ typedef struct origin {
 	uint64_t graft_to;   /* the end of the run asked for (0: none) */
 	uint64_t given_up;   /* announcements up to this were given up on:
 	                        not grafted again (repair's) */
-	uint64_t backlog;    /* up to this, below the first batch heard, may
-	                        never have existed: not counted as lost */
 	unsigned grafts;     /* asks without progress */
 	uint64_t copies, forwarded;
 } origin;
@@ -715,19 +709,6 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	atomic_fetch_add(&d->stats.batches_received, 1);
 	pthread_mutex_lock(&g->mtx);
 	if ((o = origin_add(g, node)) != NULL) {
-		if (!o->seen.started) {
-			/* The first batch heard of an origin the store has
-			 * nothing of: the window starts a little below it, so
-			 * the batches just before it (lost on the way, or sent
-			 * before this node came) are grafted from the
-			 * neighbours' recent batches; what nobody holds is
-			 * given up to repair. */
-			lww_seen_start(&o->seen, seq > FIRST_BACKLOG + 1
-			                             ? seq - FIRST_BACKLOG - 1
-			                             : 0);
-			o->backlog = seq - 1;
-			g->tick_soon = 1;
-		}
 		lost = lww_seen_add(&o->seen, seq);
 		o->copies++;
 		if (seq > o->announced) {
@@ -1155,20 +1136,7 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
 			/* What was asked for, never past what was seen. */
 			uint64_t upto = o->graft_to < o->seen.top ? o->graft_to
 			                                          : o->seen.top;
-			/* Missing at or below the backlog (below the first
-			 * batch heard) may never have been sent (a new
-			 * origin): not counted, left to periodic repair. */
-			uint64_t from = o->seen.base > o->backlog ? o->seen.base
-			                                          : o->backlog;
-			uint64_t real = 0, n;
-			for (uint64_t q = from + 1;
-			     q <= upto && q - from <= LWW_SEEN_WINDOW; q++) {
-				real += !lww_seen_has(&o->seen, q);
-			}
-			n = lww_seen_skip(&o->seen, upto);
-			if (real < n) {
-				n = real;
-			}
+			uint64_t n = lww_seen_skip(&o->seen, upto);
 			upto_lost = n > 0;
 			atomic_fetch_add(&g->d->stats.seq_gaps, n);
 			atomic_fetch_add(&g->d->stats.gossip_given_up, n);

@@ -168,10 +168,14 @@ class LostFirstBatch(RelayTest):
     messages back up: A's first batch is lost on the way and only a graft
     through the relay can bring it (B's repair reaches nobody)."""
 
-    # Found by scripts/fleet: B's window of A started at the first batch
-    # it heard, so a lost first batch was announced (lag 1) but never
-    # grafted. The window now starts a little below the first batch
-    # heard, and what lies there is grafted.
+    # A known limit (found by scripts/fleet, README "Fleets"): B's window
+    # of A starts at the first batch it hears, so a first batch lost on
+    # the way is announced (lag 1) but left to repair, and here B has no
+    # repair path to A. Starting the window lower and grafting what lies
+    # below cost the 200-node fleet more than it saved (grafts of batches
+    # never sent, at every first contact); kept as an expected failure so
+    # that a fix shows (an unexpected success fails the run).
+    @unittest.expectedFailure
     def test_origin_first_batch_lost_on_a_hop_is_grafted(self):
         a, b = self.relay("dropfirst")
         self.assertEqual(a.ctl("add", "first", "1").rc, 0)
