@@ -23,6 +23,18 @@ def gossip(node):
     return g
 
 
+def send_link(c, node, name, data, wait=1):
+    """Sends data once on node's gossip link, from a connection that never
+    says who it is (nngcat), then reads what the node sends back (its
+    greeting) until `wait` seconds pass without a message."""
+    path = os.path.join(c.dir, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    subprocess.run(["nngcat", "--pair1", "--dial", node.gossip, "--file",
+                    path, "--count", "1", "--recv-timeout", str(wait),
+                    "--raw"], capture_output=True, timeout=30)
+
+
 def chain(c):
     """Each node dials the one before it, and nobody else."""
     for i, n in enumerate(c.nodes):
@@ -159,15 +171,7 @@ class HostileLink(ClusterTest):
         }
         before = n1.stats()["rejected"]["malformed"]
         for name, data in msgs.items():
-            path = os.path.join(c.dir, name)
-            with open(path, "wb") as f:
-                f.write(data)
-            # Sends once, then reads (the node greets it with a
-            # heartbeat) until the receive times out.
-            subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
-                            "--file", path, "--count", "1",
-                            "--recv-timeout", "1", "--quoted"],
-                           capture_output=True, timeout=30)
+            send_link(c, n1, name, data)
         wait_until(lambda: n1.stats()["rejected"]["malformed"] > before,
                    what="the lying bundle counted")
         self.assertIsNotNone(n1.proc)
@@ -213,13 +217,7 @@ class HostileLink(ClusterTest):
         bundle = (bytes.fromhex("0106" "02000000") +
                   len(hb).to_bytes(4, "little") + hb +
                   len(ihave).to_bytes(4, "little") + ihave)
-        path = os.path.join(c.dir, "poison")
-        with open(path, "wb") as f:
-            f.write(bundle)
-        subprocess.run(["nngcat", "--pair1", "--dial", n1.gossip,
-                        "--file", path, "--count", "1",
-                        "--recv-timeout", "3", "--raw"],
-                       capture_output=True, timeout=30)
+        send_link(c, n1, "poison", bundle, wait=3)
         # Three grafts 500 ms apart, then n1 gives up on the claim.
         wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
                    what="n1 asks for the announced batch")
