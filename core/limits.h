@@ -140,8 +140,9 @@ _Static_assert(LWW_SYNC_REQUEST_BYTES_TARGET <=
 #define LWW_MEM_ENTRIES_MAX (1u << 18)
 #define LWW_MEM_BYTES_MAX   ((size_t) 256 << 20)
 
-/* Gossip messages queued per socket: sent batches (PUB), received ones
- * (SUB) before the writer takes them. */
+/* Gossip messages queued by the link socket (gossip.c): to send (nng
+ * hands each to its connection's queue of two at once), and received
+ * before the receive callback takes them. */
 #define LWW_GOSSIP_SENDBUF 8192
 #define LWW_GOSSIP_RECVBUF 1024
 

@@ -332,7 +332,7 @@ out:
 	 * server has stopped (it waits for the one being answered). */
 	lwwd_metrics_stop(d);
 	/* Gossip feeds the writer and triggers repair rounds: its
-	 * subscriber is stopped before repair is freed. */
+	 * receive and link thread stop before repair is freed. */
 	lwwd_guard_stop(d); /* it may probe any listener */
 	lwwd_gossip_stop(d);
 	/* The scrub triggers repair rounds and writes the store; reads

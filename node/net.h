@@ -27,9 +27,8 @@ int lwwd_listen(const lwwd_config *c, nng_socket s, const char *url,
 /* Listens on url and starts the listener, mode ipc_perms for an ipc://
  * url (0: nng's default); a guard thread listens anew if nng stops
  * accepting on it (net.c: nng 1.5 bug #1518). peer_proto is the SP
- * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_SUB), to check that
+ * protocol number of its peers (LWWD_SP_REQ, LWWD_SP_PAIR1), to check that
  * it still accepts. */
-#define LWWD_SP_SUB   0x21
 #define LWWD_SP_PAIR1 0x11
 #define LWWD_SP_REQ   0x30
 int lwwd_listen_guarded(lwwd *d, nng_socket s, const char *url,

@@ -20,7 +20,7 @@ from lwwtest import (LWWD, LWWFORGE, ClusterTest, ctl,  # noqa: E402
 def forge(url, keyfile, mode, key, value, until, what):
     """Publishes lwwforge's message every 50 ms on url (a --peer of the
     node under test) until until() holds, for at most 15 s: the node's
-    subscriber reconnects with back-off, so it may join late."""
+    link (a dial) reconnects with back-off, so it may join late."""
     p = subprocess.Popen([LWWFORGE, url, keyfile, mode, key, value, "300",
                           "50"], stderr=subprocess.PIPE)
     try:
