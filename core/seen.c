@@ -13,29 +13,46 @@ bit(const lww_seen *s, uint64_t i)
 	return (int) ((s->bits[i / 64] >> (i % 64)) & 1u);
 }
 
-/* Moves base up while base+1 has been seen (bit 0), one word at a time
- * where the whole word is set. */
+/* Moves the window down by n (the bits of base+1..base+n leave it);
+ * the caller moves base. */
+static void
+shift_down(lww_seen *s, uint64_t n)
+{
+	size_t words, b;
+
+	if (n >= LWW_SEEN_WINDOW) {
+		memset(s->bits, 0, sizeof(s->bits));
+		return;
+	}
+	words = (size_t) n / 64;
+	b = (size_t) n % 64;
+	if (words > 0) {
+		memmove(s->bits, s->bits + words,
+		        (WORDS - words) * sizeof(s->bits[0]));
+		memset(s->bits + WORDS - words, 0, words * sizeof(s->bits[0]));
+	}
+	if (b > 0) {
+		for (size_t w = 0; w < WORDS; w++) {
+			s->bits[w] >>= b;
+			if (w + 1 < WORDS) {
+				s->bits[w] |= s->bits[w + 1] << (64 - b);
+			}
+		}
+	}
+}
+
+/* Moves base up while base+1 has been seen (bit 0), a whole word at a
+ * time where it is all set. */
 static void
 advance(lww_seen *s)
 {
 	for (;;) {
-		if (s->bits[0] == UINT64_MAX) {
-			memmove(s->bits, s->bits + 1,
-			        (WORDS - 1) * sizeof(s->bits[0]));
-			s->bits[WORDS - 1] = 0;
-			s->base += 64;
-			continue;
-		}
-		if ((s->bits[0] & 1u) == 0) {
+		uint64_t n = s->bits[0] == UINT64_MAX ? 64 : s->bits[0] & 1u;
+		if (n == 0) {
 			return;
 		}
-		for (size_t w = 0; w < WORDS; w++) {
-			s->bits[w] >>= 1;
-			if (w + 1 < WORDS) {
-				s->bits[w] |= (s->bits[w + 1] & 1u) << 63;
-			}
-		}
-		s->base++;
+		shift_down(s, n);
+		s->base += n;
 	}
 }
 
@@ -61,20 +78,7 @@ lww_seen_skip(lww_seen *s, uint64_t seq)
 	}
 	n = seq - s->base;
 	lost = unseen(s, n);
-	if (n >= LWW_SEEN_WINDOW) {
-		memset(s->bits, 0, sizeof(s->bits));
-	} else {
-		/* Shift the window down by n. */
-		for (uint64_t k = 0; k < n; k++) {
-			for (size_t w = 0; w < WORDS; w++) {
-				s->bits[w] >>= 1;
-				if (w + 1 < WORDS) {
-					s->bits[w] |= (s->bits[w + 1] & 1u)
-					              << 63;
-				}
-			}
-		}
-	}
+	shift_down(s, n);
 	s->base = seq;
 	advance(s);
 	if (s->top < s->base) {
