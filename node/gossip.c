@@ -18,8 +18,9 @@
  * seen before is dropped before its signature is checked, and its sender
  * is told PRUNE: both ends then treat the link as lazy. The eager links
  * left form a tree; a batch announced but not received within
- * GRAFT_WAIT_MS is asked for (GRAFT) from the neighbour that announced it,
- * which makes that link eager again, so the tree heals where it broke.
+ * GRAFT_WAIT_MS is asked for (GRAFT) from the neighbour that announced it;
+ * one that answers makes that link eager again, so the tree heals where
+ * it broke.
  * Each node keeps the last LWW_GOSSIP_CACHE_BATCHES batches (at most
  * LWW_GOSSIP_CACHE_BYTES) to answer grafts; one it no longer holds is
  * given up after GRAFT_TRIES asks and fetched by repair (the loss hook).
@@ -312,19 +313,29 @@ nb_preferred(const lwwd_gossip *g, const neighbour *nb)
 	return nb->out == (g->d->self < nb->node);
 }
 
+/* Another connection to nb's node, a shadow or not as asked (NULL:
+ * none). */
+static neighbour *
+nb_other(lwwd_gossip *g, const neighbour *nb, int shadow)
+{
+	for (size_t i = 0; i < g->nnbs; i++) {
+		neighbour *o = &g->nbs[i];
+		if (o != nb && o->node == nb->node && o->shadow == shadow) {
+			return o;
+		}
+	}
+	return NULL;
+}
+
 /* The link a message from pipe belongs to: its primary connection
  * (NULL: an unknown pipe). */
 static neighbour *
 nb_link(lwwd_gossip *g, uint32_t pipe)
 {
-	neighbour *nb = nb_find(g, pipe);
+	neighbour *nb = nb_find(g, pipe), *o;
 
-	if (nb != NULL && nb->shadow) {
-		for (size_t i = 0; i < g->nnbs; i++) {
-			if (g->nbs[i].node == nb->node && !g->nbs[i].shadow) {
-				return &g->nbs[i];
-			}
-		}
+	if (nb != NULL && nb->shadow && (o = nb_other(g, nb, 0)) != NULL) {
+		return o;
 	}
 	return nb;
 }
@@ -335,21 +346,14 @@ nb_link(lwwd_gossip *g, uint32_t pipe)
 static void
 nb_pick(lwwd_gossip *g, neighbour *nb)
 {
-	for (size_t i = 0; i < g->nnbs; i++) {
-		neighbour *o = &g->nbs[i];
-		if (o == nb || o->node != nb->node || o->shadow) {
-			continue;
-		}
-		if (nb_preferred(g, nb) && !nb_preferred(g, o)) {
-			nb->shadow = 0;
-			nb->eager = o->eager;
-			o->shadow = 1;
-		} else {
-			nb->shadow = 1;
-		}
-		return;
+	neighbour *o = nb_other(g, nb, 0);
+
+	nb->shadow = o != NULL;
+	if (o != NULL && nb_preferred(g, nb) && !nb_preferred(g, o)) {
+		nb->shadow = 0;
+		nb->eager = o->eager;
+		o->shadow = 1;
 	}
-	nb->shadow = 0;
 }
 
 /* The first copy of a batch of origin o, from neighbour node `from` (0:
@@ -508,21 +512,37 @@ own_key(lwwd_gossip *g, neighbour *nb, const lww_heartbeat *hb)
 	}
 }
 
-/* Notes what a neighbour or origin announced, for the peer table's lag. */
+/* A neighbour's heartbeat: its contact, and its own sequence for the
+ * peer table's lag. */
 static void
-note_announced(lwwd *d, uint64_t node, uint64_t seq, int contact)
+note_heartbeat(lwwd *d, uint64_t node, uint64_t seq)
 {
 	pthread_mutex_lock(&d->mtx);
 	for (size_t i = 0; i < d->npeers; i++) {
 		lwwd_peer_state *ps = &d->peers[i];
-		if (ps->node != node) {
-			continue;
-		}
-		if (contact) {
+		if (ps->node == node) {
 			ps->last_contact_ms = lwwd_mono_ms();
+			if (seq > ps->seq_announced) {
+				ps->seq_announced = seq;
+			}
 		}
-		if (seq > ps->seq_announced) {
-			ps->seq_announced = seq;
+	}
+	pthread_mutex_unlock(&d->mtx);
+}
+
+/* The records of an IHAVE, for the peer table's lag (one lock). */
+static void
+note_ihave(lwwd *d, const lww_link_recs *r)
+{
+	pthread_mutex_lock(&d->mtx);
+	for (uint32_t i = 0; i < r->count; i++) {
+		uint64_t org, seq;
+		lww_ihave_at(r, i, &org, &seq);
+		for (size_t k = 0; k < d->npeers; k++) {
+			if (d->peers[k].node == org &&
+			    seq > d->peers[k].seq_announced) {
+				d->peers[k].seq_announced = seq;
+			}
 		}
 	}
 	pthread_mutex_unlock(&d->mtx);
@@ -592,8 +612,6 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			         who.name, (unsigned long long) who.node,
 			         nb->url != NULL ? nb->url : "-",
 			         nb->out ? "out" : "in");
-		}
-		if (nb->node != who.node) {
 			nb->node = who.node;
 			nb_pick(g, nb);
 		}
@@ -607,23 +625,7 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		publish_counts(g);
 	}
 	pthread_mutex_unlock(&g->mtx);
-	note_announced(d, who.node, hb.seq, 1);
-}
-
-/* The newest wall-clock ms among a batch's entries (0 if none). */
-static uint64_t
-newest_ms(const lww_batch *b)
-{
-	uint64_t hlc = 0;
-	size_t off = 0;
-	lww_entry e;
-
-	while (lww_entries_next(&b->entries, &off, &e)) {
-		if (e.hlc > hlc) {
-			hlc = e.hlc;
-		}
-	}
-	return lww_hlc_wall(hlc);
+	note_heartbeat(d, who.node, hb.seq);
 }
 
 /* A batch envelope p[0..n), in msg (taken) or inside a bundle (msg
@@ -637,7 +639,7 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	lwwd_op *op = NULL;
 	neighbour *nb;
 	origin *o;
-	uint64_t node, seq, lost = 0, wall;
+	uint64_t node, seq, lost = 0, newest = 0;
 	lww_err rv;
 
 	/* Seen before? Decided before the signature is checked: a relay
@@ -659,9 +661,7 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 	if (o != NULL && lww_seen_has(&o->seen, seq)) {
 		/* (our own batches come back too, where links make a
 		 * cycle) */
-		if (o != NULL) {
-			o->copies++;
-		}
+		o->copies++;
 		atomic_fetch_add(&d->stats.gossip_duplicates, 1);
 		if (nb != NULL && nb_member(g, nb)) {
 			uint64_t now = lwwd_mono_ms();
@@ -694,7 +694,8 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 		goto drop;
 	}
 	{
-		/* No trusted node may write in another's name. */
+		/* No trusted node may write in another's name. (And the
+		 * newest stamp, for the delivery's delay.) */
 		size_t off = 0;
 		lww_entry e;
 		while (lww_entries_next(&op->batch.entries, &off, &e)) {
@@ -703,9 +704,11 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 				       "forged_node_id", who.name);
 				goto drop;
 			}
+			if (e.hlc > newest) {
+				newest = e.hlc;
+			}
 		}
 	}
-	wall = newest_ms(&op->batch);
 	atomic_fetch_add(&d->stats.batches_received, 1);
 	pthread_mutex_lock(&g->mtx);
 	if ((o = origin_add(g, node)) != NULL) {
@@ -724,7 +727,8 @@ batch(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n, nng_msg *msg)
 			delivery *dv = &g->deliv[g->deliv_next++ % DELIVERIES];
 			dv->origin = node;
 			dv->seq = seq;
-			dv->delay_ms = (int64_t) (lwwd_now_ms() - wall);
+			dv->delay_ms =
+			    (int64_t) (lwwd_now_ms() - lww_hlc_wall(newest));
 		}
 		lwwd_thr_wake(&g->thr);
 	}
@@ -871,10 +875,7 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			announce(g, nb, org, seq);
 		}
 		pthread_mutex_unlock(&g->mtx);
-		for (uint32_t i = 0; i < r.count; i++) {
-			lww_ihave_at(&r, i, &org, &seq);
-			note_announced(d, org, seq, 0);
-		}
+		note_ihave(d, &r);
 		return;
 	}
 	if (type == LWW_MSG_PRUNE && lww_prune_decode(p, n) == LWW_OK) {
@@ -897,10 +898,9 @@ static void
 handle_one(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n,
            nng_msg *msg)
 {
-	if (n >= 2 + LWW_PK_BYTES + 2 && p[1] == LWW_MSG_ENVELOPE &&
-	    p[0] == LWW_WIRE_VERSION &&
-	    p[2 + LWW_PK_BYTES + 1] == LWW_MSG_BATCH &&
-	    n >= LWW_ENVELOPE_OVERHEAD + 2) {
+	if (n >= LWW_ENVELOPE_OVERHEAD + 2 && p[0] == LWW_WIRE_VERSION &&
+	    p[1] == LWW_MSG_ENVELOPE &&
+	    p[2 + LWW_PK_BYTES + 1] == LWW_MSG_BATCH) {
 		batch(g, pipe, p, n, msg); /* takes msg */
 		return;
 	}
@@ -928,7 +928,7 @@ handle(lwwd_gossip *g, nng_msg *msg)
 			nng_msg_free(msg);
 			return;
 		}
-		while (r.count > 0 && lww_bundle_next(&r, &off, &m, &len) &&
+		while (lww_bundle_next(&r, &off, &m, &len) &&
 		       !atomic_load(&g->stopping)) {
 			handle_one(g, pipe, m, len, NULL);
 		}
@@ -1026,14 +1026,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		}
 		if (nb_member(g, nb)) {
 			/* The link's shadow, if any, carries it now. */
-			for (size_t i = 0; i < g->nnbs; i++) {
-				neighbour *o = &g->nbs[i];
-				if (o != nb && o->node == nb->node &&
-				    o->shadow) {
-					o->shadow = 0;
-					o->eager = 1;
-					break;
-				}
+			neighbour *o = nb_other(g, nb, 1);
+			if (o != NULL) {
+				o->shadow = 0;
+				o->eager = 1;
 			}
 		}
 		for (size_t i = 0; i < g->norigins; i++) {
@@ -1154,7 +1150,6 @@ tick_grafts(lwwd_gossip *g, uint64_t now, uint64_t *lost, size_t max,
 			lost[nlost++] = o->node;
 		}
 	}
-	publish_counts(g);
 	return nlost;
 }
 
@@ -1167,9 +1162,6 @@ summarise(lwwd_gossip *g, uint64_t own_seq)
 		neighbour *nb = &g->nbs[i];
 		if (!nb_member(g, nb)) {
 			continue;
-		}
-		if (nb->ihave.len == 0) {
-			(void) lww_ihave_begin(&nb->ihave);
 		}
 		if (own_seq > 0) {
 			ihave_put(g, nb, g->d->self, own_seq);
@@ -1184,14 +1176,13 @@ summarise(lwwd_gossip *g, uint64_t own_seq)
 	}
 }
 
-/* Moves each neighbour's pending messages into ready (g->mtx held):
- * heartbeat (hb, when it owes one or beat), PRUNE, GRAFT, IHAVE (on a
- * tick), then its bundle. */
+/* Moves each neighbour's pending messages to its queue (g->mtx held):
+ * heartbeat (hb, when it owes one or beat), PRUNE (the encoded prune),
+ * GRAFT, IHAVE (on a tick), then its bundle. */
 static void
-gather(lwwd_gossip *g, const lww_buf *hb, int beat, int tick)
+gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
+       int tick)
 {
-	static const uint8_t prune[2] = {LWW_WIRE_VERSION, LWW_MSG_PRUNE};
-
 	for (size_t i = 0; i < g->nnbs; i++) {
 		neighbour *nb = &g->nbs[i];
 		if ((beat || nb->hello) && hb->len > 0) {
@@ -1199,7 +1190,7 @@ gather(lwwd_gossip *g, const lww_buf *hb, int beat, int tick)
 			nb->hello = 0;
 		}
 		if (nb->prune) {
-			nb_put(g, nb, prune, sizeof(prune));
+			nb_put(g, nb, prune->p, prune->len);
 			nb->prune = 0;
 			atomic_fetch_add(&g->d->stats.gossip_prunes_sent, 1);
 		}
@@ -1224,13 +1215,15 @@ link_main(void *arg)
 {
 	lwwd_gossip *g = arg;
 	lwwd *d = g->d;
-	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT, prune = LWW_BUF_INIT;
 	nng_msg **out = calloc(OUT_MAX, sizeof(*out));
 	uint64_t next_beat = 0, next_tick = 0, last_tick = 0, last_flush = 0;
 
-	if (out == NULL) {
+	if (out == NULL || lww_prune_encode(&prune) != LWW_OK) {
 		lwwd_log(LWWD_LOG_ERROR, "gossip_failed",
 		         "reason=\"out of memory\"");
+		free(out);
+		lww_buf_fini(&prune);
 		return NULL;
 	}
 	for (;;) {
@@ -1278,7 +1271,7 @@ link_main(void *arg)
 			next_tick = now + (pending ? TICK_MS : HEARTBEAT_MS);
 		}
 		if (beat || tick || g->dirty) {
-			gather(g, &env, beat, tick);
+			gather(g, &env, &prune, beat, tick);
 			g->dirty = 0;
 		}
 		/* At most SEND_PER_FLUSH messages to each neighbour: what
@@ -1356,6 +1349,7 @@ link_main(void *arg)
 	}
 	lww_buf_fini(&hb);
 	lww_buf_fini(&env);
+	lww_buf_fini(&prune);
 	free(out);
 	return NULL;
 }
