@@ -222,6 +222,36 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def start_links(c, dials, extra=None):
+    """Starts cluster c where node i dials only dials[i] (indexes), and
+    waits until every node knows each of its neighbours by their
+    heartbeat (stats gossip.neighbours; either direction of a link
+    counts, and two nodes that dial each other have one link)."""
+    nb = [set() for _ in c.nodes]
+    for i, ds in enumerate(dials):
+        c.nodes[i].peers = [c.nodes[j].gossip for j in ds]
+        for j in ds:
+            nb[i].add(j)
+            nb[j].add(i)
+    for n in c.nodes:
+        n.extra += list(extra or [])
+        n.start(wait=False)
+    for i, n in enumerate(c.nodes):
+        wait_until(lambda: n.proc.poll() is not None or
+                   ctl("stats", api=n.api).rc == 0, timeout=30,
+                   what=f"{n.name} API")
+        wait_until(lambda: n.stats()["gossip"]["neighbours"] == len(nb[i]),
+                   timeout=30, what=f"{n.name}'s {len(nb[i])} neighbours")
+    return c
+
+
+def gossip(node):
+    """The stats' gossip counters (without the recent deliveries)."""
+    g = node.stats()["gossip"]
+    g.pop("deliveries", None)
+    return g
+
+
 class ClusterTest(unittest.TestCase):
     """A test case that closes (and checks) its clusters at the end."""
 

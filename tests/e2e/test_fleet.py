@@ -12,66 +12,20 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import (LWWFORGE, Cluster, ClusterTest, ctl,  # noqa: E402
+from lwwtest import (LWWFORGE, ClusterTest, ctl, start_links,  # noqa: E402
                      wait_until)
 import lwwtest  # noqa: E402
-
-_RELAYED = None
-
-
-def relayed():
-    """Whether this lwwd has relayed gossip (stats carry "gossip"): one
-    node, started and stopped once per run."""
-    global _RELAYED
-    if _RELAYED is None:
-        c = Cluster(1)
-        try:
-            c.nodes[0].start()
-            _RELAYED = "gossip" in c.nodes[0].stats()
-        finally:
-            c.close()
-    return _RELAYED
-
-
-def needs_relay(cls):
-    return unittest.skipUnless(
-        relayed(), "this lwwd has the full-mesh pub/sub gossip, without "
-        "relaying (no \"gossip\" in stats)")(cls)
-
-
-def start(c, dials, extra=None):
-    """Starts cluster c where node i dials only dials[i] (indexes), and
-    waits until every node sees each of its neighbours (either
-    direction of a link counts)."""
-    nb = [set() for _ in c.nodes]
-    for i, ds in enumerate(dials):
-        c.nodes[i].peers = [c.nodes[j].gossip for j in ds]
-        for j in ds:
-            nb[i].add(j)
-            nb[j].add(i)
-    for n in c.nodes:
-        n.extra += list(extra or [])
-        n.start(wait=False)
-    for i, n in enumerate(c.nodes):
-        wait_until(lambda: n.proc.poll() is not None or
-                   ctl("stats", api=n.api).rc == 0, timeout=30,
-                   what=f"{n.name} API")
-        wait_until(lambda: n.stats()["gossip"]["neighbours"] >= len(nb[i]),
-                   timeout=30, what=f"{n.name}'s {len(nb[i])} neighbours")
-    return c
-
 
 def holds(nodes, key, value):
     return all(n.lookup(key) == value for n in nodes)
 
 
-@needs_relay
 class Chain(ClusterTest):
     def test_chain_of_ten_converges_end_to_end(self):
         # Node i dials node i-1 only. Periodic repair is off, so only
         # relayed gossip can carry a write nine hops.
         c = self.cluster(10)
-        start(c, [[]] + [[i - 1] for i in range(1, 10)],
+        start_links(c, [[]] + [[i - 1] for i in range(1, 10)],
               ["--repair-interval", "0"])
         first, last = c.nodes[0], c.nodes[-1]
         self.assertEqual(first.ctl("add", "from-first", "a").rc, 0)
@@ -85,13 +39,12 @@ class Chain(ClusterTest):
             self.assertGreaterEqual(g["delivered"], want, (n.name, g))
 
 
-@needs_relay
 class DialOnly(ClusterTest):
     def test_node_nobody_dials_gets_and_gives_every_write(self):
         # A <- B <- C: C dials B, nobody dials C (as a shop behind NAT).
         c = self.cluster(3)
         a, b, cc = c.nodes
-        start(c, [[], [0], [1]], ["--repair-interval", "0"])
+        start_links(c, [[], [0], [1]], ["--repair-interval", "0"])
         self.assertEqual(cc.ctl("add", "from-c", "c").rc, 0)
         self.assertEqual(a.ctl("add", "from-a", "a").rc, 0)
         wait_until(lambda: a.lookup("from-c") == "c" and
@@ -139,7 +92,6 @@ class RelayTest(ClusterTest):
 
 
 
-@needs_relay
 class TamperingRelay(RelayTest):
     def test_relay_passing_batches_delivers(self):
         # The control: the same layout with an honest relay delivers,
@@ -162,7 +114,6 @@ class TamperingRelay(RelayTest):
         self.assertEqual(b.stats()["writes_remote"], 0)
 
 
-@needs_relay
 class LostFirstBatch(RelayTest):
     """A -> lwwforge relay (dropfirst) -> B, with the relay passing B's
     messages back up: A's first batch is lost on the way and only a graft
@@ -186,14 +137,13 @@ class LostFirstBatch(RelayTest):
                    what="A's first write on B, grafted")
 
 
-@needs_relay
 class RelayKilled(ClusterTest):
     def test_relay_killed_mid_stream_loses_no_write(self):
         # A <- B <- C: B is C's only way to A. B dies (SIGKILL) a quarter
         # of the way through 200 writes on A and returns 2 s later.
         c = self.cluster(3)
         a, b, cc = c.nodes
-        start(c, [[], [0], [1]])
+        start_links(c, [[], [0], [1]])
         total, killed_at, back = 200, 50, None
         t0 = time.monotonic()
         for i in range(total):

@@ -9,18 +9,11 @@ import shutil
 import subprocess
 import time
 import sys
-import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import ClusterTest, wait_until  # noqa: E402
-
-
-def gossip(node):
-    """The stats' gossip counters (without the recent deliveries)."""
-    g = node.stats()["gossip"]
-    g.pop("deliveries", None)
-    return g
+from lwwtest import (ClusterTest, gossip, start_links,  # noqa: E402
+                     wait_until)
 
 
 def send_link(c, node, name, data, wait=1):
@@ -35,25 +28,6 @@ def send_link(c, node, name, data, wait=1):
                     "--raw"], capture_output=True, timeout=30)
 
 
-def chain(c):
-    """Each node dials the one before it, and nobody else."""
-    for i, n in enumerate(c.nodes):
-        n.peers = [c.nodes[i - 1].gossip] if i > 0 else []
-
-
-def start_linked(c, degree):
-    """Starts every node and waits until each knows its neighbours (by
-    their heartbeat): degree(node) of them."""
-    for n in c.nodes:
-        n.start(wait=False)
-    for n in c.nodes:
-        wait_until(lambda: n.proc.poll() is not None or
-                   n.ctl("stats").rc == 0, what=f"{n.name} API")
-    for n in c.nodes:
-        wait_until(lambda: gossip(n)["neighbours"] == degree(n),
-                   timeout=20, what=f"{n.name} links")
-
-
 class Relay(ClusterTest):
     def test_wiped_node_is_still_relayed(self):
         # n1 <- n2 <- n3: n3's writes reach n1 only through n2, and with
@@ -61,9 +35,7 @@ class Relay(ClusterTest):
         # gossip. After n3's data is wiped and it starts again with the
         # same key, its new batches must not look like ones n2 has seen.
         c = self.cluster(3, extra=["--repair-interval", "0"])
-        chain(c)
-        ends = (c.nodes[0], c.nodes[-1])
-        start_linked(c, lambda n: 1 if n in ends else 2)
+        start_links(c, [[], [0], [1]])
         n1, n2, n3 = c.nodes
         for i in range(5):
             self.assertEqual(n3.ctl("add", f"old{i}", "x").rc, 0)
@@ -89,7 +61,7 @@ class Relay(ClusterTest):
         n1, n2, n3 = c.nodes
         url = f"http://127.0.0.1:{c.port_base + 5}/metrics"
         n2.extra = ["--metrics", url]
-        start_linked(c, lambda n: 2)
+        start_links(c, [[j for j in range(3) if j != i] for i in range(3)])
         for i in range(10):
             self.assertEqual(n1.ctl("add", f"warm{i}", "x").rc, 0)
         wait_until(lambda: all(n.lookup("warm9") == "x" for n in c.nodes),
@@ -132,10 +104,8 @@ class Relay(ClusterTest):
         # repair.
         c = self.cluster(2)
         n1, n2 = c.nodes
-        n1.peers = []
         n1.extra = ["--sync", f"ipc://{c.dir}/n1.elsewhere"]
-        n2.peers = [n1.gossip]
-        start_linked(c, lambda n: 1)
+        start_links(c, [[], [0]])
         self.assertEqual(n1.ctl("add", "first", "1").rc, 0)
         wait_until(lambda: n2.lookup("first") == "1", what="first")
         self.assertEqual(n2.stop(), 0)
