@@ -18,14 +18,17 @@ from lwwtest import (ClusterTest, gossip, start_links,  # noqa: E402
 
 def send_link(c, node, name, data, wait=1):
     """Sends data once on node's gossip link, from a connection that never
-    says who it is (nngcat), then reads what the node sends back (its
-    greeting) until `wait` seconds pass without a message."""
+    says who it is (nngcat), and keeps that connection `wait` seconds (a
+    client that exits at once may close before its message left)."""
     path = os.path.join(c.dir, name)
     with open(path, "wb") as f:
         f.write(data)
-    subprocess.run(["nngcat", "--pair1", "--dial", node.gossip, "--file",
-                    path, "--count", "1", "--recv-timeout", str(wait),
-                    "--raw"], capture_output=True, timeout=30)
+    p = subprocess.Popen(["nngcat", "--pair1", "--dial", node.gossip,
+                          "--file", path, "--raw"],
+                         stdout=subprocess.DEVNULL)
+    time.sleep(wait)
+    p.kill()
+    p.wait()
 
 
 class Relay(ClusterTest):
