@@ -97,16 +97,22 @@ def value(prefix, j, size=40):
 
 
 class Damage(ClusterTest):
-    def write_and_kill(self, n1, rnd):
+    def write_and_kill(self, n1, n2, rnd):
         """Loads a few batches (one log record each) into n1 and kills it
-        before its checkpoint; returns (prefixes, segment path, records)
-        for a kept segment with at least three records, or None."""
+        before its checkpoint, once its gossip has left (n2 holds the last
+        write: gossip is sent by n1's link thread after the reply, and a
+        kill before that would leave n2 nothing to hold while n1 is
+        down); returns (prefixes, segment path, records) for a kept
+        segment with at least three records, or None."""
         # The first write after a quiet second starts a new segment:
         # make that happen now, then write quickly.
         self.assertEqual(n1.ctl("add", f"warm{rnd}", "x").rc, 0)
         prefixes = [f"r{rnd}b{i}-" for i in range(6)]
         for p in prefixes:
             self.assertTrue(load(n1, p, 30))
+        last = prefixes[-1]
+        wait_until(lambda: n2.lookup(f"{last}0029") == value(last, 29),
+                   timeout=10, step=0.01, what="n1's last batch on n2")
         n1.kill9()
         for seg in segments(n1.data):
             path = os.path.join(n1.data, seg)
@@ -124,7 +130,7 @@ class Damage(ClusterTest):
         # a loaded machine can let in between two lwwctl runs; three tries
         # were not enough in a full scripts/test run. Bounded: 8 tries.
         for rnd in range(8):
-            got = self.write_and_kill(n1, rnd)
+            got = self.write_and_kill(n1, n2, rnd)
             if got is not None:
                 break
             # A checkpoint got in first: try again, once n2 hears n1
