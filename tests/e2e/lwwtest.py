@@ -203,6 +203,20 @@ class Cluster:
                        len(self.nodes) - 1, what=f"{n.name} heartbeats")
         return self
 
+    def dump_logs(self, lines=25):
+        """Prints the last warn/error lines of every node's log to stderr
+        (called when a test failed)."""
+        import sys
+        for n in self.nodes:
+            if not os.path.exists(n.logfile):
+                continue
+            text = [ln for ln in n.logtext().splitlines()
+                    if "level=debug" not in ln and "level=info" not in ln]
+            sys.stderr.write(f"--- {n.name} log, last {lines} warn/error "
+                             f"lines of {len(text)} ---\n")
+            for ln in text[-lines:]:
+                sys.stderr.write(ln[:400] + "\n")
+
     def close(self, check=True):
         """Stops every node with SIGTERM; checks each exited 0 with no
         sanitizer report in its log."""
@@ -257,6 +271,14 @@ class ClusterTest(unittest.TestCase):
 
     def setUp(self):
         self.clusters = []
+        self._problems_before = self._problems()
+
+    def _problems(self):
+        """Failures and errors recorded so far in this run (unittest's
+        result object; 0 when it cannot be read)."""
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        return (len(getattr(result, "failures", ())) +
+                len(getattr(result, "errors", ())))
 
     def cluster(self, *a, **kw):
         c = Cluster(*a, **kw)
@@ -265,6 +287,11 @@ class ClusterTest(unittest.TestCase):
 
     def tearDown(self):
         errors = []
+        if self._problems() > self._problems_before:
+            # CI keeps only this output: what the nodes said last is often
+            # the only clue to a failure seen once under load.
+            for c in self.clusters:
+                c.dump_logs()
         for c in self.clusters:
             try:
                 c.close()

@@ -780,7 +780,11 @@ class BigRecovery(ClusterTest):
                    what="n1 recovers")
         # A chunk may still find the map full (peers' repair reads pin
         # old pages): what was committed stays, the retry does the rest.
-        self.assertEqual(clock(n1)["reissued"], nkeys)
+        st = clock(n1)
+        self.assertEqual(st["reissued"], nkeys,
+                         (st, re.findall(r".*event=clock_(?:rebased|rebase_"
+                                         r"failed|rebase_waits|stranded_not"
+                                         r"_reissued).*", n1.logtext())))
         self.assertLessEqual(n1.logtext().count("event=clock_rebase_failed"),
                              3)
         self.assertEqual(glob.glob(os.path.join(n1.data,
