@@ -339,7 +339,9 @@ lww_heartbeat_encode(lww_buf *b, const lww_heartbeat *hb)
 
 	if ((rv = put_header(b, LWW_MSG_HEARTBEAT)) != LWW_OK ||
 	    (rv = lww_buf_put_u64(b, hb->seq)) != LWW_OK ||
-	    (rv = lww_buf_put_u64(b, hb->hlc)) != LWW_OK) {
+	    (rv = lww_buf_put_u64(b, hb->hlc)) != LWW_OK ||
+	    (hb->proof &&
+	     (rv = lww_buf_put(b, hb->nonce, sizeof(hb->nonce))) != LWW_OK)) {
 		b->len = mark;
 	}
 	return rv;
@@ -353,10 +355,21 @@ lww_heartbeat_decode(const uint8_t *p, size_t n, lww_heartbeat *out)
 	lww_err rv;
 
 	lww_rd_init(&r, p, n);
+	memset(&tmp, 0, sizeof(tmp));
 	if ((rv = rd_header(&r, LWW_MSG_HEARTBEAT)) != LWW_OK ||
 	    (rv = lww_rd_u64(&r, &tmp.seq)) != LWW_OK ||
-	    (rv = lww_rd_u64(&r, &tmp.hlc)) != LWW_OK ||
-	    (rv = lww_rd_end(&r)) != LWW_OK) {
+	    (rv = lww_rd_u64(&r, &tmp.hlc)) != LWW_OK) {
+		return rv;
+	}
+	if (lww_rd_left(&r) > 0) {
+		const uint8_t *q;
+		if ((rv = lww_rd_bytes(&r, sizeof(tmp.nonce), &q)) != LWW_OK) {
+			return rv;
+		}
+		tmp.proof = 1;
+		memcpy(tmp.nonce, q, sizeof(tmp.nonce));
+	}
+	if ((rv = lww_rd_end(&r)) != LWW_OK) {
 		return rv;
 	}
 	*out = tmp;
@@ -1475,6 +1488,37 @@ lww_graft_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
 	*origin = lww_get_u64le(q);
 	*from = lww_get_u64le(q + 8);
 	*to = lww_get_u64le(q + 16);
+}
+
+lww_err
+lww_hello_encode(lww_buf *b, const uint8_t nonce[LWW_HELLO_NONCE_BYTES])
+{
+	size_t mark = b->len;
+	lww_err rv;
+
+	if ((rv = put_header(b, LWW_MSG_HELLO)) != LWW_OK ||
+	    (rv = lww_buf_put(b, nonce, LWW_HELLO_NONCE_BYTES)) != LWW_OK) {
+		b->len = mark;
+	}
+	return rv;
+}
+
+lww_err
+lww_hello_decode(const uint8_t *p, size_t n,
+                 uint8_t nonce[LWW_HELLO_NONCE_BYTES])
+{
+	const uint8_t *q;
+	lww_rd r;
+	lww_err rv;
+
+	lww_rd_init(&r, p, n);
+	if ((rv = rd_header(&r, LWW_MSG_HELLO)) != LWW_OK ||
+	    (rv = lww_rd_bytes(&r, LWW_HELLO_NONCE_BYTES, &q)) != LWW_OK ||
+	    (rv = lww_rd_end(&r)) != LWW_OK) {
+		return rv;
+	}
+	memcpy(nonce, q, LWW_HELLO_NONCE_BYTES);
+	return LWW_OK;
 }
 
 lww_err

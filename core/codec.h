@@ -13,7 +13,8 @@
  * Layouts (integers little-endian; "v" is a uvarint; "lb" is v + bytes):
  *   entry    flags:u8 hlc:u64 node:u64 key:lb [val:lb unless tombstone]
  *   batch    ver type=BATCH seq:u64 count:u32 entry*count
- *   hbeat    ver type=HEARTBEAT seq:u64 hlc:u64
+ *   hbeat    ver type=HEARTBEAT seq:u64 hlc:u64 [nonce:16]
+ *   hello    ver type=HELLO nonce:16
  *   ihave    ver type=IHAVE count:u32 (origin:u64 seq:u64)*count
  *   prune    ver type=PRUNE
  *   graft    ver type=GRAFT count:u32 (origin:u64 from:u64 to:u64)*count
@@ -59,6 +60,7 @@ enum lww_msg_type {
 	LWW_MSG_PRUNE = 0x04,
 	LWW_MSG_GRAFT = 0x05,
 	LWW_MSG_BUNDLE = 0x06,
+	LWW_MSG_HELLO = 0x07,
 	/* 0x10..0x1f: anti-entropy repair */
 	LWW_MSG_TREE_REQ = 0x10,
 	LWW_MSG_TREE_REP = 0x11,
@@ -130,10 +132,17 @@ lww_err lww_batch_add(lww_buf *b, const lww_entry *e);
 uint32_t lww_batch_count(const lww_buf *b);
 lww_err lww_batch_decode(const uint8_t *p, size_t n, lww_batch *out);
 
-/* Heartbeat: a node's latest batch sequence and clock, once a second. */
+/* Heartbeat: a node's latest batch sequence and clock, once a second to
+ * every neighbour, signed (in an envelope). One with proof set answers
+ * the HELLO its receiver sent on that connection: it carries the
+ * receiver's nonce, so a heartbeat recorded elsewhere and replayed does
+ * not make a connection pass for a trusted node (gossip.c). */
+#define LWW_HELLO_NONCE_BYTES 16
 typedef struct lww_heartbeat {
 	uint64_t seq;
 	uint64_t hlc;
+	int proof;
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
 } lww_heartbeat;
 
 lww_err lww_heartbeat_encode(lww_buf *b, const lww_heartbeat *hb);
@@ -174,6 +183,12 @@ void lww_graft_at(const lww_link_recs *r, uint32_t i, uint64_t *origin,
                   uint64_t *from, uint64_t *to);
 /* Records in a message under construction (IHAVE, GRAFT, BUNDLE). */
 uint32_t lww_link_count(const lww_buf *b);
+/* HELLO: the first message on every new gossip connection, unsigned: "to
+ * be taken for a trusted node here, send a heartbeat with this nonce". */
+lww_err lww_hello_encode(lww_buf *b,
+                         const uint8_t nonce[LWW_HELLO_NONCE_BYTES]);
+lww_err lww_hello_decode(const uint8_t *p, size_t n,
+                         uint8_t nonce[LWW_HELLO_NONCE_BYTES]);
 lww_err lww_prune_encode(lww_buf *b);
 lww_err lww_prune_decode(const uint8_t *p, size_t n);
 

@@ -18,6 +18,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    reenc_batch,     reenc_heartbeat, reenc_request,  reenc_reply,
 	    reenc_tree_req,  reenc_tree_rep,  reenc_leaf_req, reenc_leaf_rep,
 	    reenc_clock_req, reenc_clock_rep, reenc_push_req, reenc_push_rep,
+	    reenc_hello,
 	};
 	lww_buf b = LWW_BUF_INIT;
 	uint8_t type;

@@ -77,9 +77,15 @@ main(int argc, char **argv)
 	lww_batch_add(&b, &e1);
 	lww_batch_add(&b, &e2);
 	putb("decode", "batch", &b);
-	lww_heartbeat hb = {7, e1.hlc};
+	lww_heartbeat hb = {.seq = 7, .hlc = e1.hlc};
 	lww_heartbeat_encode(&b, &hb);
 	putb("decode", "heartbeat", &b);
+	hb.proof = 1;
+	memset(hb.nonce, 0xab, sizeof(hb.nonce));
+	lww_heartbeat_encode(&b, &hb);
+	putb("decode", "heartbeat_proof", &b);
+	lww_hello_encode(&b, hb.nonce);
+	putb("decode", "hello", &b);
 	lww_clock_req_encode(&b, 1795450000000);
 	putb("decode", "clock_req", &b);
 	{

@@ -3,10 +3,15 @@
  *
  * The link. One NNG pair1 socket in polyamorous mode listens on --gossip
  * and dials every --peer; every connection (a pipe) carries messages both
- * ways, so a node that only dials out (behind NAT) is a full member. A
- * neighbour is known by the signed heartbeat it sends on connecting and
- * every second; heartbeats are never relayed. Until then a pipe gets only
- * our heartbeat, and its link messages are ignored (batches it sends are
+ * ways, so a node that only dials out (behind NAT) is a full member. Each
+ * side opens a connection with a HELLO carrying a random nonce, and a
+ * neighbour is known by the signed heartbeat that answers it (the nonce
+ * inside the signature); after that a heartbeat every second keeps it
+ * known, from that node only. So a heartbeat recorded elsewhere and
+ * replayed proves nothing (an active man in the middle that passes both
+ * sides' messages on is not stopped: that needs TLS); heartbeats are
+ * never relayed. Until then a pipe gets only our HELLO, proof and
+ * heartbeats, and its link messages are ignored (batches it sends are
  * still taken: their origin's signature is their proof).
  *
  * Relaying (Leitao, Pereira, Rodrigues: "Epidemic broadcast trees", 2007;
@@ -42,6 +47,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "limits.h"
 #include "lwwd.h"
@@ -79,8 +86,16 @@ typedef struct neighbour {
 	/* A second connection to a node we have one with (both dialled):
 	 * it carries only heartbeats; the link is the primary's. */
 	int shadow;
-	int hello; /* owes our heartbeat */
-	int prune; /* owes a PRUNE */
+	/* Who it is, proved once per connection: each side opens with a
+	 * HELLO carrying a random nonce, and is known only by a signed
+	 * heartbeat that carries that nonce back. A heartbeat recorded on
+	 * another connection and replayed here proves nothing. */
+	int hello;      /* owes our HELLO */
+	int owes_proof; /* owes a heartbeat answering its HELLO */
+	int asked;      /* its HELLO came (a later one is ignored) */
+	uint8_t challenge[LWW_HELLO_NONCE_BYTES]; /* sent in our HELLO */
+	uint8_t answer[LWW_HELLO_NONCE_BYTES];    /* from its HELLO */
+	int prune;                                /* owes a PRUNE */
 	uint64_t last_ms;
 	lww_buf bundle; /* messages to it, not yet sent */
 	lww_buf ihave;  /* lazy announcements to it */
@@ -605,8 +620,34 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 	}
 	atomic_fetch_add(&d->stats.heartbeats_received, 1);
 	pthread_mutex_lock(&g->mtx);
-	if ((nb = nb_find(g, pipe)) != NULL) {
+	if ((nb = nb_find(g, pipe)) == NULL) {
+		pthread_mutex_unlock(&g->mtx); /* the connection is gone */
+		return;
+	}
+	{
+		if (nb->node == 0 &&
+		    (!hb.proof || memcmp(hb.nonce, nb->challenge,
+		                         sizeof(nb->challenge)) != 0)) {
+			/* Not (yet) the answer to our HELLO here: a plain
+			 * heartbeat before the proof, or one recorded
+			 * elsewhere and replayed. */
+			pthread_mutex_unlock(&g->mtx);
+			if (hb.proof) {
+				reject(&d->stats.rejected_unproven, "unproven",
+				       who.name);
+			}
+			return;
+		}
 		if (nb->node != who.node) {
+			if (nb->node != 0) {
+				/* Another node's heartbeat on a connection
+				 * proved to be one node's: relayed or
+				 * replayed, never its contact. */
+				pthread_mutex_unlock(&g->mtx);
+				reject(&d->stats.rejected_unproven, "unproven",
+				       who.name);
+				return;
+			}
 			lwwd_log(LWWD_LOG_INFO, "neighbour_up",
 			         "name=%s node=%016llx url=%s direction=%s",
 			         who.name, (unsigned long long) who.node,
@@ -845,6 +886,24 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		reject(&d->stats.rejected_malformed, "malformed", "unknown");
 		return;
 	}
+	if (type == LWW_MSG_HELLO) {
+		uint8_t nonce[LWW_HELLO_NONCE_BYTES];
+		if (lww_hello_decode(p, n, nonce) != LWW_OK) {
+			reject(&d->stats.rejected_malformed, "malformed",
+			       "hello");
+			return;
+		}
+		pthread_mutex_lock(&g->mtx);
+		if ((nb = nb_find(g, pipe)) != NULL && !nb->asked) {
+			memcpy(nb->answer, nonce, sizeof(nb->answer));
+			nb->asked = 1;
+			nb->owes_proof = 1;
+			g->dirty = 1;
+			lwwd_thr_wake(&g->thr);
+		}
+		pthread_mutex_unlock(&g->mtx);
+		return;
+	}
 	if (type == LWW_MSG_ENVELOPE) {
 		if (n < LWW_ENVELOPE_OVERHEAD + 2 ||
 		    lww_msg_peek(p + 2 + LWW_PK_BYTES,
@@ -1006,6 +1065,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		nb->pipe = p;
 		nb->eager = 1;
 		nb->hello = 1;
+		randombytes_buf(nb->challenge, sizeof(nb->challenge));
 		nb->last_ms = lwwd_mono_ms();
 		if (nng_dialer_id(dl) > 0) {
 			char *url = NULL;
@@ -1176,6 +1236,39 @@ summarise(lwwd_gossip *g, uint64_t own_seq)
 	}
 }
 
+/* Notes the stamp of a heartbeat we sign (g->mtx held): one signed with
+ * our key that is none of the last comes from a clone (own_key). */
+static void
+hb_note_sent(lwwd_gossip *g, uint64_t hlc)
+{
+	g->hb_sent[g->hb_next++ %
+	           (sizeof(g->hb_sent) / sizeof(g->hb_sent[0]))] = hlc;
+}
+
+/* Answers nb's HELLO (g->mtx held): a heartbeat carrying its nonce,
+ * signed for it alone (once per connection). */
+static void
+prove(lwwd_gossip *g, neighbour *nb)
+{
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
+	lww_heartbeat h;
+
+	memset(&h, 0, sizeof(h));
+	h.seq = lwwd_writer_seq(g->d);
+	h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
+	h.proof = 1;
+	memcpy(h.nonce, nb->answer, sizeof(h.nonce));
+	if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
+	    lww_envelope_seal(&g->d->key, hb.p, hb.len, &env) == LWW_OK) {
+		hb_note_sent(g, h.hlc);
+		nb_put(g, nb, env.p, env.len);
+		nb->owes_proof = 0;
+		atomic_fetch_add(&g->d->stats.heartbeats_sent, 1);
+	}
+	lww_buf_fini(&hb);
+	lww_buf_fini(&env);
+}
+
 /* Moves each neighbour's pending messages to its queue (g->mtx held):
  * heartbeat (hb, when it owes one or beat), PRUNE (the encoded prune),
  * GRAFT, IHAVE (on a tick), then its bundle. */
@@ -1185,9 +1278,19 @@ gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
 {
 	for (size_t i = 0; i < g->nnbs; i++) {
 		neighbour *nb = &g->nbs[i];
-		if ((beat || nb->hello) && hb->len > 0) {
+		if (nb->hello) {
+			lww_buf m = LWW_BUF_INIT;
+			if (lww_hello_encode(&m, nb->challenge) == LWW_OK) {
+				nb_put(g, nb, m.p, m.len);
+				nb->hello = 0;
+			}
+			lww_buf_fini(&m);
+		}
+		if (nb->owes_proof) {
+			prove(g, nb);
+		}
+		if (beat && hb->len > 0) {
 			nb_put(g, nb, hb->p, hb->len);
-			nb->hello = 0;
 		}
 		if (nb->prune) {
 			nb_put(g, nb, prune->p, prune->len);
@@ -1237,6 +1340,7 @@ link_main(void *arg)
 		now = now_us / 1000;
 		if (now >= next_beat) {
 			lww_heartbeat h;
+			memset(&h, 0, sizeof(h));
 			h.seq = lwwd_writer_seq(d);
 			h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
 			lww_buf_reset(&hb);
@@ -1246,9 +1350,7 @@ link_main(void *arg)
 			        LWW_OK) {
 				beat = 1;
 				pthread_mutex_lock(&g->mtx);
-				g->hb_sent[g->hb_next++ %
-				           (sizeof(g->hb_sent) /
-				            sizeof(g->hb_sent[0]))] = h.hlc;
+				hb_note_sent(g, h.hlc);
 				pthread_mutex_unlock(&g->mtx);
 				atomic_fetch_add(&d->stats.heartbeats_sent, 1);
 			}

@@ -85,6 +85,7 @@ typedef struct lwwd_stats {
 	_Atomic uint64_t rejected_badsig;
 	_Atomic uint64_t rejected_forged;
 	_Atomic uint64_t rejected_self;
+	_Atomic uint64_t rejected_unproven;
 	_Atomic uint64_t same_key_elsewhere;
 	_Atomic uint64_t entries_drift;
 	_Atomic uint64_t heartbeats_received;

@@ -87,6 +87,8 @@ static const metric metrics[] = {
      "reason=\"forged_node_id\"", "counter", NULL, A(rejected_forged), 1},
     {"rejected", "own_key", "lww_batches_rejected_total", "reason=\"own_key\"",
      "counter", NULL, A(rejected_self), 1},
+    {"rejected", "unproven", "lww_batches_rejected_total",
+     "reason=\"unproven\"", "counter", NULL, A(rejected_unproven), 1},
     {NULL, "same_key_elsewhere", "lww_same_key_elsewhere_total", NULL,
      "counter",
      "Heartbeats signed with this node's key by another process (a cloned "

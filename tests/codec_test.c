@@ -247,19 +247,69 @@ test_oversized_lengths(void **state)
 static void
 test_heartbeat(void **state)
 {
-	lww_heartbeat in = {77, UINT64_C(0x123456789)}, out;
+	lww_heartbeat in = {.seq = 77, .hlc = UINT64_C(0x123456789)}, out;
 	lww_buf b = LWW_BUF_INIT;
 	(void) state;
 
 	assert_ok(lww_heartbeat_encode(&b, &in));
 	assert_ok(lww_heartbeat_decode(b.p, b.len, &out));
 	assert_true(out.seq == 77 && out.hlc == in.hlc);
+	assert_false(out.proof);
 	check_hostile(dec_hb, reenc_heartbeat, &b);
 	/* A heartbeat is not a batch. */
 	{
 		lww_batch bt;
 		assert_err(lww_batch_decode(b.p, b.len, &bt), LWW_EUNKNOWN);
 	}
+	/* One answering a HELLO carries its nonce; a cut inside the nonce
+	 * is refused (the cut right before it is a plain heartbeat, which
+	 * never proves a connection). */
+	lww_buf_reset(&b);
+	in.proof = 1;
+	for (size_t i = 0; i < sizeof(in.nonce); i++) {
+		in.nonce[i] = (uint8_t) (0xa0 + i);
+	}
+	assert_ok(lww_heartbeat_encode(&b, &in));
+	assert_int_equal(b.len, 18 + LWW_HELLO_NONCE_BYTES);
+	assert_ok(lww_heartbeat_decode(b.p, b.len, &out));
+	assert_true(out.proof && out.seq == 77 &&
+	            memcmp(out.nonce, in.nonce, sizeof(in.nonce)) == 0);
+	{
+		lww_buf rb = LWW_BUF_INIT;
+		assert_int_equal(reenc_heartbeat(b.p, b.len, &rb), REENC_SAME);
+		lww_buf_fini(&rb);
+	}
+	for (size_t n = 19; n < b.len; n++) {
+		assert_true(dec_exact(dec_hb, b.p, n) != LWW_OK);
+	}
+	assert_ok(lww_buf_put_u8(&b, 0));
+	assert_err(lww_heartbeat_decode(b.p, b.len, &out), LWW_EPROTO);
+	lww_buf_fini(&b);
+}
+
+static lww_err
+dec_hello(const uint8_t *p, size_t n)
+{
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
+	return lww_hello_decode(p, n, nonce);
+}
+
+static void
+test_hello(void **state)
+{
+	uint8_t in[LWW_HELLO_NONCE_BYTES], out[LWW_HELLO_NONCE_BYTES];
+	lww_buf b = LWW_BUF_INIT;
+	(void) state;
+
+	for (size_t i = 0; i < sizeof(in); i++) {
+		in[i] = (uint8_t) (i * 7 + 1);
+	}
+	assert_ok(lww_hello_encode(&b, in));
+	assert_int_equal(b.len, 2 + LWW_HELLO_NONCE_BYTES);
+	assert_ok(lww_hello_decode(b.p, b.len, out));
+	assert_memory_equal(in, out, sizeof(in));
+	check_hostile(dec_hello, reenc_hello, &b);
+	assert_err(lww_prune_decode(b.p, b.len), LWW_EUNKNOWN);
 	lww_buf_fini(&b);
 }
 
@@ -279,7 +329,7 @@ test_link(void **state)
 {
 	lww_buf b = LWW_BUF_INIT, g = LWW_BUF_INIT, u = LWW_BUF_INIT;
 	lww_buf hb = LWW_BUF_INIT;
-	lww_heartbeat h = {9, 10};
+	lww_heartbeat h = {.seq = 9, .hlc = 10};
 	lww_link_recs r;
 	uint64_t o, s, f, to;
 	uint64_t seq;
@@ -868,6 +918,7 @@ main(void)
 	    cmocka_unit_test(test_oversized_lengths),
 	    cmocka_unit_test(test_heartbeat),
 	    cmocka_unit_test(test_link),
+	    cmocka_unit_test(test_hello),
 	    cmocka_unit_test(test_clock_probes),
 	    cmocka_unit_test(test_requests),
 	    cmocka_unit_test(test_load_request),

@@ -79,6 +79,20 @@ reenc_heartbeat(const uint8_t *p, size_t n, lww_buf *b)
 }
 
 static inline reenc_result
+reenc_hello(const uint8_t *p, size_t n, lww_buf *b)
+{
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
+	if (lww_hello_decode(p, n, nonce) != LWW_OK) {
+		return REENC_REFUSED;
+	}
+	lww_buf_reset(b);
+	if (lww_hello_encode(b, nonce) != LWW_OK) {
+		return REENC_DIFFERS;
+	}
+	return reenc_same(b, p, n);
+}
+
+static inline reenc_result
 reenc_request(const uint8_t *p, size_t n, lww_buf *b)
 {
 	lww_req q;

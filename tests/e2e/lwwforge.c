@@ -36,6 +36,14 @@
  *            are capped below the size of an entry it holds); it knows
  *            no push-pull request, as an lwwd from before them
  *
+ * As a trusted neighbour: lwwforge link URL KEYFILE FILE dials a node's
+ * --gossip, answers its HELLO with a heartbeat signed by KEYFILE (which
+ * the trust file lists), sends FILE's bytes as one message, prints
+ * "sent" and stays connected until stdin closes (at most 30 s).
+ * As a recorder: lwwforge record URL NONCE_HEX OUT dials a node's
+ * --gossip, sends a HELLO with that nonce and writes the node's signed
+ * heartbeat answering it to OUT (to replay it elsewhere).
+ *
  * As a repair asker: lwwforge push URL KEYFILE sends one signed PUSH_REQ
  * to a node's --sync URL with two entries, forge-push/own=x stamped with
  * KEYFILE's node id and forge-push/other=x stamped with another id, and
@@ -46,8 +54,9 @@
  * --gossip) and listens on LISTEN_URL (a downstream node's --peer). Every
  * 200 ms it sends its own heartbeat, signed by KEYFILE (which the trust
  * file lists, so the nodes take it for a neighbour), on every pipe, and
- * it forwards each message received from upstream to every downstream
- * pipe, until it is killed:
+ * answers each pipe's HELLO with a heartbeat carrying its nonce; it
+ * forwards each message received from upstream (but the upstream node's
+ * own HELLO and heartbeats) to every downstream pipe, until it is killed:
  *   pass       unchanged; what downstream sends is dropped
  *   tamper     every BATCH (alone or in a BUNDLE) has one byte of its
  *              first entry's value flipped (the payload, not the
@@ -429,40 +438,253 @@ is_batch(const uint8_t *p, size_t n)
 	       type == LWW_MSG_BATCH;
 }
 
-/* MODE dropfirst: the message without the first batch the relay sees
- * (alone, or taken out of a BUNDLE), into out; 0 when nothing is left to
- * send. *dropped says whether that batch has gone by. */
+/* Whether p is a signed HEARTBEAT (a node's own: a relay never passes
+ * one on, as a node never does). */
 static int
-drop_first(const uint8_t *p, size_t n, int *dropped, lww_buf *out)
+is_heartbeat(const uint8_t *p, size_t n)
 {
-	lww_link_recs r;
-	const uint8_t *m;
-	size_t mn, off = 0;
+	lww_envelope env;
 	uint8_t type;
 
+	return lww_envelope_open(p, n, NULL, &env) == LWW_OK &&
+	       lww_msg_peek(env.payload, env.plen, &type) == LWW_OK &&
+	       type == LWW_MSG_HEARTBEAT;
+}
+
+/* What the relay passes on of a message (alone, or the messages of a
+ * BUNDLE), as a bundle into out; 0 when nothing is left to send. Never
+ * the sender's HELLO (its nonce goes to hello, *asked set: the relay
+ * answers it itself) nor its heartbeats; with drop set, not the first
+ * batch the relay sees (MODE dropfirst; *dropped says whether it has gone
+ * by). */
+static int
+pass_on(const uint8_t *p, size_t n, int drop, int *dropped, lww_buf *out,
+        uint8_t hello[LWW_HELLO_NONCE_BYTES], int *asked)
+{
+	lww_link_recs r;
+	const uint8_t *m = p;
+	size_t mn = n, off = 0;
+	uint8_t type;
+	int bundle, first = 1;
+
 	lww_buf_reset(out);
-	if (*dropped) {
-		return lww_buf_put(out, p, n) == LWW_OK;
-	}
-	if (lww_msg_peek(p, n, &type) != LWW_OK || type != LWW_MSG_BUNDLE ||
-	    lww_bundle_decode(p, n, &r) != LWW_OK) {
-		if (is_batch(p, n)) {
-			*dropped = 1;
-			return 0;
-		}
-		return lww_buf_put(out, p, n) == LWW_OK;
-	}
+	bundle = lww_msg_peek(p, n, &type) == LWW_OK &&
+	         type == LWW_MSG_BUNDLE &&
+	         lww_bundle_decode(p, n, &r) == LWW_OK;
 	if (lww_bundle_begin(out) != LWW_OK) {
 		return 0;
 	}
-	while (lww_bundle_next(&r, &off, &m, &mn)) {
-		if (!*dropped && is_batch(m, mn)) {
+	while (bundle ? lww_bundle_next(&r, &off, &m, &mn) : first) {
+		first = 0;
+		if (lww_hello_decode(m, mn, hello) == LWW_OK) {
+			*asked = 1;
+		} else if (is_heartbeat(m, mn)) {
+			continue;
+		} else if (drop && !*dropped && is_batch(m, mn)) {
 			*dropped = 1;
-		} else if (lww_bundle_add(out, m, mn) != LWW_OK) {
+		} else if (mn < 2 || lww_bundle_add(out, m, mn) != LWW_OK) {
 			return 0;
 		}
 	}
 	return lww_link_count(out) > 0;
+}
+
+/* Sends p to one pipe; never blocks. */
+static void
+send_pipe(nng_socket s, nng_pipe to, const uint8_t *p, size_t n)
+{
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, 0) != 0) {
+		return;
+	}
+	if (nng_msg_append(m, p, n) != 0) {
+		nng_msg_free(m);
+		return;
+	}
+	nng_msg_set_pipe(m, to);
+	if (nng_sendmsg(s, m, NNG_FLAG_NONBLOCK) != 0) {
+		nng_msg_free(m);
+	}
+}
+
+/* A heartbeat signed by k into env; one answering a HELLO (its nonce)
+ * when nonce is not NULL. 1 when done. */
+static int
+relay_heartbeat(const lww_key *k, const uint8_t *nonce, lww_buf *hb,
+                lww_buf *env)
+{
+	lww_heartbeat h;
+
+	memset(&h, 0, sizeof(h));
+	h.hlc = lww_hlc_make(now_ms(), 0);
+	if (nonce != NULL) {
+		h.proof = 1;
+		memcpy(h.nonce, nonce, sizeof(h.nonce));
+	}
+	lww_buf_reset(hb);
+	lww_buf_reset(env);
+	return lww_heartbeat_encode(hb, &h) == LWW_OK &&
+	       lww_envelope_seal(k, hb->p, hb->len, env) == LWW_OK;
+}
+
+/* Finds, in a message (alone or in a BUNDLE) from a node, its HELLO (its
+ * nonce into hello) and its heartbeat answering ours (a copy of the
+ * envelope into proof). */
+static void
+scan_link(const uint8_t *p, size_t n, uint8_t hello[LWW_HELLO_NONCE_BYTES],
+          int *asked, lww_buf *proof)
+{
+	lww_link_recs r;
+	const uint8_t *m = p;
+	size_t mn = n, off = 0;
+	uint8_t type;
+	int bundle, first = 1;
+
+	bundle = lww_msg_peek(p, n, &type) == LWW_OK &&
+	         type == LWW_MSG_BUNDLE &&
+	         lww_bundle_decode(p, n, &r) == LWW_OK;
+	while (bundle ? lww_bundle_next(&r, &off, &m, &mn) : first) {
+		lww_envelope env;
+		lww_heartbeat hb;
+
+		first = 0;
+		if (lww_hello_decode(m, mn, hello) == LWW_OK) {
+			*asked = 1;
+		} else if (proof != NULL &&
+		           lww_envelope_open(m, mn, NULL, &env) == LWW_OK &&
+		           lww_heartbeat_decode(env.payload, env.plen, &hb) ==
+		               LWW_OK &&
+		           hb.proof) {
+			lww_buf_reset(proof);
+			(void) lww_buf_put(proof, m, mn);
+		}
+	}
+}
+
+/* lwwforge link URL KEYFILE FILE: see the top of the file. */
+static int
+link_main(const char *url, const char *keyfile, const char *file)
+{
+	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT, msg = LWW_BUF_INIT;
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
+	uint64_t until = now_ms() + 10000;
+	int asked = 0, rc = 1;
+	char buf[4096];
+	size_t got;
+	nng_socket s;
+	lww_key k;
+	FILE *f;
+
+	if (lww_key_load(keyfile, &k) != LWW_OK) {
+		fprintf(stderr, "lwwforge: cannot load key %s\n", keyfile);
+		return 1;
+	}
+	if ((f = fopen(file, "rb")) == NULL) {
+		fprintf(stderr, "lwwforge: cannot read %s\n", file);
+		return 1;
+	}
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0) {
+		(void) lww_buf_put(&msg, (const uint8_t *) buf, got);
+	}
+	fclose(f);
+	if (nng_pair1_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot dial %s\n", url);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 100);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
+	while (!asked && now_ms() < until) {
+		nng_msg *m;
+		if (nng_recvmsg(s, &m, 0) == 0) {
+			scan_link(nng_msg_body(m), nng_msg_len(m), nonce,
+			          &asked, NULL);
+			nng_msg_free(m);
+		}
+	}
+	if (asked && relay_heartbeat(&k, nonce, &hb, &env) &&
+	    nng_send(s, env.p, env.len, 0) == 0 &&
+	    nng_send(s, msg.p, msg.len, 0) == 0) {
+		printf("sent\n");
+		fflush(stdout);
+		rc = 0;
+		/* Stays connected until stdin closes (at most 30 s), taking
+		 * what the node sends, so the message is read on a live
+		 * connection. */
+		for (until = now_ms() + 30000; now_ms() < until;) {
+			struct pollfd pfd = {.fd = STDIN_FILENO,
+			                     .events = POLLIN};
+			nng_msg *m;
+			if (poll(&pfd, 1, 0) > 0 &&
+			    read(STDIN_FILENO, buf, sizeof(buf)) <= 0) {
+				break;
+			}
+			if (nng_recvmsg(s, &m, 0) == 0) {
+				nng_msg_free(m);
+			}
+		}
+	} else {
+		fprintf(stderr, "lwwforge: no HELLO from %s\n", url);
+	}
+	nng_close(s);
+	lww_key_wipe(&k);
+	lww_buf_fini(&hb);
+	lww_buf_fini(&env);
+	lww_buf_fini(&msg);
+	return rc;
+}
+
+/* lwwforge record URL NONCE_HEX OUT: see the top of the file. */
+static int
+record_main(const char *url, const char *hex, const char *out)
+{
+	lww_buf hello = LWW_BUF_INIT, proof = LWW_BUF_INIT;
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES], theirs[LWW_HELLO_NONCE_BYTES];
+	uint64_t until = now_ms() + 10000;
+	int asked = 0, rc = 1;
+	nng_socket s;
+	FILE *f;
+
+	if (strlen(hex) != 2 * sizeof(nonce) ||
+	    sodium_hex2bin(nonce, sizeof(nonce), hex, strlen(hex), NULL, NULL,
+	                   NULL) != 0) {
+		fprintf(stderr, "lwwforge: NONCE_HEX is %zu hex digits\n",
+		        2 * sizeof(nonce));
+		return 2;
+	}
+	if (lww_hello_encode(&hello, nonce) != LWW_OK ||
+	    nng_pair1_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot dial %s\n", url);
+		return 1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 100);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
+	if (nng_send(s, hello.p, hello.len, 0) != 0) {
+		fprintf(stderr, "lwwforge: cannot send to %s\n", url);
+		nng_close(s);
+		return 1;
+	}
+	while (proof.len == 0 && now_ms() < until) {
+		nng_msg *m;
+		if (nng_recvmsg(s, &m, 0) == 0) {
+			scan_link(nng_msg_body(m), nng_msg_len(m), theirs,
+			          &asked, &proof);
+			nng_msg_free(m);
+		}
+	}
+	if (proof.len > 0 && (f = fopen(out, "wb")) != NULL) {
+		rc = fwrite(proof.p, 1, proof.len, f) == proof.len &&
+		             fclose(f) == 0
+		         ? 0
+		         : 1;
+	} else {
+		fprintf(stderr, "lwwforge: no answer to the HELLO from %s\n",
+		        url);
+	}
+	nng_close(s);
+	lww_buf_fini(&hello);
+	lww_buf_fini(&proof);
+	return rc;
 }
 
 static int
@@ -475,7 +697,8 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 	nng_socket s;
 	lww_key k;
 	uint64_t last_hb = 0;
-	int tampering, dropping, dropped = 0;
+	int tampering, dropping, dropped = 0, up, asked, more;
+	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
 
 	if (strcmp(mode, "tamper") != 0 && strcmp(mode, "pass") != 0 &&
 	    strcmp(mode, "dropfirst") != 0) {
@@ -503,14 +726,8 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 		int rv;
 
 		if (now_ms() - last_hb >= 200) {
-			lww_heartbeat h = {.seq = 0,
-			                   .hlc = lww_hlc_make(now_ms(), 0)};
 			last_hb = now_ms();
-			lww_buf_reset(&hb);
-			lww_buf_reset(&env);
-			if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
-			    lww_envelope_seal(&k, hb.p, hb.len, &env) ==
-			        LWW_OK) {
+			if (relay_heartbeat(&k, NULL, &hb, &env)) {
 				send_all(s, env.p, env.len, 0, 0);
 			}
 		}
@@ -521,23 +738,23 @@ relay_main(const char *listen, const char *upstream, const char *keyfile,
 		if (rv != 0) {
 			break;
 		}
-		if (nng_dialer_id(nng_pipe_dialer(nng_msg_get_pipe(m))) ==
-		    nng_dialer_id(dl)) {
-			if (tampering) {
-				tamper(nng_msg_body(m), nng_msg_len(m));
-			}
-			if (!dropping) {
-				send_all(s, nng_msg_body(m), nng_msg_len(m),
-				         nng_listener_id(l), 0);
-			} else if (drop_first(nng_msg_body(m), nng_msg_len(m),
-			                      &dropped, &out)) {
-				send_all(s, out.p, out.len, nng_listener_id(l),
-				         0);
-			}
-		} else if (dropping) {
+		up = nng_dialer_id(nng_pipe_dialer(nng_msg_get_pipe(m))) ==
+		     nng_dialer_id(dl);
+		if (up && tampering) {
+			tamper(nng_msg_body(m), nng_msg_len(m));
+		}
+		asked = 0;
+		more = pass_on(nng_msg_body(m), nng_msg_len(m), up && dropping,
+		               &dropped, &out, nonce, &asked);
+		if (asked && relay_heartbeat(&k, nonce, &hb, &env)) {
+			/* Known by its own key on every connection. */
+			send_pipe(s, nng_msg_get_pipe(m), env.p, env.len);
+		}
+		if (more && up) {
+			send_all(s, out.p, out.len, nng_listener_id(l), 0);
+		} else if (more && dropping) {
 			/* Grafts and announcements go back up. */
-			send_all(s, nng_msg_body(m), nng_msg_len(m), 0,
-			         nng_dialer_id(dl));
+			send_all(s, out.p, out.len, 0, nng_dialer_id(dl));
 		}
 		nng_msg_free(m);
 	}
@@ -633,6 +850,18 @@ main(int argc, char **argv)
 		}
 		return relay_main(argv[2], argv[3], argv[4], argv[5]);
 	}
+	if (argc == 5 && strcmp(argv[1], "link") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return link_main(argv[2], argv[3], argv[4]);
+	}
+	if (argc == 5 && strcmp(argv[1], "record") == 0) {
+		if (sodium_init() < 0) {
+			return 1;
+		}
+		return record_main(argv[2], argv[3], argv[4]);
+	}
 	if (argc == 4 && strcmp(argv[1], "push") == 0) {
 		if (sodium_init() < 0) {
 			return 1;
@@ -647,7 +876,9 @@ main(int argc, char **argv)
 		                "       lwwforge sync URL KEYFILE stuck\n"
 		                "       lwwforge relay LISTEN_URL UPSTREAM_URL "
 		                "KEYFILE tamper|pass|dropfirst\n"
-		                "       lwwforge push URL KEYFILE\n");
+		                "       lwwforge push URL KEYFILE\n"
+		                "       lwwforge link URL KEYFILE FILE\n"
+		                "       lwwforge record URL NONCE_HEX OUT\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

@@ -12,8 +12,8 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import (ClusterTest, gossip, start_links,  # noqa: E402
-                     wait_until)
+from lwwtest import (LWWFORGE, ClusterTest, ctl, gossip,  # noqa: E402
+                     start_links, wait_until)
 
 
 def send_link(c, node, name, data, wait=1):
@@ -155,56 +155,86 @@ class HostileLink(ClusterTest):
         self.assertEqual(n1.ctl("add", "back", "2").rc, 0)
         wait_until(lambda: n2.lookup("back") == "2", what="gossip back")
 
-    def test_replayed_heartbeat_and_false_announcement(self):
-        # A stranger records n2's heartbeat (n2 greets every connection
-        # with it), presents it to n1 as if it were n2, and announces a
-        # batch of n2 far beyond anything n2 sent. n1 grafts it, gets
-        # nothing, and gives up: passing over only what it has seen of
-        # n2, so n2's next batches still arrive by gossip (repair is off).
+    def test_replayed_heartbeat_proves_nothing(self):
+        # A stranger sends n2 a HELLO, records the signed heartbeat n2
+        # answers it with, and presents it to n1 as if it were n2, with an
+        # announcement of a batch of n2 far beyond anything n2 sent. n1
+        # sent that connection a nonce of its own, so the heartbeat is
+        # refused (counted), the connection stays a stranger's, and the
+        # announcement is ignored: nothing is grafted. (Before HELLO, a
+        # replayed heartbeat made the stranger n2's neighbour.)
         c = self.cluster(2, extra=["--repair-interval", "0"])
         c.start()
         n1, n2 = c.nodes
         self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
         wait_until(lambda: n1.lookup("before") == "1", what="gossip")
-        # (it keeps receiving n2's heartbeats: stopped after a moment;
-        # the first message is the greeting)
-        rec = subprocess.Popen(["nngcat", "--pair1", "--dial", n2.gossip,
-                                "--raw"], stdout=subprocess.PIPE)
-        time.sleep(1.5)
-        rec.kill()
-        p = rec.communicate()[0]
-        hb = None
-        if len(p) >= 6 and p[1] == 0x06:  # a bundle: count, (len, msg)*
-            off = 6
-            while off + 4 <= len(p) and hb is None:
-                n = int.from_bytes(p[off:off + 4], "little")
-                m = p[off + 4:off + 4 + n]
-                if len(m) > 36 and m[1] == 0x30 and m[35] == 0x02:
-                    hb = m
-                off += 4 + n
-        self.assertIsNotNone(hb, f"no heartbeat in {p[:80].hex()}")
+        proof = os.path.join(c.dir, "n2.proof")
+        r = subprocess.run([LWWFORGE, "record", n2.gossip, "ab" * 16, proof],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(proof, "rb") as f:
+            hb = f.read()
         origin = int(n2.stats()["node"], 16)
-        ihave = (bytes.fromhex("0103" "01000000") +
-                 origin.to_bytes(8, "little") +
-                 (1 << 62).to_bytes(8, "little"))
         bundle = (bytes.fromhex("0106" "02000000") +
                   len(hb).to_bytes(4, "little") + hb +
-                  len(ihave).to_bytes(4, "little") + ihave)
-        send_link(c, n1, "poison", bundle, wait=3)
-        # Three grafts 500 ms apart, then n1 gives up on the claim.
-        wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
-                   what="n1 asks for the announced batch")
-        time.sleep(2)  # the give-up and the repair round it starts
-        fetched = n1.stats()["repair"]["keys_fetched"]
-        delivered = gossip(n1)["delivered"]
-        for i in range(3):
-            self.assertEqual(n2.ctl("add", f"after{i}", "2").rc, 0)
-        wait_until(lambda: n1.lookup("after2") == "2", timeout=15,
-                   what="n2's later writes on n1")
-        # ... by gossip, not by a repair round.
-        self.assertGreaterEqual(gossip(n1)["delivered"], delivered + 3)
-        self.assertEqual(n1.stats()["repair"]["keys_fetched"], fetched)
+                  len(ihave(origin)).to_bytes(4, "little") + ihave(origin))
+        before = gossip(n1)
+        send_link(c, n1, "replay", bundle, wait=2)
+        wait_until(lambda: n1.stats()["rejected"]["unproven"] >= 1,
+                   what="the replayed heartbeat refused")
+        time.sleep(1)  # a graft would go out 100 ms after the claim
+        after = gossip(n1)
+        self.assertEqual(after["grafts_sent"], before["grafts_sent"])
+        self.assertEqual(after["neighbours"], 1)
+        self.assertEqual(n2.ctl("add", "after", "2").rc, 0)
+        wait_until(lambda: n1.lookup("after") == "2", what="gossip")
 
+    def test_false_announcement_is_given_up(self):
+        # A trusted neighbour (lwwforge, proving its own key) announces a
+        # batch of n2 far beyond anything n2 sent. n1 grafts it, gets
+        # nothing, and gives up: passing over only what it has seen of
+        # n2, so n2's next batches still arrive by gossip (repair is off).
+        c = self.cluster(2, extra=["--repair-interval", "0"])
+        key = os.path.join(c.dir, "liar.key")
+        r = ctl("keygen", key)
+        self.assertEqual(r.rc, 0, r)
+        with open(c.trustfile, "a") as f:
+            f.write(f"liar {r.out.strip()}\n")
+        c.start()
+        n1, n2 = c.nodes
+        self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
+        wait_until(lambda: n1.lookup("before") == "1", what="gossip")
+        claim = os.path.join(c.dir, "claim")
+        with open(claim, "wb") as f:
+            f.write(ihave(int(n2.stats()["node"], 16)))
+        liar = subprocess.Popen([LWWFORGE, "link", n1.gossip, key, claim],
+                                stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(liar.stdout.readline(), b"sent\n")
+            # Three grafts 500 ms apart, then n1 gives up on the claim.
+            wait_until(lambda: gossip(n1)["grafts_sent"] >= 3, timeout=15,
+                       what="n1 asks for the announced batch")
+            time.sleep(2)  # the give-up and the repair round it starts
+            fetched = n1.stats()["repair"]["keys_fetched"]
+            delivered = gossip(n1)["delivered"]
+            for i in range(3):
+                self.assertEqual(n2.ctl("add", f"after{i}", "2").rc, 0)
+            wait_until(lambda: n1.lookup("after2") == "2", timeout=15,
+                       what="n2's later writes on n1")
+            # ... by gossip, not by a repair round.
+            self.assertGreaterEqual(gossip(n1)["delivered"], delivered + 3)
+            self.assertEqual(n1.stats()["repair"]["keys_fetched"], fetched)
+        finally:
+            liar.stdin.close()
+            liar.wait(timeout=30)
+            liar.stdout.close()
+
+
+def ihave(origin, seq=1 << 62):
+    """An IHAVE: "I hold origin's batches up to seq"."""
+    return (bytes.fromhex("0103" "01000000") + origin.to_bytes(8, "little") +
+            seq.to_bytes(8, "little"))
 
 if __name__ == "__main__":
     import lwwtest
