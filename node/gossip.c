@@ -90,9 +90,10 @@ typedef struct neighbour {
 	 * HELLO carrying a random nonce, and is known only by a signed
 	 * heartbeat that carries that nonce back. A heartbeat recorded on
 	 * another connection and replayed here proves nothing. */
-	int hello;      /* owes our HELLO */
-	int owes_proof; /* owes a heartbeat answering its HELLO */
-	int asked;      /* its HELLO came (a later one is ignored) */
+	int hello;         /* owes our HELLO (again each beat until proved:
+	                   a message to a busy connection can be lost) */
+	int owes_proof;    /* owes a heartbeat answering its latest HELLO */
+	uint64_t proof_ms; /* when we last sent one (one a beat at most) */
 	uint8_t challenge[LWW_HELLO_NONCE_BYTES]; /* sent in our HELLO */
 	uint8_t answer[LWW_HELLO_NONCE_BYTES];    /* from its HELLO */
 	int prune;                                /* owes a PRUNE */
@@ -894,9 +895,10 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			return;
 		}
 		pthread_mutex_lock(&g->mtx);
-		if ((nb = nb_find(g, pipe)) != NULL && !nb->asked) {
+		if ((nb = nb_find(g, pipe)) != NULL) {
+			/* One proof a beat at most, however many HELLOs:
+			 * each costs a signature. */
 			memcpy(nb->answer, nonce, sizeof(nb->answer));
-			nb->asked = 1;
 			nb->owes_proof = 1;
 			g->dirty = 1;
 			lwwd_thr_wake(&g->thr);
@@ -1263,6 +1265,7 @@ prove(lwwd_gossip *g, neighbour *nb)
 		hb_note_sent(g, h.hlc);
 		nb_put(g, nb, env.p, env.len);
 		nb->owes_proof = 0;
+		nb->proof_ms = lwwd_mono_ms();
 		atomic_fetch_add(&g->d->stats.heartbeats_sent, 1);
 	}
 	lww_buf_fini(&hb);
@@ -1278,6 +1281,9 @@ gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
 {
 	for (size_t i = 0; i < g->nnbs; i++) {
 		neighbour *nb = &g->nbs[i];
+		if (beat && nb->node == 0) {
+			nb->hello = 1; /* not proved yet: ask again */
+		}
 		if (nb->hello) {
 			lww_buf m = LWW_BUF_INIT;
 			if (lww_hello_encode(&m, nb->challenge) == LWW_OK) {
@@ -1286,7 +1292,9 @@ gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
 			}
 			lww_buf_fini(&m);
 		}
-		if (nb->owes_proof) {
+		if (nb->owes_proof &&
+		    (nb->proof_ms == 0 ||
+		     lwwd_mono_ms() - nb->proof_ms >= HEARTBEAT_MS)) {
 			prove(g, nb);
 		}
 		if (beat && hb->len > 0) {

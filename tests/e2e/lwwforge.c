@@ -39,7 +39,9 @@
  * As a trusted neighbour: lwwforge link URL KEYFILE FILE dials a node's
  * --gossip, answers its HELLO with a heartbeat signed by KEYFILE (which
  * the trust file lists), sends FILE's bytes as one message, prints
- * "sent" and stays connected until stdin closes (at most 30 s).
+ * "sent" and stays connected until stdin closes (at most 30 s). With
+ * "late" it acts as if the node's first HELLO was lost, and answers the
+ * next one.
  * As a recorder: lwwforge record URL NONCE_HEX OUT dials a node's
  * --gossip, sends a HELLO with that nonce and writes the node's signed
  * heartbeat answering it to OUT (to replay it elsewhere).
@@ -564,7 +566,7 @@ scan_link(const uint8_t *p, size_t n, uint8_t hello[LWW_HELLO_NONCE_BYTES],
 
 /* lwwforge link URL KEYFILE FILE: see the top of the file. */
 static int
-link_main(const char *url, const char *keyfile, const char *file)
+link_main(const char *url, const char *keyfile, const char *file, int skip)
 {
 	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT, msg = LWW_BUF_INIT;
 	uint8_t nonce[LWW_HELLO_NONCE_BYTES];
@@ -600,6 +602,10 @@ link_main(const char *url, const char *keyfile, const char *file)
 			scan_link(nng_msg_body(m), nng_msg_len(m), nonce,
 			          &asked, NULL);
 			nng_msg_free(m);
+			if (asked && skip > 0) {
+				skip--; /* as if that HELLO was lost */
+				asked = 0;
+			}
 		}
 	}
 	if (asked && relay_heartbeat(&k, nonce, &hb, &env) &&
@@ -850,11 +856,12 @@ main(int argc, char **argv)
 		}
 		return relay_main(argv[2], argv[3], argv[4], argv[5]);
 	}
-	if (argc == 5 && strcmp(argv[1], "link") == 0) {
+	if ((argc == 5 || (argc == 6 && strcmp(argv[5], "late") == 0)) &&
+	    strcmp(argv[1], "link") == 0) {
 		if (sodium_init() < 0) {
 			return 1;
 		}
-		return link_main(argv[2], argv[3], argv[4]);
+		return link_main(argv[2], argv[3], argv[4], argc == 6);
 	}
 	if (argc == 5 && strcmp(argv[1], "record") == 0) {
 		if (sodium_init() < 0) {
@@ -877,7 +884,7 @@ main(int argc, char **argv)
 		                "       lwwforge relay LISTEN_URL UPSTREAM_URL "
 		                "KEYFILE tamper|pass|dropfirst\n"
 		                "       lwwforge push URL KEYFILE\n"
-		                "       lwwforge link URL KEYFILE FILE\n"
+		                "       lwwforge link URL KEYFILE FILE [late]\n"
 		                "       lwwforge record URL NONCE_HEX OUT\n");
 		return 2;
 	}

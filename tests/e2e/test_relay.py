@@ -189,6 +189,34 @@ class HostileLink(ClusterTest):
         self.assertEqual(n2.ctl("add", "after", "2").rc, 0)
         wait_until(lambda: n1.lookup("after") == "2", what="gossip")
 
+    def test_a_lost_hello_is_sent_again(self):
+        # A HELLO (or the proof answering it) can be lost on a busy
+        # connection: the node asks again every second until the other
+        # end proves who it is. lwwforge ignores the first HELLO; it is
+        # still taken for the trusted neighbour it is.
+        c = self.cluster(1)
+        key = os.path.join(c.dir, "late.key")
+        r = ctl("keygen", key)
+        self.assertEqual(r.rc, 0, r)
+        with open(c.trustfile, "a") as f:
+            f.write(f"late {r.out.strip()}\n")
+        c.start()
+        n1 = c.nodes[0]
+        claim = os.path.join(c.dir, "claim")
+        with open(claim, "wb") as f:
+            f.write(ihave(0x1234))
+        late = subprocess.Popen([LWWFORGE, "link", n1.gossip, key, claim,
+                                 "late"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(late.stdout.readline(), b"sent\n")
+            wait_until(lambda: gossip(n1)["neighbours"] == 1,
+                       what="n1 knows lwwforge by its second HELLO")
+        finally:
+            late.stdin.close()
+            late.wait(timeout=30)
+            late.stdout.close()
+
     def test_false_announcement_is_given_up(self):
         # A trusted neighbour (lwwforge, proving its own key) announces a
         # batch of n2 far beyond anything n2 sent. n1 grafts it, gets
