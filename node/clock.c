@@ -57,6 +57,12 @@
 /* A failed recovery is retried after 1 s, doubling up to this: each try
  * scans the store and asks every peer. */
 #define REBASE_BACKOFF_MAX_MS 60000
+/* A recovery waits this long for every configured peer to answer before
+ * it keeps the stranded keys a silent one may hold newer writes of at
+ * their stamps: after a power cut the fleet restarts together, and a
+ * peer a second slower than this node must not strand its keys for the
+ * hour its clock ran ahead. */
+#define REBASE_PEER_WAIT_MS 10000
 /* Re-issued keys named one per log line; the rest are counted. */
 #define REISSUE_LOG_MAX 20
 
@@ -94,6 +100,9 @@ struct lwwd_clock {
 	/* A failed recovery's next try (monotonic ms) and the wait before
 	 * it, doubled at each failure (the clock thread's). */
 	uint64_t rebase_due, rebase_backoff;
+	/* When this recovery first found a configured peer silent (0: not
+	 * yet; the clock thread's). */
+	uint64_t rebase_wait_since;
 	/* For the API: what fences, and the figures for its message. */
 	_Atomic int fenced;
 	_Atomic int64_t fence_ms;
@@ -888,6 +897,22 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			}
 		}
 	}
+	if (missing > 0 && a.n > 0) {
+		uint64_t now = lwwd_mono_ms();
+		if (c->rebase_wait_since == 0) {
+			c->rebase_wait_since = now;
+		}
+		if (now - c->rebase_wait_since < REBASE_PEER_WAIT_MS) {
+			lwwd_log(LWWD_LOG_WARN, "clock_rebase_waits",
+			         "peer=%s peers_missing=%zu reason=\"a "
+			         "configured peer did not answer what it holds "
+			         "for this node's stranded keys\" (retrying; "
+			         "after %d s without it the keys stay at their "
+			         "stamps)",
+			         miss_url, missing, REBASE_PEER_WAIT_MS / 1000);
+			goto out;
+		}
+	}
 	for (size_t i = 0; missing > 0 && i < a.n; i++) {
 		if (a.v[i].verdict == V_REISSUE) {
 			a.v[i].verdict = V_UNASKED;
@@ -1031,6 +1056,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	}
 	/* Under the writer's lock: it never publishes its old mark over
 	 * this one (it reads rebase_to and stores hlc_pub under it). */
+	c->rebase_wait_since = 0;
 	pthread_mutex_lock(&c->wmtx);
 	atomic_store(&c->rebase_to, stamp);
 	c->rebase_held = held_max;

@@ -758,6 +758,35 @@ class WrongPeerDuringRecovery(ClusterTest):
 
 @unittest.skipIf(FAKETIME is None, "libfaketime not installed "
                  "(Debian faketime; scripts/deps installs it)")
+class SlowPeer(ClusterTest):
+    def test_a_peer_slower_to_start_does_not_strand_keys(self):
+        # The fleet restarts together (a power cut): n3 starts a few
+        # seconds after n1. n1 recovered at once with n3 silent and kept
+        # its stranded key at its future stamp for the hour its clock had
+        # run ahead (CI's BigRecovery, under load). Now it waits up to
+        # 10 s for every configured peer, and re-issues the key.
+        c = self.cluster(3)
+        n1, n2, n3 = c.nodes
+        clk = skew(c, n1, "+3600")
+        n1.start()
+        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
+        self.assertEqual(n1.stop(), 0)
+        set_clock(clk, "+0")
+        n2.start()
+        n1.start()
+        wait_until(lambda: "event=clock_rebase_waits" in n1.logtext(),
+                   timeout=30, what="n1 waits for n3")
+        n3.start()
+        wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
+                   what="n1 recovers once n3 answers")
+        st = clock(n1)
+        self.assertEqual((st["reissued"], st["unasked"]), (1, 0), st)
+        wait_until(lambda: replicated((n2, n3), "k", "stranded"),
+                   timeout=30, what="the re-issued write replicates")
+
+
+@unittest.skipIf(FAKETIME is None, "libfaketime not installed "
+                 "(Debian faketime; scripts/deps installs it)")
 class BigRecovery(ClusterTest):
     def test_many_stranded_keys_in_a_small_map_recover(self):
         # One LMDB transaction for the whole recovery failed forever on a
