@@ -61,6 +61,18 @@ def skew(c, node, offset):
     return path
 
 
+def written_ahead(c, node, key, value):
+    """Starts node alone with its clock an hour ahead, writes key=value
+    (a write its peers will refuse: stranded), stops it; returns its
+    clock file (set_clock it back before the next start)."""
+    clk = skew(c, node, "+3600")
+    node.start()
+    r = node.ctl("add", key, value)
+    assert r.rc == 0, r
+    assert node.stop() == 0
+    return clk
+
+
 def peer_rows(node):
     """`peers --json` rows of kind "origin" (the trusted nodes), not the
     dialled addresses nor the neighbours on the gossip link."""
@@ -662,10 +674,7 @@ class SilentPeer(ClusterTest):
         # answered; else it is kept at its stamp, exported and reported.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk = skew(c, n1, "+3600")
-        n1.start()
-        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
-        self.assertEqual(n1.stop(), 0)
+        clk = written_ahead(c, n1, "k", "stranded")
         n3.start()  # alone: nobody else learns its write
         self.assertEqual(n3.ctl("add", "k", "newer").rc, 0)
         self.assertEqual(n3.stop(), 0)
@@ -739,11 +748,8 @@ class WrongPeerDuringRecovery(ClusterTest):
         # vote now.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk1 = skew(c, n1, "+3600")
+        clk1 = written_ahead(c, n1, "k", "v")
         clk3 = skew(c, n3, "-1.1")
-        n1.start()
-        self.assertEqual(n1.ctl("add", "k", "v").rc, 0)
-        self.assertEqual(n1.stop(), 0)
         set_clock(clk1, "+0")
         c.start()
         wait_until(lambda: clock(n1)["rebases"] == 1, timeout=30,
@@ -767,11 +773,7 @@ class SlowPeer(ClusterTest):
         # 10 s for every configured peer, and re-issues the key.
         c = self.cluster(3)
         n1, n2, n3 = c.nodes
-        clk = skew(c, n1, "+3600")
-        n1.start()
-        self.assertEqual(n1.ctl("add", "k", "stranded").rc, 0)
-        self.assertEqual(n1.stop(), 0)
-        set_clock(clk, "+0")
+        set_clock(written_ahead(c, n1, "k", "stranded"), "+0")
         n2.start()
         n1.start()
         wait_until(lambda: "event=clock_rebase_waits" in n1.logtext(),
