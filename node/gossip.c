@@ -4,13 +4,16 @@
  * The link. One NNG pair1 socket in polyamorous mode listens on --gossip
  * and dials every --peer; every connection (a pipe) carries messages both
  * ways, so a node that only dials out (behind NAT) is a full member. Each
- * side opens a connection with a HELLO carrying a random nonce, and a
- * neighbour is known by the signed heartbeat that answers it (the nonce
- * inside the signature); after that a heartbeat every second keeps it
- * known, from that node only. So a heartbeat recorded elsewhere and
- * replayed proves nothing (an active man in the middle that passes both
- * sides' messages on is not stopped: that needs TLS); heartbeats are
- * never relayed. Until then a pipe gets only our HELLO, proof and
+ * side opens a connection with a HELLO carrying a random nonce (again
+ * each beat until answered), and a neighbour is known by the signed
+ * heartbeat that answers it (the nonce inside the signature); after that
+ * a heartbeat every second keeps it known, from that node only. The
+ * dialler answers first, the accepting end only once the dialler is
+ * proved (may_prove), so nobody gets a proof by connecting; a heartbeat
+ * recorded elsewhere and replayed proves nothing (a man in the middle on
+ * a dialled address that passes both sides' messages on is not stopped:
+ * that needs TLS). Unproved connections are closed after
+ * UNPROVEN_MAX_MS. Heartbeats are never relayed. Until then a pipe gets only our HELLO, proof and
  * heartbeats, and its link messages are ignored (batches it sends are
  * still taken: their origin's signature is their proof).
  *
@@ -156,7 +159,7 @@ struct lwwd_gossip {
 	size_t deliv_next;
 	/* The stamps of our last heartbeats: one signed with our key that is
 	 * none of them comes from another process with our key. */
-	uint64_t hb_sent[16];
+	uint64_t hb_sent[64];
 	unsigned hb_next;
 	uint64_t same_key_logged_ms;
 };
@@ -656,6 +659,10 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 			         nb->out ? "out" : "in");
 			nb->node = who.node;
 			nb_pick(g, nb);
+			if (nb->owes_proof) {
+				g->dirty = 1; /* our answer may go now */
+				lwwd_thr_wake(&g->thr);
+			}
 		}
 		memcpy(nb->name, who.name, sizeof(nb->name));
 		nb->last_ms = lwwd_mono_ms();
@@ -896,8 +903,8 @@ handle_other(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		}
 		pthread_mutex_lock(&g->mtx);
 		if ((nb = nb_find(g, pipe)) != NULL) {
-			/* One proof a beat at most, however many HELLOs:
-			 * each costs a signature. */
+			/* Answered by send_proofs, one a beat at most,
+			 * and only when may_prove. */
 			memcpy(nb->answer, nonce, sizeof(nb->answer));
 			nb->owes_proof = 1;
 			g->dirty = 1;
@@ -1243,33 +1250,122 @@ summarise(lwwd_gossip *g, uint64_t own_seq)
 static void
 hb_note_sent(lwwd_gossip *g, uint64_t hlc)
 {
-	g->hb_sent[g->hb_next++ %
-	           (sizeof(g->hb_sent) / sizeof(g->hb_sent[0]))] = hlc;
+	size_t n = sizeof(g->hb_sent) / sizeof(g->hb_sent[0]);
+
+	if (g->hb_next > 0 && g->hb_sent[(g->hb_next - 1) % n] == hlc) {
+		return; /* proofs of one millisecond share a stamp */
+	}
+	g->hb_sent[g->hb_next++ % n] = hlc;
 }
 
-/* Answers nb's HELLO (g->mtx held): a heartbeat carrying its nonce,
- * signed for it alone (once per connection). */
-static void
-prove(lwwd_gossip *g, neighbour *nb)
+/* Whether we answer nb's HELLO now (g->mtx held). The dialling end
+ * proves itself first: we answer on a connection we dialled (to an
+ * address our --peer names), and on one we accepted only once the other
+ * end has proved to be a trusted node. Else a stranger could dial two
+ * nodes and pass one's nonce to the other, carrying its proof back; and
+ * any connector could make us sign on demand. Never on a loop to
+ * ourselves. */
+static int
+may_prove(const lwwd_gossip *g, const neighbour *nb)
 {
-	lww_buf hb = LWW_BUF_INIT, env = LWW_BUF_INIT;
-	lww_heartbeat h;
+	return nb->node != g->d->self && (nb->out || nb->node != 0);
+}
 
-	memset(&h, 0, sizeof(h));
-	h.seq = lwwd_writer_seq(g->d);
-	h.hlc = lww_hlc_make(lwwd_now_ms(), 0);
-	h.proof = 1;
-	memcpy(h.nonce, nb->answer, sizeof(h.nonce));
-	if (lww_heartbeat_encode(&hb, &h) == LWW_OK &&
-	    lww_envelope_seal(&g->d->key, hb.p, hb.len, &env) == LWW_OK) {
-		hb_note_sent(g, h.hlc);
-		nb_put(g, nb, env.p, env.len);
+/* Proofs owed (answers to HELLOs, one a beat per connection at most):
+ * collected under g->mtx, signed outside it (the writer's
+ * lwwd_gossip_batch takes g->mtx), then queued to their connections if
+ * they are still there. */
+#define PROOFS_MAX 64
+
+static void
+send_proofs(lwwd_gossip *g)
+{
+	struct {
+		uint32_t pipe;
+		uint8_t nonce[LWW_HELLO_NONCE_BYTES];
+		lww_buf env;
+	} want[PROOFS_MAX];
+	lww_buf hb = LWW_BUF_INIT;
+	uint64_t now = lwwd_mono_ms(), seq, hlc;
+	size_t n = 0;
+
+	pthread_mutex_lock(&g->mtx);
+	for (size_t i = 0; i < g->nnbs && n < PROOFS_MAX; i++) {
+		neighbour *nb = &g->nbs[i];
+		if (!nb->owes_proof || !may_prove(g, nb) ||
+		    (nb->proof_ms != 0 && now - nb->proof_ms < HEARTBEAT_MS)) {
+			continue;
+		}
+		want[n].pipe = (uint32_t) nng_pipe_id(nb->pipe);
+		memcpy(want[n].nonce, nb->answer, sizeof(want[n].nonce));
+		want[n].env = (lww_buf) LWW_BUF_INIT;
+		n++;
 		nb->owes_proof = 0;
-		nb->proof_ms = lwwd_mono_ms();
-		atomic_fetch_add(&g->d->stats.heartbeats_sent, 1);
+		nb->proof_ms = now;
 	}
+	pthread_mutex_unlock(&g->mtx);
+	if (n == 0) {
+		return;
+	}
+	seq = lwwd_writer_seq(g->d);
+	hlc = lww_hlc_make(lwwd_now_ms(), 0);
+	for (size_t i = 0; i < n; i++) {
+		lww_heartbeat h;
+		memset(&h, 0, sizeof(h));
+		h.seq = seq;
+		h.hlc = hlc;
+		h.proof = 1;
+		memcpy(h.nonce, want[i].nonce, sizeof(h.nonce));
+		lww_buf_reset(&hb);
+		if (lww_heartbeat_encode(&hb, &h) != LWW_OK ||
+		    lww_envelope_seal(&g->d->key, hb.p, hb.len, &want[i].env) !=
+		        LWW_OK) {
+			lww_buf_reset(&want[i].env);
+		}
+	}
+	pthread_mutex_lock(&g->mtx);
+	hb_note_sent(g, hlc);
+	for (size_t i = 0; i < n; i++) {
+		neighbour *nb = nb_find(g, want[i].pipe);
+		if (nb != NULL && want[i].env.len > 0) {
+			nb_put(g, nb, want[i].env.p, want[i].env.len);
+			atomic_fetch_add(&g->d->stats.heartbeats_sent, 1);
+			g->dirty = 1;
+		}
+		lww_buf_fini(&want[i].env);
+	}
+	pthread_mutex_unlock(&g->mtx);
 	lww_buf_fini(&hb);
-	lww_buf_fini(&env);
+}
+
+/* Connections still not proved after UNPROVEN_MAX_MS (g->mtx held): up
+ * to max of them into close[], closed by the caller outside the lock. A
+ * trusted node proves itself within a beat or two (HELLO is repeated
+ * every beat); what stays silent is a stranger, or an lwwd from before
+ * HELLO. */
+#define UNPROVEN_MAX_MS 30000
+
+static size_t
+unproven(lwwd_gossip *g, uint64_t now, nng_pipe *close, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < g->nnbs && n < max; i++) {
+		neighbour *nb = &g->nbs[i];
+		if (nb->node == 0 && now - nb->last_ms >= UNPROVEN_MAX_MS) {
+			close[n++] = nb->pipe;
+			nb->last_ms = now; /* once */
+			lwwd_log(LWWD_LOG_INFO, "neighbour_unproven",
+			         "url=%s direction=%s reason=\"it did not "
+			         "answer HELLO with a trusted node's signed "
+			         "heartbeat in %d s: a stranger, or an lwwd "
+			         "from before HELLO (upgrade it)\" (closed)",
+			         nb->url != NULL ? nb->url : "-",
+			         nb->out ? "out" : "in",
+			         UNPROVEN_MAX_MS / 1000);
+		}
+	}
+	return n;
 }
 
 /* Moves each neighbour's pending messages to its queue (g->mtx held):
@@ -1291,11 +1387,6 @@ gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
 				nb->hello = 0;
 			}
 			lww_buf_fini(&m);
-		}
-		if (nb->owes_proof &&
-		    (nb->proof_ms == 0 ||
-		     lwwd_mono_ms() - nb->proof_ms >= HEARTBEAT_MS)) {
-			prove(g, nb);
 		}
 		if (beat && hb->len > 0) {
 			nb_put(g, nb, hb->p, hb->len);
@@ -1339,7 +1430,8 @@ link_main(void *arg)
 	}
 	for (;;) {
 		uint64_t lost[64];
-		size_t nout = 0, nlost = 0;
+		nng_pipe closing[16];
+		size_t nout = 0, nlost = 0, nclose = 0;
 		int beat = 0, tick = 0, paused;
 		uint64_t now_us = lwwd_mono_us(), now;
 
@@ -1364,9 +1456,12 @@ link_main(void *arg)
 			}
 			next_beat = now + HEARTBEAT_MS;
 		}
+		send_proofs(g);
 		pthread_mutex_lock(&g->mtx);
 		if (beat) {
 			summarise(g, lwwd_writer_seq(d));
+			nclose = unproven(g, now, closing,
+			                  sizeof(closing) / sizeof(closing[0]));
 		}
 		if (beat || now >= next_tick ||
 		    (g->tick_soon && now >= last_tick + TICK_MS)) {
@@ -1422,6 +1517,9 @@ link_main(void *arg)
 		}
 		for (size_t i = 0; i < nlost; i++) {
 			d->hooks.loss(d, lost[i]);
+		}
+		for (size_t i = 0; i < nclose; i++) {
+			nng_pipe_close(closing[i]);
 		}
 		if (nout > 0) {
 			last_flush = lwwd_mono_us();

@@ -42,9 +42,12 @@
  * "sent" and stays connected until stdin closes (at most 30 s). With
  * "late" it acts as if the node's first HELLO was lost, and answers the
  * next one.
- * As a recorder: lwwforge record URL NONCE_HEX OUT dials a node's
- * --gossip, sends a HELLO with that nonce and writes the node's signed
- * heartbeat answering it to OUT (to replay it elsewhere).
+ * As a recorder: lwwforge record dial|listen URL NONCE_HEX OUT dials a
+ * node's --gossip (or listens where a node's --peer dials), sends a HELLO
+ * with that nonce every 500 ms and writes the node's signed heartbeat
+ * answering it to OUT (to replay it elsewhere); exit 1 if none comes in
+ * 10 s (30 s listening). A node answers only on a connection it dialled,
+ * or once the dialler proved itself: dialling one gets no answer.
  *
  * As a repair asker: lwwforge push URL KEYFILE sends one signed PUSH_REQ
  * to a node's --sync URL with two entries, forge-push/own=x stamped with
@@ -642,12 +645,12 @@ link_main(const char *url, const char *keyfile, const char *file, int skip)
 
 /* lwwforge record URL NONCE_HEX OUT: see the top of the file. */
 static int
-record_main(const char *url, const char *hex, const char *out)
+record_main(const char *how, const char *url, const char *hex, const char *out)
 {
 	lww_buf hello = LWW_BUF_INIT, proof = LWW_BUF_INIT;
 	uint8_t nonce[LWW_HELLO_NONCE_BYTES], theirs[LWW_HELLO_NONCE_BYTES];
-	uint64_t until = now_ms() + 10000;
-	int asked = 0, rc = 1;
+	uint64_t until = now_ms() + 10000, next = 0;
+	int asked = 0, rc = 1, listening = strcmp(how, "listen") == 0;
 	nng_socket s;
 	FILE *f;
 
@@ -659,19 +662,25 @@ record_main(const char *url, const char *hex, const char *out)
 		return 2;
 	}
 	if (lww_hello_encode(&hello, nonce) != LWW_OK ||
-	    nng_pair1_open(&s) != 0 || nng_dial(s, url, NULL, 0) != 0) {
-		fprintf(stderr, "lwwforge: cannot dial %s\n", url);
+	    nng_pair1_open(&s) != 0 ||
+	    (listening ? nng_listen(s, url, NULL, 0)
+	               : nng_dial(s, url, NULL, 0)) != 0) {
+		fprintf(stderr, "lwwforge: cannot %s %s\n", how, url);
 		return 1;
+	}
+	if (listening) {
+		until += 20000; /* the node's dialer retries */
 	}
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 100);
-	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 2000);
-	if (nng_send(s, hello.p, hello.len, 0) != 0) {
-		fprintf(stderr, "lwwforge: cannot send to %s\n", url);
-		nng_close(s);
-		return 1;
-	}
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 100);
 	while (proof.len == 0 && now_ms() < until) {
 		nng_msg *m;
+		/* Again every 500 ms: one sent before the node has taken
+		 * the connection in, or before anybody dialled, is lost. */
+		if (now_ms() >= next) {
+			(void) nng_send(s, hello.p, hello.len, 0);
+			next = now_ms() + 500;
+		}
 		if (nng_recvmsg(s, &m, 0) == 0) {
 			scan_link(nng_msg_body(m), nng_msg_len(m), theirs,
 			          &asked, &proof);
@@ -863,11 +872,12 @@ main(int argc, char **argv)
 		}
 		return link_main(argv[2], argv[3], argv[4], argc == 6);
 	}
-	if (argc == 5 && strcmp(argv[1], "record") == 0) {
+	if (argc == 6 && strcmp(argv[1], "record") == 0 &&
+	    (strcmp(argv[2], "dial") == 0 || strcmp(argv[2], "listen") == 0)) {
 		if (sodium_init() < 0) {
 			return 1;
 		}
-		return record_main(argv[2], argv[3], argv[4]);
+		return record_main(argv[2], argv[3], argv[4], argv[5]);
 	}
 	if (argc == 4 && strcmp(argv[1], "push") == 0) {
 		if (sodium_init() < 0) {
@@ -885,7 +895,8 @@ main(int argc, char **argv)
 		                "KEYFILE tamper|pass|dropfirst\n"
 		                "       lwwforge push URL KEYFILE\n"
 		                "       lwwforge link URL KEYFILE FILE [late]\n"
-		                "       lwwforge record URL NONCE_HEX OUT\n");
+		                "       lwwforge record dial|listen URL "
+		                "NONCE_HEX OUT\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || lww_key_load(argv[2], &k) != LWW_OK) {

@@ -156,22 +156,26 @@ class HostileLink(ClusterTest):
         wait_until(lambda: n2.lookup("back") == "2", what="gossip back")
 
     def test_replayed_heartbeat_proves_nothing(self):
-        # A stranger sends n2 a HELLO, records the signed heartbeat n2
-        # answers it with, and presents it to n1 as if it were n2, with an
-        # announcement of a batch of n2 far beyond anything n2 sent. n1
-        # sent that connection a nonce of its own, so the heartbeat is
-        # refused (counted), the connection stays a stranger's, and the
-        # announcement is ignored: nothing is grafted. (Before HELLO, a
-        # replayed heartbeat made the stranger n2's neighbour.)
+        # An address n2 dials (a --peer of n2 the attacker holds) records
+        # the signed heartbeat n2 answers its HELLO with, and presents it
+        # to n1 as if it were n2, with an announcement of a batch of n2
+        # far beyond anything n2 sent. n1 sent that connection a nonce of
+        # its own, so the heartbeat is refused (counted), the connection
+        # stays a stranger's, and the announcement is ignored: nothing is
+        # grafted. (Before HELLO, a replayed heartbeat made the stranger
+        # n2's neighbour.)
         c = self.cluster(2, extra=["--repair-interval", "0"])
-        c.start()
         n1, n2 = c.nodes
+        trap = f"ipc://{c.dir}/trap.gossip"
+        n2.peers = n2.peers + [trap]
+        proof = os.path.join(c.dir, "n2.proof")
+        rec = subprocess.Popen([LWWFORGE, "record", "listen", trap,
+                                "ab" * 16, proof], stderr=subprocess.PIPE)
+        c.start()
+        self.assertEqual(rec.wait(timeout=60), 0, rec.stderr.read())
+        rec.stderr.close()
         self.assertEqual(n2.ctl("add", "before", "1").rc, 0)
         wait_until(lambda: n1.lookup("before") == "1", what="gossip")
-        proof = os.path.join(c.dir, "n2.proof")
-        r = subprocess.run([LWWFORGE, "record", n2.gossip, "ab" * 16, proof],
-                           capture_output=True, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
         with open(proof, "rb") as f:
             hb = f.read()
         origin = int(n2.stats()["node"], 16)
@@ -188,6 +192,21 @@ class HostileLink(ClusterTest):
         self.assertEqual(after["neighbours"], 1)
         self.assertEqual(n2.ctl("add", "after", "2").rc, 0)
         wait_until(lambda: n1.lookup("after") == "2", what="gossip")
+
+    def test_a_stranger_who_dials_gets_no_proof(self):
+        # A node answers a HELLO only on a connection it dialled, or once
+        # the dialler proved to be a trusted node. Else a stranger could
+        # dial n1 and n2, pass n1's nonce to n2 in a HELLO of its own and
+        # carry n2's proof back to n1, and any connector could make a
+        # node sign on demand.
+        c = self.cluster(1)
+        c.start()
+        n1 = c.nodes[0]
+        r = subprocess.run([LWWFORGE, "record", "dial", n1.gossip,
+                            "cd" * 16, os.path.join(c.dir, "none")],
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(b"no answer to the HELLO", r.stderr)
 
     def test_a_lost_hello_is_sent_again(self):
         # A HELLO (or the proof answering it) can be lost on a busy
