@@ -826,7 +826,8 @@ export_stranded(lwwd *d, const find_acc *a, uint64_t now_ms, char *path,
  * would make the older write win, but the peer's write is adopted and
  * ours exported; a key a peer holds this very write of (its clock ran
  * ahead too) is kept and exported (it wins until its stamp passes).
- * 0 when done (the fence may lift), -1 to retry. */
+ * 0 when done (the fence may lift), 1 while it waits for a silent
+ * configured peer (REBASE_PEER_WAIT_MS), -1 to retry. */
 static int
 rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 {
@@ -838,6 +839,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 	char path[4096] = "";
 	lww_txn *t = NULL;
 	size_t asked = 0, missing = 0, unasked = 0, committed = 0;
+	int waiting = 0;
 	uint64_t cdone = 0, cexported = 0;
 	char miss_url[256] = "";
 	lww_err rv;
@@ -910,6 +912,7 @@ rebase(lwwd *d, uint64_t now_ms, uint64_t mark, clock_peer **ask, size_t nask)
 			         "after %d s without it the keys stay at their "
 			         "stamps)",
 			         miss_url, missing, REBASE_PEER_WAIT_MS / 1000);
+			waiting = 1;
 			goto out;
 		}
 	}
@@ -1102,7 +1105,7 @@ out:
 	find_free(&a);
 	lww_buf_fini(&req);
 	lww_buf_fini(&env);
-	return -1;
+	return waiting ? 1 : -1;
 }
 
 /* ---- the decision ---- */
@@ -1230,10 +1233,15 @@ judge(lwwd *d)
 		 * is stamped from the old mark meanwhile. */
 		set_fence(d, fence, fence_ms, n);
 		if (agrees && now >= c->rebase_due) {
-			if (rebase(d, wall, mark, ask, n) == 0) {
+			int rv = rebase(d, wall, mark, ask, n);
+			if (rv == 0) {
 				fence = FENCE_NONE;
 				rebased = 1;
 				c->rebase_backoff = 0;
+			} else if (rv > 0) {
+				/* Waiting for a peer: ask again next
+				 * round, the decision at the wait's end. */
+				c->rebase_due = lwwd_mono_ms() + PROBE_EVERY_MS;
 			} else {
 				c->rebase_backoff =
 				    c->rebase_backoff == 0 ? PROBE_EVERY_MS
@@ -1245,6 +1253,10 @@ judge(lwwd *d)
 				    lwwd_mono_ms() + c->rebase_backoff;
 			}
 		}
+	}
+	if (fence != FENCE_MARK) {
+		/* Whatever lifted it, the next recovery waits anew. */
+		c->rebase_wait_since = 0;
 	}
 	set_fence(d, fence, fence_ms, n);
 	/* Counted once the fence is lifted: a client that sees the count
