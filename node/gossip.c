@@ -628,51 +628,43 @@ heartbeat(lwwd_gossip *g, uint32_t pipe, const uint8_t *p, size_t n)
 		pthread_mutex_unlock(&g->mtx); /* the connection is gone */
 		return;
 	}
-	{
-		if (nb->node == 0 &&
-		    (!hb.proof || memcmp(hb.nonce, nb->challenge,
-		                         sizeof(nb->challenge)) != 0)) {
-			/* Not (yet) the answer to our HELLO here: a plain
-			 * heartbeat before the proof, or one recorded
-			 * elsewhere and replayed. */
-			pthread_mutex_unlock(&g->mtx);
-			if (hb.proof) {
-				reject(&d->stats.rejected_unproven, "unproven",
-				       who.name);
-			}
-			return;
+	if (nb->node == 0 ? !hb.proof || memcmp(hb.nonce, nb->challenge,
+	                                        sizeof(nb->challenge)) != 0
+	                  : nb->node != who.node) {
+		/* Not the answer to our HELLO here (a plain heartbeat before
+		 * the proof is only early; a proof recorded elsewhere is
+		 * replayed), or another node's heartbeat on a connection
+		 * proved to be one node's: relayed or replayed, never its
+		 * contact. */
+		int counted = hb.proof || nb->node != 0;
+		pthread_mutex_unlock(&g->mtx);
+		if (counted) {
+			reject(&d->stats.rejected_unproven, "unproven",
+			       who.name);
 		}
-		if (nb->node != who.node) {
-			if (nb->node != 0) {
-				/* Another node's heartbeat on a connection
-				 * proved to be one node's: relayed or
-				 * replayed, never its contact. */
-				pthread_mutex_unlock(&g->mtx);
-				reject(&d->stats.rejected_unproven, "unproven",
-				       who.name);
-				return;
-			}
-			lwwd_log(LWWD_LOG_INFO, "neighbour_up",
-			         "name=%s node=%016llx url=%s direction=%s",
-			         who.name, (unsigned long long) who.node,
-			         nb->url != NULL ? nb->url : "-",
-			         nb->out ? "out" : "in");
-			nb->node = who.node;
-			nb_pick(g, nb);
-			if (nb->owes_proof) {
-				g->dirty = 1; /* our answer may go now */
-				lwwd_thr_wake(&g->thr);
-			}
-		}
-		memcpy(nb->name, who.name, sizeof(nb->name));
-		nb->last_ms = lwwd_mono_ms();
-		(void) origin_add(g, who.node);
-		if ((nb = nb_link(g, pipe)) != NULL && nb_member(g, nb)) {
-			nb->last_ms = lwwd_mono_ms();
-			announce(g, nb, who.node, hb.seq);
-		}
-		publish_counts(g);
+		return;
 	}
+	if (nb->node == 0) {
+		lwwd_log(LWWD_LOG_INFO, "neighbour_up",
+		         "name=%s node=%016llx url=%s direction=%s", who.name,
+		         (unsigned long long) who.node,
+		         nb->url != NULL ? nb->url : "-",
+		         nb->out ? "out" : "in");
+		nb->node = who.node;
+		nb_pick(g, nb);
+		if (nb->owes_proof) {
+			g->dirty = 1; /* our answer may go now */
+			lwwd_thr_wake(&g->thr);
+		}
+	}
+	memcpy(nb->name, who.name, sizeof(nb->name));
+	nb->last_ms = lwwd_mono_ms();
+	(void) origin_add(g, who.node);
+	if ((nb = nb_link(g, pipe)) != NULL && nb_member(g, nb)) {
+		nb->last_ms = lwwd_mono_ms();
+		announce(g, nb, who.node, hb.seq);
+	}
+	publish_counts(g);
 	pthread_mutex_unlock(&g->mtx);
 	note_heartbeat(d, who.node, hb.seq);
 }
@@ -1369,8 +1361,9 @@ unproven(lwwd_gossip *g, uint64_t now, nng_pipe *close, size_t max)
 }
 
 /* Moves each neighbour's pending messages to its queue (g->mtx held):
- * heartbeat (hb, when it owes one or beat), PRUNE (the encoded prune),
- * GRAFT, IHAVE (on a tick), then its bundle. */
+ * HELLO (until proved), heartbeat (hb, on a beat), PRUNE (the encoded
+ * prune), GRAFT, IHAVE (on a tick), then its bundle. Proofs go by
+ * send_proofs. */
 static void
 gather(lwwd_gossip *g, const lww_buf *hb, const lww_buf *prune, int beat,
        int tick)

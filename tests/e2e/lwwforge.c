@@ -431,29 +431,17 @@ tamper(uint8_t *p, size_t n)
 	}
 }
 
-/* Whether p is a signed BATCH. */
+/* Whether p is a signed message of that type (a BATCH, or a HEARTBEAT:
+ * a node's own, which a relay never passes on, as a node never does). */
 static int
-is_batch(const uint8_t *p, size_t n)
+signed_is(const uint8_t *p, size_t n, uint8_t want)
 {
 	lww_envelope env;
 	uint8_t type;
 
 	return lww_envelope_open(p, n, NULL, &env) == LWW_OK &&
 	       lww_msg_peek(env.payload, env.plen, &type) == LWW_OK &&
-	       type == LWW_MSG_BATCH;
-}
-
-/* Whether p is a signed HEARTBEAT (a node's own: a relay never passes
- * one on, as a node never does). */
-static int
-is_heartbeat(const uint8_t *p, size_t n)
-{
-	lww_envelope env;
-	uint8_t type;
-
-	return lww_envelope_open(p, n, NULL, &env) == LWW_OK &&
-	       lww_msg_peek(env.payload, env.plen, &type) == LWW_OK &&
-	       type == LWW_MSG_HEARTBEAT;
+	       type == want;
 }
 
 /* What the relay passes on of a message (alone, or the messages of a
@@ -483,9 +471,10 @@ pass_on(const uint8_t *p, size_t n, int drop, int *dropped, lww_buf *out,
 		first = 0;
 		if (lww_hello_decode(m, mn, hello) == LWW_OK) {
 			*asked = 1;
-		} else if (is_heartbeat(m, mn)) {
+		} else if (signed_is(m, mn, LWW_MSG_HEARTBEAT)) {
 			continue;
-		} else if (drop && !*dropped && is_batch(m, mn)) {
+		} else if (drop && !*dropped &&
+		           signed_is(m, mn, LWW_MSG_BATCH)) {
 			*dropped = 1;
 		} else if (mn < 2 || lww_bundle_add(out, m, mn) != LWW_OK) {
 			return 0;

@@ -236,6 +236,18 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def forge_key(cluster, trusted, name="forge"):
+    """A new key for lwwforge in the cluster's directory, listed in its
+    trust file as NAME if trusted (before the nodes start)."""
+    path = os.path.join(cluster.dir, f"{name}.key")
+    r = ctl("keygen", path)
+    assert r.rc == 0, r
+    if trusted:
+        with open(cluster.trustfile, "a") as f:
+            f.write(f"{name} {r.out.strip()}\n")
+    return path
+
+
 def start_links(c, dials, extra=None):
     """Starts cluster c where node i dials only dials[i] (indexes), and
     waits until every node knows each of its neighbours by their

@@ -12,8 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import (LWWFORGE, ClusterTest, ctl, start_links,  # noqa: E402
-                     wait_until)
+from lwwtest import (LWWFORGE, ClusterTest, forge_key,  # noqa: E402
+                     start_links, wait_until)
 import lwwtest  # noqa: E402
 
 def holds(nodes, key, value):
@@ -62,11 +62,7 @@ class RelayTest(ClusterTest):
     def relay(self, mode):
         c = self.cluster(2)
         a, b = c.nodes
-        key = os.path.join(c.dir, "relay.key")
-        r = ctl("keygen", key)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"relay {r.out.strip()}\n")
+        key = forge_key(c, True, "relay")
         listen = f"ipc://{c.dir}/relay.gossip"
         a.peers = []  # the relay dials A
         b.peers = [listen]

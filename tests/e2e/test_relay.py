@@ -12,8 +12,8 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lwwtest import (LWWFORGE, ClusterTest, ctl, gossip,  # noqa: E402
-                     start_links, wait_until)
+from lwwtest import (LWWFORGE, ClusterTest, forge_key,  # noqa: E402
+                     gossip, start_links, wait_until)
 
 
 def send_link(c, node, name, data, wait=1):
@@ -214,11 +214,7 @@ class HostileLink(ClusterTest):
         # end proves who it is. lwwforge ignores the first HELLO; it is
         # still taken for the trusted neighbour it is.
         c = self.cluster(1)
-        key = os.path.join(c.dir, "late.key")
-        r = ctl("keygen", key)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"late {r.out.strip()}\n")
+        key = forge_key(c, True, "late")
         c.start()
         n1 = c.nodes[0]
         claim = os.path.join(c.dir, "claim")
@@ -242,11 +238,7 @@ class HostileLink(ClusterTest):
         # nothing, and gives up: passing over only what it has seen of
         # n2, so n2's next batches still arrive by gossip (repair is off).
         c = self.cluster(2, extra=["--repair-interval", "0"])
-        key = os.path.join(c.dir, "liar.key")
-        r = ctl("keygen", key)
-        self.assertEqual(r.rc, 0, r)
-        with open(c.trustfile, "a") as f:
-            f.write(f"liar {r.out.strip()}\n")
+        key = forge_key(c, True, "liar")
         c.start()
         n1, n2 = c.nodes
         self.assertEqual(n2.ctl("add", "before", "1").rc, 0)

@@ -19,7 +19,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lwwtest  # noqa: E402
-from lwwtest import LWWFORGE, ClusterTest, ctl, wait_until  # noqa: E402
+from lwwtest import (LWWFORGE, ClusterTest, ctl, forge_key,  # noqa: E402
+                     wait_until)
 
 KEY_MAX = 1024
 VAL_MAX = 1024 * 1024
@@ -57,18 +58,6 @@ def lookup_raw(node, key):
     if r.rc != 0 or not r.raw.endswith(b"\n"):
         return None
     return r.raw[:-1]
-
-
-def forge_key(cluster, trusted, name="forge"):
-    """A new key for lwwforge in the cluster's directory, listed in its
-    trust file as NAME if trusted (before the nodes start)."""
-    path = os.path.join(cluster.dir, f"{name}.key")
-    r = ctl("keygen", path)
-    assert r.rc == 0, r
-    if trusted:
-        with open(cluster.trustfile, "a") as f:
-            f.write(f"{name} {r.out.strip()}\n")
-    return path
 
 
 def listing(node):
